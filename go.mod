@@ -1,0 +1,3 @@
+module github.com/kioskd/kioskd
+
+go 1.26.8

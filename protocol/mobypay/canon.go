@@ -1,0 +1,664 @@
+package mobypay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxDepth bounds nesting of received JSON. Real payloads nest two deep
+// (plans[].installmentDetails[]); the bound keeps a hostile frame from
+// exhausting the stack.
+const MaxDepth = 32
+
+// maxIntDigits mirrors CPython's default int string conversion limit
+// (sys.get_int_max_str_digits): json.loads refuses longer integers, so a
+// peer using Python could never have signed one.
+const maxIntDigits = 4300
+
+// SyntaxError reports why a received payload cannot be canonicalised.
+type SyntaxError struct {
+	Offset int // byte offset in the input
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("mobypay: json: %s at offset %d", e.Msg, e.Offset)
+}
+
+type kind uint8
+
+const (
+	kObject kind = iota + 1
+	kArray
+	kString
+	kNumber // integer literal
+	kFloat  // literal with '.', 'e' or 'E'
+	kTrue
+	kFalse
+	kNull
+)
+
+// node is one JSON value in a parsed document. Spans index the input; a
+// member's decoded key lives in Parser.keys.
+type node struct {
+	kind       kind
+	start, end int32 // value span in the input (strings include quotes)
+	keyStart   int32 // decoded key span in Parser.keys (object members only)
+	keyEnd     int32
+	kids       int32 // first child index in Parser.kids
+	nkids      int32
+	oStart     int32 // span of this value in the last AppendCanonical output
+	oEnd       int32
+}
+
+// Parser parses JSON into a flat tree and writes it back in the form
+// Python's json.dumps(obj, sort_keys=True, separators=(',', ':')) produces.
+// A Parser is reused across messages so that steady-state parsing allocates
+// nothing; it is not safe for concurrent use.
+type Parser struct {
+	in    []byte
+	nodes []node
+	kids  []int32
+	stack []int32
+	keys  []byte
+	str   []byte // scratch for decoding string values
+	depth int
+}
+
+// Canonical appends the canonical form of the JSON text src to dst.
+func (p *Parser) Canonical(dst, src []byte) ([]byte, error) {
+	root, err := p.Parse(src)
+	if err != nil {
+		return dst, err
+	}
+	return p.AppendCanonical(dst, root)
+}
+
+// Canonical is a convenience wrapper for one-off use.
+func Canonical(src []byte) ([]byte, error) {
+	var p Parser
+	return p.Canonical(nil, src)
+}
+
+// Parse parses src as one JSON value, surrounded only by whitespace, and
+// returns the root node. The tree stays valid until the next Parse.
+func (p *Parser) Parse(src []byte) (int32, error) {
+	if len(src) > 1<<30 {
+		return 0, &SyntaxError{0, "input too large"}
+	}
+	p.in = src
+	p.nodes = p.nodes[:0]
+	p.kids = p.kids[:0]
+	p.stack = p.stack[:0]
+	p.keys = p.keys[:0]
+	p.depth = 0
+	i := skipWS(src, 0)
+	root, i, err := p.value(i)
+	if err != nil {
+		return 0, err
+	}
+	if i = skipWS(src, i); i != len(src) {
+		return 0, &SyntaxError{i, "trailing data after JSON value"}
+	}
+	return root, nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func (p *Parser) add(n node) int32 {
+	p.nodes = append(p.nodes, n)
+	return int32(len(p.nodes) - 1)
+}
+
+func (p *Parser) value(i int) (int32, int, error) {
+	b := p.in
+	if i >= len(b) {
+		return 0, i, &SyntaxError{i, "unexpected end of input"}
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return p.object(i)
+	case c == '[':
+		return p.array(i)
+	case c == '"':
+		end, err := scanString(b, i)
+		if err != nil {
+			return 0, i, err
+		}
+		return p.add(node{kind: kString, start: int32(i), end: int32(end)}), end, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		end, isFloat, err := scanNumber(b, i)
+		if err != nil {
+			return 0, i, err
+		}
+		k := kNumber
+		if isFloat {
+			k = kFloat
+		}
+		return p.add(node{kind: k, start: int32(i), end: int32(end)}), end, nil
+	case bytes.HasPrefix(b[i:], []byte("true")):
+		return p.add(node{kind: kTrue, start: int32(i), end: int32(i + 4)}), i + 4, nil
+	case bytes.HasPrefix(b[i:], []byte("false")):
+		return p.add(node{kind: kFalse, start: int32(i), end: int32(i + 5)}), i + 5, nil
+	case bytes.HasPrefix(b[i:], []byte("null")):
+		return p.add(node{kind: kNull, start: int32(i), end: int32(i + 4)}), i + 4, nil
+	case c == 'N' || c == 'I':
+		return 0, i, &SyntaxError{i, "NaN and Infinity are not allowed"}
+	default:
+		return 0, i, &SyntaxError{i, fmt.Sprintf("unexpected character %q", c)}
+	}
+}
+
+func (p *Parser) enter(i int) error {
+	p.depth++
+	if p.depth > MaxDepth {
+		return &SyntaxError{i, fmt.Sprintf("nesting deeper than %d", MaxDepth)}
+	}
+	return nil
+}
+
+// finish moves the children collected on the stack since mark into kids.
+func (p *Parser) finish(self int32, mark int) {
+	n := &p.nodes[self]
+	n.kids = int32(len(p.kids))
+	n.nkids = int32(len(p.stack) - mark)
+	p.kids = append(p.kids, p.stack[mark:]...)
+	p.stack = p.stack[:mark]
+	p.depth--
+}
+
+func (p *Parser) object(start int) (int32, int, error) {
+	if err := p.enter(start); err != nil {
+		return 0, start, err
+	}
+	b := p.in
+	self := p.add(node{kind: kObject, start: int32(start)})
+	mark := len(p.stack)
+	i := skipWS(b, start+1)
+	if i < len(b) && b[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return 0, i, &SyntaxError{i, "expected object key"}
+			}
+			kend, err := scanString(b, i)
+			if err != nil {
+				return 0, i, err
+			}
+			ks := len(p.keys)
+			p.keys, err = decodeString(p.keys, b[i:kend])
+			if err != nil {
+				return 0, i, err
+			}
+			ke := len(p.keys)
+			i = skipWS(b, kend)
+			if i >= len(b) || b[i] != ':' {
+				return 0, i, &SyntaxError{i, "expected ':' after object key"}
+			}
+			i = skipWS(b, i+1)
+			v, next, err := p.value(i)
+			if err != nil {
+				return 0, next, err
+			}
+			p.nodes[v].keyStart, p.nodes[v].keyEnd = int32(ks), int32(ke)
+			p.stack = append(p.stack, v)
+			i = skipWS(b, next)
+			if i < len(b) && b[i] == ',' {
+				i = skipWS(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			return 0, i, &SyntaxError{i, "expected ',' or '}' in object"}
+		}
+	}
+	p.nodes[self].end = int32(i)
+	p.finish(self, mark)
+	if err := p.sortMembers(self); err != nil {
+		return 0, start, err
+	}
+	return self, i, nil
+}
+
+func (p *Parser) array(start int) (int32, int, error) {
+	if err := p.enter(start); err != nil {
+		return 0, start, err
+	}
+	b := p.in
+	self := p.add(node{kind: kArray, start: int32(start)})
+	mark := len(p.stack)
+	i := skipWS(b, start+1)
+	if i < len(b) && b[i] == ']' {
+		i++
+	} else {
+		for {
+			v, next, err := p.value(i)
+			if err != nil {
+				return 0, next, err
+			}
+			p.stack = append(p.stack, v)
+			i = skipWS(b, next)
+			if i < len(b) && b[i] == ',' {
+				i = skipWS(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == ']' {
+				i++
+				break
+			}
+			return 0, i, &SyntaxError{i, "expected ',' or ']' in array"}
+		}
+	}
+	p.nodes[self].end = int32(i)
+	p.finish(self, mark)
+	return self, i, nil
+}
+
+func (p *Parser) key(n int32) []byte {
+	nd := &p.nodes[n]
+	return p.keys[nd.keyStart:nd.keyEnd]
+}
+
+// sortMembers orders an object's members by key, as Python sorts str keys
+// (by code point, which is UTF-8 byte order), and refuses duplicates:
+// Python would keep the last one silently, and a signer and a verifier that
+// disagree on which one counts is a forgery waiting to happen.
+func (p *Parser) sortMembers(obj int32) error {
+	o := p.nodes[obj]
+	m := p.kids[o.kids : o.kids+o.nkids]
+	cmp := func(a, b int32) int { return bytes.Compare(p.key(a), p.key(b)) }
+	if len(m) <= 12 {
+		for i := 1; i < len(m); i++ {
+			for j := i; j > 0 && cmp(m[j-1], m[j]) > 0; j-- {
+				m[j-1], m[j] = m[j], m[j-1]
+			}
+		}
+	} else {
+		slices.SortFunc(m, cmp)
+	}
+	for i := 1; i < len(m); i++ {
+		if cmp(m[i-1], m[i]) == 0 {
+			return &SyntaxError{int(o.start), fmt.Sprintf("duplicate key %q", p.key(m[i]))}
+		}
+	}
+	return nil
+}
+
+// scanString returns the index just past the closing quote of the string
+// starting at b[i]. It checks structure only; decodeString validates content.
+func scanString(b []byte, i int) (int, error) {
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, nil
+		case c == '\\':
+			j++
+		case c < 0x20:
+			return 0, &SyntaxError{j, "control character in string"}
+		}
+	}
+	return 0, &SyntaxError{i, "unterminated string"}
+}
+
+// scanNumber accepts the JSON number grammar, which is also what Python's
+// json scanner accepts, and reports whether Python would make it a float.
+func scanNumber(b []byte, i int) (end int, isFloat bool, err error) {
+	start := i
+	if b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		s := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - s
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+		if i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			return 0, false, &SyntaxError{i, "leading zero in number"}
+		}
+	case digits() == 0:
+		if i < len(b) && b[i] == 'I' {
+			return 0, false, &SyntaxError{start, "NaN and Infinity are not allowed"}
+		}
+		return 0, false, &SyntaxError{i, "invalid number"}
+	}
+	intEnd := i
+	if i < len(b) && b[i] == '.' {
+		isFloat = true
+		i++
+		if digits() == 0 {
+			return 0, false, &SyntaxError{i, "digit expected after decimal point"}
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		isFloat = true
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0, false, &SyntaxError{i, "digit expected in exponent"}
+		}
+	}
+	if !isFloat && intEnd-start > maxIntDigits+1 {
+		return 0, false, &SyntaxError{start, "integer has too many digits"}
+	}
+	return i, isFloat, nil
+}
+
+// decodeString appends the UTF-8 text of the quoted JSON string raw to dst.
+// Invalid UTF-8 and lone surrogates are refused: neither survives a trip
+// through a signer that encodes text, so accepting them only widens the
+// ways two parties could disagree about the signed bytes.
+func decodeString(dst, raw []byte) ([]byte, error) {
+	s := raw[1 : len(raw)-1]
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(s) {
+				return dst, &SyntaxError{i, "bad escape"}
+			}
+			switch e := s[i+1]; e {
+			case '"', '\\', '/':
+				dst = append(dst, e)
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				r, ok := hex4(s[i+2:])
+				if !ok {
+					return dst, &SyntaxError{i, "bad \\u escape"}
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					var r2 rune = -1
+					if r < 0xdc00 && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+						r2, ok = hex4(s[i+2:])
+						if !ok {
+							return dst, &SyntaxError{i, "bad \\u escape"}
+						}
+					}
+					r = utf16.DecodeRune(r, r2)
+					if r == utf8.RuneError {
+						return dst, &SyntaxError{i, "lone surrogate in string"}
+					}
+					i += 6
+				}
+				dst = utf8.AppendRune(dst, r)
+				continue
+			default:
+				return dst, &SyntaxError{i, fmt.Sprintf("bad escape \\%c", e)}
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return dst, &SyntaxError{i, "invalid UTF-8 in string"}
+			}
+			dst = append(dst, s[i:i+size]...)
+			i += size
+		}
+	}
+	return dst, nil
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+const hexdigits = "0123456789abcdef"
+
+// AppendPyString appends s (UTF-8) as Python's json.dumps writes a str with
+// ensure_ascii: short escapes for the usual controls, \u00XX for the rest of
+// C0 and DEL, \uXXXX (surrogate pairs above U+FFFF) for everything outside
+// ASCII, and nothing else escaped (not '/', '<', '>' or '&').
+func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f {
+			if c == '"' || c == '\\' {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch c {
+		case '\n':
+			dst = append(dst, '\\', 'n')
+			i++
+			continue
+		case '\r':
+			dst = append(dst, '\\', 'r')
+			i++
+			continue
+		case '\t':
+			dst = append(dst, '\\', 't')
+			i++
+			continue
+		case '\b':
+			dst = append(dst, '\\', 'b')
+			i++
+			continue
+		case '\f':
+			dst = append(dst, '\\', 'f')
+			i++
+			continue
+		}
+		var r rune
+		size := 1
+		if c < utf8.RuneSelf {
+			r = rune(c)
+		} else {
+			r, size = decodeRune(s[i:])
+		}
+		i += size
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			dst = appendU(dst, r1)
+			dst = appendU(dst, r2)
+		} else {
+			dst = appendU(dst, r)
+		}
+	}
+	return append(dst, '"')
+}
+
+// decodeRune decodes through a stack buffer so that one generic body serves
+// string and []byte without converting (and allocating) either.
+func decodeRune[S ~string | ~[]byte](s S) (rune, int) {
+	var buf [utf8.UTFMax]byte
+	n := copy(buf[:], s[:min(len(s), utf8.UTFMax)])
+	return utf8.DecodeRune(buf[:n])
+}
+
+func appendU(dst []byte, r rune) []byte {
+	return append(dst, '\\', 'u',
+		hexdigits[r>>12&0xf], hexdigits[r>>8&0xf], hexdigits[r>>4&0xf], hexdigits[r&0xf])
+}
+
+// AppendPyFloat appends f as Python's repr(float) writes it: the shortest
+// digits that round-trip, fixed notation for 1e-4 <= |f| < 1e16 with at
+// least one fractional digit, otherwise d.ddde±XX.
+func AppendPyFloat(dst []byte, f float64) []byte {
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // [-]d[.ddd]e±XX
+	neg := e[0] == '-'
+	if neg {
+		e = e[1:]
+		dst = append(dst, '-')
+	}
+	ePos := bytes.IndexByte(e, 'e')
+	mant, exp := e[:ePos], e[ePos+1:]
+	x := 0
+	for _, c := range exp[1:] {
+		x = x*10 + int(c-'0')
+	}
+	if exp[0] == '-' {
+		x = -x
+	}
+	var digits [24]byte
+	nd := 0
+	for _, c := range mant {
+		if c != '.' {
+			digits[nd] = c
+			nd++
+		}
+	}
+	decpt := x + 1 // value = 0.d1d2... × 10^decpt
+	if f == 0 {
+		decpt = 1
+	}
+	if decpt <= -4 || decpt > 16 {
+		dst = append(dst, digits[0])
+		if nd > 1 {
+			dst = append(dst, '.')
+			dst = append(dst, digits[1:nd]...)
+		}
+		dst = append(dst, 'e')
+		if x < 0 {
+			dst = append(dst, '-')
+			x = -x
+		} else {
+			dst = append(dst, '+')
+		}
+		if x < 10 {
+			dst = append(dst, '0')
+		}
+		return strconv.AppendInt(dst, int64(x), 10)
+	}
+	switch {
+	case decpt <= 0:
+		dst = append(dst, '0', '.')
+		for range -decpt {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits[:nd]...)
+	case decpt >= nd:
+		dst = append(dst, digits[:nd]...)
+		for range decpt - nd {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, '.', '0')
+	default:
+		dst = append(dst, digits[:decpt]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[decpt:nd]...)
+	}
+	return dst
+}
+
+var errNonFinite = errors.New("number out of float range (Python would write Infinity)")
+
+// AppendCanonical writes the subtree rooted at n in canonical form. It
+// records where each value landed in dst, so that a decoder can take field
+// values as substrings of one copy of the canonical bytes.
+func (p *Parser) AppendCanonical(dst []byte, n int32) ([]byte, error) {
+	p.nodes[n].oStart = int32(len(dst))
+	dst, err := p.appendCanonical(dst, n)
+	p.nodes[n].oEnd = int32(len(dst))
+	return dst, err
+}
+
+func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
+	nd := p.nodes[n]
+	raw := p.in[nd.start:nd.end]
+	var err error
+	switch nd.kind {
+	case kObject:
+		dst = append(dst, '{')
+		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendPyString(dst, p.key(k))
+			dst = append(dst, ':')
+			if dst, err = p.AppendCanonical(dst, k); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	case kArray:
+		dst = append(dst, '[')
+		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = p.AppendCanonical(dst, k); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case kString:
+		p.str, err = decodeString(p.str[:0], raw)
+		if err != nil {
+			err.(*SyntaxError).Offset += int(nd.start) + 1
+			return dst, err
+		}
+		return AppendPyString(dst, p.str), nil
+	case kNumber:
+		if string(raw) == "-0" { // Python's int("-0") is 0
+			return append(dst, '0'), nil
+		}
+		return append(dst, raw...), nil
+	case kFloat:
+		f, perr := strconv.ParseFloat(string(raw), 64)
+		if perr != nil { // only out of range can fail after scanNumber
+			return dst, &SyntaxError{int(nd.start), errNonFinite.Error()}
+		}
+		return AppendPyFloat(dst, f), nil
+	default: // true, false, null are written as read
+		return append(dst, raw...), nil
+	}
+}

@@ -1,0 +1,137 @@
+package mobypay
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+)
+
+// DevSecret is the shared secret printed in MobyPay's integration document.
+// It is public, so a deployment that uses it is not authenticated at all.
+const DevSecret = "POS-KIOSK-SECRET-KEY-2024"
+
+// Errors returned by Codec.Open. Callers match them with errors.Is; the
+// wrapped text says which part of the envelope was wrong.
+var (
+	ErrMalformed = errors.New("mobypay: malformed envelope")
+	ErrSignature = errors.New("mobypay: bad signature")
+)
+
+// Codec signs outgoing and verifies incoming envelopes
+// {"payload": {...}, "signature": "<hex HMAC-SHA256>"}. It keeps its
+// buffers between messages; it is not safe for concurrent use.
+type Codec struct {
+	mac   hash.Hash
+	p     Parser
+	canon []byte
+	sum   [sha256.Size]byte
+	root  int32 // payload node of the last Open
+}
+
+// NewCodec returns a codec for the shared secret.
+func NewCodec(secret []byte) *Codec {
+	return &Codec{mac: hmac.New(sha256.New, secret), canon: make([]byte, 0, 1024)}
+}
+
+func (c *Codec) macOf(canonical []byte) []byte {
+	c.mac.Reset()
+	c.mac.Write(canonical)
+	return c.mac.Sum(c.sum[:0])
+}
+
+// Open parses one received envelope, canonicalises its payload and checks
+// the signature in constant time. The wire bytes are never verified as
+// they are: the POS sends keys unsorted with varying spacing.
+//
+// After Open returns, Canonical and ExpectedSignature describe the payload
+// even when the signature was wrong, for diagnostics; they and Decode stay
+// valid until the next Open.
+func (c *Codec) Open(frame []byte) error {
+	c.canon = c.canon[:0]
+	root, err := c.p.Parse(frame)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	env := c.p.nodes[root]
+	if env.kind != kObject {
+		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	payload, sig := int32(-1), int32(-1)
+	for _, k := range c.p.kids[env.kids : env.kids+env.nkids] {
+		switch string(c.p.key(k)) {
+		case "payload":
+			payload = k
+		case "signature":
+			sig = k
+		}
+	}
+	if payload < 0 {
+		return fmt.Errorf("%w: no payload", ErrMalformed)
+	}
+	if c.p.nodes[payload].kind != kObject {
+		return fmt.Errorf("%w: payload is not an object", ErrMalformed)
+	}
+	if c.canon, err = c.p.AppendCanonical(c.canon, payload); err != nil {
+		return fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+	}
+	c.root = payload
+	c.macOf(c.canon)
+	if sig < 0 {
+		return fmt.Errorf("%w: no signature", ErrSignature)
+	}
+	sn := c.p.nodes[sig]
+	if sn.kind != kString {
+		return fmt.Errorf("%w: signature is not a string", ErrSignature)
+	}
+	// Hex digits need no JSON escapes; a signature that uses them is
+	// refused rather than decoded.
+	raw := frame[sn.start+1 : sn.end-1]
+	var got [sha256.Size]byte
+	if len(raw) != 2*sha256.Size {
+		return fmt.Errorf("%w: signature has %d characters, want %d hex digits", ErrSignature, len(raw), 2*sha256.Size)
+	}
+	if _, err := hex.Decode(got[:], raw); err != nil {
+		return fmt.Errorf("%w: signature is not hex", ErrSignature)
+	}
+	if !hmac.Equal(got[:], c.sum[:]) {
+		return fmt.Errorf("%w: signature does not match payload", ErrSignature)
+	}
+	return nil
+}
+
+// Canonical returns the canonical payload of the last Open.
+func (c *Codec) Canonical() []byte { return c.canon }
+
+// ExpectedSignature returns the hex signature the last opened payload
+// should have carried.
+func (c *Codec) ExpectedSignature() string { return hex.EncodeToString(c.sum[:]) }
+
+// Seal appends a signed envelope for an arbitrary JSON payload object,
+// followed by '\n'. It serves tools and the POS simulator; the kiosk's own
+// messages are built by the Append* methods without a parse.
+func (c *Codec) Seal(dst, payload []byte) ([]byte, error) {
+	root, err := c.p.Parse(payload)
+	if err != nil {
+		return dst, fmt.Errorf("mobypay: seal: %w", err)
+	}
+	if c.p.nodes[root].kind != kObject {
+		return dst, errors.New("mobypay: seal: payload is not a JSON object")
+	}
+	if c.canon, err = c.p.AppendCanonical(c.canon[:0], root); err != nil {
+		return dst, fmt.Errorf("mobypay: seal: %w", err)
+	}
+	return c.envelope(dst), nil
+}
+
+// envelope appends {"payload":<canon>,"signature":"<hex>"} and a newline.
+func (c *Codec) envelope(dst []byte) []byte {
+	sum := c.macOf(c.canon)
+	dst = append(dst, `{"payload":`...)
+	dst = append(dst, c.canon...)
+	dst = append(dst, `,"signature":"`...)
+	dst = hex.AppendEncode(dst, sum)
+	return append(dst, '"', '}', '\n')
+}
