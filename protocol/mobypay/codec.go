@@ -17,7 +17,7 @@ const DevSecret = "POS-KIOSK-SECRET-KEY-2024"
 // wrapped text says which part of the envelope was wrong.
 var (
 	ErrMalformed = errors.New("mobypay: malformed envelope")
-	ErrSignature = errors.New("mobypay: bad signature")
+	ErrSignature = errors.New("mobypay: invalid signature")
 )
 
 // Codec signs outgoing and verifies incoming envelopes
@@ -97,7 +97,7 @@ func (c *Codec) Open(frame []byte) error {
 		return fmt.Errorf("%w: signature is not hex", ErrSignature)
 	}
 	if !hmac.Equal(got[:], c.sum[:]) {
-		return fmt.Errorf("%w: signature does not match payload", ErrSignature)
+		return fmt.Errorf("%w: does not match the payload", ErrSignature)
 	}
 	return nil
 }

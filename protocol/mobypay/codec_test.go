@@ -1,0 +1,191 @@
+package mobypay
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+var testHeader = Header{TxnID: "TXN1757492341554", KioskID: "KIOSK001", Nonce: "8915fea5-ad40-4c7c-b0a9-86665c66013e", Timestamp: 1757492341555}
+
+// The seed's sample request, rebuilt from typed values, is byte-identical
+// to the signed sample (wire order aside, which the canonical form removes).
+func TestTransactionRequestMatchesSeed(t *testing.T) {
+	c := NewCodec([]byte(DevSecret))
+	out, err := c.AppendTransactionRequest(nil, testHeader, 1000, ModeCard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"payload":{"amount":10.0,"kiosk_id":"KIOSK001","nonce":"8915fea5-ad40-4c7c-b0a9-86665c66013e","payment_mode":"card","timestamp":"1757492341555","txn_id":"TXN1757492341554","type":"transaction_request"},"signature":"7ee758c7a3182d1b141d998e4a5f92d85141de1537ff51bde0302ccc9927f8e8"}` + "\n"
+	if string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+}
+
+func TestRoundTrips(t *testing.T) {
+	kiosk := NewCodec([]byte("s3cret"))
+	pos := NewCodec([]byte("s3cret"))
+	h := testHeader
+	h.KioskID = "Kedai \"Ali\" / é"
+	build := map[string]func() []byte{
+		"request": func() []byte {
+			b, err := kiosk.AppendTransactionRequest(nil, h, 1250, ModeIPP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		"plan":   func() []byte { return kiosk.AppendPlanSelection(nil, h, "plan-6m") },
+		"cancel": func() []byte { return kiosk.AppendCancel(nil, h) },
+	}
+	for name, f := range build {
+		wire := f()
+		if err := pos.Open(bytes.TrimSuffix(wire, []byte("\n"))); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, wire)
+		}
+		var m Message
+		if err := pos.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.TxnID != h.TxnID || m.KioskID != h.KioskID || m.Nonce != h.Nonce || m.Timestamp != "1757492341555" {
+			t.Errorf("%s: decoded %+v", name, m)
+		}
+		switch name {
+		case "request":
+			if sen, ok := m.AmountSen(); !ok || sen != 1250 || m.PaymentMode != ModeIPP || m.Type != TypeTransactionRequest {
+				t.Errorf("request decoded as %+v", m)
+			}
+		case "plan":
+			if m.PlanID != "plan-6m" || m.Type != TypeIPPPlanSelection {
+				t.Errorf("plan selection decoded as %+v", m)
+			}
+		case "cancel":
+			if m.Type != TypeCancelTransaction {
+				t.Errorf("cancel decoded as %+v", m)
+			}
+		}
+	}
+}
+
+func TestBuilderRefusals(t *testing.T) {
+	c := NewCodec([]byte("k"))
+	for _, sen := range []int64{0, -1, MaxAmountSen + 1} {
+		if _, err := c.AppendTransactionRequest(nil, testHeader, sen, ModeCard); err == nil {
+			t.Errorf("amount %d accepted", sen)
+		}
+	}
+	if _, err := c.AppendTransactionRequest(nil, testHeader, 100, "cash"); err == nil {
+		t.Error("mode cash accepted")
+	}
+}
+
+const resultWire = `{"payload":{"type":"transaction_result","txn_id":"TXN1757482355464","status":"success","pos_id":"POS001","transaction_id":"000410","amount":2.0,"timestamp":"1757482370549","nonce":"joHQ83Mp9dWbFsREUHDRCg=="},"signature":"fc8d4da75e3930f296d2dae8edaac62ec9a5059a5ea912cebcf8a9433852f761"}`
+
+func TestTampering(t *testing.T) {
+	c := NewCodec([]byte(DevSecret))
+	if err := c.Open([]byte(resultWire)); err != nil {
+		t.Fatalf("untampered: %v", err)
+	}
+	cases := map[string]struct {
+		wire string
+		want error
+		msg  string
+	}{
+		"amount":         {strings.Replace(resultWire, `2.0`, `20.0`, 1), ErrSignature, "does not match the payload"},
+		"amount as int":  {strings.Replace(resultWire, `2.0`, `2`, 1), ErrSignature, "does not match the payload"},
+		"status":         {strings.Replace(resultWire, `"success"`, `"approved"`, 1), ErrSignature, "does not match the payload"},
+		"signature bit":  {strings.Replace(resultWire, `"fc8d`, `"fc8c`, 1), ErrSignature, "does not match the payload"},
+		"short sig":      {strings.Replace(resultWire, `f761"`, `f76"`, 1), ErrSignature, "characters"},
+		"non-hex sig":    {strings.Replace(resultWire, `f761"`, `f76g"`, 1), ErrSignature, "not hex"},
+		"no sig":         {`{"payload":{"type":"ack"}}`, ErrSignature, "no signature"},
+		"sig number":     {`{"payload":{"type":"ack"},"signature":5}`, ErrSignature, "not a string"},
+		"no payload":     {`{"signature":"00"}`, ErrMalformed, "no payload"},
+		"payload array":  {`{"payload":[],"signature":"00"}`, ErrMalformed, "not an object"},
+		"not object":     {`[1]`, ErrMalformed, "not a JSON object"},
+		"garbage":        {`{"payload":`, ErrMalformed, "unexpected end"},
+		"dup in payload": {strings.Replace(resultWire, `"pos_id":"POS001"`, `"pos_id":"POS001","pos_id":"X"`, 1), ErrMalformed, "duplicate key"},
+	}
+	for name, tc := range cases {
+		err := c.Open([]byte(tc.wire))
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: got %v, want %v containing %q", name, err, tc.want, tc.msg)
+		}
+	}
+	if err := NewCodec([]byte("other secret")).Open([]byte(resultWire)); !errors.Is(err, ErrSignature) {
+		t.Errorf("wrong secret: %v", err)
+	}
+	// Upper-case hex is the same signature.
+	up := strings.Replace(resultWire, "fc8d4da75e3930f296d2dae8edaac62ec9a5059a5ea912cebcf8a9433852f761", "FC8D4DA75E3930F296D2DAE8EDAAC62EC9A5059A5EA912CEBCF8A9433852F761", 1)
+	if err := c.Open([]byte(up)); err != nil {
+		t.Errorf("upper-case signature: %v", err)
+	}
+}
+
+func TestDecodeResultAndPlans(t *testing.T) {
+	c := NewCodec([]byte("k"))
+	payload := `{"type":"transaction_result","txn_id":"TXN1","status":"ipp_plans","pos_id":"POS\u0030\u00e9","amount":100.0,"timestamp":"1757492763490","nonce":"K6LQ","future_field":{"x":[1,2]},
+	  "plans":[{"planId":"pay-in-full","frequency":"","totalInstallments":0,"installmentDetails":[]},{"totalInstallments":6,"planId":"6m","frequency":"monthly","installmentDetails":[{"amount":16.67}]}]}`
+	wire, err := c.Seal(nil, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(wire); err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	if err := c.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Status != StatusIPPPlans || m.PosID != "POS0é" || !m.HasAmount || m.Amount != 100 {
+		t.Errorf("decoded %+v", m)
+	}
+	if len(m.Plans) != 2 || m.Plans[0].ID != "pay-in-full" || m.Plans[1].ID != "6m" || m.Plans[1].TotalInstallments != 6 || m.Plans[1].Frequency != "monthly" {
+		t.Fatalf("plans %+v", m.Plans)
+	}
+	if want := `{"frequency":"monthly","installmentDetails":[{"amount":16.67}],"planId":"6m","totalInstallments":6}`; m.Plans[1].Raw != want {
+		t.Errorf("plan raw %s, want %s", m.Plans[1].Raw, want)
+	}
+	if !strings.Contains(m.Payload, `"future_field":{"x":[1,2]}`) {
+		t.Errorf("unknown field lost from evidence: %s", m.Payload)
+	}
+	if m.IsSuccess() {
+		t.Error("ipp_plans taken for success")
+	}
+}
+
+func TestDecodeTolerance(t *testing.T) {
+	c := NewCodec([]byte("k"))
+	open := func(p string) (Message, error) {
+		t.Helper()
+		wire, err := c.Seal(nil, []byte(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Open(wire); err != nil {
+			t.Fatal(err)
+		}
+		var m Message
+		return m, c.Decode(&m)
+	}
+	m, err := open(`{"type":"ping","nonce":"n","timestamp":1757492763490}`)
+	if err != nil || m.Type != "ping" || m.Timestamp != "1757492763490" {
+		t.Errorf("unknown type with numeric timestamp: %+v, %v", m, err)
+	}
+	m, err = open(`{"type":"transaction_result","status":"approved","transaction_id":410,"amount":2}`)
+	if err != nil || !m.IsSuccess() || m.TransactionID != "410" {
+		t.Errorf("approved with numeric id: %+v, %v", m, err)
+	}
+	if sen, ok := m.AmountSen(); !ok || sen != 200 {
+		t.Errorf("integer amount 2 gave %d sen, %v", sen, ok)
+	}
+	m, _ = open(`{"type":"transaction_result","status":"unsuccessful"}`)
+	if m.IsSuccess() {
+		t.Error("status \"unsuccessful\" taken for success")
+	}
+	for _, p := range []string{`{"txn_id":"x"}`, `{"type":["ack"]}`, `{"type":"ack","amount":"2.0"}`, `{"type":"transaction_result","plans":[{"frequency":""}]}`, `{"type":"transaction_result","plans":{}}`} {
+		if _, err := open(p); err == nil {
+			t.Errorf("Decode(%s) accepted", p)
+		}
+	}
+}
