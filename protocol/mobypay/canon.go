@@ -362,7 +362,11 @@ func scanNumber(b []byte, i int) (end int, isFloat bool, err error) {
 			return 0, false, &SyntaxError{i, "digit expected in exponent"}
 		}
 	}
-	if !isFloat && intEnd-start > maxIntDigits+1 {
+	ndigits := intEnd - start
+	if b[start] == '-' {
+		ndigits--
+	}
+	if !isFloat && ndigits > maxIntDigits {
 		return 0, false, &SyntaxError{start, "integer has too many digits"}
 	}
 	return i, isFloat, nil
