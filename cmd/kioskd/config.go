@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+//go:embed default.toml
+var defaultConfig []byte
+
+// Config is kioskd's whole configuration. Every key is validated before
+// anything is opened or started.
+type Config struct {
+	KioskID   string `toml:"kiosk_id"`
+	DataDir   string `toml:"data_dir"`
+	LogFormat string `toml:"log_format"`
+	LogLevel  string `toml:"log_level"`
+
+	POS struct {
+		Listen          string   `toml:"listen"`
+		Secret          string   `toml:"secret"`
+		SecretFile      string   `toml:"secret_file"`
+		TimestampWindow duration `toml:"timestamp_window"`
+		MaxFrame        int      `toml:"max_frame"`
+	} `toml:"pos"`
+
+	Control struct {
+		Socket string `toml:"socket"`
+	} `toml:"control"`
+
+	Board struct {
+		Kind string `toml:"kind"`
+	} `toml:"board"`
+
+	// Source names where the config came from, for logs.
+	Source string `toml:"-"`
+}
+
+// duration reads TOML strings such as "60s" or "2m".
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// loadConfig reads path, or the embedded default when path is empty, and
+// validates it.
+func loadConfig(path string) (*Config, error) {
+	data, source := defaultConfig, "embedded default"
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		source = path
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", source, err)
+	}
+	cfg.Source = source
+	return cfg, nil
+}
+
+func parseConfig(data []byte) (*Config, error) {
+	var cfg Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	// A misspelt key silently left at its default is how a kiosk ends up
+	// on the development secret; refuse unknown keys.
+	if undec := md.Undecoded(); len(undec) > 0 {
+		keys := make([]string, len(undec))
+		for i, k := range undec {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("unknown keys: %s", strings.Join(keys, ", "))
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.KioskID == "" || !printableASCII(c.KioskID) || len(c.KioskID) > 64 {
+		bad("kiosk_id %q: want 1 to 64 printable ASCII characters", c.KioskID)
+	}
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format %q: want text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if _, _, err := net.SplitHostPort(c.POS.Listen); err != nil {
+		bad("pos.listen %q: %v", c.POS.Listen, err)
+	}
+	switch {
+	case c.POS.Secret != "" && c.POS.SecretFile != "":
+		bad("pos: set secret or secret_file, not both")
+	case c.POS.Secret == "" && c.POS.SecretFile == "":
+		bad("pos: no secret or secret_file")
+	case c.POS.Secret != "" && !utf8.ValidString(c.POS.Secret):
+		bad("pos.secret is not valid UTF-8")
+	}
+	if w := c.POS.TimestampWindow.Duration; w < time.Second || w > 10*time.Minute {
+		bad("pos.timestamp_window %s: want 1s to 10m", w)
+	}
+	if c.POS.MaxFrame < 1024 || c.POS.MaxFrame > 1<<20 {
+		bad("pos.max_frame %d: want 1024 to 1048576", c.POS.MaxFrame)
+	}
+	if c.Control.Socket == "" {
+		bad("control.socket is empty")
+	}
+	switch c.Board.Kind {
+	case "sim", "rpi3", "rpi4", "rpi5":
+	default:
+		bad("board.kind %q: want sim, rpi3, rpi4 or rpi5", c.Board.Kind)
+	}
+	return errors.Join(errs...)
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// posSecret returns the shared secret, reading secret_file if set.
+func (c *Config) posSecret() ([]byte, error) {
+	if c.POS.SecretFile == "" {
+		return []byte(c.POS.Secret), nil
+	}
+	return readSecretFile(c.POS.SecretFile)
+}
+
+// readSecretFile reads a secret, dropping one trailing line ending that an
+// editor or `echo` adds.
+func readSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	if len(b) == 0 {
+		return nil, fmt.Errorf("secret file %s is empty", path)
+	}
+	return b, nil
+}
+
+// isDevSecret reports the public development key.
+func isDevSecret(secret []byte) bool { return string(secret) == mobypay.DevSecret }

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// kioskd runs a subcommand in-process and returns its exit code and output.
+func kioskd(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func seedWires(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../protocol/mobypay/testdata/mobypay-seed-vectors.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wires []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var v struct{ Wire string }
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatal(err)
+		}
+		wires = append(wires, v.Wire)
+	}
+	return wires
+}
+
+func TestSigVerifySeedVectors(t *testing.T) {
+	wires := seedWires(t)
+	in := strings.Join(wires, "\r\n") + "\n\n"
+	code, out, stderr := kioskd(t, in, "sig", "verify", "-secret", mobypay.DevSecret)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 1 || len(lines) != 6 {
+		t.Fatalf("exit %d, %d lines:\n%s%s", code, len(lines), out, stderr)
+	}
+	for i, l := range lines[:5] {
+		if !strings.HasPrefix(l, "ok ") {
+			t.Errorf("line %d: %q, want ok", i+1, l)
+		}
+	}
+	if lines[5] != "bad: invalid signature: does not match the payload" {
+		t.Errorf("line 6: %q", lines[5])
+	}
+	// All good: exit 0.
+	if code, out, _ := kioskd(t, strings.Join(wires[:5], "\n"), "sig", "verify", "-secret", mobypay.DevSecret); code != 0 {
+		t.Errorf("five valid vectors: exit %d\n%s", code, out)
+	}
+	// Wrong secret: every line bad.
+	if code, out, _ := kioskd(t, wires[0], "sig", "verify", "-secret", "nope"); code != 1 || !strings.HasPrefix(out, "bad: invalid signature") {
+		t.Errorf("wrong secret: exit %d, %q", code, out)
+	}
+}
+
+func TestSigVerifyVerbose(t *testing.T) {
+	wires := seedWires(t)
+	code, out, _ := kioskd(t, wires[5]+"\n{not json\n", "sig", "verify", "-v", "-secret", mobypay.DevSecret)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	want := []string{
+		"bad: invalid signature: does not match the payload",
+		`  canonical: {"amount":80.0,"error_message":"USER_ABORT",`,
+		"  expected:  ",
+		"bad: malformed envelope: ",
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	// A malformed line has no canonical form to show.
+	if strings.Count(out, "canonical:") != 1 {
+		t.Errorf("canonical shown for malformed input:\n%s", out)
+	}
+}
+
+func TestSigVerifySecretSources(t *testing.T) {
+	wires := seedWires(t)
+	dir := t.TempDir()
+	sf := filepath.Join(dir, "secret")
+	if err := os.WriteFile(sf, []byte(mobypay.DevSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := kioskd(t, wires[0], "sig", "verify", "-secret-file", sf); code != 0 {
+		t.Errorf("secret file with newline: exit %d %s %s", code, out, errs)
+	}
+	cfg := filepath.Join(dir, "kioskd.toml")
+	conf := strings.Replace(string(defaultConfig), `secret = "POS-KIOSK-SECRET-KEY-2024"`, `secret = ""`, 1)
+	conf = strings.Replace(conf, `secret_file = ""`, `secret_file = "`+sf+`"`, 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := kioskd(t, wires[0], "sig", "verify", "-config", cfg); code != 0 {
+		t.Errorf("secret from config: exit %d %s %s", code, out, errs)
+	}
+	code, _, errs := kioskd(t, wires[0], "sig", "verify")
+	if code != 0 || !strings.Contains(errs, "public development key") {
+		t.Errorf("default secret: exit %d, stderr %q", code, errs)
+	}
+	if code, _, _ := kioskd(t, wires[0], "sig", "verify", "-secret", "a", "-secret-file", sf); code != 2 {
+		t.Errorf("two secret sources: exit %d, want 2", code)
+	}
+	if code, _, _ := kioskd(t, "", "sig", "verify", "-secret", "a"); code != 1 {
+		t.Errorf("empty input: exit %d, want 1", code)
+	}
+}
+
+func TestSigSignThenVerify(t *testing.T) {
+	payloads := `{"type":"transaction_result","status":"success","amount":2.0,"txn_id":"TXN1","nonce":"old","timestamp":"1"}` + "\n" +
+		`{"type": "ack", "txn_id": "TXN1", "note": "caf\u00e9 </>"}` + "\n"
+	code, signed, errs := kioskd(t, payloads, "sig", "sign", "-secret", "k")
+	if code != 0 || strings.Count(signed, "\n") != 2 {
+		t.Fatalf("sign: exit %d\n%s%s", code, signed, errs)
+	}
+	if !strings.Contains(signed, `"amount":2.0`) || !strings.Contains(signed, `"note":"caf\u00e9 </>"`) {
+		t.Errorf("signed payload not in canonical form: %s", signed)
+	}
+	if code, out, _ := kioskd(t, signed, "sig", "verify", "-secret", "k"); code != 0 || strings.Count(out, "ok ") != 2 {
+		t.Errorf("verify of signed output: exit %d\n%s", code, out)
+	}
+	code, fresh, _ := kioskd(t, payloads, "sig", "sign", "-fresh", "-secret", "k")
+	if code != 0 || strings.Contains(fresh, `"nonce":"old"`) || strings.Contains(fresh, `"timestamp":"1"`) || !strings.Contains(fresh, `"amount":2.0`) {
+		t.Errorf("-fresh: exit %d\n%s", code, fresh)
+	}
+	if code, _, errs := kioskd(t, "[1]\n", "sig", "sign", "-secret", "k"); code != 1 || !strings.Contains(errs, "not a JSON object") {
+		t.Errorf("array payload: exit %d %s", code, errs)
+	}
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KioskID != "KIOSK001" || cfg.POS.Listen != "0.0.0.0:8080" || cfg.Board.Kind != "sim" ||
+		cfg.POS.TimestampWindow.Seconds() != 60 || cfg.Control.Socket == "" || cfg.DataDir == "" {
+		t.Errorf("default config: %+v", cfg)
+	}
+	code, out, _ := kioskd(t, "", "config", "default")
+	if code != 0 || out != string(defaultConfig) {
+		t.Errorf("config default: exit %d", code)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.toml", string(defaultConfig))
+	code, out, _ := kioskd(t, "", "config", "check", good)
+	if code != 0 || !strings.Contains(out, "public development key") {
+		t.Errorf("check default: exit %d %q", code, out)
+	}
+	bad := map[string]string{
+		"unknown key":   strings.Replace(string(defaultConfig), "kind = ", "knd = ", 1),
+		"both secrets":  strings.Replace(string(defaultConfig), `secret_file = ""`, `secret_file = "/x"`, 1),
+		"bad board":     strings.Replace(string(defaultConfig), `kind = "sim"`, `kind = "pi"`, 1),
+		"bad window":    strings.Replace(string(defaultConfig), `"60s"`, `"60"`, 1),
+		"tiny window":   strings.Replace(string(defaultConfig), `"60s"`, `"1ms"`, 1),
+		"bad listen":    strings.Replace(string(defaultConfig), `"0.0.0.0:8080"`, `"8080"`, 1),
+		"empty kiosk":   strings.Replace(string(defaultConfig), `kiosk_id = "KIOSK001"`, `kiosk_id = ""`, 1),
+		"not toml":      "kiosk_id = ",
+		"missing file":  "",
+		"bad log level": strings.Replace(string(defaultConfig), `log_level = "info"`, `log_level = "loud"`, 1),
+	}
+	for name, body := range bad {
+		p := filepath.Join(dir, "missing.toml")
+		if body != "" {
+			p = write(strings.ReplaceAll(name, " ", "_")+".toml", body)
+		}
+		if code, _, errs := kioskd(t, "", "config", "check", p); code != 1 || errs == "" {
+			t.Errorf("%s: exit %d, stderr %q", name, code, errs)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, errs := kioskd(t, ""); code != 2 || !strings.Contains(errs, "usage: kioskd") {
+		t.Errorf("no args: exit %d", code)
+	}
+	if code, _, _ := kioskd(t, "", "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	if code, _, _ := kioskd(t, "", "sig", "verify", "-nope"); code != 2 {
+		t.Errorf("bad flag: exit %d", code)
+	}
+	if code, out, _ := kioskd(t, "", "version"); code != 0 || !strings.HasPrefix(out, "kioskd ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// cmdSig is the integrator's tool for "invalid signature" reports: it
+// judges envelopes exactly as the kiosk does, minus the live-session checks
+// (timestamp window, nonces), so captured old traffic can be checked.
+func cmdSig(e *env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(e.stderr, "usage: kioskd sig verify|sign [-secret S | -secret-file F | -config FILE] [-v]")
+		return exitUsage
+	}
+	switch args[0] {
+	case "verify":
+		return sigVerify(e, args[1:])
+	case "sign":
+		return sigSign(e, args[1:])
+	}
+	fmt.Fprintf(e.stderr, "kioskd: unknown sig command %q\n", args[0])
+	return exitUsage
+}
+
+type secretFlags struct {
+	secret, secretFile, config string
+}
+
+func (s *secretFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&s.secret, "secret", "", "shared secret")
+	fs.StringVar(&s.secretFile, "secret-file", "", "file holding the shared secret")
+	fs.StringVar(&s.config, "config", "", "take the secret from this kioskd config")
+}
+
+// resolve picks the secret: -secret, -secret-file, -config, else the
+// public development key, with a warning so nobody mistakes it for theirs.
+func (s *secretFlags) resolve(e *env) ([]byte, error) {
+	n := 0
+	for _, v := range []string{s.secret, s.secretFile, s.config} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("give one of -secret, -secret-file and -config")
+	}
+	switch {
+	case s.secret != "":
+		return []byte(s.secret), nil
+	case s.secretFile != "":
+		return readSecretFile(s.secretFile)
+	case s.config != "":
+		cfg, err := loadConfig(s.config)
+		if err != nil {
+			return nil, err
+		}
+		return cfg.posSecret()
+	}
+	fmt.Fprintf(e.stderr, "kioskd: no secret given; using the public development key %q\n", mobypay.DevSecret)
+	return []byte(mobypay.DevSecret), nil
+}
+
+func sigVerify(e *env, args []string) int {
+	fs := newFlags(e, "sig verify", "[-secret S | -secret-file F | -config FILE] [-v] < envelopes.ndjson")
+	var sf secretFlags
+	sf.register(fs)
+	verbose := fs.Bool("v", false, "also print the canonical payload and the expected signature")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	secret, err := sf.resolve(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		return exitUsage
+	}
+	codec := mobypay.NewCodec(secret)
+	fr := mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame)
+	out := bufio.NewWriter(e.stdout)
+	defer out.Flush()
+	var n, bad int
+	var m mobypay.Message
+	for {
+		frame, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		n++
+		if errors.Is(err, mobypay.ErrFrameTooLarge) {
+			bad++
+			fmt.Fprintf(out, "bad: %s\n", reason(err))
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "kioskd: reading stdin: %v\n", err)
+			return exitFail
+		}
+		err = codec.Open(frame)
+		if err != nil {
+			bad++
+			fmt.Fprintf(out, "bad: %s\n", reason(err))
+		} else {
+			desc := ""
+			if codec.Decode(&m) == nil {
+				desc = " " + m.Type
+				if m.Status != "" {
+					desc += " " + m.Status
+				}
+				if m.TxnID != "" {
+					desc += " " + m.TxnID
+				}
+			}
+			fmt.Fprintf(out, "ok%s\n", desc)
+		}
+		if *verbose && !errors.Is(err, mobypay.ErrMalformed) {
+			fmt.Fprintf(out, "  canonical: %s\n  expected:  %s\n", codec.Canonical(), codec.ExpectedSignature())
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(e.stderr, "kioskd: no envelopes on stdin")
+		return exitFail
+	}
+	if bad > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+func reason(err error) string { return strings.TrimPrefix(err.Error(), "mobypay: ") }
+
+func sigSign(e *env, args []string) int {
+	fs := newFlags(e, "sig sign", "[-secret S | -secret-file F | -config FILE] [-fresh] < payloads.ndjson")
+	var sf secretFlags
+	sf.register(fs)
+	fresh := fs.Bool("fresh", false, "set timestamp to now and nonce to a new UUID before signing, so a live kiosk accepts the message")
+	verbose := fs.Bool("v", false, "also print the canonical payload")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	secret, err := sf.resolve(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		return exitUsage
+	}
+	codec := mobypay.NewCodec(secret)
+	fr := mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame)
+	out := bufio.NewWriter(e.stdout)
+	defer out.Flush()
+	var n, bad int
+	var buf []byte
+	for {
+		payload, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		n++
+		if err == nil && *fresh {
+			payload, err = refresh(payload, time.Now())
+		}
+		if err == nil {
+			buf, err = codec.Seal(buf[:0], payload)
+		}
+		if err != nil {
+			bad++
+			fmt.Fprintf(e.stderr, "kioskd: payload %d: %s\n", n, reason(err))
+			continue
+		}
+		out.Write(buf)
+		if *verbose {
+			fmt.Fprintf(out, "  canonical: %s\n", codec.Canonical())
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(e.stderr, "kioskd: no payloads on stdin")
+		return exitFail
+	}
+	if bad > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+// refresh sets timestamp and nonce. Numbers are kept as written
+// (json.Number), so 2.0 stays a float for the canonical form.
+func refresh(payload []byte, now time.Time) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.UseNumber()
+	var obj map[string]any
+	if err := d.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	if obj == nil {
+		return nil, errors.New("payload is not a JSON object")
+	}
+	id, err := uuid.NewRandomFromReader(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	obj["timestamp"] = strconv.FormatInt(now.UnixMilli(), 10)
+	obj["nonce"] = id.String()
+	return json.Marshal(obj)
+}
