@@ -1,0 +1,284 @@
+package payment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketTxns     = []byte("txns")
+	bucketEvidence = []byte("evidence")
+	bucketMeta     = []byte("meta")
+	keyLastMillis  = []byte("last_txn_ms")
+)
+
+// ErrNotFound is returned for an unknown txn_id.
+var ErrNotFound = errors.New("payment: no such transaction")
+
+// Journal is the durable record of every payment and every message about
+// it, in one bbolt file. Each change is one bbolt transaction, fsynced
+// before it returns, so an effect that follows a call is always covered by
+// a record that survives a power cut.
+type Journal struct {
+	db *bolt.DB
+}
+
+// OpenJournal opens or creates the journal. A second kioskd on the same
+// file fails within a second instead of waiting on the lock.
+func OpenJournal(path string) (*Journal, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: init %s: %w", path, err)
+	}
+	return &Journal{db: db}, nil
+}
+
+// Close closes the file.
+func (j *Journal) Close() error { return j.db.Close() }
+
+// Evidence is one journaled message about a transaction: every correctly
+// signed message is kept, including those that could not be acted on.
+type Evidence struct {
+	Seq      uint64    `json:"seq"`
+	TxnID    string    `json:"txn_id"`
+	At       time.Time `json:"at"`
+	Source   string    `json:"source"`           // "pos", "kpos", "kiosk"
+	Type     string    `json:"type"`             // message type
+	Status   string    `json:"status,omitempty"` // message status
+	Disposal string    `json:"disposal"`         // what the kiosk did with it
+	Payload  string    `json:"payload"`          // canonical payload
+}
+
+// Create journals a new transaction and assigns its ID: "TXN" + epoch
+// milliseconds, made unique by never reusing or going below the last one
+// issued (two payments in one millisecond, or a clock stepped back).
+func (j *Journal) Create(t *Txn, now time.Time) error {
+	return j.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		ms := now.UnixMilli()
+		if last := meta.Get(keyLastMillis); len(last) == 8 {
+			if l := int64(binary.BigEndian.Uint64(last)); ms <= l {
+				ms = l + 1
+			}
+		}
+		txns := tx.Bucket(bucketTxns)
+		id := "TXN" + strconv.FormatInt(ms, 10)
+		for txns.Get([]byte(id)) != nil {
+			ms++
+			id = "TXN" + strconv.FormatInt(ms, 10)
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(ms))
+		if err := meta.Put(keyLastMillis, b[:]); err != nil {
+			return err
+		}
+		t.ID = id
+		t.CreatedAt, t.UpdatedAt = now, now
+		if t.State == "" {
+			t.State = Created
+		}
+		if t.Vend == "" {
+			t.Vend = VendNone
+		}
+		return put(txns, t)
+	})
+}
+
+func put(b *bolt.Bucket, t *Txn) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(t.ID), v)
+}
+
+func get(b *bolt.Bucket, id string) (*Txn, error) {
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	var t Txn
+	if err := json.Unmarshal(v, &t); err != nil {
+		return nil, fmt.Errorf("journal: %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+// Update changes one transaction in one bbolt transaction: fn edits a
+// copy, the invariants are checked against the stored record, and ev (if
+// not nil) is journaled with it. It returns the stored result.
+func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn) error) (Txn, error) {
+	var out Txn
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		txns := tx.Bucket(bucketTxns)
+		old, err := get(txns, id)
+		if err != nil {
+			return err
+		}
+		nu := *old
+		nu.Plans = append([]Plan(nil), old.Plans...)
+		if fn != nil {
+			if err := fn(&nu); err != nil {
+				return err
+			}
+		}
+		if err := checkMove(old, &nu); err != nil {
+			return err
+		}
+		if ev != nil {
+			if err := addEvidence(tx, ev, now); err != nil {
+				return err
+			}
+			nu.Evidence++
+		}
+		nu.UpdatedAt = now
+		out = nu
+		return put(txns, &nu)
+	})
+	return out, err
+}
+
+// AddEvidence journals a message that concerns no known transaction.
+func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
+	return j.db.Update(func(tx *bolt.Tx) error { return addEvidence(tx, ev, now) })
+}
+
+// Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
+// scan lists a transaction's messages in arrival order.
+func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) error {
+	b := tx.Bucket(bucketEvidence)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	ev.Seq, ev.At = seq, now
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return b.Put(evidenceKey(ev.TxnID, seq), v)
+}
+
+func evidenceKey(txnID string, seq uint64) []byte {
+	k := make([]byte, 0, len(txnID)+9)
+	k = append(k, txnID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// Get returns one transaction.
+func (j *Journal) Get(id string) (Txn, error) {
+	var t *Txn
+	err := j.db.View(func(tx *bolt.Tx) error {
+		var err error
+		t, err = get(tx.Bucket(bucketTxns), id)
+		return err
+	})
+	if err != nil {
+		return Txn{}, err
+	}
+	return *t, nil
+}
+
+// List returns up to n transactions, newest first (n <= 0: all).
+func (j *Journal) List(n int) ([]Txn, error) {
+	var out []Txn
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTxns).Cursor()
+		for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
+			var t Txn
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("journal: %s: %w", k, err)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EvidenceFor lists the messages journaled about txnID.
+func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
+	var out []Evidence
+	prefix := append([]byte(txnID), 0)
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvidence).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var e Evidence
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Recover settles what a crash or power cut interrupted. Every payment
+// still in flight becomes unknown (the POS may or may not have charged the
+// card); a vend caught releasing becomes vend_unknown and is never pulsed
+// again; an approval that was never vended is left unvended. All of them
+// are flagged for the operator and returned.
+func (j *Journal) Recover(now time.Time) ([]Txn, error) {
+	var out []Txn
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		txns := tx.Bucket(bucketTxns)
+		var fix []*Txn
+		err := txns.ForEach(func(k, v []byte) error {
+			var t Txn
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("journal: %s: %w", k, err)
+			}
+			if !t.State.Final() || t.Vend == VendReleasing || (t.State == Approved && t.Vend == VendNone && t.Review == "") {
+				fix = append(fix, &t)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, old := range fix {
+			nu := *old
+			switch {
+			case !old.State.Final():
+				nu.State = Unknown
+				nu.flag("interrupted by a restart in state " + string(old.State))
+			case old.Vend == VendReleasing:
+				nu.Vend = VendUnknown
+				nu.flag("vend interrupted by a restart: the product may not have been released; refund may be owed")
+			default:
+				nu.flag("approved but never vended before a restart; refund may be owed")
+			}
+			if err := checkMove(old, &nu); err != nil {
+				return err
+			}
+			nu.UpdatedAt = now
+			if err := put(txns, &nu); err != nil {
+				return err
+			}
+			out = append(out, nu)
+		}
+		return nil
+	})
+	return out, err
+}

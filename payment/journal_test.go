@@ -1,0 +1,225 @@
+package payment
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var t0 = time.UnixMilli(1757492341554)
+
+func openJournal(t *testing.T) (*Journal, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j, path
+}
+
+func newTxn(t *testing.T, j *Journal, now time.Time) Txn {
+	t.Helper()
+	tx := Txn{Provider: "mobypay", Mode: "card", Amount: 1250}
+	if err := j.Create(&tx, now); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+func TestTxnIDsUnique(t *testing.T) {
+	j, _ := openJournal(t)
+	seen := map[string]bool{}
+	for i := range 50 {
+		now := t0
+		if i >= 40 {
+			now = t0.Add(-time.Hour) // the clock stepped back
+		}
+		tx := newTxn(t, j, now)
+		if seen[tx.ID] {
+			t.Fatalf("duplicate id %s", tx.ID)
+		}
+		seen[tx.ID] = true
+	}
+	first, _ := j.Get("TXN1757492341554")
+	if first.ID != "TXN1757492341554" || first.State != Created || first.Vend != VendNone {
+		t.Fatalf("first txn %+v", first)
+	}
+	list, err := j.List(3)
+	if err != nil || len(list) != 3 || list[0].ID != "TXN1757492341603" {
+		t.Fatalf("List(3): %v %+v", err, list)
+	}
+}
+
+func TestForwardOnly(t *testing.T) {
+	j, _ := openJournal(t)
+	tx := newTxn(t, j, t0)
+	set := func(s State) error {
+		_, err := j.Update(tx.ID, t0, nil, func(t *Txn) error { t.State = s; return nil })
+		return err
+	}
+	for _, s := range []State{Sent, Acked, PlansOffered, PlanSelected} {
+		if err := set(s); err != nil {
+			t.Fatalf("-> %s: %v", s, err)
+		}
+	}
+	for _, s := range []State{Acked, Created, "bogus"} {
+		if err := set(s); !errors.Is(err, ErrTransition) {
+			t.Errorf("backward to %s: %v", s, err)
+		}
+	}
+	if err := set(Declined); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []State{Approved, Cancelled, Unknown, CancelRequested} {
+		if err := set(s); !errors.Is(err, ErrTransition) {
+			t.Errorf("final declined -> %s: %v", s, err)
+		}
+	}
+	if got, _ := j.Get(tx.ID); got.State != Declined {
+		t.Fatalf("state after refusals: %s", got.State)
+	}
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error { t.Amount = 1; return nil }); !errors.Is(err, ErrTransition) {
+		t.Errorf("amount changed: %v", err)
+	}
+	if _, err := j.Update("TXN1", t0, nil, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
+}
+
+func TestVendRules(t *testing.T) {
+	j, _ := openJournal(t)
+	vend := func(id string, v Vend) error {
+		_, err := j.Update(id, t0, nil, func(t *Txn) error { t.Vend = v; return nil })
+		return err
+	}
+	a := newTxn(t, j, t0)
+	if err := vend(a.ID, VendReleasing); !errors.Is(err, ErrTransition) {
+		t.Fatalf("vend before approval: %v", err)
+	}
+	if _, err := j.Update(a.ID, t0, nil, func(t *Txn) error { t.State = Approved; t.Vend = VendReleasing; return nil }); err != nil {
+		t.Fatalf("approve and release in one step: %v", err)
+	}
+	if err := vend(a.ID, VendReleased); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []Vend{VendReleasing, VendNone, VendFailed} {
+		if err := vend(a.ID, v); !errors.Is(err, ErrTransition) {
+			t.Errorf("released -> %s: %v", v, err)
+		}
+	}
+	// An approval with something to review is never released.
+	b := newTxn(t, j, t0)
+	if _, err := j.Update(b.ID, t0, nil, func(t *Txn) error { t.State = Approved; t.flag("amount mismatch"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := vend(b.ID, VendReleasing); !errors.Is(err, ErrTransition) {
+		t.Fatalf("vend of a flagged approval: %v", err)
+	}
+}
+
+func TestEvidence(t *testing.T) {
+	j, _ := openJournal(t)
+	a := newTxn(t, j, t0)
+	b := newTxn(t, j, t0)
+	for i, typ := range []string{"ack", "transaction_result"} {
+		ev := &Evidence{TxnID: a.ID, Source: "pos", Type: typ, Disposal: "applied", Payload: `{"i":` + string(rune('0'+i)) + `}`}
+		if _, err := j.Update(a.ID, t0, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A refused update journals no evidence either: one bbolt transaction.
+	bad := &Evidence{TxnID: b.ID, Type: "x"}
+	if _, err := j.Update(b.ID, t0, bad, func(t *Txn) error { t.State = "nope"; return nil }); err == nil {
+		t.Fatal("bad update accepted")
+	}
+	if err := j.AddEvidence(&Evidence{TxnID: "TXN999", Type: "transaction_result", Disposal: "unknown transaction"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := j.EvidenceFor(a.ID)
+	if err != nil || len(evs) != 2 || evs[0].Type != "ack" || evs[1].Type != "transaction_result" || evs[0].Seq >= evs[1].Seq {
+		t.Fatalf("evidence for a: %v %+v", err, evs)
+	}
+	if got, _ := j.Get(a.ID); got.Evidence != 2 {
+		t.Errorf("evidence count %d", got.Evidence)
+	}
+	if evs, _ := j.EvidenceFor(b.ID); len(evs) != 0 {
+		t.Errorf("evidence of a refused update kept: %+v", evs)
+	}
+	if evs, _ := j.EvidenceFor("TXN999"); len(evs) != 1 {
+		t.Errorf("unknown-txn evidence: %+v", evs)
+	}
+}
+
+func TestRecoverAndReopen(t *testing.T) {
+	j, path := openJournal(t)
+	inflight := newTxn(t, j, t0)
+	j.Update(inflight.ID, t0, nil, func(t *Txn) error { t.State = Acked; return nil })
+	releasing := newTxn(t, j, t0)
+	j.Update(releasing.ID, t0, nil, func(t *Txn) error { t.State = Approved; t.Vend = VendReleasing; return nil })
+	unvended := newTxn(t, j, t0)
+	j.Update(unvended.ID, t0, nil, func(t *Txn) error { t.State = Approved; return nil })
+	done := newTxn(t, j, t0)
+	j.Update(done.ID, t0, nil, func(t *Txn) error { t.State = Approved; t.Vend = VendReleasing; return nil })
+	j.Update(done.ID, t0, nil, func(t *Txn) error { t.Vend = VendReleased; return nil })
+	declined := newTxn(t, j, t0)
+	j.Update(declined.ID, t0, nil, func(t *Txn) error { t.State = Declined; return nil })
+	j.Close()
+
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := OpenJournal(path); err == nil {
+		t.Fatal("a second open of a locked journal succeeded")
+	}
+	fixed, err := j.Recover(t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fixed) != 3 {
+		t.Fatalf("recovered %d, want 3: %+v", len(fixed), fixed)
+	}
+	check := func(id string, s State, v Vend, review bool) {
+		t.Helper()
+		got, _ := j.Get(id)
+		if got.State != s || got.Vend != v || (got.Review != "") != review {
+			t.Errorf("%s: state %s vend %s review %q", id, got.State, got.Vend, got.Review)
+		}
+	}
+	check(inflight.ID, Unknown, VendNone, true)
+	check(releasing.ID, Approved, VendUnknown, true)
+	check(unvended.ID, Approved, VendNone, true)
+	check(done.ID, Approved, VendReleased, false)
+	check(declined.ID, Declined, VendNone, false)
+	// Recovery is idempotent: a second boot changes nothing.
+	if again, _ := j.Recover(t0.Add(2 * time.Minute)); len(again) != 0 {
+		t.Fatalf("second recovery changed %+v", again)
+	}
+}
+
+func TestAmounts(t *testing.T) {
+	good := map[string]Sen{"12.50": 1250, "12.5": 1250, "12": 1200, "0.01": 1, "999999999999.99": 99999999999999}
+	for s, want := range good {
+		if got, err := ParseAmount(s); err != nil || got != want {
+			t.Errorf("ParseAmount(%q) = %d, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "1.234", "-1", "+1", "1e3", "1.", ".5", "1,00", " 1", "0x10", "1234567890123"} {
+		if _, err := ParseAmount(s); err == nil {
+			t.Errorf("ParseAmount(%q) accepted", s)
+		}
+	}
+	b, _ := json.Marshal(struct{ A Sen }{1205})
+	if string(b) != `{"A":"12.05"}` {
+		t.Errorf("json %s", b)
+	}
+	var v struct{ A Sen }
+	if err := json.Unmarshal([]byte(`{"A":7.5}`), &v); err != nil || v.A != 750 {
+		t.Errorf("unmarshal number: %v %d", err, v.A)
+	}
+}
