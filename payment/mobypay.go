@@ -1,0 +1,141 @@
+package payment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// Sender writes one frame to the terminal (mobypay.Server.Send).
+type Sender interface {
+	Send(frame []byte) error
+}
+
+// MobyPay is the POS terminal provider: it turns service requests into
+// signed kiosk messages and the POS's verified messages into Reports. It
+// is the mobypay.Server's Handler.
+type MobyPay struct {
+	kioskID   string
+	codec     *mobypay.Codec // used from the service loop only
+	buf       []byte
+	send      Sender
+	svc       *Service
+	connected atomic.Bool
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// NewMobyPay returns the provider; Bind connects it before use.
+func NewMobyPay(kioskID string, secret []byte, log *slog.Logger) *MobyPay {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &MobyPay{kioskID: kioskID, codec: mobypay.NewCodec(secret), now: time.Now, log: log}
+}
+
+// Bind sets where frames go and where reports go.
+func (p *MobyPay) Bind(send Sender, svc *Service) { p.send, p.svc = send, svc }
+
+// Name implements Provider.
+func (p *MobyPay) Name() string { return "mobypay" }
+
+// Ready implements Provider: a request needs a connected terminal.
+func (p *MobyPay) Ready() error {
+	if !p.connected.Load() {
+		return errors.New("POS terminal not connected")
+	}
+	return nil
+}
+
+func (p *MobyPay) header(t *Txn) mobypay.Header {
+	return mobypay.Header{TxnID: t.ID, KioskID: p.kioskID, Nonce: uuid.NewString(), Timestamp: p.now().UnixMilli()}
+}
+
+func (p *MobyPay) write(frame []byte) error {
+	err := p.send.Send(frame)
+	if errors.Is(err, mobypay.ErrNotConnected) {
+		return fmt.Errorf("%w: %w", ErrNotDelivered, err)
+	}
+	return err
+}
+
+// Request implements Provider.
+func (p *MobyPay) Request(t *Txn) error {
+	var err error
+	p.buf, err = p.codec.AppendTransactionRequest(p.buf[:0], p.header(t), int64(t.Amount), t.Mode)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDelivered, err)
+	}
+	return p.write(p.buf)
+}
+
+// SelectPlan implements Provider.
+func (p *MobyPay) SelectPlan(t *Txn, planID string) error {
+	p.buf = p.codec.AppendPlanSelection(p.buf[:0], p.header(t), planID)
+	return p.write(p.buf)
+}
+
+// Cancel implements Provider.
+func (p *MobyPay) Cancel(t *Txn) error {
+	p.buf = p.codec.AppendCancel(p.buf[:0], p.header(t))
+	return p.write(p.buf)
+}
+
+// Message implements mobypay.Handler.
+func (p *MobyPay) Message(m *mobypay.Message) { p.svc.Report(report(m, "")) }
+
+// Late implements mobypay.Handler.
+func (p *MobyPay) Late(m *mobypay.Message, reason error) {
+	p.svc.Report(report(m, reason.Error()))
+}
+
+// ConnState implements mobypay.Handler.
+func (p *MobyPay) ConnState(s mobypay.ConnState, peer string) {
+	p.connected.Store(s == mobypay.Connected)
+	p.svc.Link(POSState{Provider: p.Name(), State: s.String(), Peer: peer})
+}
+
+func report(m *mobypay.Message, late string) Report {
+	r := Report{
+		TxnID: m.TxnID, Status: m.Status, PosID: m.PosID, PlanID: m.PlanID,
+		POSTxnID: m.TransactionID, AuthCode: m.AuthorizationCode, CardLast4: m.CardLast4,
+		Late:     late,
+		Evidence: Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload},
+	}
+	if m.HasAmount {
+		if sen, ok := m.AmountSen(); ok {
+			a := Sen(sen)
+			r.Amount = &a
+		} else {
+			r.AmountBad = true
+		}
+	}
+	switch m.Type {
+	case mobypay.TypeAck:
+		r.Kind = ReportAck
+	case mobypay.TypeTransactionResult:
+		switch m.Status {
+		case mobypay.StatusSuccess, mobypay.StatusApproved:
+			r.Kind = ReportApproved
+		case mobypay.StatusFailed:
+			r.Kind, r.Message = ReportDeclined, m.ErrorMessage
+		case mobypay.StatusIPPPlans:
+			r.Kind = ReportPlans
+			for _, pl := range m.Plans {
+				r.Plans = append(r.Plans, Plan{ID: pl.ID, Frequency: pl.Frequency, TotalInstallments: pl.TotalInstallments, Raw: []byte(pl.Raw)})
+			}
+		}
+	case mobypay.TypeError:
+		r.Kind, r.Message = ReportError, m.Text
+		if r.Message == "" {
+			r.Message = m.ErrorMessage
+		}
+	}
+	return r
+}

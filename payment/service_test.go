@@ -1,0 +1,414 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type sent struct {
+	kind, txn, plan string
+}
+
+type fakeProvider struct {
+	ready atomic.Bool
+	sent  chan sent
+	fail  error // returned by Request
+}
+
+func (p *fakeProvider) Name() string { return "mobypay" }
+func (p *fakeProvider) Ready() error {
+	if !p.ready.Load() {
+		return errors.New("not connected")
+	}
+	return nil
+}
+func (p *fakeProvider) Request(t *Txn) error {
+	p.sent <- sent{"request", t.ID, ""}
+	return p.fail
+}
+func (p *fakeProvider) SelectPlan(t *Txn, id string) error {
+	p.sent <- sent{"plan", t.ID, id}
+	return nil
+}
+func (p *fakeProvider) Cancel(t *Txn) error { p.sent <- sent{"cancel", t.ID, ""}; return nil }
+
+type fakeVender struct {
+	mu    sync.Mutex
+	pulls []string
+	err   error
+}
+
+func (v *fakeVender) Vend(_ context.Context, t Txn) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.pulls = append(v.pulls, t.ID)
+	return v.err
+}
+
+func (v *fakeVender) count() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.pulls)
+}
+
+type fakePrinter struct{ n atomic.Int32 }
+
+func (p *fakePrinter) Receipt(Txn) { p.n.Add(1) }
+
+type harness struct {
+	t      *testing.T
+	svc    *Service
+	prov   *fakeProvider
+	vend   *fakeVender
+	print  *fakePrinter
+	events <-chan Event
+	j      *Journal
+}
+
+func fastConfig() Config {
+	return Config{
+		Timeouts: map[string]Timeouts{
+			"card": {Ack: 5 * time.Second, Result: 5 * time.Second, Plan: 5 * time.Second},
+			"ipp":  {Ack: 5 * time.Second, Result: 5 * time.Second, Plan: 5 * time.Second},
+		},
+		CancelGrace: 5 * time.Second, ReconnectGrace: 5 * time.Second,
+		IPPAutoSelect: "none", SuccessAfterCancel: "vend",
+	}
+}
+
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, prov: &fakeProvider{sent: make(chan sent, 16)}, vend: &fakeVender{}, print: &fakePrinter{}, j: j}
+	h.prov.ready.Store(true)
+	h.svc = NewService(cfg, j, h.vend, h.print, h.prov)
+	ev, unsub := h.svc.Subscribe()
+	h.events = ev
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; unsub(); j.Close() })
+	return h
+}
+
+// wait returns the first payment event for id that satisfies ok.
+func (h *harness) wait(id string, ok func(Txn) bool) Txn {
+	h.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-h.events:
+			if e.Txn != nil && e.Txn.ID == id && ok(*e.Txn) {
+				return *e.Txn
+			}
+		case <-deadline:
+			got, _ := h.j.Get(id)
+			h.t.Fatalf("timed out waiting on %s; journal has %+v", id, got)
+		}
+	}
+}
+
+func (h *harness) state(id string, s State) Txn {
+	h.t.Helper()
+	return h.wait(id, func(t Txn) bool { return t.State == s })
+}
+
+func (h *harness) expectSent(kind string) sent {
+	h.t.Helper()
+	select {
+	case s := <-h.prov.sent:
+		if s.kind != kind {
+			h.t.Fatalf("sent %s, want %s", s.kind, kind)
+		}
+		return s
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("nothing sent, want %s", kind)
+	}
+	return sent{}
+}
+
+func (h *harness) pay(mode string, amount Sen) Txn {
+	h.t.Helper()
+	tx, err := h.svc.Create(context.Background(), CreateRequest{Mode: mode, Amount: amount})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.expectSent("request")
+	if tx.State != Sent {
+		h.t.Fatalf("after create: %s", tx.State)
+	}
+	return tx
+}
+
+func sen(v Sen) *Sen { return &v }
+
+func ack(id, status string) Report {
+	return Report{TxnID: id, Kind: ReportAck, Status: status, Evidence: Evidence{Type: "ack", Status: status}}
+}
+
+func success(id string, amount Sen) Report {
+	return Report{TxnID: id, Kind: ReportApproved, Amount: &amount, POSTxnID: "000410", AuthCode: "A1",
+		Evidence: Evidence{Type: "transaction_result", Status: "success"}}
+}
+
+func TestCardApprovedVendsOnce(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 1250)
+	h.svc.Report(ack(tx.ID, "processing"))
+	h.state(tx.ID, Acked)
+	h.svc.Report(success(tx.ID, 1250))
+	got := h.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
+	if got.State != Approved || got.POSTransactionID != "000410" || got.Review != "" || got.Evidence != 2 {
+		t.Fatalf("approved txn %+v", got)
+	}
+	// A second, distinct success for the same payment is evidence only.
+	h.svc.Report(success(tx.ID, 1250))
+	h.wait(tx.ID, func(t Txn) bool { return t.Evidence == 3 })
+	if h.vend.count() != 1 || h.print.n.Load() != 1 {
+		t.Fatalf("pulses %d receipts %d", h.vend.count(), h.print.n.Load())
+	}
+	if h.svc.Current() != nil {
+		t.Fatal("payment still current after release")
+	}
+}
+
+func TestDeclinedAndMismatch(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 1000)
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportDeclined, Message: "USER_ABORT"})
+	if got := h.state(tx.ID, Declined); got.Error != "USER_ABORT" {
+		t.Fatalf("declined %+v", got)
+	}
+	tx = h.pay("card", 1000)
+	h.svc.Report(success(tx.ID, 2000))
+	got := h.state(tx.ID, Approved)
+	if got.Vend != VendNone || !strings.Contains(got.Review, "amount mismatch: requested 10.00, result says 20.00") {
+		t.Fatalf("mismatch %+v", got)
+	}
+	tx = h.pay("card", 1000)
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportApproved, AmountBad: true})
+	if got := h.state(tx.ID, Approved); got.Vend != VendNone || got.Review == "" {
+		t.Fatalf("bad amount %+v", got)
+	}
+	if h.vend.count() != 0 {
+		t.Fatalf("vended %d times", h.vend.count())
+	}
+}
+
+func TestIPPPlanSelection(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("ipp", 10000)
+	h.svc.Report(ack(tx.ID, "processing"))
+	plans := []Plan{{ID: "pay-in-full"}, {ID: "6m", TotalInstallments: 6}}
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportPlans, Plans: plans})
+	h.state(tx.ID, PlansOffered)
+	if _, err := h.svc.SelectPlan(context.Background(), tx.ID, "12m"); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("unoffered plan: %v", err)
+	}
+	got, err := h.svc.SelectPlan(context.Background(), tx.ID, "6m")
+	if err != nil || got.State != PlanSelected || got.PlanID != "6m" {
+		t.Fatalf("select: %v %+v", err, got)
+	}
+	if s := h.expectSent("plan"); s.plan != "6m" {
+		t.Fatalf("sent plan %q", s.plan)
+	}
+	h.svc.Report(ack(tx.ID, "plan_received"))
+	h.svc.Report(success(tx.ID, 10000))
+	h.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
+}
+
+func TestIPPAutoSelectSingle(t *testing.T) {
+	cfg := fastConfig()
+	cfg.IPPAutoSelect = "single"
+	h := start(t, cfg)
+	tx := h.pay("ipp", 10000)
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportPlans, Plans: []Plan{{ID: "pay-in-full"}}})
+	if s := h.expectSent("plan"); s.plan != "pay-in-full" {
+		t.Fatalf("auto plan %q", s.plan)
+	}
+	h.state(tx.ID, PlanSelected)
+}
+
+func TestCancelPaths(t *testing.T) {
+	cfg := fastConfig()
+	cfg.CancelGrace = 50 * time.Millisecond
+	h := start(t, cfg)
+	tx := h.pay("card", 500)
+	got, err := h.svc.Cancel(context.Background(), tx.ID)
+	if err != nil || got.State != CancelRequested {
+		t.Fatalf("cancel: %v %+v", err, got)
+	}
+	h.expectSent("cancel")
+	h.svc.Report(ack(tx.ID, "received"))
+	h.state(tx.ID, Cancelled)
+	if _, err := h.svc.Cancel(context.Background(), tx.ID); !errors.Is(err, ErrNotActive) {
+		t.Fatalf("cancel of a cancelled payment: %v", err)
+	}
+	// A success after the grace is too late: recorded, flagged, not vended.
+	h.svc.Report(success(tx.ID, 500))
+	got = h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+	if got.State != Cancelled || got.Vend != VendNone || !strings.Contains(got.Review, "customer may have paid") {
+		t.Fatalf("late success %+v", got)
+	}
+	// Within the grace the success wins (policy vend).
+	cfg.CancelGrace = 5 * time.Second
+	h2 := start(t, cfg)
+	tx = h2.pay("card", 500)
+	h2.svc.Cancel(context.Background(), tx.ID)
+	h2.expectSent("cancel")
+	h2.svc.Report(success(tx.ID, 500))
+	h2.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
+	// Policy review: recorded, flagged, not vended.
+	cfg.SuccessAfterCancel = "review"
+	h3 := start(t, cfg)
+	tx = h3.pay("card", 500)
+	h3.svc.Cancel(context.Background(), tx.ID)
+	h3.expectSent("cancel")
+	h3.svc.Report(success(tx.ID, 500))
+	if got := h3.state(tx.ID, Approved); got.Vend != VendNone || got.Review == "" {
+		t.Fatalf("success after cancel, review policy: %+v", got)
+	}
+	if h3.vend.count() != 0 {
+		t.Fatal("vended against policy")
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Timeouts["card"] = Timeouts{Ack: 50 * time.Millisecond, Result: 50 * time.Millisecond}
+	cfg.CancelGrace = 50 * time.Millisecond
+	h := start(t, cfg)
+	tx := h.pay("card", 100)
+	if got := h.state(tx.ID, TimedOut); got.Error != "no ack from the terminal" {
+		t.Fatalf("ack timeout %+v", got)
+	}
+	h.expectSent("cancel")
+	tx = h.pay("card", 100)
+	h.svc.Report(ack(tx.ID, "processing"))
+	h.state(tx.ID, CancelRequested)
+	h.expectSent("cancel")
+	if got := h.state(tx.ID, TimedOut); got.Error != "no result from the terminal" {
+		t.Fatalf("result timeout %+v", got)
+	}
+	// The late success is kept and flagged, not vended.
+	h.svc.Report(success(tx.ID, 100))
+	h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+	if h.vend.count() != 0 {
+		t.Fatal("vended after timeout")
+	}
+}
+
+func TestDropMidPayment(t *testing.T) {
+	cfg := fastConfig()
+	cfg.ReconnectGrace = 50 * time.Millisecond
+	h := start(t, cfg)
+	tx := h.pay("card", 100)
+	h.svc.Report(ack(tx.ID, "processing"))
+	h.state(tx.ID, Acked)
+	h.svc.Link(POSState{Provider: "mobypay", State: "disconnected"})
+	if got := h.state(tx.ID, Unknown); !strings.Contains(got.Review, "link lost") {
+		t.Fatalf("drop %+v", got)
+	}
+	// A result that arrives after reconnect, within the grace, settles it.
+	cfg.ReconnectGrace = 5 * time.Second
+	h2 := start(t, cfg)
+	tx = h2.pay("card", 100)
+	h2.svc.Report(ack(tx.ID, "processing"))
+	h2.svc.Link(POSState{Provider: "mobypay", State: "disconnected"})
+	h2.wait(tx.ID, func(t Txn) bool { return t.Dropped })
+	h2.svc.Link(POSState{Provider: "mobypay", State: "connected"})
+	h2.svc.Report(success(tx.ID, 100))
+	h2.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
+}
+
+func TestTerminalErrors(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 100)
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportError, Message: "busy"})
+	if got := h.state(tx.ID, Declined); got.Error != "terminal error: busy" {
+		t.Fatalf("error before ack %+v", got)
+	}
+	tx = h.pay("card", 100)
+	h.svc.Report(ack(tx.ID, "processing"))
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportError, Message: "link reset"})
+	if got := h.state(tx.ID, Unknown); got.Review == "" {
+		t.Fatalf("error after ack %+v", got)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	h := start(t, fastConfig())
+	ctx := context.Background()
+	for _, req := range []CreateRequest{{Mode: "cash", Amount: 1}, {Mode: "card"}, {Mode: "card", Amount: -5}, {Mode: "card", Amount: 1, Provider: "visa"}} {
+		if _, err := h.svc.Create(ctx, req); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%+v: %v", req, err)
+		}
+	}
+	h.prov.ready.Store(false)
+	if _, err := h.svc.Create(ctx, CreateRequest{Mode: "card", Amount: 1}); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("not ready: %v", err)
+	}
+	if l, _ := h.j.List(0); len(l) != 0 {
+		t.Fatalf("a refused payment was journaled: %+v", l)
+	}
+	h.prov.ready.Store(true)
+	tx := h.pay("card", 100)
+	if _, err := h.svc.Create(ctx, CreateRequest{Mode: "card", Amount: 1}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second payment: %v", err)
+	}
+	// Not delivered at all: declined at once, never sent.
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportDeclined})
+	h.state(tx.ID, Declined)
+	h.prov.fail = ErrNotDelivered
+	got, err := h.svc.Create(ctx, CreateRequest{Mode: "card", Amount: 1})
+	<-h.prov.sent
+	if err != nil || got.State != Declined {
+		t.Fatalf("undelivered: %v %+v", err, got)
+	}
+}
+
+func TestUnknownAndLate(t *testing.T) {
+	h := start(t, fastConfig())
+	h.svc.Report(success("TXN42", 100))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, _ := h.j.EvidenceFor("TXN42")
+		if len(evs) == 1 && strings.Contains(evs[0].Disposal, "unknown transaction") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unknown-txn evidence: %+v", evs)
+		}
+		// Reports and commands race in the loop's select; a round trip
+		// through it gives the report a chance to land before we look again.
+		h.svc.do(context.Background(), func() {})
+	}
+	tx := h.pay("card", 100)
+	r := success(tx.ID, 100)
+	r.Late = "timestamp outside window"
+	h.svc.Report(r)
+	got := h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+	if got.State != Sent || got.Vend != VendNone || !strings.Contains(got.Review, "too late") {
+		t.Fatalf("late success for the current payment %+v", got)
+	}
+}
+
+func TestVendFailure(t *testing.T) {
+	h := start(t, fastConfig())
+	h.vend.err = errors.New("relay: no response")
+	tx := h.pay("card", 100)
+	h.svc.Report(success(tx.ID, 100))
+	got := h.wait(tx.ID, func(t Txn) bool { return t.Vend == VendFailed })
+	if !strings.Contains(got.Review, "vend failed: relay: no response") {
+		t.Fatalf("vend failure %+v", got)
+	}
+}
