@@ -83,6 +83,9 @@ func (f *FrameReader) Next() ([]byte, error) {
 	}
 }
 
+// Buffered reports bytes read but not yet returned: a partial frame.
+func (f *FrameReader) Buffered() int { return f.end - f.start }
+
 // trimLine drops a trailing '\r' and returns nil for a blank line.
 func trimLine(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte{'\r'})

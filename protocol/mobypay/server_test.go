@@ -1,0 +1,915 @@
+package mobypay
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The server tests use real loopback TCP: the POS simulator, or raw
+// clients for what no POS app would send. They synchronise on the
+// handler's and the simulator's events, never on sleeps.
+
+var srvSecret = []byte("server-test-secret")
+
+const srvWait = 5 * time.Second // bound on any single wait
+
+type lateMsg struct {
+	m   Message
+	err error
+}
+
+type connEvent struct {
+	s    ConnState
+	peer string
+}
+
+// recHandler records every handler call on a channel.
+type recHandler struct {
+	msgs   chan Message
+	late   chan lateMsg
+	states chan connEvent
+}
+
+func (r *recHandler) Message(m *Message)              { r.msgs <- *m }
+func (r *recHandler) Late(m *Message, err error)      { r.late <- lateMsg{*m, err} }
+func (r *recHandler) ConnState(s ConnState, p string) { r.states <- connEvent{s, p} }
+
+// startServer runs a server on 127.0.0.1 until the test ends.
+func startServer(t *testing.T, cfg ServerConfig) (*Server, *recHandler) {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Secret == nil {
+		cfg.Secret = srvSecret
+	}
+	rec := &recHandler{make(chan Message, 256), make(chan lateMsg, 256), make(chan connEvent, 256)}
+	srv, err := NewServer(cfg, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(t.Context()) }()
+	t.Cleanup(func() {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(srvWait):
+			t.Errorf("Serve did not return")
+		}
+	})
+	return srv, rec
+}
+
+// startSim runs a simulator against srv until the test ends and returns
+// its events.
+func startSim(t *testing.T, cfg SimConfig) <-chan SimEvent {
+	t.Helper()
+	ctx := t.Context()
+	if cfg.Secret == nil {
+		cfg.Secret = srvSecret
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	}
+	events := make(chan SimEvent, 256)
+	cfg.OnEvent = func(e SimEvent) {
+		select {
+		case events <- e:
+		case <-ctx.Done():
+		}
+	}
+	sim, err := NewSim(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sim.Run(ctx) }()
+	t.Cleanup(func() {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(srvWait):
+			t.Errorf("Run did not return")
+		}
+	})
+	return events
+}
+
+func await[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(srvWait):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	panic("unreachable")
+}
+
+// awaitSim skips simulator events until one matches.
+func awaitSim(t *testing.T, ch <-chan SimEvent, what string, match func(SimEvent) bool) SimEvent {
+	t.Helper()
+	deadline := time.After(srvWait)
+	for {
+		select {
+		case e := <-ch:
+			if match(e) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for simulator event: %s", what)
+		}
+	}
+}
+
+func simKind(k SimEventKind) func(SimEvent) bool {
+	return func(e SimEvent) bool { return e.Kind == k }
+}
+
+// expectNothing fails if anything is queued on ch now. It is only used
+// after a later event proved that the server has passed the point where
+// the unwanted value would have been delivered.
+func expectNothing[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case v := <-ch:
+		t.Fatalf("unexpected %s: %+v", what, v)
+	default:
+	}
+}
+
+func awaitState(t *testing.T, rec *recHandler, want ConnState) connEvent {
+	t.Helper()
+	ev := await(t, rec.states, "ConnState "+want.String())
+	if ev.s != want {
+		t.Fatalf("ConnState %v (%s), want %v", ev.s, ev.peer, want)
+	}
+	return ev
+}
+
+// awaitMsg waits for the next delivered message and checks its type,
+// status and txn_id.
+func awaitMsg(t *testing.T, rec *recHandler, typ, status, txn string) Message {
+	t.Helper()
+	m := await(t, rec.msgs, typ+" "+status)
+	if m.Type != typ || m.Status != status || m.TxnID != txn {
+		t.Fatalf("got %s %s %s, want %s %s %s\n%s", m.Type, m.Status, m.TxnID, typ, status, txn, m.Payload)
+	}
+	return m
+}
+
+// kiosk sends the kiosk's messages through a server.
+type kiosk struct {
+	t     *testing.T
+	srv   *Server
+	codec *Codec
+}
+
+func newKiosk(t *testing.T, srv *Server, secret []byte) *kiosk {
+	return &kiosk{t, srv, NewCodec(secret)}
+}
+
+func (k *kiosk) header(txn string) Header {
+	return Header{TxnID: txn, KioskID: "KIOSK001", Nonce: rand.Text(), Timestamp: time.Now().UnixMilli()}
+}
+
+func (k *kiosk) send(frame []byte) {
+	k.t.Helper()
+	if err := k.srv.Send(frame); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+func (k *kiosk) request(txn string, sen int64, mode string) {
+	k.t.Helper()
+	f, err := k.codec.AppendTransactionRequest(nil, k.header(txn), sen, mode)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	k.send(f)
+}
+
+func (k *kiosk) selectPlan(txn, plan string) {
+	k.t.Helper()
+	k.send(k.codec.AppendPlanSelection(nil, k.header(txn), plan))
+}
+
+func (k *kiosk) cancel(txn string) {
+	k.t.Helper()
+	k.send(k.codec.AppendCancel(nil, k.header(txn)))
+}
+
+// connected starts a server and a simulator and waits for the link.
+func connected(t *testing.T, behaviour string, scfg ServerConfig) (*Server, *recHandler, <-chan SimEvent, *kiosk) {
+	t.Helper()
+	srv, rec := startServer(t, scfg)
+	ev := startSim(t, SimConfig{Addr: srv.Addr().String(), Behaviour: behaviour, Delay: 20 * time.Millisecond})
+	awaitState(t, rec, Connected)
+	awaitSim(t, ev, "connected", simKind(SimConnected))
+	return srv, rec, ev, newKiosk(t, srv, srvSecret)
+}
+
+func checkSuccess(t *testing.T, m Message, status string, sen int64) {
+	t.Helper()
+	if !m.IsSuccess() || m.Status != status {
+		t.Fatalf("not a %s result: %s", status, m.Payload)
+	}
+	if got, ok := m.AmountSen(); !ok || got != sen {
+		t.Errorf("amount %v, want %d sen", m.Amount, sen)
+	}
+	if len(m.TransactionID) != 6 || strings.Trim(m.TransactionID, "0123456789") != "" {
+		t.Errorf("transaction_id %q, want 6 digits", m.TransactionID)
+	}
+	if m.PosID != "POS001" || m.Nonce == "" || m.Timestamp == "" {
+		t.Errorf("header fields missing: %s", m.Payload)
+	}
+}
+
+func TestServerSimBehaviours(t *testing.T) {
+	const txn = "TXN1757492341554"
+	cases := []struct {
+		behaviour, mode string
+		check           func(t *testing.T, rec *recHandler, k *kiosk)
+	}{
+		{"approve", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			m := awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn)
+			checkSuccess(t, m, StatusSuccess, 1000)
+			if m.CardLast4 == "" || m.AuthorizationCode == "" {
+				t.Errorf("card result without card fields: %s", m.Payload)
+			}
+		}},
+		{"approve", ModeDuitNowQR, func(t *testing.T, rec *recHandler, k *kiosk) {
+			m := awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn)
+			checkSuccess(t, m, StatusSuccess, 1000)
+			if m.CardLast4 != "" {
+				t.Errorf("QR result with card fields: %s", m.Payload)
+			}
+		}},
+		{"decline", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			m := awaitMsg(t, rec, TypeTransactionResult, StatusFailed, txn)
+			if m.ErrorMessage != "USER_ABORT" || m.IsSuccess() {
+				t.Errorf("decline: %s", m.Payload)
+			}
+		}},
+		{"approved", ModeBNPL, func(t *testing.T, rec *recHandler, k *kiosk) {
+			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusApproved, txn), StatusApproved, 1000)
+		}},
+		{"slow", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1000)
+		}},
+		{"split", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1000)
+		}},
+		{"merged", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1000)
+		}},
+		{"wrongamount", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1100)
+		}},
+		{"wrongtxn", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+			m := await(t, rec.msgs, "result")
+			if m.Type != TypeTransactionResult || m.TxnID == txn || m.TxnID == "" {
+				t.Errorf("wrongtxn: %s", m.Payload)
+			}
+		}},
+		{"ipp", ModeCard, checkIPP(txn)},
+		{"approve", ModeIPP, checkIPP(txn)},
+	}
+	for _, c := range cases {
+		t.Run(c.behaviour+"/"+c.mode, func(t *testing.T) {
+			t.Parallel()
+			srv, rec, ev, k := connected(t, c.behaviour, ServerConfig{})
+			k.request(txn, 1000, c.mode)
+			// The simulator verified the kiosk's signature before answering.
+			got := awaitSim(t, ev, "request received", simKind(SimReceived)).Msg
+			if got.Type != TypeTransactionRequest || got.TxnID != txn || got.Amount != 10 || got.PaymentMode != c.mode {
+				t.Fatalf("simulator received %+v", got)
+			}
+			awaitMsg(t, rec, TypeAck, StatusProcessing, txn)
+			c.check(t, rec, k)
+			st := srv.Stats()
+			if n := st.BadSig.Load() + st.Malformed.Load() + st.Replayed.Load() + st.Late.Load() + st.Undecoded.Load(); n != 0 {
+				t.Errorf("%d refused or late messages", n)
+			}
+		})
+	}
+}
+
+func checkIPP(txn string) func(t *testing.T, rec *recHandler, k *kiosk) {
+	return func(t *testing.T, rec *recHandler, k *kiosk) {
+		plans := awaitMsg(t, rec, TypeTransactionResult, StatusIPPPlans, txn)
+		if len(plans.Plans) != 2 || plans.Plans[0].ID != "pay-in-full" || plans.Plans[1].TotalInstallments != 6 {
+			t.Fatalf("plans: %s", plans.Payload)
+		}
+		if !strings.Contains(plans.Plans[0].Raw, `"installmentDetails":[]`) {
+			t.Errorf("pay-in-full plan: %s", plans.Plans[0].Raw)
+		}
+		k.selectPlan(txn, plans.Plans[1].ID)
+		awaitMsg(t, rec, TypeAck, StatusPlanReceived, txn)
+		m := awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn)
+		checkSuccess(t, m, StatusSuccess, 1000)
+		if m.PlanID != plans.Plans[1].ID {
+			t.Errorf("plan_id %q, want %q", m.PlanID, plans.Plans[1].ID)
+		}
+	}
+}
+
+func TestServerErrorBehaviour(t *testing.T) {
+	_, rec, _, k := connected(t, "error", ServerConfig{})
+	k.request("TXN1", 500, ModeCard)
+	m := awaitMsg(t, rec, TypeError, "", "TXN1")
+	if m.Text == "" {
+		t.Errorf("error without message: %s", m.Payload)
+	}
+}
+
+func TestServerBadSignatureNotDelivered(t *testing.T) {
+	srv, rec, _, k := connected(t, "badsig", ServerConfig{})
+	k.request("TXN1", 1000, ModeCard)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	// The cancel's ack comes after the forged result on the same stream:
+	// once it is here, the result has been judged.
+	k.cancel("TXN1")
+	awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
+	if n := srv.Stats().BadSig.Load(); n != 1 {
+		t.Errorf("BadSig = %d, want 1", n)
+	}
+	expectNothing(t, rec.late, "late message")
+}
+
+func TestServerReplayDeliveredOnce(t *testing.T) {
+	srv, rec, _, k := connected(t, "replay", ServerConfig{})
+	k.request("TXN1", 1000, ModeCard)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
+	k.cancel("TXN1")
+	awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1") // not the duplicate
+	if n := srv.Stats().Replayed.Load(); n != 1 {
+		t.Errorf("Replayed = %d, want 1", n)
+	}
+}
+
+func TestServerStaleGoesToLate(t *testing.T) {
+	srv, rec, _, k := connected(t, "stale", ServerConfig{})
+	k.request("TXN1", 1000, ModeCard)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	l := await(t, rec.late, "late result")
+	if !errors.Is(l.err, ErrStale) || !l.m.IsSuccess() || l.m.TxnID != "TXN1" {
+		t.Errorf("late: %v %s", l.err, l.m.Payload)
+	}
+	k.cancel("TXN1")
+	awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
+	if st := srv.Stats(); st.Late.Load() != 1 || st.Received.Load() != 2 {
+		t.Errorf("Late = %d, Received = %d; want 1, 2", st.Late.Load(), st.Received.Load())
+	}
+}
+
+func TestServerCancel(t *testing.T) {
+	t.Run("in flight", func(t *testing.T) {
+		t.Parallel()
+		srv, rec := startServer(t, ServerConfig{})
+		startSim(t, SimConfig{Addr: srv.Addr().String(), Behaviour: "slow", Delay: time.Hour})
+		awaitState(t, rec, Connected)
+		k := newKiosk(t, srv, srvSecret)
+		k.request("TXN1", 1000, ModeCard)
+		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+		k.cancel("TXN1")
+		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
+		if m := awaitMsg(t, rec, TypeTransactionResult, StatusFailed, "TXN1"); m.ErrorMessage != "USER_ABORT" {
+			t.Errorf("after cancel: %s", m.Payload)
+		}
+	})
+	t.Run("cancel-late", func(t *testing.T) {
+		t.Parallel()
+		_, rec, _, k := connected(t, "cancel-late", ServerConfig{})
+		k.request("TXN1", 1000, ModeCard)
+		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+		k.cancel("TXN1")
+		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
+		checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1"), StatusSuccess, 1000)
+	})
+	t.Run("ackonly", func(t *testing.T) {
+		t.Parallel()
+		_, rec, _, k := connected(t, "ackonly", ServerConfig{})
+		k.request("TXN1", 1000, ModeCard)
+		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+		k.cancel("TXN1")
+		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
+		k.request("TXN2", 1000, ModeCard)
+		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2") // no result came between
+	})
+	t.Run("finished", func(t *testing.T) {
+		t.Parallel()
+		_, rec, _, k := connected(t, "approve", ServerConfig{})
+		k.request("TXN1", 1000, ModeCard)
+		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+		awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
+		k.cancel("TXN1")
+		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
+		k.request("TXN2", 1000, ModeCard)
+		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+	})
+}
+
+func TestServerSilentSim(t *testing.T) {
+	_, rec, ev, k := connected(t, "silent", ServerConfig{})
+	k.request("TXN1", 1000, ModeCard)
+	awaitSim(t, ev, "request received", simKind(SimReceived))
+	k.cancel("TXN1")
+	awaitSim(t, ev, "cancel received", simKind(SimReceived))
+	// Nothing was sent: the simulator would have reported it before
+	// handling the cancel.
+	expectNothing(t, ev, "simulator event")
+	expectNothing(t, rec.msgs, "message")
+}
+
+// TestSimRefusesBadKioskFrames: the simulator judges the kiosk as the
+// kiosk judges it.
+func TestSimRefusesBadKioskFrames(t *testing.T) {
+	srv, rec, ev, k := connected(t, "approve", ServerConfig{})
+	forged := newKiosk(t, srv, []byte("not-the-secret"))
+	forged.request("TXN1", 1000, ModeCard)
+	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrSignature) {
+		t.Errorf("forged request refused with %v", e.Err)
+	}
+	f, err := k.codec.AppendTransactionRequest(nil, k.header("TXN2"), 1000, ModeCard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.send(f)
+	k.send(f)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrReplay) {
+		t.Errorf("replayed request refused with %v", e.Err)
+	}
+	h := k.header("TXN3")
+	h.Timestamp -= 2 * time.Minute.Milliseconds()
+	f, _ = k.codec.AppendTransactionRequest(nil, h, 1000, ModeCard)
+	k.send(f)
+	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrStale) {
+		t.Errorf("stale request refused with %v", e.Err)
+	}
+	awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN2")
+	k.send([]byte("{\"payload\": {\"type\": \"ping\"}}\n"))
+	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrSignature) {
+		t.Errorf("unsigned ping refused with %v", e.Err)
+	}
+}
+
+// TestSimDropReportsAfterReconnect: the app drops mid-payment, reconnects
+// and reports the transaction that was in flight with an error message.
+func TestSimDropReportsAfterReconnect(t *testing.T) {
+	srv, rec, ev, k := connected(t, "drop", ServerConfig{})
+	k.request("TXN1", 1000, ModeCard)
+	// The server sees the old session end (Disconnected, Connected) or the
+	// reconnect replace it first (Connected). The ack comes on the old
+	// session and the error on the new one, so they may arrive in either
+	// order, but neither may be lost.
+	if e := await(t, rec.states, "ConnState"); e.s == Disconnected {
+		awaitState(t, rec, Connected)
+	} else if e.s != Connected {
+		t.Fatalf("ConnState %v", e.s)
+	}
+	got := map[string]Message{}
+	for range 2 {
+		m := await(t, rec.msgs, "message")
+		got[m.Type+" "+m.Status+" "+m.TxnID] = m
+	}
+	if _, ok := got["ack processing TXN1"]; !ok {
+		t.Errorf("no ack: %v", got)
+	}
+	if m, ok := got["error  TXN1"]; !ok || m.Text == "" || m.PosID != "POS001" {
+		t.Errorf("no error after reconnect: %v", got)
+	}
+	awaitSim(t, ev, "disconnected", simKind(SimDisconnected))
+	awaitSim(t, ev, "reconnected", simKind(SimConnected))
+	if n := srv.Stats().Sessions.Load(); n != 2 {
+		t.Errorf("Sessions = %d, want 2", n)
+	}
+}
+
+// TestSimReconnectsWhenDropped: the server drops the simulator's session
+// (here, replaced by another connection from the same host); the
+// simulator reconnects and takes the session back.
+func TestSimReconnectsWhenDropped(t *testing.T) {
+	srv, rec, ev, k := connected(t, "approve", ServerConfig{})
+	intruder := dialFrom(t, srv.Addr(), "")
+	if e := awaitState(t, rec, Connected); e.peer != intruder.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", e.peer, intruder.LocalAddr())
+	}
+	awaitSim(t, ev, "disconnected", simKind(SimDisconnected))
+	awaitSim(t, ev, "reconnected", simKind(SimConnected))
+	if e := awaitState(t, rec, Connected); e.peer == intruder.LocalAddr().String() {
+		t.Fatalf("connected %s again", e.peer)
+	}
+	expectClosed(t, intruder)
+	if n := srv.Stats().Replaced.Load(); n != 2 {
+		t.Errorf("Replaced = %d, want 2", n)
+	}
+	k.request("TXN1", 1000, ModeCard)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
+}
+
+// dialFrom opens a raw client connection from a chosen loopback address.
+func dialFrom(t *testing.T, addr net.Addr, local string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: srvWait}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	c, err := d.DialContext(t.Context(), "tcp", addr.String())
+	if err != nil {
+		if local != "" {
+			t.Skipf("cannot dial from %s: %v", local, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// expectClosed reads until the server closes c, which must happen before
+// the deadline. It returns how long that took.
+func expectClosed(t *testing.T, c net.Conn) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(srvWait))
+	buf := make([]byte, 512)
+	for {
+		_, err := c.Read(buf)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open after %s", srvWait)
+		}
+		return time.Since(start)
+	}
+}
+
+// expectOpen checks that the server leaves c open for d.
+func expectOpen(t *testing.T, c net.Conn, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("connection closed early: %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+}
+
+func write(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	c.SetWriteDeadline(time.Now().Add(srvWait))
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerOversizedFrameClosesSession(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{MaxFrame: 1024})
+	c := dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	write(t, c, `{"payload": {"type": "ack", "pad": "`+strings.Repeat("x", 2000))
+	expectClosed(t, c)
+	awaitState(t, rec, Disconnected)
+	if n := srv.Stats().Oversize.Load(); n != 1 {
+		t.Errorf("Oversize = %d, want 1", n)
+	}
+}
+
+func TestServerGarbageClosesSessionKeepsAccepting(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{MaxRefusals: 3})
+	c := dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	write(t, c, "hello\r\n{\"payload\": 1}\n")
+	expectOpen(t, c, 50*time.Millisecond) // two refusals are tolerated
+	write(t, c, "\x00\xff garbage\n")
+	expectClosed(t, c)
+	awaitState(t, rec, Disconnected)
+	if n := srv.Stats().Malformed.Load(); n != 3 {
+		t.Errorf("Malformed = %d, want 3", n)
+	}
+	// The server still accepts, and a real POS works.
+	ev := startSim(t, SimConfig{Addr: srv.Addr().String()})
+	awaitState(t, rec, Connected)
+	awaitSim(t, ev, "connected", simKind(SimConnected))
+	k := newKiosk(t, srv, srvSecret)
+	k.request("TXN1", 1000, ModeCard)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+}
+
+func TestServerSlowDripCutOff(t *testing.T) {
+	const frameTimeout = 200 * time.Millisecond
+	srv, rec := startServer(t, ServerConfig{FrameTimeout: frameTimeout})
+	c := dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	// Idle between frames is normal: FrameTimeout does not apply.
+	expectOpen(t, c, 2*frameTimeout)
+	write(t, c, `{"payload": {"type": "ack", `)
+	took := expectClosed(t, c)
+	if took < frameTimeout/2 {
+		t.Errorf("closed after %s, before the frame timeout %s", took, frameTimeout)
+	}
+	awaitState(t, rec, Disconnected)
+}
+
+func TestServerOneSession(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	a := dialFrom(t, srv.Addr(), "127.0.0.1")
+	if ev := awaitState(t, rec, Connected); ev.peer != a.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", ev.peer, a.LocalAddr())
+	}
+	// A reconnect from the same host replaces the session.
+	b := dialFrom(t, srv.Addr(), "127.0.0.1")
+	if ev := awaitState(t, rec, Connected); ev.peer != b.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", ev.peer, b.LocalAddr())
+	}
+	a.SetReadDeadline(time.Now().Add(srvWait))
+	if _, err := a.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("replaced connection: %v, want EOF", err)
+	}
+	if n := srv.Stats().Replaced.Load(); n != 1 {
+		t.Errorf("Replaced = %d, want 1", n)
+	}
+	// Another host is refused while the session is up.
+	other := dialFrom(t, srv.Addr(), "127.0.0.2")
+	expectClosed(t, other)
+	if n := srv.Stats().Rejected.Load(); n != 1 {
+		t.Errorf("Rejected = %d, want 1", n)
+	}
+	if peer, _ := srv.Peer(); peer != b.LocalAddr().String() {
+		t.Errorf("Peer() = %q, want %s", peer, b.LocalAddr())
+	}
+	// The session still works.
+	write(t, b, string(posFrame(t, srvSecret, "TXN1", time.Now())))
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	b.Close()
+	if ev := awaitState(t, rec, Disconnected); ev.peer != b.LocalAddr().String() {
+		t.Errorf("disconnected %s, want %s", ev.peer, b.LocalAddr())
+	}
+	expectNothing(t, rec.states, "ConnState")
+}
+
+func TestServerAllowList(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{AllowPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	c := dialFrom(t, srv.Addr(), "127.0.0.1")
+	expectClosed(t, c)
+	if n := srv.Stats().Rejected.Load(); n != 1 {
+		t.Errorf("Rejected = %d, want 1", n)
+	}
+	ok := dialFrom(t, srv.Addr(), "127.0.0.2")
+	if ev := awaitState(t, rec, Connected); ev.peer != ok.LocalAddr().String() {
+		t.Errorf("connected %s, want %s", ev.peer, ok.LocalAddr())
+	}
+	if n := srv.Stats().Sessions.Load(); n != 1 {
+		t.Errorf("Sessions = %d, want 1", n)
+	}
+}
+
+func TestServerSendWithoutPOS(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	k := newKiosk(t, srv, srvSecret)
+	if err := srv.Send(k.codec.AppendCancel(nil, k.header("TXN1"))); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Send without POS: %v, want ErrNotConnected", err)
+	}
+	c := dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	c.Close()
+	awaitState(t, rec, Disconnected)
+	if err := srv.Send(k.codec.AppendCancel(nil, k.header("TXN1"))); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Send after the POS left: %v, want ErrNotConnected", err)
+	}
+}
+
+// TestServerReplayAcrossReconnect: nonces are remembered across sessions,
+// so a captured result cannot be replayed on a fresh connection.
+func TestServerReplayAcrossReconnect(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	frame := string(posFrame(t, srvSecret, "TXN1", time.Now()))
+	c := dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	write(t, c, frame)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	c.Close()
+	awaitState(t, rec, Disconnected)
+	c = dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	write(t, c, frame)
+	write(t, c, string(posFrame(t, srvSecret, "TXN2", time.Now())))
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+	if n := srv.Stats().Replayed.Load(); n != 1 {
+		t.Errorf("Replayed = %d, want 1", n)
+	}
+}
+
+// TestServerConnStateOrder: however fast the POS reconnects, the handler
+// never hears Disconnected for a session after its successor's Connected.
+func TestServerConnStateOrder(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	var last string
+	for range 30 {
+		c := dialFrom(t, srv.Addr(), "")
+		last = c.LocalAddr().String()
+		c.Close()
+	}
+	cur := ""
+	for {
+		ev := await(t, rec.states, "ConnState")
+		switch ev.s {
+		case Connected:
+			cur = ev.peer
+		case Disconnected:
+			if ev.peer != cur {
+				t.Fatalf("Disconnected %s while %q is the session", ev.peer, cur)
+			}
+			cur = ""
+		default:
+			t.Fatalf("ConnState %v", ev.s)
+		}
+		if ev.s == Disconnected && ev.peer == last {
+			break
+		}
+	}
+	if got := srv.Stats().Sessions.Load(); got != 30 {
+		t.Errorf("Sessions = %d, want 30", got)
+	}
+}
+
+// posFrame is a POS ack signed like the app signs it.
+func posFrame(t *testing.T, secret []byte, txn string, ts time.Time) []byte {
+	t.Helper()
+	p := `{"type": "ack", "txn_id": "` + txn + `", "status": "processing", "pos_id": "POS001", "timestamp": "` +
+		strconv.FormatInt(ts.UnixMilli(), 10) + `", "nonce": "` + rand.Text() + `"}`
+	c := NewCodec(secret)
+	sig, err := c.appendSignature(nil, []byte(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(`{"payload": ` + p + `, "signature": "` + string(sig) + "\"}\r\n")
+}
+
+// gateHandler holds Message calls for txn_ids starting with HOLD until
+// the test sends a token on gate (or closes it), and counts handler calls
+// that overlap.
+type gateHandler struct {
+	*recHandler
+	gate            chan struct{}
+	inside, overlap atomic.Int32
+}
+
+func (g *gateHandler) enter() {
+	if g.inside.Add(1) > 1 {
+		g.overlap.Add(1)
+	}
+}
+
+func (g *gateHandler) Message(m *Message) {
+	g.enter()
+	defer g.inside.Add(-1)
+	g.recHandler.Message(m)
+	if strings.HasPrefix(m.TxnID, "HOLD") {
+		<-g.gate
+	}
+}
+
+func (g *gateHandler) ConnState(s ConnState, p string) {
+	g.enter()
+	defer g.inside.Add(-1)
+	g.recHandler.ConnState(s, p)
+}
+
+// TestServerHandlerCallsSerialised: a reconnect accepted while the old
+// session is inside the handler waits for it, so the handler is never
+// entered twice and hears the new session only after the old one's
+// message.
+func TestServerHandlerCallsSerialised(t *testing.T) {
+	g := &gateHandler{
+		recHandler: &recHandler{make(chan Message, 16), make(chan lateMsg, 16), make(chan connEvent, 16)},
+		gate:       make(chan struct{}),
+	}
+	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Secret: srvSecret}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(t.Context()) }()
+	t.Cleanup(func() { await(t, done, "Serve to return") })
+	gateOpen := false
+	defer func() {
+		if !gateOpen {
+			close(g.gate)
+		}
+	}()
+
+	a := dialFrom(t, srv.Addr(), "")
+	awaitState(t, g.recHandler, Connected)
+	write(t, a, string(posFrame(t, srvSecret, "HOLD1", time.Now())))
+	awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, "HOLD1") // now blocked in Message
+	b := dialFrom(t, srv.Addr(), "")
+	select {
+	case ev := <-g.states:
+		t.Fatalf("ConnState %v %s delivered while Message was running", ev.s, ev.peer)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.gate)
+	gateOpen = true
+	if ev := awaitState(t, g.recHandler, Connected); ev.peer != b.LocalAddr().String() {
+		t.Errorf("connected %s, want %s", ev.peer, b.LocalAddr())
+	}
+	if n := g.overlap.Load(); n != 0 {
+		t.Errorf("%d overlapping handler calls", n)
+	}
+}
+
+// TestServerReplacedSessionDrains: what the POS sent before it reconnected
+// is still delivered, even if it is unread when the reconnect replaces the
+// session. Whether the old session ends by itself first or is replaced is
+// a race, so the scenario is repeated; both outcomes must deliver.
+func TestServerReplacedSessionDrains(t *testing.T) {
+	g := &gateHandler{
+		recHandler: &recHandler{make(chan Message, 16), make(chan lateMsg, 16), make(chan connEvent, 16)},
+		gate:       make(chan struct{}),
+	}
+	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Secret: srvSecret}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(t.Context()) }()
+	t.Cleanup(func() { await(t, done, "Serve to return") })
+	defer close(g.gate)
+
+	for i := range 20 {
+		hold, txn := "HOLD"+strconv.Itoa(i), "TXN"+strconv.Itoa(i)
+		a := dialFrom(t, srv.Addr(), "")
+		awaitState(t, g.recHandler, Connected)
+		write(t, a, string(posFrame(t, srvSecret, hold, time.Now())))
+		awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, hold) // the session is busy in Message
+		// The next frame waits in the socket while the POS leaves and
+		// comes back.
+		write(t, a, string(posFrame(t, srvSecret, txn, time.Now())))
+		a.Close()
+		b := dialFrom(t, srv.Addr(), "")
+		g.gate <- struct{}{}
+		var sawB, sawTxn bool
+		for !sawB || !sawTxn {
+			select {
+			case e := <-g.states:
+				switch {
+				case e.s == Connected && e.peer == b.LocalAddr().String():
+					sawB = true
+				case e.s == Disconnected && e.peer == a.LocalAddr().String() && !sawB:
+				default:
+					t.Fatalf("ConnState %v %s", e.s, e.peer)
+				}
+			case m := <-g.msgs:
+				if m.TxnID != txn {
+					t.Fatalf("message %s", m.Payload)
+				}
+				sawTxn = true
+			case <-time.After(srvWait):
+				t.Fatalf("round %d timed out: connected %v, %s delivered %v", i, sawB, txn, sawTxn)
+			}
+		}
+		b.Close()
+		awaitState(t, g.recHandler, Disconnected)
+	}
+	t.Logf("%d of 20 rounds replaced the session", srv.Stats().Replaced.Load())
+}
+
+// TestRetiredSessionReadsWhatWasSent: a replaced session still delivers
+// the frames waiting in its socket, tells the old peer (FIN), and ends at
+// the drain deadline if the old peer stays silent.
+func TestRetiredSessionReadsWhatWasSent(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	pos, conn := tcpPair(t)
+	write(t, pos, string(posFrame(t, srvSecret, "TXN1", time.Now()))+string(posFrame(t, srvSecret, "TXN2", time.Now())))
+	sess := &session{conn: conn, peer: pos.LocalAddr().String(), since: time.Now()}
+	sess.retire(time.Now().Add(200 * time.Millisecond))
+	pos.SetReadDeadline(time.Now().Add(srvWait))
+	if _, err := pos.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("old peer read %v, want EOF", err)
+	}
+	if why := srv.read(sess, srv.log); why != "replaced" {
+		t.Errorf("session ended: %s, want replaced", why)
+	}
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+}
