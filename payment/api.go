@@ -1,0 +1,226 @@
+package payment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// API is the control API the machine's controller and the kioskd CLI use.
+// It is served on a unix socket: whoever can open the socket is trusted.
+type API struct {
+	svc *Service
+	// Status adds service-wide facts (listen addresses, counters) to
+	// GET /v1/status.
+	Status func() map[string]any
+}
+
+// NewAPI returns the control API for svc.
+func NewAPI(svc *Service) *API { return &API{svc: svc} }
+
+// PaymentRequest is the body of POST /v1/payments.
+type PaymentRequest struct {
+	Amount   string `json:"amount"` // RM as a decimal string, "12.50"
+	Mode     string `json:"mode"`
+	Provider string `json:"provider,omitempty"`
+	PlanID   string `json:"plan_id,omitempty"`
+}
+
+// Handler returns the routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/payments", a.create)
+	mux.HandleFunc("GET /v1/payments", a.list)
+	mux.HandleFunc("GET /v1/payments/{id}", a.get)
+	mux.HandleFunc("POST /v1/payments/{id}/cancel", a.cancel)
+	mux.HandleFunc("POST /v1/payments/{id}/plan", a.plan)
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("GET /v1/events", a.events)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		code = http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrNotActive):
+		code = http.StatusConflict
+	case errors.Is(err, ErrNotReady):
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	d := json.NewDecoder(r.Body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %w", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	var req PaymentRequest
+	if err := decode(w, r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	amount, err := ParseAmount(req.Amount)
+	if err != nil {
+		writeErr(w, fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return
+	}
+	t, err := a.svc.Create(r.Context(), CreateRequest{Provider: req.Provider, Mode: req.Mode, Amount: amount, PlanID: req.PlanID})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, t)
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	n := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			writeErr(w, fmt.Errorf("%w: limit %q", ErrBadRequest, s))
+			return
+		}
+		n = v
+	}
+	list, err := a.svc.Journal().List(n)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if list == nil {
+		list = []Txn{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	t, err := a.svc.Journal().Get(id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if r.URL.Query().Get("evidence") == "" {
+		writeJSON(w, http.StatusOK, t)
+		return
+	}
+	ev, err := a.svc.Journal().EvidenceFor(id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Txn
+		Messages []Evidence `json:"messages"`
+	}{t, ev})
+}
+
+func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
+	t, err := a.svc.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (a *API) plan(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PlanID string `json:"plan_id"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	t, err := a.svc.SelectPlan(r.Context(), r.PathValue("id"), req.PlanID)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	st := map[string]any{"pos": a.svc.POS(), "current": a.svc.Current()}
+	if a.Status != nil {
+		for k, v := range a.Status() {
+			st[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// events streams Event objects as server-sent events. It starts with the
+// present state (each link, and the payment in progress) so that a client
+// that subscribes before asking for a payment misses nothing.
+func (a *API) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, errors.New("streaming unsupported"))
+		return
+	}
+	ch, unsub := a.svc.Subscribe()
+	defer unsub()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(e Event) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b)
+		fl.Flush()
+		return err
+	}
+	now := time.Now()
+	for _, p := range a.svc.POS() {
+		send(Event{Kind: "pos", At: now, POS: &p})
+	}
+	if cur := a.svc.Current(); cur != nil {
+		send(Event{Kind: "payment", At: now, Txn: cur})
+	}
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keep.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		case e, ok := <-ch:
+			if !ok {
+				return // dropped for falling behind; the client reconnects
+			}
+			if send(e) != nil {
+				return
+			}
+		}
+	}
+}
