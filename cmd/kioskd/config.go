@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -34,7 +35,20 @@ type Config struct {
 		SecretFile      string   `toml:"secret_file"`
 		TimestampWindow duration `toml:"timestamp_window"`
 		MaxFrame        int      `toml:"max_frame"`
+		Allow           []string `toml:"allow"`
 	} `toml:"pos"`
+
+	Payment struct {
+		CancelGrace        duration                `toml:"cancel_grace"`
+		ReconnectGrace     duration                `toml:"reconnect_grace"`
+		IPPAutoSelect      string                  `toml:"ipp_auto_select"`
+		SuccessAfterCancel string                  `toml:"success_after_cancel"`
+		Timeouts           map[string]modeTimeouts `toml:"timeouts"`
+	} `toml:"payment"`
+
+	Relay struct {
+		Pulse duration `toml:"pulse"`
+	} `toml:"relay"`
 
 	Control struct {
 		Socket string `toml:"socket"`
@@ -46,6 +60,12 @@ type Config struct {
 
 	// Source names where the config came from, for logs.
 	Source string `toml:"-"`
+}
+
+type modeTimeouts struct {
+	Ack    duration `toml:"ack"`
+	Result duration `toml:"result"`
+	Plan   duration `toml:"plan"`
 }
 
 // duration reads TOML strings such as "60s" or "2m".
@@ -81,11 +101,22 @@ func loadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// parseConfig reads a config over the embedded default, so a file needs
+// only the keys it changes. The secret is taken from the file as a pair:
+// naming secret_file there drops the default's development secret.
 func parseConfig(data []byte) (*Config, error) {
 	var cfg Config
+	if _, err := toml.NewDecoder(bytes.NewReader(defaultConfig)).Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("embedded default: %w", err)
+	}
+	def := cfg.POS
+	cfg.POS.Secret, cfg.POS.SecretFile = "", ""
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
 	if err != nil {
 		return nil, err
+	}
+	if !md.IsDefined("pos", "secret") && !md.IsDefined("pos", "secret_file") {
+		cfg.POS.Secret, cfg.POS.SecretFile = def.Secret, def.SecretFile
 	}
 	// A misspelt key silently left at its default is how a kiosk ends up
 	// on the development secret; refuse unknown keys.
@@ -137,6 +168,37 @@ func (c *Config) validate() error {
 	if c.POS.MaxFrame < 1024 || c.POS.MaxFrame > 1<<20 {
 		bad("pos.max_frame %d: want 1024 to 1048576", c.POS.MaxFrame)
 	}
+	if _, err := c.allowPrefixes(); err != nil {
+		bad("pos.allow: %v", err)
+	}
+	for name, d := range map[string]time.Duration{"cancel_grace": c.Payment.CancelGrace.Duration, "reconnect_grace": c.Payment.ReconnectGrace.Duration} {
+		if d < time.Second || d > 10*time.Minute {
+			bad("payment.%s %s: want 1s to 10m", name, d)
+		}
+	}
+	switch c.Payment.IPPAutoSelect {
+	case "none", "single", "first":
+	default:
+		bad("payment.ipp_auto_select %q: want none, single or first", c.Payment.IPPAutoSelect)
+	}
+	switch c.Payment.SuccessAfterCancel {
+	case "vend", "review":
+	default:
+		bad("payment.success_after_cancel %q: want vend or review", c.Payment.SuccessAfterCancel)
+	}
+	for mode, t := range c.Payment.Timeouts {
+		if !mobypay.ValidMode(mode) {
+			bad("payment.timeouts.%s: not a payment mode", mode)
+		}
+		for name, d := range map[string]time.Duration{"ack": t.Ack.Duration, "result": t.Result.Duration, "plan": t.Plan.Duration} {
+			if d != 0 && (d < time.Second || d > time.Hour) {
+				bad("payment.timeouts.%s.%s %s: want 1s to 1h", mode, name, d)
+			}
+		}
+	}
+	if p := c.Relay.Pulse.Duration; p < 10*time.Millisecond || p > 30*time.Second {
+		bad("relay.pulse %s: want 10ms to 30s", p)
+	}
 	if c.Control.Socket == "" {
 		bad("control.socket is empty")
 	}
@@ -146,6 +208,23 @@ func (c *Config) validate() error {
 		bad("board.kind %q: want sim, rpi3, rpi4 or rpi5", c.Board.Kind)
 	}
 	return errors.Join(errs...)
+}
+
+// allowPrefixes parses pos.allow: addresses or CIDR prefixes.
+func (c *Config) allowPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, a := range c.POS.Allow {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or prefix", a)
+		}
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func printableASCII(s string) bool {

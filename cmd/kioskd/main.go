@@ -45,6 +45,12 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "start the service", cmdRun},
+		{"pay", "ask the running kioskd for a payment and wait for the outcome", cmdPay},
+		{"cancel", "cancel the payment in progress", cmdCancel},
+		{"plan", "choose an IPP plan for the payment in progress", cmdPlan},
+		{"status", "show the POS link, the payment in progress and counters", cmdStatus},
+		{"journal", "list recent payments from the journal", cmdJournal},
+		{"possim", "simulate a MobyPay POS terminal connecting to a kiosk", cmdPossim},
 		{"sig", "verify or sign MobyPay envelopes (sig verify | sig sign)", cmdSig},
 		{"config", "print the default config or check one (config default | config check FILE)", cmdConfig},
 		{"version", "print version and build information", cmdVersion},

@@ -11,6 +11,14 @@ import (
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
+// TestMain lets the crash tests re-execute this test binary as kioskd.
+func TestMain(m *testing.M) {
+	if os.Getenv("KIOSKD_TEST_AS_DAEMON") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 // kioskd runs a subcommand in-process and returns its exit code and output.
 func kioskd(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
@@ -153,6 +161,22 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	}
 }
 
+func TestPartialConfigTakesDefaults(t *testing.T) {
+	cfg, err := parseConfig([]byte("kiosk_id = \"K9\"\n[pos]\nsecret_file = \"/data/pos.secret\"\n[payment.timeouts.card]\nresult = \"90s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KioskID != "K9" || cfg.POS.Secret != "" || cfg.POS.SecretFile != "/data/pos.secret" ||
+		cfg.POS.Listen != "0.0.0.0:8080" || cfg.Board.Kind != "sim" || cfg.Payment.Timeouts["card"].Result.Seconds() != 90 ||
+		cfg.Payment.Timeouts["bnpl"].Result.Minutes() != 5 || cfg.Relay.Pulse.Milliseconds() != 500 {
+		t.Fatalf("partial config: %+v", cfg)
+	}
+	cfg, err = parseConfig([]byte("kiosk_id = \"K9\"\n"))
+	if err != nil || cfg.POS.Secret != "POS-KIOSK-SECRET-KEY-2024" {
+		t.Fatalf("no secret named: %v %+v", err, cfg)
+	}
+}
+
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -176,6 +200,10 @@ func TestConfigCheck(t *testing.T) {
 		"bad listen":    strings.Replace(string(defaultConfig), `"0.0.0.0:8080"`, `"8080"`, 1),
 		"empty kiosk":   strings.Replace(string(defaultConfig), `kiosk_id = "KIOSK001"`, `kiosk_id = ""`, 1),
 		"not toml":      "kiosk_id = ",
+		"bad timeout":   "[payment.timeouts.card]\nresult = \"2h\"\n",
+		"bad mode":      "[payment.timeouts.cash]\nresult = \"2m\"\n",
+		"bad allow":     "[pos]\nallow = [\"pos-terminal\"]\n",
+		"bad pulse":     "[relay]\npulse = \"1m\"\n",
 		"missing file":  "",
 		"bad log level": strings.Replace(string(defaultConfig), `log_level = "info"`, `log_level = "loud"`, 1),
 	}

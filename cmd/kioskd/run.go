@@ -2,11 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
 func cmdRun(e *env, args []string) int {
@@ -23,17 +33,28 @@ func cmdRun(e *env, args []string) int {
 	log := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, nil); err != nil {
 		log.Error("kioskd stopped", "err", err)
 		return exitFail
 	}
 	return exitOK
 }
 
+// started tells tests where the service listens once it is up.
+type started struct {
+	POSAddr string
+	Control string
+}
+
 // serve runs the service until ctx ends. Everything that can be checked is
-// checked before anything is started.
-func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+// checked before anything is started; the journal is recovered before any
+// listener opens, so nothing new can interleave with recovery.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started) error {
 	secret, err := cfg.posSecret()
+	if err != nil {
+		return err
+	}
+	allow, err := cfg.allowPrefixes()
 	if err != nil {
 		return err
 	}
@@ -43,9 +64,209 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	j, err := payment.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	flagged, err := j.Recover(time.Now())
+	if err != nil {
+		return err
+	}
+	for _, t := range flagged {
+		log.Warn("payment needs review after restart", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "amount", t.Amount.String(), "review", t.Review)
+	}
+
+	ctl, err := listenControl(cfg.Control.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Control.Socket)
+	sink := newSimSink(cfg.DataDir, cfg.Relay.Pulse.Duration, log)
+	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
+	svc := payment.NewService(paymentConfig(cfg, log), j, sink, sink, prov)
+	srv, err := mobypay.NewServer(mobypay.ServerConfig{
+		Addr: cfg.POS.Listen, Secret: secret, Window: cfg.POS.TimestampWindow.Duration,
+		MaxFrame: cfg.POS.MaxFrame, AllowPeers: allow, Log: log,
+	}, prov)
+	if err != nil {
+		ctl.Close()
+		return err
+	}
+	prov.Bind(srv, svc)
+	startedAt := time.Now()
+	api := payment.NewAPI(svc)
+	api.Status = func() map[string]any {
+		return map[string]any{
+			"kiosk_id": cfg.KioskID, "version": version, "board": cfg.Board.Kind,
+			"pos_listen": srv.Addr().String(), "pos_connect_to": connectAddrs(srv.Addr()),
+			"pos_stats": statsMap(srv.Stats()), "uptime_s": int64(time.Since(startedAt).Seconds()),
+		}
+	}
+	hs := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	fail := func(what string, err error) {
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	wg.Add(3)
+	go func() { defer wg.Done(); fail("payment service", svc.Run(ctx)) }()
+	go func() { defer wg.Done(); fail("pos server", srv.Serve(ctx)) }()
+	go func() {
+		defer wg.Done()
+		if err := hs.Serve(ctl); !errors.Is(err, http.ErrServerClosed) {
+			fail("control api", err)
+		}
+	}()
 	log.Info("kioskd started", "version", version, "config", cfg.Source, "kiosk_id", cfg.KioskID,
-		"board", cfg.Board.Kind, "data_dir", cfg.DataDir)
+		"board", cfg.Board.Kind, "data_dir", cfg.DataDir, "control", cfg.Control.Socket,
+		"pos_listen", srv.Addr().String(), "pos_connect_to", connectAddrs(srv.Addr()))
+	if up != nil {
+		up <- started{POSAddr: srv.Addr().String(), Control: cfg.Control.Socket}
+	}
 	<-ctx.Done()
-	log.Info("kioskd stopping", "reason", context.Cause(ctx))
-	return nil
+	cause := context.Cause(ctx)
+	log.Info("kioskd stopping", "reason", cause)
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer scancel()
+	hs.Shutdown(sctx)
+	hs.Close() // event streams do not end on Shutdown
+	wg.Wait()
+	if parent.Err() != nil {
+		return nil // asked to stop
+	}
+	return cause
+}
+
+func paymentConfig(cfg *Config, log *slog.Logger) payment.Config {
+	pc := payment.Config{
+		VendTimeout:        cfg.Relay.Pulse.Duration + 5*time.Second,
+		Timeouts:           map[string]payment.Timeouts{},
+		CancelGrace:        cfg.Payment.CancelGrace.Duration,
+		ReconnectGrace:     cfg.Payment.ReconnectGrace.Duration,
+		IPPAutoSelect:      cfg.Payment.IPPAutoSelect,
+		SuccessAfterCancel: cfg.Payment.SuccessAfterCancel,
+		Log:                log,
+	}
+	for mode, t := range cfg.Payment.Timeouts {
+		pc.Timeouts[mode] = payment.Timeouts{Ack: t.Ack.Duration, Result: t.Result.Duration, Plan: t.Plan.Duration}
+	}
+	return pc
+}
+
+// listenControl opens the control socket (mode 0660). A socket file left
+// by a crash is removed; one that still answers belongs to a running
+// kioskd, and starting a second one is refused.
+func listenControl(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another kioskd is running", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// connectAddrs lists the addresses a POS should connect to: the listen
+// address itself, or every non-loopback address when listening on all.
+func connectAddrs(a net.Addr) []string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return []string{a.String()}
+	}
+	port := strconv.Itoa(ta.Port)
+	if !ta.IP.IsUnspecified() {
+		return []string{net.JoinHostPort(ta.IP.String(), port)}
+	}
+	var out []string
+	addrs, _ := net.InterfaceAddrs()
+	for _, ad := range addrs {
+		if ipn, ok := ad.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			out = append(out, net.JoinHostPort(ipn.IP.String(), port))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, net.JoinHostPort("127.0.0.1", port))
+	}
+	return out
+}
+
+func statsMap(s *mobypay.Stats) map[string]int64 {
+	return map[string]int64{
+		"sessions": s.Sessions.Load(), "replaced": s.Replaced.Load(), "rejected": s.Rejected.Load(),
+		"received": s.Received.Load(), "late": s.Late.Load(), "malformed": s.Malformed.Load(),
+		"bad_signature": s.BadSig.Load(), "replayed": s.Replayed.Load(), "oversize": s.Oversize.Load(),
+		"undecoded": s.Undecoded.Load(),
+	}
+}
+
+// simSink stands in for the relay and the printer on the simulated board:
+// it records each vend and receipt in files under data_dir/sim, so a
+// person can see what a real machine would have done.
+type simSink struct {
+	dir   string
+	pulse time.Duration
+	log   *slog.Logger
+	mu    sync.Mutex
+}
+
+func newSimSink(dataDir string, pulse time.Duration, log *slog.Logger) *simSink {
+	return &simSink{dir: filepath.Join(dataDir, "sim"), pulse: pulse, log: log.With("component", "sim")}
+}
+
+func (s *simSink) appendLine(name, line string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Vend implements payment.Vender: "on" is written when the simulated
+// relay energises (the product drops), "off" when the pulse ends.
+func (s *simSink) Vend(ctx context.Context, t payment.Txn) error {
+	if err := s.appendLine("vends.log", time.Now().Format(time.RFC3339Nano)+" on "+t.ID+" "+t.Amount.String()); err != nil {
+		return err
+	}
+	s.log.Info("relay on (simulated)", "txn_id", t.ID, "pulse", s.pulse)
+	timer := time.NewTimer(s.pulse)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.appendLine("vends.log", time.Now().Format(time.RFC3339Nano)+" off "+t.ID)
+}
+
+// Receipt implements payment.Printer.
+func (s *simSink) Receipt(t payment.Txn) {
+	line := fmt.Sprintf("%s %s %s RM %s %s pos_txn=%s auth=%s vend=%s", time.Now().Format(time.RFC3339), t.ID, t.Mode, t.Amount, t.State, t.POSTransactionID, t.AuthCode, t.Vend)
+	if err := s.appendLine("receipts.log", line); err != nil {
+		s.log.Warn("receipt not recorded", "txn_id", t.ID, "err", err)
+	}
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// cmdPossim plays a MobyPay POS terminal against a kiosk (this one or
+// another implementation) until SIGINT or SIGTERM.
+func cmdPossim(e *env, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return possim(ctx, e, args)
+}
+
+func possim(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
+	addr := fs.String("addr", "", "kiosk address to connect to, HOST:PORT (required)")
+	behaviour := fs.String("behaviour", "approve", "how the POS answers (see below)")
+	var sf secretFlags
+	sf.register(fs)
+	delay := fs.Duration("delay", 5*time.Second, "behaviour slow: time from ack to result")
+	posID := fs.String("pos-id", "POS001", "pos_id the POS sends")
+	debug := fs.Bool("v", false, "log debug events too")
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprintln(e.stderr, "\nbehaviours:")
+		for _, b := range mobypay.SimBehaviours() {
+			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, mobypay.SimBehaviourHelp(b))
+		}
+	}
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "kioskd: possim: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	if *addr == "" {
+		fmt.Fprintln(e.stderr, "kioskd: possim: -addr is required")
+		fs.Usage()
+		return exitUsage
+	}
+	if mobypay.SimBehaviourHelp(*behaviour) == "" {
+		fmt.Fprintf(e.stderr, "kioskd: possim: unknown behaviour %q\n", *behaviour)
+		fs.Usage()
+		return exitUsage
+	}
+	secret, err := sf.resolve(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		return exitUsage
+	}
+	level := "info"
+	if *debug {
+		level = "debug"
+	}
+	log := newLogger(e.stderr, "text", level)
+	sim, err := mobypay.NewSim(mobypay.SimConfig{
+		Addr:      *addr,
+		Secret:    secret,
+		Behaviour: *behaviour,
+		PosID:     *posID,
+		Delay:     *delay,
+		Log:       log,
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "kioskd: possim: %s\n", strings.TrimPrefix(reason(err), "sim: "))
+		return exitUsage
+	}
+	log.Info("possim starting", "addr", *addr, "behaviour", *behaviour, "pos_id", *posID)
+	if err := sim.Run(ctx); err != nil {
+		log.Error("possim stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
