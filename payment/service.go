@@ -581,7 +581,12 @@ func (s *Service) apply(r Report, ev *Evidence) {
 			default: // we cancelled because time ran out
 				t.State = TimedOut
 			}
-			t.Error = r.Message
+			switch {
+			case t.Error == "":
+				t.Error = r.Message
+			case r.Message != "":
+				t.Error += "; terminal: " + r.Message
+			}
 			t.PosID = r.PosID
 		})
 	case ReportError:

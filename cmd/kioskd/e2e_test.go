@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// kiosk is the whole service in-process, as `kioskd run` wires it, on
+// loopback with its control socket in a temp dir.
+type kiosk struct {
+	dir, cfgPath, pos string
+}
+
+func startKiosk(t *testing.T, extra string) *kiosk {
+	t.Helper()
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`kiosk_id = "KIOSK-E2E"
+data_dir = %q
+[pos]
+listen = "127.0.0.1:0"
+secret = %q
+[payment]
+cancel_grace = "1s"
+reconnect_grace = "1s"
+ipp_auto_select = "none"
+[payment.timeouts.card]
+ack = "2s"
+result = "2s"
+[payment.timeouts.ipp]
+ack = "2s"
+result = "2s"
+plan = "2s"
+[relay]
+pulse = "10ms"
+[control]
+socket = %q
+%s`, filepath.Join(dir, "data"), testSecret, filepath.Join(dir, "ctl.sock"), extra)
+	cfgPath := filepath.Join(dir, "kioskd.toml")
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	up := make(chan started, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), up) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case s := <-up:
+		return &kiosk{dir: dir, cfgPath: cfgPath, pos: s.POSAddr}
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	return nil
+}
+
+// sim starts the POS simulator against the kiosk and waits until the
+// kiosk sees it connected.
+func (k *kiosk) sim(t *testing.T, behaviour string) {
+	t.Helper()
+	connected := make(chan struct{}, 1)
+	s, err := mobypay.NewSim(mobypay.SimConfig{
+		Addr: k.pos, Secret: []byte(testSecret), Behaviour: behaviour, Delay: 300 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		OnEvent: func(e mobypay.SimEvent) {
+			if e.Kind == mobypay.SimConnected {
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("simulator did not connect")
+	}
+	// The kiosk learns of the connection on its own goroutine. Its event
+	// stream opens with the present state, so waiting on it cannot miss it.
+	k.waitEvent(t, "POS connected", func(e payment.Event) bool { return e.POS != nil && e.POS.State == "connected" })
+}
+
+func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool) payment.Event {
+	t.Helper()
+	cf := clientFlags{config: k.cfgPath}
+	c, err := cf.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := c.events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range ch {
+		if ok(e) {
+			return e
+		}
+	}
+	t.Fatalf("no event: %s", what)
+	return payment.Event{}
+}
+
+func (k *kiosk) pulses(t *testing.T) int {
+	b, err := os.ReadFile(filepath.Join(k.dir, "data", "sim", "vends.log"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), " on ")
+}
+
+// TestPayThroughEveryBehaviour drives `kioskd pay` against the service
+// with the simulator in each of its behaviours and checks the outcome, the
+// exit code and the relay.
+func TestPayThroughEveryBehaviour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	cases := []struct {
+		behaviour string
+		args      []string
+		exit      int
+		state     payment.State
+		review    bool
+		pulses    int
+	}{
+		{"approve", []string{"-mode", "card"}, exitOK, payment.Approved, false, 1},
+		{"approve", []string{"-mode", "bnpl"}, exitOK, payment.Approved, false, 1},
+		{"approve", []string{"-mode", "duitnow_qr"}, exitOK, payment.Approved, false, 1},
+		{"approved", []string{}, exitOK, payment.Approved, false, 1},
+		{"ipp", []string{"-mode", "ipp", "-plan", "ipp-6m"}, exitOK, payment.Approved, false, 1},
+		{"split", []string{}, exitOK, payment.Approved, false, 1},
+		{"merged", []string{}, exitOK, payment.Approved, false, 1},
+		{"slow", []string{"-mode", "duitnow_qr"}, exitOK, payment.Approved, false, 1},
+		{"replay", []string{}, exitOK, payment.Approved, false, 1},
+		{"decline", []string{}, exitDeclined, payment.Declined, false, 0},
+		{"error", []string{}, exitDeclined, payment.Declined, false, 0},
+		{"wrongamount", []string{}, exitUnclear, payment.Approved, true, 0},
+		{"silent", []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{"ackonly", []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{"badsig", []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{"stale", []string{}, exitUnclear, payment.TimedOut, true, 0},
+		{"wrongtxn", []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{"drop", []string{}, exitUnclear, payment.Unknown, true, 0},
+		{"ipp", []string{"-mode", "ipp"}, exitUnclear, payment.TimedOut, false, 0}, // nobody picks a plan
+	}
+	for _, tc := range cases {
+		name := tc.behaviour + strings.Join(tc.args, "")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			k := startKiosk(t, "")
+			k.sim(t, tc.behaviour)
+			args := append([]string{"pay", "-amount", "12.50", "-json", "-config", k.cfgPath}, tc.args...)
+			code, out, errs := kioskd(t, "", args...)
+			var tx payment.Txn
+			if err := json.Unmarshal([]byte(out), &tx); err != nil {
+				t.Fatalf("pay output %q: %v\n%s", out, err, errs)
+			}
+			if code != tc.exit || tx.State != tc.state || (tx.Review != "") != tc.review {
+				t.Fatalf("exit %d state %s review %q; want exit %d state %s review %v\n%s", code, tx.State, tx.Review, tc.exit, tc.state, tc.review, errs)
+			}
+			if n := k.pulses(t); n != tc.pulses {
+				t.Fatalf("%d relay pulses, want %d", n, tc.pulses)
+			}
+		})
+	}
+}
+
+// TestCancelFromCLI: a cancel while the POS waits for the customer. This
+// POS acks the cancel and sends no final result, so the payment ends
+// cancelled when the grace period runs out.
+func TestCancelFromCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	k := startKiosk(t, "")
+	k.sim(t, "ackonly")
+	result := make(chan string, 1)
+	go func() {
+		_, out, _ := kioskd(t, "", "pay", "-amount", "3.00", "-json", "-config", k.cfgPath)
+		result <- out
+	}()
+	// Wait until the payment is in progress, then cancel it.
+	id := k.waitEvent(t, "payment acked", func(e payment.Event) bool {
+		return e.Txn != nil && e.Txn.State == payment.Acked
+	}).Txn.ID
+	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath, id); code != 0 || !strings.HasPrefix(out, "cancel_requested") {
+		t.Fatalf("cancel: exit %d %q %s", code, out, errs)
+	}
+	var tx payment.Txn
+	json.Unmarshal([]byte(<-result), &tx)
+	if tx.State != payment.Cancelled || tx.Evidence != 2 { // ack processing, ack received
+		t.Fatalf("after cancel: %+v", tx)
+	}
+	code, out, _ := kioskd(t, "", "journal", "-json", "-n", "1", "-config", k.cfgPath)
+	var rec map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &rec) != nil {
+		t.Fatalf("journal: %d %q", code, out)
+	}
+	for _, key := range []string{"txn_id", "mode", "amount", "state", "vend", "pos_transaction_id", "error", "created_at", "updated_at"} {
+		if _, ok := rec[key]; !ok {
+			t.Errorf("journal line lacks %s: %s", key, out)
+		}
+	}
+	if rec["amount"] != "3.00" {
+		t.Errorf("journal amount %v, want the string 3.00", rec["amount"])
+	}
+}
+
+// TestClientsWithoutDaemon: every client command exits 2 when no daemon
+// answers, and pay refuses fast when no POS is connected.
+func TestClientsWithoutDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{
+		{"pay", "-amount", "1.00", "-control", sock},
+		{"status", "-control", sock},
+		{"journal", "-control", sock},
+		{"cancel", "-control", sock, "TXN1"},
+	} {
+		if code, _, errs := kioskd(t, "", args...); code != exitUsage || !strings.Contains(errs, "not reachable") {
+			t.Errorf("%v: exit %d %s", args, code, errs)
+		}
+	}
+	k := startKiosk(t, "")
+	code, _, errs := kioskd(t, "", "pay", "-amount", "1.00", "-config", k.cfgPath)
+	if code != exitDeclined || !strings.Contains(errs, "not connected") {
+		t.Fatalf("pay with no POS: exit %d %s", code, errs)
+	}
+	if code, _, _ := kioskd(t, "", "pay", "-amount", "1.005", "-config", k.cfgPath); code != exitUsage {
+		t.Fatalf("bad amount: exit %d", code)
+	}
+}
