@@ -66,9 +66,10 @@ func (d *daemon) waitLog(s string) string {
 	}
 }
 
-func writeTestConfig(t *testing.T, dir string, pulse time.Duration) string {
+// writeTestConfig writes a config for a kiosk on loopback in dir; body
+// adds the test's own tables (payment timeouts, relay pulse, ...).
+func writeTestConfig(t *testing.T, dir, body string) string {
 	t.Helper()
-	// Timers are long: each test decides when things happen.
 	conf := fmt.Sprintf(`kiosk_id = "KIOSK-T"
 data_dir = %q
 log_level = "debug"
@@ -77,7 +78,20 @@ log_level = "debug"
 listen = "127.0.0.1:0"
 secret = %q
 
-[payment]
+[control]
+socket = %q
+
+%s`, filepath.Join(dir, "data"), testSecret, filepath.Join(dir, "ctl.sock"), body)
+	path := filepath.Join(dir, "kioskd.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// crashConfig has long timers: each crash test decides when things happen.
+func crashConfig(pulse time.Duration) string {
+	return fmt.Sprintf(`[payment]
 ipp_auto_select = "none"
 cancel_grace = "10m"
 reconnect_grace = "10m"
@@ -93,15 +107,7 @@ plan = "1h"
 
 [relay]
 pulse = %q
-
-[control]
-socket = %q
-`, filepath.Join(dir, "data"), testSecret, pulse.String(), filepath.Join(dir, "ctl.sock"))
-	path := filepath.Join(dir, "kioskd.toml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`, pulse.String())
 }
 
 var posListenRE = regexp.MustCompile(`pos_listen=(127\.0\.0\.1:\d+)`)
@@ -339,7 +345,7 @@ func TestCrashAtEveryState(t *testing.T) {
 			if tc.stop == "releasing" {
 				pulse = 20 * time.Second // long enough to kill inside it
 			}
-			cfg := writeTestConfig(t, dir, pulse)
+			cfg := writeTestConfig(t, dir, crashConfig(pulse))
 			d := startDaemon(t, cfg)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

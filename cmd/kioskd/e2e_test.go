@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -22,15 +21,10 @@ type kiosk struct {
 	dir, cfgPath, pos string
 }
 
-func startKiosk(t *testing.T, extra string) *kiosk {
+func startKiosk(t *testing.T) *kiosk {
 	t.Helper()
 	dir := t.TempDir()
-	conf := fmt.Sprintf(`kiosk_id = "KIOSK-E2E"
-data_dir = %q
-[pos]
-listen = "127.0.0.1:0"
-secret = %q
-[payment]
+	cfgPath := writeTestConfig(t, dir, `[payment]
 cancel_grace = "1s"
 reconnect_grace = "1s"
 ipp_auto_select = "none"
@@ -43,13 +37,7 @@ result = "2s"
 plan = "2s"
 [relay]
 pulse = "10ms"
-[control]
-socket = %q
-%s`, filepath.Join(dir, "data"), testSecret, filepath.Join(dir, "ctl.sock"), extra)
-	cfgPath := filepath.Join(dir, "kioskd.toml")
-	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +164,7 @@ func TestPayThroughEveryBehaviour(t *testing.T) {
 		name := tc.behaviour + strings.Join(tc.args, "")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			k := startKiosk(t, "")
+			k := startKiosk(t)
 			k.sim(t, tc.behaviour)
 			args := append([]string{"pay", "-amount", "12.50", "-json", "-config", k.cfgPath}, tc.args...)
 			code, out, errs := kioskd(t, "", args...)
@@ -201,7 +189,7 @@ func TestCancelFromCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
-	k := startKiosk(t, "")
+	k := startKiosk(t)
 	k.sim(t, "ackonly")
 	result := make(chan string, 1)
 	go func() {
@@ -249,7 +237,7 @@ func TestClientsWithoutDaemon(t *testing.T) {
 			t.Errorf("%v: exit %d %s", args, code, errs)
 		}
 	}
-	k := startKiosk(t, "")
+	k := startKiosk(t)
 	code, _, errs := kioskd(t, "", "pay", "-amount", "1.00", "-config", k.cfgPath)
 	if code != exitDeclined || !strings.Contains(errs, "not connected") {
 		t.Fatalf("pay with no POS: exit %d %s", code, errs)

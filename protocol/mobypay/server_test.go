@@ -795,11 +795,9 @@ func (g *gateHandler) ConnState(s ConnState, p string) {
 	g.recHandler.ConnState(s, p)
 }
 
-// TestServerHandlerCallsSerialised: a reconnect accepted while the old
-// session is inside the handler waits for it, so the handler is never
-// entered twice and hears the new session only after the old one's
-// message.
-func TestServerHandlerCallsSerialised(t *testing.T) {
+// startGated serves with a handler whose Message blocks until g.gate closes.
+func startGated(t *testing.T) (*gateHandler, *Server) {
+	t.Helper()
 	g := &gateHandler{
 		recHandler: &recHandler{make(chan Message, 16), make(chan lateMsg, 16), make(chan connEvent, 16)},
 		gate:       make(chan struct{}),
@@ -811,6 +809,15 @@ func TestServerHandlerCallsSerialised(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(t.Context()) }()
 	t.Cleanup(func() { await(t, done, "Serve to return") })
+	return g, srv
+}
+
+// TestServerHandlerCallsSerialised: a reconnect accepted while the old
+// session is inside the handler waits for it, so the handler is never
+// entered twice and hears the new session only after the old one's
+// message.
+func TestServerHandlerCallsSerialised(t *testing.T) {
+	g, srv := startGated(t)
 	gateOpen := false
 	defer func() {
 		if !gateOpen {
@@ -843,17 +850,7 @@ func TestServerHandlerCallsSerialised(t *testing.T) {
 // session. Whether the old session ends by itself first or is replaced is
 // a race, so the scenario is repeated; both outcomes must deliver.
 func TestServerReplacedSessionDrains(t *testing.T) {
-	g := &gateHandler{
-		recHandler: &recHandler{make(chan Message, 16), make(chan lateMsg, 16), make(chan connEvent, 16)},
-		gate:       make(chan struct{}),
-	}
-	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Secret: srvSecret}, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(t.Context()) }()
-	t.Cleanup(func() { await(t, done, "Serve to return") })
+	g, srv := startGated(t)
 	defer close(g.gate)
 
 	for i := range 20 {
