@@ -234,6 +234,30 @@ func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
 	return out, err
 }
 
+// HasEvidence reports whether payload was already journaled for txnID.
+func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
+	if payload == "" {
+		return false, nil
+	}
+	found := false
+	prefix := append([]byte(txnID), 0)
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvidence).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var e Evidence
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Payload == payload {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
 // Recover settles what a crash or power cut interrupted. Every payment
 // still in flight becomes unknown (the POS may or may not have charged the
 // card); a vend caught releasing becomes vend_unknown and is never pulsed

@@ -142,6 +142,8 @@ type Service struct {
 	timer    *time.Timer
 	timerFor timerKind
 	cancelBy timerKind // why cancel was requested: cancel (operator) or a timeout
+	// journalErr is the last journal failure of the report being handled.
+	journalErr error
 
 	mu   sync.Mutex // guards below, read by API goroutines
 	pos  map[string]POSState
@@ -336,6 +338,7 @@ func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	cur := s.cur
 	t, err := s.j.Update(cur.ID, s.now(), ev, func(t *Txn) error { fn(t); return nil })
 	if err != nil {
+		s.journalErr = err
 		s.log.Error("journal update failed", "txn_id", cur.ID, "err", err)
 		return *cur, false
 	}
@@ -477,25 +480,54 @@ func (s *Service) onTimer(k timerKind) {
 	}
 }
 
-func (s *Service) onReport(r Report) {
+// Recorded says what became of a report handed to Record.
+type Recorded struct {
+	Known     bool // about a journaled transaction
+	Duplicate bool // the same message was journaled before; nothing changed
+	Txn       Txn  // the transaction after the report (if known)
+}
+
+// Record hands the service an authentic message and returns once it is
+// durably journaled (or the journal failed), for peers that must not be
+// told "received" before that: KPOS notifications.
+func (s *Service) Record(ctx context.Context, r Report) (Recorded, error) {
+	var out Recorded
+	var err error
+	if derr := s.do(ctx, func() { out, err = s.onReport(r) }); derr != nil {
+		return Recorded{}, derr
+	}
+	return out, err
+}
+
+func (s *Service) onReport(r Report) (Recorded, error) {
 	ev := r.Evidence
 	ev.TxnID = r.TxnID
-	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" {
-		s.apply(r, &ev)
-		return
-	}
 	t, err := s.j.Get(r.TxnID)
 	if errors.Is(err, ErrNotFound) {
 		ev.Disposal = "refused: unknown transaction"
 		s.log.Warn("message for an unknown transaction; kept as evidence", "txn_id", r.TxnID, "type", ev.Type, "status", ev.Status)
 		if err := s.j.AddEvidence(&ev, s.now()); err != nil {
 			s.log.Error("journal evidence failed", "err", err)
+			return Recorded{}, err
 		}
-		return
+		return Recorded{}, nil
 	}
 	if err != nil {
 		s.log.Error("journal read failed", "txn_id", r.TxnID, "err", err)
-		return
+		return Recorded{}, err
+	}
+	// A peer that retries (KPOS re-posts a notification it thinks was
+	// lost) gets the same answer and changes nothing.
+	if dup, err := s.j.HasEvidence(t.ID, ev.Payload); err != nil {
+		return Recorded{}, err
+	} else if dup {
+		s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status)
+		return Recorded{Known: true, Duplicate: true, Txn: t}, nil
+	}
+	s.journalErr = nil
+	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" {
+		s.apply(r, &ev)
+		return Recorded{Known: true, Txn: *s.curOr(t)}, s.journalErr
 	}
 	// Known, but late or about a payment no longer in progress: record it,
 	// never act on it, and flag what could mean the customer paid.
@@ -522,15 +554,27 @@ func (s *Service) onReport(r Report) {
 		}
 	}
 	if s.cur != nil && s.cur.ID == t.ID {
-		s.move(&ev, apply)
-		return
+		nt, _ := s.move(&ev, apply)
+		return Recorded{Known: true, Txn: nt}, s.journalErr
 	}
 	nt, err := s.j.Update(t.ID, s.now(), &ev, func(x *Txn) error { apply(x); return nil })
 	if err != nil {
 		s.log.Error("journal update failed", "txn_id", t.ID, "err", err)
-		return
+		return Recorded{Known: true, Txn: t}, err
 	}
 	s.publish(Event{Kind: "payment", Txn: &nt})
+	return Recorded{Known: true, Txn: nt}, nil
+}
+
+// curOr returns the payment in progress, or t once it has finished.
+func (s *Service) curOr(t Txn) *Txn {
+	if s.cur != nil {
+		return s.cur
+	}
+	if nt, err := s.j.Get(t.ID); err == nil {
+		return &nt
+	}
+	return &t
 }
 
 // apply acts on a fresh message about the payment in progress.

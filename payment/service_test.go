@@ -412,3 +412,27 @@ func TestVendFailure(t *testing.T) {
 		t.Fatalf("vend failure %+v", got)
 	}
 }
+
+func TestRecordIsIdempotent(t *testing.T) {
+	h := start(t, fastConfig())
+	ctx := context.Background()
+	tx := h.pay("card", 100)
+	r := success(tx.ID, 100)
+	r.Evidence.Payload = `{"mrn":"` + tx.ID + `","resultCode":"00000"}`
+	got, err := h.svc.Record(ctx, r)
+	if err != nil || !got.Known || got.Duplicate {
+		t.Fatalf("first: %+v %v", got, err)
+	}
+	h.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
+	again, err := h.svc.Record(ctx, r)
+	if err != nil || !again.Duplicate || again.Txn.Evidence != 1 || again.Txn.State != Approved {
+		t.Fatalf("repeat: %+v %v", again, err)
+	}
+	if h.vend.count() != 1 {
+		t.Fatalf("%d pulses", h.vend.count())
+	}
+	unknown, err := h.svc.Record(ctx, success("TXN9", 100))
+	if err != nil || unknown.Known {
+		t.Fatalf("unknown: %+v %v", unknown, err)
+	}
+}
