@@ -234,6 +234,25 @@ func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
 	return out, err
 }
 
+// NextSequence returns the next running number for day (e.g.
+// "2026-11-23"), starting at 1 each day and never repeating within a day,
+// across restarts: KPOS wants sequenceNo unique per calendar day.
+func (j *Journal) NextSequence(name, day string) (uint64, error) {
+	var n uint64
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		key := []byte("seq/" + name)
+		v := meta.Get(key)
+		if len(v) > 8 && string(v[8:]) == day {
+			n = binary.BigEndian.Uint64(v[:8])
+		}
+		n++
+		nv := binary.BigEndian.AppendUint64(nil, n)
+		return meta.Put(key, append(nv, day...))
+	})
+	return n, err
+}
+
 // HasEvidence reports whether payload was already journaled for txnID.
 func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
 	if payload == "" {

@@ -32,6 +32,13 @@ type Provider interface {
 	Cancel(t *Txn) error
 }
 
+// Inquirer is a provider that can ask its host for a payment's outcome.
+// The service asks before it gives a payment up (no ack, no result, end
+// of the cancel grace); a final answer is applied like any report.
+type Inquirer interface {
+	Inquire(t *Txn) (Report, error)
+}
+
 // Vender releases the product (the relay pulse). It is called at most once
 // per payment, after "releasing" is journaled.
 type Vender interface {
@@ -445,6 +452,9 @@ func (s *Service) onTimer(k timerKind) {
 	if s.cur == nil {
 		return
 	}
+	if s.inquire() {
+		return
+	}
 	t := s.cur
 	switch k {
 	case timerAck:
@@ -647,6 +657,30 @@ func (s *Service) apply(r Report, ev *Evidence) {
 		ev.Disposal = "noted"
 		s.move(ev, func(*Txn) {})
 	}
+}
+
+// inquire asks an Inquirer provider for the payment's outcome and applies
+// a final answer. It reports whether the payment is settled.
+func (s *Service) inquire() bool {
+	inq, ok := s.providers[s.cur.Provider].(Inquirer)
+	if !ok {
+		return false
+	}
+	id := s.cur.ID
+	r, err := inq.Inquire(s.cur)
+	if err != nil {
+		s.log.Warn("inquiry failed", "txn_id", id, "err", err)
+		return false
+	}
+	if r.Kind != ReportApproved && r.Kind != ReportDeclined {
+		s.log.Info("inquiry: outcome not final yet", "txn_id", id, "status", r.Status)
+		return false
+	}
+	r.TxnID = id
+	ev := r.Evidence
+	ev.TxnID = id
+	s.apply(r, &ev)
+	return s.cur == nil || s.cur.ID != id
 }
 
 func (s *Service) autoPlan(plans []Plan) string {

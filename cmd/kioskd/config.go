@@ -46,6 +46,8 @@ type Config struct {
 		Timeouts           map[string]modeTimeouts `toml:"timeouts"`
 	} `toml:"payment"`
 
+	KPOS kposConfig `toml:"kpos"`
+
 	Relay struct {
 		Pulse duration `toml:"pulse"`
 	} `toml:"relay"`
@@ -60,6 +62,33 @@ type Config struct {
 
 	// Source names where the config came from, for logs.
 	Source string `toml:"-"`
+}
+
+type kposConfig struct {
+	Enabled             bool   `toml:"enabled"`
+	HostURL             string `toml:"host_url"`
+	MID                 string `toml:"mid"`
+	DeviceSN            string `toml:"device_sn"`
+	CallerDeviceType    string `toml:"caller_device_type"`
+	SourceSystem        string `toml:"source_system"`
+	FinexusSourceSystem string `toml:"finexus_source_system"`
+	SequencePrefix      string `toml:"sequence_prefix"`
+	Currency            string `toml:"currency"`
+	Listen              string `toml:"listen"`
+	Path                string `toml:"path"`
+	TLSCert             string `toml:"tls_cert"`
+	TLSKey              string `toml:"tls_key"`
+	AllowPlainHTTP      bool   `toml:"allow_plain_http"`
+	ContentKey          string `toml:"content_key"`
+	ECDHPrivateKey      string `toml:"ecdh_private_key"`
+	FinexusECDHPublic   string `toml:"finexus_ecdh_public_key"`
+	KDFOtherInfo        string `toml:"kdf_other_info"`
+	SigningKey          string `toml:"signing_key"`
+	FinexusSigningPub   string `toml:"finexus_signing_public_key"`
+	JWEKid              string `toml:"jwe_kid"`
+	EPKKid              string `toml:"epk_kid"`
+	SerialDevice        string `toml:"serial_device"`
+	SerialBaud          int    `toml:"serial_baud"`
 }
 
 type modeTimeouts struct {
@@ -194,6 +223,36 @@ func (c *Config) validate() error {
 			if d != 0 && (d < time.Second || d > time.Hour) {
 				bad("payment.timeouts.%s.%s %s: want 1s to 1h", mode, name, d)
 			}
+		}
+	}
+	if c.KPOS.Enabled {
+		k := &c.KPOS
+		if k.HostURL == "" || k.MID == "" {
+			bad("kpos: host_url and mid are required when enabled")
+		}
+		if _, _, err := net.SplitHostPort(k.Listen); err != nil {
+			bad("kpos.listen %q: %v", k.Listen, err)
+		}
+		if !strings.HasPrefix(k.Path, "/") {
+			bad("kpos.path %q: must start with /", k.Path)
+		}
+		if (k.TLSCert == "") != (k.TLSKey == "") {
+			bad("kpos: set both tls_cert and tls_key, or neither")
+		}
+		if k.TLSCert == "" && !k.AllowPlainHTTP {
+			bad("kpos: no tls_cert; set allow_plain_http = true to receive notifications over plain HTTP")
+		}
+		if (k.ContentKey == "") == (k.ECDHPrivateKey == "" || k.FinexusECDHPublic == "") {
+			bad("kpos: set content_key, or both ecdh_private_key and finexus_ecdh_public_key")
+		}
+		if k.KDFOtherInfo != "raw" && k.KDFOtherInfo != "jose" {
+			bad("kpos.kdf_other_info %q: want raw or jose", k.KDFOtherInfo)
+		}
+		if k.SerialDevice != "" && (k.SerialBaud < 1200 || k.SerialBaud > 921600) {
+			bad("kpos.serial_baud %d: want 1200 to 921600", k.SerialBaud)
+		}
+		if k.SigningKey == "" || k.FinexusSigningPub == "" {
+			bad("kpos: signing_key and finexus_signing_public_key are required")
 		}
 	}
 	if p := c.Relay.Pulse.Duration; p < 10*time.Millisecond || p > 30*time.Second {

@@ -42,8 +42,9 @@ func cmdRun(e *env, args []string) int {
 
 // started tells tests where the service listens once it is up.
 type started struct {
-	POSAddr string
-	Control string
+	POSAddr  string
+	KPOSAddr string
+	Control  string
 }
 
 // serve runs the service until ctx ends. Everything that can be checked is
@@ -84,7 +85,21 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 	defer os.Remove(cfg.Control.Socket)
 	sink := newSimSink(cfg.DataDir, cfg.Relay.Pulse.Duration, log)
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
-	svc := payment.NewService(paymentConfig(cfg, log), j, sink, sink, prov)
+	providers := []payment.Provider{prov}
+	var kp *payment.KPOS
+	var runKPOS func(context.Context) error
+	var kposAddr string
+	if cfg.KPOS.Enabled {
+		if kp, runKPOS, kposAddr, err = startKPOS(cfg, j, log); err != nil {
+			ctl.Close()
+			return err
+		}
+		providers = append(providers, kp)
+	}
+	svc := payment.NewService(paymentConfig(cfg, log), j, sink, sink, providers...)
+	if kp != nil {
+		kp.Bind(svc)
+	}
 	srv, err := mobypay.NewServer(mobypay.ServerConfig{
 		Addr: cfg.POS.Listen, Secret: secret, Window: cfg.POS.TimestampWindow.Duration,
 		MaxFrame: cfg.POS.MaxFrame, AllowPeers: allow, Log: log,
@@ -101,6 +116,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 			"kiosk_id": cfg.KioskID, "version": version, "board": cfg.Board.Kind,
 			"pos_listen": srv.Addr().String(), "pos_connect_to": connectAddrs(srv.Addr()),
 			"pos_stats": statsMap(srv.Stats()), "uptime_s": int64(time.Since(startedAt).Seconds()),
+			"kpos_listen": kposAddr,
 		}
 	}
 	hs := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -113,6 +129,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 		if err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("%s: %w", what, err))
 		}
+	}
+	if runKPOS != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); fail("kpos receiver", runKPOS(ctx)) }()
 	}
 	wg.Add(3)
 	go func() { defer wg.Done(); fail("payment service", svc.Run(ctx)) }()
@@ -127,7 +147,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 		"board", cfg.Board.Kind, "data_dir", cfg.DataDir, "control", cfg.Control.Socket,
 		"pos_listen", srv.Addr().String(), "pos_connect_to", connectAddrs(srv.Addr()))
 	if up != nil {
-		up <- started{POSAddr: srv.Addr().String(), Control: cfg.Control.Socket}
+		up <- started{POSAddr: srv.Addr().String(), KPOSAddr: kposAddr, Control: cfg.Control.Socket}
 	}
 	<-ctx.Done()
 	cause := context.Cause(ctx)
