@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kioskd/kioskd/protocol/kpos"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -89,6 +90,11 @@ type kposConfig struct {
 	EPKKid              string `toml:"epk_kid"`
 	SerialDevice        string `toml:"serial_device"`
 	SerialBaud          int    `toml:"serial_baud"`
+	ReplyMTI            string `toml:"reply_mti"`
+	CodeBadSignature    string `toml:"code_bad_signature"`
+	CodeBadMessage      string `toml:"code_bad_message"`
+	CodeUnknownMRN      string `toml:"code_unknown_mrn"`
+	CodeBusy            string `toml:"code_busy"`
 }
 
 type modeTimeouts struct {
@@ -250,6 +256,14 @@ func (c *Config) validate() error {
 		}
 		if k.SerialDevice != "" && (k.SerialBaud < 1200 || k.SerialBaud > 921600) {
 			bad("kpos.serial_baud %d: want 1200 to 921600", k.SerialBaud)
+		}
+		if !kpos.ValidMTI(k.ReplyMTI) {
+			bad("kpos.reply_mti %q: want 4 digits", k.ReplyMTI)
+		}
+		for name, code := range map[string]string{"code_bad_signature": k.CodeBadSignature, "code_bad_message": k.CodeBadMessage, "code_unknown_mrn": k.CodeUnknownMRN, "code_busy": k.CodeBusy} {
+			if len(code) != 5 || code == kpos.ResultSuccess {
+				bad("kpos.%s %q: want 5 characters, not 00000", name, code)
+			}
 		}
 		if k.SigningKey == "" || k.FinexusSigningPub == "" {
 			bad("kpos: signing_key and finexus_signing_public_key are required")

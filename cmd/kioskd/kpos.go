@@ -84,8 +84,9 @@ func startKPOS(cfg *Config, j *payment.Journal, log *slog.Logger) (*payment.KPOS
 		MID: k.MID, DeviceSN: k.DeviceSN, CallerDeviceType: k.CallerDeviceType, CallerDeviceVer: version,
 		SequencePrefix: k.SequencePrefix, Currency: k.Currency,
 	}, client, j, log)
-	codes := kpos.DefaultCodes
-	recv := kpos.NewReceiver(kpos.ReceiverConfig{Keys: keys, SourceSystem: k.FinexusSourceSystem, OurSourceSystem: k.SourceSystem, Codes: codes, Log: log},
+	codes := kpos.Codes{BadSignature: k.CodeBadSignature, BadMessage: k.CodeBadMessage, UnknownMRN: k.CodeUnknownMRN, Busy: k.CodeBusy}
+	recv := kpos.NewReceiver(kpos.ReceiverConfig{Keys: keys, SourceSystem: k.FinexusSourceSystem, OurSourceSystem: k.SourceSystem,
+		ReplyMTI: k.ReplyMTI, Codes: codes, Log: log},
 		func(ctx context.Context, n kpos.Notification, plain []byte) (string, error) {
 			return prov.Notified(ctx, n, plain, codes)
 		})

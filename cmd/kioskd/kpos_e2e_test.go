@@ -5,11 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -200,40 +204,49 @@ func TestKPOSPayments(t *testing.T) {
 	}
 }
 
+func postAs(t *testing.T, url, body, sig, source string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Signature", sig)
+	req.Header.Set("sourceSystem", source)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestKPOSReceiverRefusals posts bad requests straight at the receiver.
 func TestKPOSReceiverRefusals(t *testing.T) {
 	w := startKPOSWorld(t, "approve")
-	post := func(body, sig string) int {
-		req, _ := http.NewRequest(http.MethodPost, w.host.NotifyURL, strings.NewReader(body))
-		req.Header.Set("Signature", sig)
-		req.Header.Set("sourceSystem", "FNX")
-		resp, err := http.DefaultClient.Do(req)
+	seal := func(mti, plain string) (string, string) {
+		body, sig, err := w.host.Keys.Seal(mti, []byte(plain))
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return string(body), sig
 	}
-	body, sig, err := w.host.Keys.Seal(kpos.MTINotification, []byte(`{"mrn":"x"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, otherSig, err := w.host.Keys.Seal(kpos.MTINotification, []byte(`{"mrn":"y"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	body, sig := seal(kpos.MTINotification, `{"mrn":"x"}`)
+	_, otherSig := seal(kpos.MTINotification, `{"mrn":"y"}`)
+	valid := `{"msgVer":"1.0","billerType":"AM","callerDeviceType":"17","callerDeviceVer":"1","sequenceNo":"1","mrn":"TXN1","resultCode":"00000"}`
+	submitBody, submitSig := seal(kpos.MTISubmit, valid)
+	goodBody, goodSig := seal(kpos.MTINotification, valid)
 	cases := map[string]struct {
-		body, sig string
-		want      int
+		body, sig, source string
+		want              int
 	}{
-		"no signature":    {string(body), "", 401},
-		"garbage":         {"hello", sig, 401},
-		"oversize":        {"0025" + strings.Repeat("A", kpos.MaxBody+1), sig, 413},
-		"invalid fields":  {string(body), sig, 400},
-		"wrong signature": {string(body), otherSig, 401},
+		"no signature":    {body, "", "FNX", 401},
+		"garbage":         {"hello", sig, "FNX", 401},
+		"oversize":        {"0025" + strings.Repeat("A", kpos.MaxBody+1), sig, "FNX", 413},
+		"invalid fields":  {body, sig, "FNX", 400},
+		"wrong signature": {body, otherSig, "FNX", 401},
+		"wrong MTI":       {submitBody, submitSig, "FNX", 400},
+		"wrong source":    {goodBody, goodSig, "XYZ", 403},
+		"unknown mrn":     {goodBody, goodSig, "FNX", 200}, // answered with a refusal code, kept as evidence
 	}
 	for name, c := range cases {
-		if got := post(c.body, c.sig); got != c.want {
+		if got := postAs(t, w.host.NotifyURL, c.body, c.sig, c.source); got != c.want {
 			t.Errorf("%s: HTTP %d, want %d", name, got, c.want)
 		}
 	}
@@ -320,5 +333,80 @@ func TestKPOSSerialNotification(t *testing.T) {
 	data, _ = n.AppendData(nil)
 	if code := send(kpos.AppendFrame(nil, data)); code != kpos.DefaultCodes.UnknownMRN {
 		t.Fatalf("unknown mrn answered %s", code)
+	}
+}
+
+// TestKPOSCancelAborts: cancelling a KPOS payment sends 0031; the host
+// then reports the payment cancelled and the kiosk records it so.
+func TestKPOSCancelAborts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	w := startKPOSWorld(t, "wait")
+	result := make(chan payment.Txn, 1)
+	go func() {
+		_, out, _ := kioskd(t, "", "pay", "-provider", "kpos", "-amount", "5.00", "-json", "-config", w.k.cfgPath)
+		var tx payment.Txn
+		json.Unmarshal([]byte(out), &tx)
+		result <- tx
+	}()
+	id := w.k.waitEvent(t, "payment acked", func(e payment.Event) bool {
+		return e.Txn != nil && e.Txn.State == payment.Acked
+	}).Txn.ID
+	if code, out, errs := kioskd(t, "", "cancel", "-config", w.k.cfgPath, id); code != 0 {
+		t.Fatalf("cancel: %d %s %s", code, out, errs)
+	}
+	tx := <-result
+	if tx.State != payment.Cancelled || !strings.Contains(tx.Error, "KA005") {
+		t.Fatalf("after cancel: %+v", tx)
+	}
+	var mtis []string
+	for len(w.host.Requests) > 0 {
+		mtis = append(mtis, <-w.host.Requests)
+	}
+	if got := strings.Join(mtis, " "); !strings.Contains(got, kpos.MTISubmit+" "+kpos.MTIAbort) || !strings.Contains(got, kpos.MTIInquiry) {
+		t.Fatalf("host saw %s; want a submit, an abort, then an inquiry", got)
+	}
+}
+
+// TestKPOSOverTLS: with a certificate configured, notifications are
+// received over TLS only.
+func TestKPOSOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	dir := t.TempDir()
+	key := genKey(t, elliptic.P256())
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kiosk"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), ""
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	keyPath, _ = writeKey(t, dir, "tls", key)
+
+	w := startKPOSWorldWith(t, "approve", "tls_cert = \""+certPath+"\"\ntls_key = \""+keyPath+"\"\n")
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	plainURL := w.host.NotifyURL
+	w.host.NotifyURL = strings.Replace(plainURL, "http://", "https://", 1)
+	w.host.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if code, out, errs := kioskd(t, "", "pay", "-provider", "kpos", "-amount", "2.00", "-config", w.k.cfgPath); code != exitOK {
+		t.Fatalf("pay over TLS: %d %s %s", code, out, errs)
+	}
+	if a := w.answer(t); a.Err != nil || a.Code != "00000" {
+		t.Fatalf("TLS answer %+v", a)
+	}
+	// Plain HTTP to the TLS port is not a notification.
+	resp, err := http.Post(plainURL, "text/plain", strings.NewReader("0025x"))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP accepted on the TLS listener")
+		}
 	}
 }

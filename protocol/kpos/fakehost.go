@@ -20,6 +20,7 @@ import (
 //	decline   KA004 notification
 //	pending   KA024 notification; inquiries answer 00000
 //	silent    no notification; inquiries answer 00000
+//	wait      no notification; inquiries answer KA024 until an abort
 //	tampered  00000 notification with one body byte changed after signing
 //	badsig    00000 notification signed with a key the kiosk does not know
 //	replay    the 00000 notification twice
@@ -139,7 +140,7 @@ func (f *FakeHost) afterSubmit(mrn string) {
 		SequenceNo: fmt.Sprint(time.Now().UnixMilli() % 1e12), MRN: mrn, ResultCode: ResultSuccess,
 		AuthIDResp: "484684", PaymentScheme: "VS", MaskedPAN: "443322XXX1234", HTR: "HTR" + mrn, PaymentMethod: "01"}
 	switch f.Behaviour {
-	case "silent", "refuse":
+	case "silent", "refuse", "wait":
 		return
 	case "decline":
 		n.ResultCode, n.AuthIDResp, n.HTR = "KA004", "", ""

@@ -39,8 +39,10 @@ type ReceiverConfig struct {
 	SourceSystem string
 	// OurSourceSystem is sent in our answers' sourceSystem header.
 	OurSourceSystem string
-	Codes           Codes
-	Log             *slog.Logger
+	// ReplyMTI is the MTI of our answers: 0026 by the serial twin [U].
+	ReplyMTI string
+	Codes    Codes
+	Log      *slog.Logger
 }
 
 // Receiver is the http.Handler for KPOS payment notifications.
@@ -57,6 +59,9 @@ func NewReceiver(cfg ReceiverConfig, h NotificationFunc) *Receiver {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReplyMTI == "" {
+		cfg.ReplyMTI = MTINotificationOK
 	}
 	return &Receiver{cfg: cfg, h: h, log: cfg.Log.With("component", "kpos")}
 }
@@ -122,7 +127,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // line alone carries the refusal.
 func (rc *Receiver) reply(w http.ResponseWriter, status int, code string) {
 	plain, _ := json.Marshal(Reply{ResultCode: code})
-	body, sig, err := rc.cfg.Keys.Seal(MTINotificationOK, plain)
+	body, sig, err := rc.cfg.Keys.Seal(rc.cfg.ReplyMTI, plain)
 	if err != nil {
 		rc.log.Error("kpos answer not signed", "err", err)
 		w.WriteHeader(status)
