@@ -1,6 +1,6 @@
 module github.com/kioskd/kioskd
 
-go 1.24.0
+go 1.25.0
 
 require (
 	github.com/BurntSushi/toml v1.6.0
@@ -9,4 +9,8 @@ require (
 	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/sys v0.29.0
+	periph.io/x/conn/v3 v3.7.3
+	periph.io/x/host/v3 v3.8.5
 )
+
+require github.com/jonboulle/clockwork v0.5.0 // indirect

@@ -1,0 +1,151 @@
+// Package board knows the machines kioskd runs on: which pins drive the
+// relay and LEDs, where the printer and watchdog are, and, for real
+// boards, the one call to periph's host.Init. The sim board gives the
+// same pins as periph gpiotest fakes, for development and tests.
+package board
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+	"periph.io/x/host/v3"
+)
+
+// Profile is a board's wiring. Every field can be overridden by config.
+type Profile struct {
+	Kind           string
+	Relay          string // BCM pin name of the vend relay input
+	RelayActiveLow bool   // relay boards commonly switch on a low input
+	RelaySense     string // optional drop sensor input, "" for none
+	LEDGreen       string
+	LEDAmber       string
+	LEDRed         string
+	LEDActiveLow   bool
+	PrinterDevice  string // serial device of the receipt printer ("" on sim: simulated)
+	PrinterBaud    int
+	WatchdogDevice string // "" on sim: simulated
+}
+
+// The Pi profiles use BCM numbering on the 40-pin header: GPIO17 (pin 11)
+// for the relay, GPIO22/23/24 (pins 15/16/18) for the LEDs, the primary
+// UART for the printer. The Pi 5's RP1 UART0 on the header is ttyAMA0.
+var profiles = map[string]Profile{
+	"rpi3": {Kind: "rpi3", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
+		PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
+	"rpi4": {Kind: "rpi4", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
+		PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
+	"rpi5": {Kind: "rpi5", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
+		PrinterDevice: "/dev/ttyAMA0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
+	"sim": {Kind: "sim", Relay: "SIM_RELAY", RelayActiveLow: true, LEDGreen: "SIM_LED_GREEN", LEDAmber: "SIM_LED_AMBER",
+		LEDRed: "SIM_LED_RED", PrinterBaud: 9600},
+}
+
+// Kinds lists the known boards.
+func Kinds() []string {
+	var k []string
+	for name := range profiles {
+		k = append(k, name)
+	}
+	slices.Sort(k)
+	return k
+}
+
+// Lookup returns the default profile of a board kind.
+func Lookup(kind string) (Profile, error) {
+	p, ok := profiles[kind]
+	if !ok {
+		return Profile{}, fmt.Errorf("board: unknown kind %q (want %s)", kind, strings.Join(Kinds(), ", "))
+	}
+	return p, nil
+}
+
+// Board is an opened board: every configured pin resolved.
+type Board struct {
+	Profile
+	Relay             gpio.PinIO
+	Sense             gpio.PinIO // nil without a drop sensor
+	Green, Amber, Red gpio.PinIO
+	// SimPins are the fake pins of the sim board, by name, so that tests
+	// and the simulator's display can read and drive them.
+	SimPins map[string]*gpiotest.Pin
+}
+
+// Sim reports the simulated board.
+func (b *Board) Sim() bool { return b.Kind == "sim" }
+
+// Open resolves every pin of the profile. periph's host.Init returns no
+// error when no driver loaded (on a PC, or with /dev/gpiomem missing), so
+// each pin is looked up and a board whose pins do not all resolve is
+// refused, naming the pin.
+func Open(p Profile) (*Board, error) {
+	if p.Kind == "sim" {
+		return openSim(p), nil
+	}
+	state, err := host.Init()
+	if err != nil {
+		return nil, fmt.Errorf("board: periph host init: %w", err)
+	}
+	b := &Board{Profile: p}
+	var errs []error
+	resolve := func(role, name string, optional bool) gpio.PinIO {
+		if name == "" {
+			if !optional {
+				errs = append(errs, fmt.Errorf("board %s: no %s pin configured", p.Kind, role))
+			}
+			return nil
+		}
+		pin := gpioreg.ByName(name)
+		if pin == nil {
+			loaded := make([]string, 0, len(state.Loaded))
+			for _, d := range state.Loaded {
+				loaded = append(loaded, d.String())
+			}
+			errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (GPIO drivers loaded: %s)",
+				p.Kind, role, name, strings.Join(loaded, ", ")))
+		}
+		return pin
+	}
+	b.Relay = resolve("relay", p.Relay, false)
+	b.Sense = resolve("relay sense", p.RelaySense, true)
+	b.Green = resolve("green LED", p.LEDGreen, true)
+	b.Amber = resolve("amber LED", p.LEDAmber, true)
+	b.Red = resolve("red LED", p.LEDRed, true)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return b, nil
+}
+
+func openSim(p Profile) *Board {
+	b := &Board{Profile: p, SimPins: map[string]*gpiotest.Pin{}}
+	pin := func(name string, num int) gpio.PinIO {
+		if name == "" {
+			return nil
+		}
+		tp := &gpiotest.Pin{N: name, Num: num, EdgesChan: make(chan gpio.Level, 1)}
+		b.SimPins[name] = tp
+		return tp
+	}
+	b.Relay = pin(p.Relay, 17)
+	b.Sense = pin(p.RelaySense, 27)
+	b.Green = pin(p.LEDGreen, 22)
+	b.Amber = pin(p.LEDAmber, 23)
+	b.Red = pin(p.LEDRed, 24)
+	return b
+}
+
+// Levels returns the sim board's pin levels, for status.
+func (b *Board) Levels() map[string]bool {
+	out := map[string]bool{}
+	for name, p := range b.SimPins {
+		p.Lock()
+		out[name] = p.L == gpio.High
+		p.Unlock()
+	}
+	return out
+}

@@ -1,0 +1,60 @@
+package board
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestProfiles(t *testing.T) {
+	for _, k := range []string{"rpi3", "rpi4", "rpi5", "sim"} {
+		p, err := Lookup(k)
+		if err != nil || p.Relay == "" || p.LEDGreen == "" || p.PrinterBaud == 0 {
+			t.Errorf("%s: %+v %v", k, p, err)
+		}
+		if k != "sim" && (p.PrinterDevice == "" || p.WatchdogDevice == "" || !p.RelayActiveLow) {
+			t.Errorf("%s lacks printer, watchdog or relay polarity: %+v", k, p)
+		}
+	}
+	if _, err := Lookup("pi"); err == nil || !strings.Contains(err.Error(), "rpi4") {
+		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+func TestSimBoard(t *testing.T) {
+	p, _ := Lookup("sim")
+	p.RelaySense = "SIM_DROP"
+	b, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Sim() || b.Relay == nil || b.Sense == nil || b.Green == nil || len(b.SimPins) != 5 {
+		t.Fatalf("sim board %+v", b)
+	}
+	if lv := b.Levels(); len(lv) != 5 {
+		t.Fatalf("levels %v", lv)
+	}
+}
+
+// On a machine without the Pi's GPIO (this one, CI), host.Init succeeds
+// with nothing loaded; Open must refuse and name the pins.
+func TestRealBoardWithoutGPIORefuses(t *testing.T) {
+	if runtime.GOARCH == "arm" || runtime.GOARCH == "arm64" {
+		t.Skip("might be a real Pi")
+	}
+	p, _ := Lookup("rpi4")
+	p.RelaySense = "GPIO27"
+	_, err := Open(p)
+	if err == nil {
+		t.Fatal("opened a Pi profile on a PC")
+	}
+	for _, want := range []string{`relay pin "GPIO17" does not exist`, `green LED pin "GPIO22"`, `relay sense pin "GPIO27"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	p.Relay = ""
+	if _, err := Open(p); err == nil || !strings.Contains(err.Error(), "no relay pin configured") {
+		t.Errorf("no relay: %v", err)
+	}
+}
