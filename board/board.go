@@ -105,8 +105,11 @@ func Open(p Profile) (*Board, error) {
 			for _, d := range state.Loaded {
 				loaded = append(loaded, d.String())
 			}
-			errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (GPIO drivers loaded: %s)",
-				p.Kind, role, name, strings.Join(loaded, ", ")))
+			why := "no GPIO driver loaded: is this a Raspberry Pi, and can kioskd open /dev/gpiochip* or /dev/gpiomem?"
+			if len(loaded) > 0 {
+				why = "GPIO drivers loaded: " + strings.Join(loaded, ", ")
+			}
+			errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (%s)", p.Kind, role, name, why))
 		}
 		return pin
 	}

@@ -767,6 +767,10 @@ func (s *Service) release(t Txn) {
 	}
 }
 
+// Ping returns once the service loop has run an empty command: the
+// watchdog's proof that the loop is alive, not stuck behind a hung call.
+func (s *Service) Ping(ctx context.Context) error { return s.do(ctx, func() {}) }
+
 // Current returns the payment in progress, if any.
 func (s *Service) Current() *Txn {
 	s.mu.Lock()

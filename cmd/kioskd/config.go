@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kioskd/kioskd/board"
 	"github.com/kioskd/kioskd/protocol/kpos"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -59,6 +60,18 @@ type Config struct {
 
 	Board struct {
 		Kind string `toml:"kind"`
+		// Overrides of the board profile; empty or absent keeps the default.
+		RelayPin        string   `toml:"relay_pin"`
+		RelayActiveLow  *bool    `toml:"relay_active_low"`
+		RelaySensePin   string   `toml:"relay_sense_pin"`
+		LEDGreen        string   `toml:"led_green"`
+		LEDAmber        string   `toml:"led_amber"`
+		LEDRed          string   `toml:"led_red"`
+		LEDActiveLow    *bool    `toml:"led_active_low"`
+		PrinterDevice   string   `toml:"printer_device"`
+		PrinterBaud     int      `toml:"printer_baud"`
+		WatchdogDevice  string   `toml:"watchdog_device"`
+		WatchdogTimeout duration `toml:"watchdog_timeout"`
 	} `toml:"board"`
 
 	// Source names where the config came from, for logs.
@@ -275,12 +288,45 @@ func (c *Config) validate() error {
 	if c.Control.Socket == "" {
 		bad("control.socket is empty")
 	}
-	switch c.Board.Kind {
-	case "sim", "rpi3", "rpi4", "rpi5":
-	default:
-		bad("board.kind %q: want sim, rpi3, rpi4 or rpi5", c.Board.Kind)
+	if _, err := c.boardProfile(); err != nil {
+		bad("board.kind: %v", err)
+	}
+	if w := c.Board.WatchdogTimeout.Duration; w < 2*time.Second || w > time.Minute {
+		bad("board.watchdog_timeout %s: want 2s to 1m (the Pi caps it near 15s)", w)
+	}
+	if b := c.Board.PrinterBaud; b != 0 && (b < 1200 || b > 921600) {
+		bad("board.printer_baud %d: want 1200 to 921600", b)
 	}
 	return errors.Join(errs...)
+}
+
+// boardProfile is the board's default profile with the config's
+// overrides applied.
+func (c *Config) boardProfile() (board.Profile, error) {
+	p, err := board.Lookup(c.Board.Kind)
+	if err != nil {
+		return p, err
+	}
+	b := &c.Board
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{{&p.Relay, b.RelayPin}, {&p.RelaySense, b.RelaySensePin}, {&p.LEDGreen, b.LEDGreen}, {&p.LEDAmber, b.LEDAmber},
+		{&p.LEDRed, b.LEDRed}, {&p.PrinterDevice, b.PrinterDevice}, {&p.WatchdogDevice, b.WatchdogDevice}} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	if b.RelayActiveLow != nil {
+		p.RelayActiveLow = *b.RelayActiveLow
+	}
+	if b.LEDActiveLow != nil {
+		p.LEDActiveLow = *b.LEDActiveLow
+	}
+	if b.PrinterBaud != 0 {
+		p.PrinterBaud = b.PrinterBaud
+	}
+	return p, nil
 }
 
 // allowPrefixes parses pos.allow: addresses or CIDR prefixes.

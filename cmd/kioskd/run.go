@@ -83,7 +83,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 		return err
 	}
 	defer os.Remove(cfg.Control.Socket)
-	sink := newSimSink(cfg.DataDir, cfg.Relay.Pulse.Duration, log)
+	hw, err := openHardware(cfg, log)
+	if err != nil {
+		ctl.Close()
+		return err
+	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
 	providers := []payment.Provider{prov}
 	var kp *payment.KPOS
@@ -96,7 +100,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 		}
 		providers = append(providers, kp)
 	}
-	svc := payment.NewService(paymentConfig(cfg, log), j, sink, sink, providers...)
+	svc := payment.NewService(paymentConfig(cfg, log), j, hw, hw, providers...)
 	if kp != nil {
 		kp.Bind(svc)
 	}
@@ -116,7 +120,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 			"kiosk_id": cfg.KioskID, "version": version, "board": cfg.Board.Kind,
 			"pos_listen": srv.Addr().String(), "pos_connect_to": connectAddrs(srv.Addr()),
 			"pos_stats": statsMap(srv.Stats()), "uptime_s": int64(time.Since(startedAt).Seconds()),
-			"kpos_listen": kposAddr,
+			"kpos_listen": kposAddr, "hardware": hw.state(),
 		}
 	}
 	hs := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -134,7 +138,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 		wg.Add(1)
 		go func() { defer wg.Done(); fail("kpos receiver", runKPOS(ctx)) }()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); fail("hardware", hw.run(ctx, svc, j)) }()
 	go func() { defer wg.Done(); fail("payment service", svc.Run(ctx)) }()
 	go func() { defer wg.Done(); fail("pos server", srv.Serve(ctx)) }()
 	go func() {
@@ -266,21 +271,20 @@ func (s *simSink) appendLine(name, line string) error {
 	return err
 }
 
-// Vend implements payment.Vender: "on" is written when the simulated
-// relay energises (the product drops), "off" when the pulse ends.
-func (s *simSink) Vend(ctx context.Context, t payment.Txn) error {
+// recordOn notes that the simulated relay energises (the product drops);
+// recordOff that the pulse ended.
+func (s *simSink) recordOn(t payment.Txn) error {
 	if err := s.appendLine("vends.log", time.Now().Format(time.RFC3339Nano)+" on "+t.ID+" "+t.Amount.String()); err != nil {
 		return err
 	}
 	s.log.Info("relay on (simulated)", "txn_id", t.ID, "pulse", s.pulse)
-	timer := time.NewTimer(s.pulse)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		return ctx.Err()
+	return nil
+}
+
+func (s *simSink) recordOff(t payment.Txn) {
+	if err := s.appendLine("vends.log", time.Now().Format(time.RFC3339Nano)+" off "+t.ID); err != nil {
+		s.log.Warn("sim vend log", "err", err)
 	}
-	return s.appendLine("vends.log", time.Now().Format(time.RFC3339Nano)+" off "+t.ID)
 }
 
 // Receipt implements payment.Printer.

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/device/led"
+	"github.com/kioskd/kioskd/payment"
+)
+
+func simHardware(t *testing.T) (*hardware, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := parseConfig([]byte("data_dir = \"" + dir + "\"\n[relay]\npulse = \"20ms\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := openHardware(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hw, dir
+}
+
+// A payment on the sim board's gpiotest pins: LEDs follow the service's
+// events, the relay pulses once, and faults show in red.
+func TestHardwareFollowsAPayment(t *testing.T) {
+	hw, dir := simHardware(t)
+	relayPin := hw.board.SimPins["SIM_RELAY"]
+	if hw.board.Levels()["SIM_RELAY"] != true {
+		t.Fatal("active-low sim relay not high (off) at start")
+	}
+	now := time.Now()
+	check := func(step string, want led.Pattern) {
+		t.Helper()
+		if got := hw.leds.Pattern(time.Now()); got != want {
+			t.Fatalf("%s: LEDs show %s, want %s", step, got, want)
+		}
+	}
+	check("boot", led.Disconnected)
+	hw.follow(payment.Event{POS: &payment.POSState{Provider: "mobypay", State: "connected"}})
+	check("POS connected", led.Connected)
+	tx := payment.Txn{ID: "TXN1795400000000", Mode: "card", Amount: 1250, State: payment.Acked, Vend: payment.VendNone}
+	hw.follow(payment.Event{Txn: &tx})
+	check("acked", led.InProgress)
+
+	if err := hw.Vend(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	relayPin.Lock()
+	off := relayPin.L
+	relayPin.Unlock()
+	if st := hw.relay.State(); st.Pulses != 1 || st.On || !bool(off) {
+		t.Fatalf("relay after vend: %+v level %v", st, off)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "sim", "vends.log"))
+	if strings.Count(string(log), " on "+tx.ID) != 1 || strings.Count(string(log), " off "+tx.ID) != 1 {
+		t.Fatalf("vends.log:\n%s", log)
+	}
+	tx.State, tx.Vend = payment.Approved, payment.VendReleased
+	hw.follow(payment.Event{Txn: &tx})
+	check("approved", led.Approved)
+	if hw.leds.Pattern(now.Add(4*time.Second)) != led.Connected {
+		t.Fatal("approved shown past its hold")
+	}
+	tx.State, tx.Vend = payment.Declined, payment.VendNone
+	hw.follow(payment.Event{Txn: &tx})
+	check("declined", led.Declined)
+
+	hw.fault("printer", errors.New("paper out"))
+	check("printer fault", led.Fault)
+	if st := hw.state(); st.Faults["printer"] != "paper out" || len(st.Pins) != 4 {
+		t.Fatalf("state %+v", st)
+	}
+	hw.fault("printer", nil)
+	if hw.leds.Pattern(now.Add(10*time.Second)) != led.Connected {
+		t.Fatal("fault not cleared")
+	}
+}
+
+// A real board whose pins do not resolve: kioskd refuses to start and
+// names the pin.
+func TestRunRefusesUnresolvedPins(t *testing.T) {
+	if runtime.GOARCH == "arm" || runtime.GOARCH == "arm64" {
+		t.Skip("might be a real Pi")
+	}
+	dir := t.TempDir()
+	cfg := writeTestConfig(t, dir, "[board]\nkind = \"rpi4\"\n")
+	code, _, errs := kioskd(t, "", "run", "-config", cfg)
+	if code != exitFail || !strings.Contains(errs, `relay pin \"GPIO17\" does not exist`) || !strings.Contains(errs, "no GPIO driver loaded") {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+}
