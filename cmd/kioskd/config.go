@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/kioskd/kioskd/board"
+	"github.com/kioskd/kioskd/protocol/escpos"
 	"github.com/kioskd/kioskd/protocol/kpos"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -49,6 +50,14 @@ type Config struct {
 	} `toml:"payment"`
 
 	KPOS kposConfig `toml:"kpos"`
+
+	Printer struct {
+		Enabled  bool     `toml:"enabled"`
+		Merchant []string `toml:"merchant"`
+		Footer   []string `toml:"footer"`
+		Width    int      `toml:"width"`
+		CodePage string   `toml:"code_page"`
+	} `toml:"printer"`
 
 	Relay struct {
 		Pulse duration `toml:"pulse"`
@@ -281,6 +290,12 @@ func (c *Config) validate() error {
 		if k.SigningKey == "" || k.FinexusSigningPub == "" {
 			bad("kpos: signing_key and finexus_signing_public_key are required")
 		}
+	}
+	if w := c.Printer.Width; w < 24 || w > 64 {
+		bad("printer.width %d: want 24 to 64", w)
+	}
+	if _, err := escpos.ParseCodePage(c.Printer.CodePage); err != nil {
+		bad("printer.code_page: %v", err)
 	}
 	if p := c.Relay.Pulse.Duration; p < 10*time.Millisecond || p > 30*time.Second {
 		bad("relay.pulse %s: want 10ms to 30s", p)

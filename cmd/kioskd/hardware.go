@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,9 +13,13 @@ import (
 
 	"github.com/kioskd/kioskd/board"
 	"github.com/kioskd/kioskd/device/led"
+	"github.com/kioskd/kioskd/device/printer"
+	"github.com/kioskd/kioskd/device/printer/printertest"
 	"github.com/kioskd/kioskd/device/relay"
+	"github.com/kioskd/kioskd/device/serial"
 	"github.com/kioskd/kioskd/device/watchdog"
 	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/escpos"
 )
 
 // hardware owns the board's devices and adapts them to the service: it is
@@ -27,6 +32,8 @@ type hardware struct {
 	leds  *led.Panel
 	wd    *watchdog.Supervisor
 	wdDev watchdog.Device
+	prn   *printer.Printer // nil when disabled
+	pcfg  printerConfig
 	sim   *simSink // nil on real boards
 	log   *slog.Logger
 
@@ -73,6 +80,13 @@ func openHardware(cfg *Config, log *slog.Logger) (*hardware, error) {
 			return nil, err
 		}
 	}
+	if cfg.Printer.Enabled {
+		if err := h.openPrinter(cfg, prof); err != nil {
+			h.relay.Safe()
+			h.wdDev.Close()
+			return nil, err
+		}
+	}
 	notifier, err := watchdog.NotifierFromEnv()
 	if err != nil {
 		h.log.Warn("NOTIFY_SOCKET unusable; not notifying the service manager", "err", err)
@@ -96,11 +110,126 @@ func (h *hardware) Vend(ctx context.Context, t payment.Txn) error {
 	return err
 }
 
-// Receipt implements payment.Printer.
+// Receipt implements payment.Printer: the receipt is queued, never
+// waited for.
 func (h *hardware) Receipt(t payment.Txn) {
-	if h.sim != nil {
-		h.sim.Receipt(t)
+	if h.prn == nil {
+		return
 	}
+	outcome := printer.Approved
+	switch {
+	case t.State == payment.Approved && t.Vend == payment.VendReleased && t.Review == "":
+	case t.State == payment.Approved:
+		outcome = printer.Outcome("PAID - SEE ATTENDANT")
+	default:
+		outcome = printer.Declined
+	}
+	r := printer.Receipt{Merchant: h.pcfg.merchant, Footer: h.pcfg.footer, Time: t.UpdatedAt.Local(),
+		KioskID: h.pcfg.kioskID, TxnID: t.ID, Amount: int64(t.Amount), Mode: t.Mode, CardLast4: t.CardLast4,
+		POSTransactionID: t.POSTransactionID, AuthCode: t.AuthCode, Plan: t.PlanID, Outcome: outcome}
+	if !h.prn.Receipt(r) {
+		h.log.Warn("receipt dropped: printer queue full", "txn_id", t.ID)
+	}
+}
+
+type printerConfig struct {
+	kioskID          string
+	merchant, footer []string
+}
+
+// openPrinter opens the receipt printer. A missing printer is not an
+// error: it shows as no_printer in status and on the fault LED.
+func (h *hardware) openPrinter(cfg *Config, prof board.Profile) error {
+	cp, err := escpos.ParseCodePage(cfg.Printer.CodePage)
+	if err != nil {
+		return err
+	}
+	h.pcfg = printerConfig{kioskID: cfg.KioskID, merchant: cfg.Printer.Merchant, footer: cfg.Printer.Footer}
+	pc := printer.Config{Layout: printer.Layout{Width: cfg.Printer.Width, CodePage: cp}, Log: h.log,
+		OnChange: func(s printer.Status) {
+			var err error
+			if s.State.Fault() {
+				err = fmt.Errorf("printer %s", s.State)
+			}
+			h.fault("printer", err)
+		}}
+	device := prof.PrinterDevice
+	if device == "" && h.sim != nil {
+		if device, err = h.sim.startPrinter(); err != nil {
+			h.log.Warn("simulated printer not available", "err", err)
+			return nil
+		}
+	}
+	if device == "" {
+		return nil
+	}
+	h.prn, err = printer.Open(serial.Config{Device: device, Baud: prof.PrinterBaud}, pc)
+	return err
+}
+
+// testPage prints the selftest page.
+func (h *hardware) testPage() error {
+	if h.prn == nil {
+		return errors.New("printer disabled or not found")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return h.prn.TestPage(ctx, "kioskd selftest", h.pcfg.kioskID)
+}
+
+// printPairing prints where the POS should connect, with a QR code.
+func (h *hardware) printPairing(addrs []string) error {
+	if h.prn == nil {
+		return errors.New("printer disabled or not found")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	lines := []string{"POS PAIRING", "Kiosk " + h.pcfg.kioskID}
+	for _, a := range addrs {
+		lines = append(lines, "Connect to "+a)
+	}
+	qr := ""
+	if len(addrs) > 0 {
+		qr = pairText(addrs[0])
+	}
+	return h.prn.PrintLines(ctx, lines, qr)
+}
+
+// close releases the devices: the printer (and the simulated one behind
+// it) and the relay, left in its safe state.
+func (h *hardware) close() {
+	if h.prn != nil {
+		h.prn.Close()
+	}
+	if h.sim != nil && h.sim.printerDone != nil {
+		select {
+		case <-h.sim.printerDone:
+		case <-time.After(5 * time.Second):
+			h.log.Warn("simulated printer did not stop")
+		}
+	}
+	h.relay.Safe()
+}
+
+// startPrinter runs a simulated ESC/POS printer on a pseudo-terminal and
+// writes what it prints to data_dir/sim/receipts.txt.
+func (s *simSink) startPrinter() (string, error) {
+	master, slave, err := serial.OpenPTY()
+	if err != nil {
+		return "", err
+	}
+	fake := &printertest.Fake{OnPage: func(p printertest.Page) {
+		if err := s.appendLine("receipts.txt", p.Text()+"\n----"); err != nil {
+			s.log.Warn("simulated receipt not written", "err", err)
+		}
+	}}
+	s.printerDone = make(chan struct{})
+	go func() {
+		defer close(s.printerDone)
+		fake.Serve(master) // ends when the printer side closes the tty
+		master.Close()
+	}()
+	return slave, nil
 }
 
 // fault raises (err != nil) or clears a named fault on the red LED.
@@ -210,6 +339,7 @@ type hwState struct {
 	LEDs     led.State         `json:"leds"`
 	Pins     map[string]bool   `json:"pins,omitempty"`
 	Watchdog watchdog.Status   `json:"watchdog"`
+	Printer  *printer.Status   `json:"printer,omitempty"`
 	Faults   map[string]string `json:"faults,omitempty"`
 }
 
@@ -223,6 +353,10 @@ func (h *hardware) state() hwState {
 	s := hwState{Board: h.board.Kind, Relay: h.relay.State(), LEDs: h.leds.State(time.Now()), Watchdog: h.wd.Status(), Faults: faults}
 	if h.board.Sim() {
 		s.Pins = h.board.Levels()
+	}
+	if h.prn != nil {
+		ps := h.prn.Status()
+		s.Printer = &ps
 	}
 	return s
 }

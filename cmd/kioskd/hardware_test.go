@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -97,5 +98,83 @@ func TestRunRefusesUnresolvedPins(t *testing.T) {
 	code, _, errs := kioskd(t, "", "run", "-config", cfg)
 	if code != exitFail || !strings.Contains(errs, `relay pin \"GPIO17\" does not exist`) || !strings.Contains(errs, "no GPIO driver loaded") {
 		t.Fatalf("exit %d\n%s", code, errs)
+	}
+}
+
+func readSim(t *testing.T, k *kiosk, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(k.dir, "data", "sim", name))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitSim waits until a sim file contains want. The simulated printer
+// writes from its own goroutine, after the printer driver returned.
+func waitSim(t *testing.T, k *kiosk, name, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := readSim(t, k, name)
+		if strings.Contains(s, want) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never contained %q:\n%s", name, want, s)
+		}
+		runtime.Gosched()
+	}
+}
+
+func TestSelftestPairAndReceipt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	k := startKiosk(t)
+	code, out, errs := kioskd(t, "", "selftest", "-config", k.cfgPath)
+	if code != exitOK || strings.Count(out, "pass ") != 4 {
+		t.Fatalf("selftest: exit %d\n%s%s", code, out, errs)
+	}
+	waitSim(t, k, "receipts.txt", "kioskd selftest")
+	if k.pulses(t) != 0 {
+		t.Fatal("selftest pulsed the relay without -relay")
+	}
+	if code, out, _ := kioskd(t, "", "selftest", "-relay", "-config", k.cfgPath); code != exitOK || !strings.Contains(out, "pass relay") {
+		t.Fatalf("selftest -relay: exit %d\n%s", code, out)
+	}
+	code, out, errs = kioskd(t, "", "pair", "-print", "-config", k.cfgPath)
+	if code != exitOK || !strings.Contains(out, "Connect the POS to "+k.pos) || !strings.Contains(out, "█") {
+		t.Fatalf("pair: exit %d\n%s%s", code, out, errs)
+	}
+	waitSim(t, k, "receipts.txt", "Connect to "+k.pos)
+
+	k.sim(t, "approve")
+	code, out, _ = kioskd(t, "", "pay", "-amount", "7.50", "-json", "-config", k.cfgPath)
+	var tx payment.Txn
+	if code != exitOK || json.Unmarshal([]byte(out), &tx) != nil {
+		t.Fatalf("pay: %d %s", code, out)
+	}
+	receipt := waitSim(t, k, "receipts.txt", tx.ID)
+	for _, want := range []string{"RM 7.50", "APPROVED", "KIOSK-T", tx.POSTransactionID} {
+		if !strings.Contains(receipt, want) {
+			t.Errorf("receipt lacks %q:\n%s", want, receipt)
+		}
+	}
+	_, st, _ := kioskd(t, "", "status", "-json", "-config", k.cfgPath)
+	if !strings.Contains(st, `"pulses":2`) || !strings.Contains(st, `"state":"ok"`) {
+		t.Errorf("status after a vend and a selftest pulse:\n%s", st)
+	}
+}
+
+func TestPairWithoutDaemon(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeTestConfig(t, dir, "")
+	code, out, _ := kioskd(t, "", "pair", "-config", cfg)
+	if code != exitOK || !strings.Contains(out, "Connect the POS to 127.0.0.1:0") {
+		t.Fatalf("pair without daemon: %d\n%s", code, out)
+	}
+	if pairText("10.0.0.5:8080") != "10.0.0.5" || pairText("10.0.0.5:9000") != "10.0.0.5:9000" {
+		t.Fatal("pairText")
 	}
 }

@@ -50,6 +50,8 @@ func commands() []command {
 		{"plan", "choose an IPP plan for the payment in progress", cmdPlan},
 		{"status", "show the POS link, the payment in progress and counters", cmdStatus},
 		{"journal", "list recent payments from the journal", cmdJournal},
+		{"selftest", "check LEDs, printer and watchdog (and the relay with -relay) through the running kioskd", cmdSelftest},
+		{"pair", "show (and print) the address and QR code the POS terminal connects to", cmdPair},
 		{"possim", "simulate a MobyPay POS terminal connecting to a kiosk", cmdPossim},
 		{"sig", "verify or sign MobyPay envelopes (sig verify | sig sign)", cmdSig},
 		{"config", "print the default config or check one (config default | config check FILE)", cmdConfig},

@@ -123,7 +123,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 			"kpos_listen": kposAddr, "hardware": hw.state(),
 		}
 	}
-	hs := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	mux := http.NewServeMux()
+	mux.Handle("/", api.Handler())
+	hardwareRoutes(mux, hw, svc, func() []string { return connectAddrs(srv.Addr()) })
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(parent)
@@ -162,6 +165,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 	hs.Shutdown(sctx)
 	hs.Close() // event streams do not end on Shutdown
 	wg.Wait()
+	hw.close()
 	if parent.Err() != nil {
 		return nil // asked to stop
 	}
@@ -244,10 +248,11 @@ func statsMap(s *mobypay.Stats) map[string]int64 {
 // it records each vend and receipt in files under data_dir/sim, so a
 // person can see what a real machine would have done.
 type simSink struct {
-	dir   string
-	pulse time.Duration
-	log   *slog.Logger
-	mu    sync.Mutex
+	dir         string
+	pulse       time.Duration
+	log         *slog.Logger
+	mu          sync.Mutex
+	printerDone chan struct{} // closed when the simulated printer stops
 }
 
 func newSimSink(dataDir string, pulse time.Duration, log *slog.Logger) *simSink {
@@ -284,13 +289,5 @@ func (s *simSink) recordOn(t payment.Txn) error {
 func (s *simSink) recordOff(t payment.Txn) {
 	if err := s.appendLine("vends.log", time.Now().Format(time.RFC3339Nano)+" off "+t.ID); err != nil {
 		s.log.Warn("sim vend log", "err", err)
-	}
-}
-
-// Receipt implements payment.Printer.
-func (s *simSink) Receipt(t payment.Txn) {
-	line := fmt.Sprintf("%s %s %s RM %s %s pos_txn=%s auth=%s vend=%s", time.Now().Format(time.RFC3339), t.ID, t.Mode, t.Amount, t.State, t.POSTransactionID, t.AuthCode, t.Vend)
-	if err := s.appendLine("receipts.log", line); err != nil {
-		s.log.Warn("receipt not recorded", "txn_id", t.ID, "err", err)
 	}
 }

@@ -44,6 +44,7 @@ type Panel struct {
 	until     time.Time
 	faults    map[string]bool
 	levels    [3]bool
+	override  *[3]bool // selftest: fixed levels instead of the pattern
 	err       error
 }
 
@@ -150,8 +151,40 @@ func Levels(pt Pattern, now time.Time) [3]bool {
 func (p *Panel) Apply(now time.Time) {
 	p.mu.Lock()
 	lv := Levels(p.pattern(now), now)
+	if p.override != nil {
+		lv = *p.override
+	}
 	p.mu.Unlock()
 	p.write(lv)
+}
+
+// Cycle lights green, amber, red, all, then none, step apart, so a person
+// can check every LED; it reports the first pin that could not be
+// written. The pattern resumes afterwards.
+func (p *Panel) Cycle(ctx context.Context, step time.Duration) error {
+	defer func() {
+		p.mu.Lock()
+		p.override = nil
+		p.mu.Unlock()
+	}()
+	var first error
+	for _, lv := range [][3]bool{{true, false, false}, {false, true, false}, {false, false, true}, {true, true, true}, {}} {
+		p.mu.Lock()
+		p.override = &lv
+		p.mu.Unlock()
+		p.write(lv)
+		p.mu.Lock()
+		if p.err != nil && first == nil {
+			first = p.err
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(step):
+		}
+	}
+	return first
 }
 
 func (p *Panel) write(lv [3]bool) {

@@ -211,7 +211,7 @@ func (n SerialNotification) AppendData(dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	if n.AmountSen < 0 || n.AmountSen > serialMaxAmount {
-		return dst, fmt.Errorf("%w: amount %d sen: outside 0..%d", ErrSerialData, n.AmountSen, serialMaxAmount)
+		return dst, fmt.Errorf("%w: amount %d sen: outside 0..%d", ErrSerialData, n.AmountSen, int64(serialMaxAmount))
 	}
 	for _, f := range []struct {
 		name, v string

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package printertest
+
+func isHangup(error) bool { return false }
