@@ -117,6 +117,7 @@ func (k SimEventKind) String() string {
 
 // SimEvent is one thing the simulator did or saw.
 type SimEvent struct {
+	At   time.Time // when the simulator emitted it, so gaps survive a slow reader
 	Kind SimEventKind
 	Addr string
 	Msg  Message
@@ -260,6 +261,7 @@ func (s *Sim) Run(ctx context.Context) error {
 }
 
 func (s *Sim) event(e SimEvent) {
+	e.At = time.Now()
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)
 	}

@@ -214,16 +214,23 @@ func TestSimBackoff(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	const unit = 10 * time.Millisecond
-	startSim(t, SimConfig{Addr: ln.Addr().String(), MinBackoff: unit, MaxBackoff: 4 * unit})
+	ev := startSim(t, SimConfig{Addr: ln.Addr().String(), MinBackoff: unit, MaxBackoff: 4 * unit})
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(srvWait))
+	go func() {
+		for range 6 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close() // the kiosk refuses: the session fails at once
+		}
+	}()
+	// Gaps are measured between the simulator's own connect times: a
+	// slow test goroutine must not squeeze them together.
 	var at []time.Time
 	for range 6 {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		at = append(at, time.Now())
-		c.Close() // the kiosk refuses: the session fails at once
+		e := awaitSim(t, ev, "connect", func(e SimEvent) bool { return e.Kind == SimConnected })
+		at = append(at, e.At)
 	}
 	want := []time.Duration{unit, 2 * unit, 4 * unit, 4 * unit, 4 * unit}
 	for i, w := range want {
@@ -250,7 +257,7 @@ func TestSimDialBackoff(t *testing.T) {
 		if e.Err == nil {
 			t.Fatal("dial failure without error")
 		}
-		at = append(at, time.Now())
+		at = append(at, e.At)
 	}
 	for i, w := range []time.Duration{unit, 2 * unit, 2 * unit} {
 		if gap := at[i+1].Sub(at[i]); gap < w-time.Millisecond {
