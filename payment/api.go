@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/payments/{id}/cancel", a.cancel)
 	mux.HandleFunc("POST /v1/payments/{id}/plan", a.plan)
 	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("GET /v1/reviews", a.reviews)
+	mux.HandleFunc("POST /v1/payments/{id}/settle", a.settle)
 	mux.HandleFunc("GET /v1/events", a.events)
 	return mux
 }
@@ -56,7 +59,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, ErrBusy), errors.Is(err, ErrNotActive):
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrNotActive), errors.Is(err, ErrTransition):
 		code = http.StatusConflict
 	case errors.Is(err, ErrNotReady):
 		code = http.StatusServiceUnavailable
@@ -156,6 +159,43 @@ func (a *API) plan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := a.svc.SelectPlan(r.Context(), r.PathValue("id"), req.PlanID)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// reviews lists the payments an operator must look at and has not
+// settled, oldest first.
+func (a *API) reviews(w http.ResponseWriter, r *http.Request) {
+	list, err := a.svc.Journal().List(0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []Txn{}
+	for i := len(list) - 1; i >= 0; i-- {
+		if t := list[i]; t.Review != "" && (t.Settled == "" || r.URL.Query().Get("all") != "") {
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) settle(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Note string `json:"note"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if strings.TrimSpace(req.Note) == "" || len(req.Note) > 500 {
+		writeErr(w, fmt.Errorf("%w: a note of 1 to 500 characters says how it was settled", ErrBadRequest))
+		return
+	}
+	t, err := a.svc.Journal().Settle(r.PathValue("id"), req.Note, time.Now())
 	if err != nil {
 		writeErr(w, err)
 		return

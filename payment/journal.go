@@ -253,6 +253,23 @@ func (j *Journal) NextSequence(name, day string) (uint64, error) {
 	return n, err
 }
 
+// Settle records an operator's note on a payment that was flagged for
+// review. Only the note changes: state and vend stay as they were.
+func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
+	return j.Update(id, now, nil, func(t *Txn) error {
+		switch {
+		case t.Review == "":
+			return fmt.Errorf("%w: %s is not flagged for review", ErrTransition, id)
+		case !t.State.Final() || t.Vend == VendReleasing:
+			return fmt.Errorf("%w: %s is still in progress", ErrTransition, id)
+		case t.Settled != "":
+			return fmt.Errorf("%w: %s was settled already: %s", ErrTransition, id, t.Settled)
+		}
+		t.Settled = now.UTC().Format(time.RFC3339) + " " + note
+		return nil
+	})
+}
+
 // HasEvidence reports whether payload was already journaled for txnID.
 func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
 	if payload == "" {

@@ -392,3 +392,86 @@ func cmdJournal(e *env, args []string) int {
 	}
 	return exitOK
 }
+
+func cmdReview(e *env, args []string) int {
+	if len(args) > 0 && args[0] == "settle" {
+		fs := newFlags(e, "review settle", "[-config FILE | -control PATH] -note TEXT TXN_ID")
+		var cf clientFlags
+		cf.register(fs)
+		note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
+		if code, ok := parseFlags(fs, args[1:]); !ok {
+			return code
+		}
+		if fs.NArg() != 1 || *note == "" {
+			fs.Usage()
+			return exitUsage
+		}
+		c, err := cf.client()
+		if err != nil {
+			return clientFail(e, err)
+		}
+		var t payment.Txn
+		if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
+			return clientFail(e, err)
+		}
+		fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
+		return exitOK
+	}
+	fs := newFlags(e, "review", "[-config FILE | -control PATH] [-all] [-json] | review settle -note TEXT TXN_ID")
+	var cf clientFlags
+	cf.register(fs)
+	all := fs.Bool("all", false, "include payments already settled")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	path := "/v1/reviews"
+	if *all {
+		path += "?all=1"
+	}
+	var list []payment.Txn
+	if err := c.do(context.Background(), http.MethodGet, path, nil, &list); err != nil {
+		return clientFail(e, err)
+	}
+	enc := json.NewEncoder(e.stdout)
+	for _, t := range list {
+		if *asJSON {
+			enc.Encode(t)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
+		if t.Settled != "" {
+			fmt.Fprintf(e.stdout, "    settled %s\n", t.Settled)
+		}
+	}
+	if len(list) == 0 && !*asJSON {
+		fmt.Fprintln(e.stdout, "nothing to review")
+	}
+	return exitOK
+}
+
+func cmdLogs(e *env, args []string) int {
+	fs := newFlags(e, "logs", "[-config FILE | -control PATH] [-n N]")
+	var cf clientFlags
+	cf.register(fs)
+	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var lines []string
+	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/logs?n=%d", *n), nil, &lines); err != nil {
+		return clientFail(e, err)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(e.stdout, l)
+	}
+	return exitOK
+}

@@ -42,10 +42,13 @@ pulse = "10ms"
 	if err != nil {
 		t.Fatal(err)
 	}
+	ring := newLogRing(100)
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan started, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), up) }()
+	go func() {
+		done <- serve(ctx, cfg, slog.New(newRingHandler(slog.NewTextHandler(io.Discard, nil), ring, slog.LevelInfo)), ring, up)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -244,5 +247,46 @@ func TestClientsWithoutDaemon(t *testing.T) {
 	}
 	if code, _, _ := kioskd(t, "", "pay", "-amount", "1.005", "-config", k.cfgPath); code != exitUsage {
 		t.Fatalf("bad amount: exit %d", code)
+	}
+}
+
+// TestReviewAndLogs: a payment the kiosk could not settle shows in
+// `kioskd review` until an operator settles it with a note; the daemon's
+// recent log lines are readable with `kioskd logs`.
+func TestReviewAndLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	k := startKiosk(t)
+	k.sim(t, "wrongamount")
+	code, out, _ := kioskd(t, "", "pay", "-amount", "4.00", "-json", "-config", k.cfgPath)
+	var tx payment.Txn
+	if code != exitUnclear || json.Unmarshal([]byte(out), &tx) != nil || tx.Review == "" {
+		t.Fatalf("pay: %d %s", code, out)
+	}
+	if code, out, _ := kioskd(t, "", "review", "-config", k.cfgPath); code != 0 || !strings.Contains(out, tx.ID) || !strings.Contains(out, "amount mismatch") {
+		t.Fatalf("review: %d\n%s", code, out)
+	}
+	if code, _, _ := kioskd(t, "", "review", "settle", "-config", k.cfgPath, tx.ID); code != exitUsage {
+		t.Fatalf("settle without a note: exit %d", code)
+	}
+	if code, out, errs := kioskd(t, "", "review", "settle", "-config", k.cfgPath, "-note", "refunded RM 5.00 in cash", tx.ID); code != 0 || !strings.Contains(out, "refunded RM 5.00") {
+		t.Fatalf("settle: %d %s %s", code, out, errs)
+	}
+	if _, out, _ := kioskd(t, "", "review", "-config", k.cfgPath); !strings.Contains(out, "nothing to review") {
+		t.Fatalf("after settling:\n%s", out)
+	}
+	if _, out, _ := kioskd(t, "", "review", "-all", "-config", k.cfgPath); !strings.Contains(out, "settled ") {
+		t.Fatalf("review -all:\n%s", out)
+	}
+	if code, _, errs := kioskd(t, "", "review", "settle", "-config", k.cfgPath, "-note", "again", tx.ID); code != exitFail || !strings.Contains(errs, "settled already") {
+		t.Fatalf("second settle: %d %s", code, errs)
+	}
+	code, out, _ = kioskd(t, "", "logs", "-n", "200", "-config", k.cfgPath)
+	if code != 0 || !strings.Contains(out, "msg=payment") || !strings.Contains(out, tx.ID) {
+		t.Fatalf("logs: %d\n%s", code, out)
+	}
+	if code, out, _ := kioskd(t, "", "logs", "-n", "3", "-config", k.cfgPath); code != 0 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("logs -n 3: %d\n%s", code, out)
 	}
 }

@@ -112,7 +112,7 @@ jwe_kid = "123"
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan started, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), up) }()
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, up) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -50,6 +50,8 @@ func commands() []command {
 		{"plan", "choose an IPP plan for the payment in progress", cmdPlan},
 		{"status", "show the POS link, the payment in progress and counters", cmdStatus},
 		{"journal", "list recent payments from the journal", cmdJournal},
+		{"review", "list payments that need an operator, or settle one (review settle TXN -note TEXT)", cmdReview},
+		{"logs", "show the running kioskd's recent log lines", cmdLogs},
 		{"selftest", "check LEDs, printer and watchdog (and the relay with -relay) through the running kioskd", cmdSelftest},
 		{"pair", "show (and print) the address and QR code the POS terminal connects to", cmdPair},
 		{"possim", "simulate a MobyPay POS terminal connecting to a kiosk", cmdPossim},
@@ -152,11 +154,15 @@ func cmdConfig(e *env, args []string) int {
 	return exitUsage
 }
 
-// newLogger builds the service's logger: one line per event on w.
-func newLogger(w io.Writer, format, level string) *slog.Logger {
+func logLevel(level string) slog.Level {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(level)) // validated with the config
-	opts := &slog.HandlerOptions{Level: lvl}
+	return lvl
+}
+
+// newLogger builds the service's logger: one line per event on w.
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevel(level)}
 	if strings.EqualFold(format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

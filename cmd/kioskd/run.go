@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,10 +31,12 @@ func cmdRun(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
 	}
-	log := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	ring := newLogRing(1000)
+	base := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	log := slog.New(newRingHandler(base.Handler(), ring, logLevel(cfg.LogLevel)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log, nil); err != nil {
+	if err := serve(ctx, cfg, log, ring, nil); err != nil {
 		log.Error("kioskd stopped", "err", err)
 		return exitFail
 	}
@@ -50,7 +53,7 @@ type started struct {
 // serve runs the service until ctx ends. Everything that can be checked is
 // checked before anything is started; the journal is recovered before any
 // listener opens, so nothing new can interleave with recovery.
-func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started) error {
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up chan<- started) error {
 	secret, err := cfg.posSecret()
 	if err != nil {
 		return err
@@ -126,6 +129,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, up chan<- started
 	mux := http.NewServeMux()
 	mux.Handle("/", api.Handler())
 	hardwareRoutes(mux, hw, svc, func() []string { return connectAddrs(srv.Addr()) })
+	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		lines := []string{}
+		if ring != nil {
+			lines = ring.last(n)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(lines)
+	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	parent := ctx
