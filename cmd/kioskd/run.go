@@ -91,6 +91,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		ctl.Close()
 		return err
 	}
+	guard := newCrashGuard(cfg.DataDir)
+	if stop, err := crashBackoff(ctx, guard, hw, log); err != nil || stop {
+		hw.close()
+		ctl.Close()
+		return err
+	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
 	providers := []payment.Provider{prov}
 	var kp *payment.KPOS
@@ -179,9 +185,38 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	wg.Wait()
 	hw.close()
 	if parent.Err() != nil {
+		if err := guard.cleanStop(); err != nil {
+			log.Warn("restart record not cleared", "err", err)
+		}
 		return nil // asked to stop
 	}
 	return cause
+}
+
+// crashBackoff records this start and, in a crash loop, waits with the
+// fault pattern on the LEDs before anything is started. It reports
+// whether the service was asked to stop meanwhile.
+func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) (bool, error) {
+	n, delay, err := guard.begin(time.Now())
+	if err != nil {
+		log.Warn("restart record unusable; starting anyway", "err", err)
+		return false, nil
+	}
+	if delay == 0 {
+		return false, nil
+	}
+	log.Error("crash loop: waiting before starting", "unclean_starts", n, "window", guard.window, "wait", delay)
+	hw.leds.SetFault("crash-loop", true)
+	defer hw.leds.SetFault("crash-loop", false)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go hw.leds.Run(lctx)
+	select {
+	case <-ctx.Done():
+		return true, nil
+	case <-time.After(delay):
+		return false, nil
+	}
 }
 
 func paymentConfig(cfg *Config, log *slog.Logger) payment.Config {

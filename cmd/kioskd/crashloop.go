@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// crashGuard keeps a persistent record of starts that did not end in a
+// clean stop. init respawns a dying kioskd about once a second, forever;
+// past a threshold of unclean starts in a window, kioskd waits before
+// starting (doubling each time, up to a ceiling) and shows the fault
+// pattern, rather than hammering the relay, printer and POS link.
+type crashGuard struct {
+	path      string
+	window    time.Duration
+	threshold int
+	base, max time.Duration
+}
+
+func newCrashGuard(dataDir string) crashGuard {
+	return crashGuard{path: filepath.Join(dataDir, "restarts"), window: 10 * time.Minute, threshold: 3,
+		base: 5 * time.Second, max: 5 * time.Minute}
+}
+
+// begin records this start and returns how many unclean starts came
+// before it within the window, and how long to wait before going on.
+func (g crashGuard) begin(now time.Time) (int, time.Duration, error) {
+	var recent []time.Time
+	b, err := os.ReadFile(g.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, 0, fmt.Errorf("restart record: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		t, err := time.Parse(time.RFC3339Nano, sc.Text())
+		if err == nil && now.Sub(t) < g.window && !t.After(now) {
+			recent = append(recent, t)
+		}
+	}
+	var out bytes.Buffer
+	for _, t := range append(recent, now) {
+		out.WriteString(t.UTC().Format(time.RFC3339Nano) + "\n")
+	}
+	if err := writeFileSync(g.path, out.Bytes()); err != nil {
+		return 0, 0, fmt.Errorf("restart record: %w", err)
+	}
+	n := len(recent)
+	if n < g.threshold {
+		return n, 0, nil
+	}
+	d := g.base
+	for i := g.threshold; i < n && d < g.max; i++ {
+		d *= 2
+	}
+	return n, min(d, g.max), nil
+}
+
+// cleanStop forgets the record: the next start is a fresh one.
+func (g crashGuard) cleanStop() error {
+	if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restart record: %w", err)
+	}
+	return nil
+}
+
+// writeFileSync replaces a file durably: the record must survive the
+// very power cut or crash it is about.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

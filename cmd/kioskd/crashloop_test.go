@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestCrashGuard(t *testing.T) {
+	g := newCrashGuard(t.TempDir())
+	now := time.Unix(1795400000, 0)
+	want := []time.Duration{0, 0, 0, 5 * time.Second, 10 * time.Second, 20 * time.Second}
+	for i, w := range want {
+		n, d, err := g.begin(now.Add(time.Duration(i) * time.Second))
+		if err != nil || n != i || d != w {
+			t.Fatalf("start %d: %d unclean before, wait %s, %v; want %d, %s", i, n, d, err, i, w)
+		}
+	}
+	// The ceiling holds however long the loop goes on.
+	for i := 0; i < 20; i++ {
+		g.begin(now.Add(10 * time.Second))
+	}
+	if _, d, _ := g.begin(now.Add(11 * time.Second)); d != 5*time.Minute {
+		t.Fatalf("wait %s, want the 5m ceiling", d)
+	}
+	// Starts older than the window are forgotten.
+	if n, d, _ := g.begin(now.Add(20 * time.Minute)); n != 0 || d != 0 {
+		t.Fatalf("after the window: %d, %s", n, d)
+	}
+	// A clean stop forgets everything.
+	g.begin(now.Add(20*time.Minute + time.Second))
+	if err := g.cleanStop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := g.begin(now.Add(21 * time.Minute)); n != 0 {
+		t.Fatalf("after a clean stop: %d", n)
+	}
+	// A damaged record does not stop the service.
+	os.WriteFile(g.path, []byte("garbage\n\x00\n"), 0o600)
+	if n, _, err := g.begin(now.Add(22 * time.Minute)); err != nil || n != 0 {
+		t.Fatalf("damaged record: %d %v", n, err)
+	}
+	b, _ := os.ReadFile(g.path)
+	if strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("record after repair:\n%s", b)
+	}
+}
+
+// The restart record across real daemon lives: SIGKILL leaves the start
+// recorded, a clean stop (SIGTERM) clears it, and a crash loop makes
+// kioskd wait with the fault LED before it starts anything.
+func TestCrashLoopAcrossRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	dir := t.TempDir()
+	cfg := writeTestConfig(t, dir, "")
+	record := filepath.Join(dir, "data", "restarts")
+	d := startDaemon(t, cfg)
+	d.kill()
+	if b, _ := os.ReadFile(record); strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("after SIGKILL the record holds %q", b)
+	}
+	d = startDaemon(t, cfg)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exited
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("record survived a clean stop: %v", err)
+	}
+	// Three unclean starts just now: the next start waits first.
+	now := time.Now().UTC()
+	var rec string
+	for i := 3; i > 0; i-- {
+		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + "\n"
+	}
+	os.WriteFile(record, []byte(rec), 0o600)
+	cmd := exec.Command(os.Args[0], "run", "-config", cfg)
+	cmd.Env = append(os.Environ(), "KIOSKD_TEST_AS_DAEMON=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 256)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waiting := false
+	timeout := time.After(10 * time.Second)
+	for !waiting {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("kioskd exited before the crash-loop wait")
+			}
+			waiting = strings.Contains(l, "crash loop: waiting before starting")
+		case <-timeout:
+			cmd.Process.Kill()
+			t.Fatal("no crash-loop wait")
+		}
+	}
+	// Asked to stop while it waits, it stops without starting anything.
+	cmd.Process.Signal(syscall.SIGTERM)
+	for l := range lines {
+		if strings.Contains(l, "kioskd started") {
+			t.Errorf("started during the crash-loop wait: %s", l)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("stop during the wait: %v", err)
+	}
+}
