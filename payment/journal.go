@@ -216,22 +216,47 @@ func (j *Journal) List(n int) ([]Txn, error) {
 	return out, err
 }
 
-// EvidenceFor lists the messages journaled about txnID.
-func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
-	var out []Evidence
+// eachEvidence calls fn for the messages journaled about txnID, in
+// arrival order, until fn returns false.
+func (j *Journal) eachEvidence(txnID string, fn func(Evidence) bool) error {
 	prefix := append([]byte(txnID), 0)
-	err := j.db.View(func(tx *bolt.Tx) error {
+	return j.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvidence).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var e Evidence
 			if err := json.Unmarshal(v, &e); err != nil {
-				return err
+				return fmt.Errorf("journal: evidence %q: %w", k, err)
 			}
-			out = append(out, e)
+			if !fn(e) {
+				return nil
+			}
 		}
 		return nil
 	})
+}
+
+// EvidenceFor lists the messages journaled about txnID.
+func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
+	var out []Evidence
+	err := j.eachEvidence(txnID, func(e Evidence) bool { out = append(out, e); return true })
 	return out, err
+}
+
+// Settle records an operator's note on a payment that was flagged for
+// review. Only the note changes: state and vend stay as they were.
+func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
+	return j.Update(id, now, nil, func(t *Txn) error {
+		switch {
+		case t.Review == "":
+			return fmt.Errorf("%w: %s is not flagged for review", ErrTransition, id)
+		case !t.State.Final() || t.Vend == VendReleasing:
+			return fmt.Errorf("%w: %s is still in progress", ErrTransition, id)
+		case t.Settled != "":
+			return fmt.Errorf("%w: %s was settled already: %s", ErrTransition, id, t.Settled)
+		}
+		t.Settled = now.UTC().Format(time.RFC3339) + " " + note
+		return nil
+	})
 }
 
 // NextSequence returns the next running number for day (e.g.
@@ -253,44 +278,13 @@ func (j *Journal) NextSequence(name, day string) (uint64, error) {
 	return n, err
 }
 
-// Settle records an operator's note on a payment that was flagged for
-// review. Only the note changes: state and vend stay as they were.
-func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
-	return j.Update(id, now, nil, func(t *Txn) error {
-		switch {
-		case t.Review == "":
-			return fmt.Errorf("%w: %s is not flagged for review", ErrTransition, id)
-		case !t.State.Final() || t.Vend == VendReleasing:
-			return fmt.Errorf("%w: %s is still in progress", ErrTransition, id)
-		case t.Settled != "":
-			return fmt.Errorf("%w: %s was settled already: %s", ErrTransition, id, t.Settled)
-		}
-		t.Settled = now.UTC().Format(time.RFC3339) + " " + note
-		return nil
-	})
-}
-
 // HasEvidence reports whether payload was already journaled for txnID.
 func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
 	if payload == "" {
 		return false, nil
 	}
 	found := false
-	prefix := append([]byte(txnID), 0)
-	err := j.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvidence).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var e Evidence
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			if e.Payload == payload {
-				found = true
-				return nil
-			}
-		}
-		return nil
-	})
+	err := j.eachEvidence(txnID, func(e Evidence) bool { found = e.Payload == payload; return !found })
 	return found, err
 }
 

@@ -382,15 +382,23 @@ func cmdJournal(e *env, args []string) int {
 	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/payments?limit=%d", *n), nil, &list); err != nil {
 		return clientFail(e, err)
 	}
+	printTxns(e, list, *asJSON)
+	return exitOK
+}
+
+// printTxns writes payments one per line, or one JSON object per line.
+func printTxns(e *env, list []payment.Txn, asJSON bool) {
 	enc := json.NewEncoder(e.stdout)
 	for _, t := range list {
-		if *asJSON {
+		if asJSON {
 			enc.Encode(t)
 			continue
 		}
 		fmt.Fprintf(e.stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
+		if t.Settled != "" {
+			fmt.Fprintf(e.stdout, "    settled %s\n", t.Settled)
+		}
 	}
-	return exitOK
 }
 
 func cmdReview(e *env, args []string) int {
@@ -437,17 +445,7 @@ func cmdReview(e *env, args []string) int {
 	if err := c.do(context.Background(), http.MethodGet, path, nil, &list); err != nil {
 		return clientFail(e, err)
 	}
-	enc := json.NewEncoder(e.stdout)
-	for _, t := range list {
-		if *asJSON {
-			enc.Encode(t)
-			continue
-		}
-		fmt.Fprintf(e.stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
-		if t.Settled != "" {
-			fmt.Fprintf(e.stdout, "    settled %s\n", t.Settled)
-		}
-	}
+	printTxns(e, list, *asJSON)
 	if len(list) == 0 && !*asJSON {
 		fmt.Fprintln(e.stdout, "nothing to review")
 	}

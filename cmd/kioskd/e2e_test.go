@@ -120,6 +120,23 @@ func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool
 	return payment.Event{}
 }
 
+// payAcked runs `kioskd pay` in the background and returns, once the
+// payment is acked, the channel its final record arrives on and its id.
+func (k *kiosk) payAcked(t *testing.T, args ...string) (<-chan payment.Txn, string) {
+	t.Helper()
+	result := make(chan payment.Txn, 1)
+	go func() {
+		_, out, _ := kioskd(t, "", append([]string{"pay", "-json", "-config", k.cfgPath}, args...)...)
+		var tx payment.Txn
+		json.Unmarshal([]byte(out), &tx)
+		result <- tx
+	}()
+	id := k.waitEvent(t, "payment acked", func(e payment.Event) bool {
+		return e.Txn != nil && e.Txn.State == payment.Acked
+	}).Txn.ID
+	return result, id
+}
+
 func (k *kiosk) pulses(t *testing.T) int {
 	b, err := os.ReadFile(filepath.Join(k.dir, "data", "sim", "vends.log"))
 	if err != nil && !os.IsNotExist(err) {
@@ -194,20 +211,12 @@ func TestCancelFromCLI(t *testing.T) {
 	}
 	k := startKiosk(t)
 	k.sim(t, "ackonly")
-	result := make(chan string, 1)
-	go func() {
-		_, out, _ := kioskd(t, "", "pay", "-amount", "3.00", "-json", "-config", k.cfgPath)
-		result <- out
-	}()
-	// Wait until the payment is in progress, then cancel it.
-	id := k.waitEvent(t, "payment acked", func(e payment.Event) bool {
-		return e.Txn != nil && e.Txn.State == payment.Acked
-	}).Txn.ID
+	// Once the payment is in progress, cancel it.
+	result, id := k.payAcked(t, "-amount", "3.00")
 	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath, id); code != 0 || !strings.HasPrefix(out, "cancel_requested") {
 		t.Fatalf("cancel: exit %d %q %s", code, out, errs)
 	}
-	var tx payment.Txn
-	json.Unmarshal([]byte(<-result), &tx)
+	tx := <-result
 	if tx.State != payment.Cancelled || tx.Evidence != 2 { // ack processing, ack received
 		t.Fatalf("after cancel: %+v", tx)
 	}

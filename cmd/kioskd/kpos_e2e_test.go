@@ -274,16 +274,7 @@ func TestKPOSSerialNotification(t *testing.T) {
 	// silent: the host sends no HTTP notification, so only the serial one
 	// can settle the payment before the ack timeout.
 	w := startKPOSWorldWith(t, "silent", "serial_device = \""+slave+"\"\n")
-	result := make(chan payment.Txn, 1)
-	go func() {
-		_, out, _ := kioskd(t, "", "pay", "-provider", "kpos", "-amount", "12.50", "-json", "-config", w.k.cfgPath)
-		var tx payment.Txn
-		json.Unmarshal([]byte(out), &tx)
-		result <- tx
-	}()
-	id := w.k.waitEvent(t, "payment acked", func(e payment.Event) bool {
-		return e.Txn != nil && e.Txn.State == payment.Acked
-	}).Txn.ID
+	result, id := w.k.payAcked(t, "-provider", "kpos", "-amount", "12.50")
 	fr := kpos.NewFrameReader(master, 0)
 	send := func(frame []byte) string {
 		t.Helper()
@@ -343,16 +334,7 @@ func TestKPOSCancelAborts(t *testing.T) {
 		t.Skip("end to end")
 	}
 	w := startKPOSWorld(t, "wait")
-	result := make(chan payment.Txn, 1)
-	go func() {
-		_, out, _ := kioskd(t, "", "pay", "-provider", "kpos", "-amount", "5.00", "-json", "-config", w.k.cfgPath)
-		var tx payment.Txn
-		json.Unmarshal([]byte(out), &tx)
-		result <- tx
-	}()
-	id := w.k.waitEvent(t, "payment acked", func(e payment.Event) bool {
-		return e.Txn != nil && e.Txn.State == payment.Acked
-	}).Txn.ID
+	result, id := w.k.payAcked(t, "-provider", "kpos", "-amount", "5.00")
 	if code, out, errs := kioskd(t, "", "cancel", "-config", w.k.cfgPath, id); code != 0 {
 		t.Fatalf("cancel: %d %s %s", code, out, errs)
 	}
