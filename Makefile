@@ -51,6 +51,7 @@ run: build
 
 test: lint
 	$(GO) test $(RACE) -count=1 $(PKG)
+	sh scripts/test/run.sh
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
