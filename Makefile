@@ -102,3 +102,42 @@ test-arm64:
 
 clean:
 	rm -rf dist var
+
+# The SD-card image (buildroot/README.md). Buildroot builds Go offline from
+# vendored modules, and its local site method (the package builds this
+# checkout) does not vendor: `make vendor` writes vendor/ (git-ignored; once
+# it exists, go commands here use it too: run it again after changing
+# go.mod, or remove vendor/).
+#   make buildroot BR=/path/to/buildroot [BOARD=rpi3|rpi4_64]
+#       loads buildroot/configs/kiosk_$(BOARD)_defconfig into BUILDROOT_OUT
+#       with BR2_EXTERNAL=buildroot, rebuilds kioskd from this checkout and
+#       builds everything else that changed: BUILDROOT_OUT/images/sdcard.img.
+#       BR is a Buildroot source tree, 2025.11.3 or later (host Go >= 1.25).
+#   make buildroot-check [BR=/path/to/buildroot]
+#       buildroot/check.sh: offline checks of the tree; with BR, also loads
+#       each defconfig into a scratch directory (no download).
+BR            ?=
+BOARD         ?= rpi4_64
+BR_DEFCONFIG   = kiosk_$(BOARD)_defconfig
+BUILDROOT_OUT ?= $(CURDIR)/_buildroot/$(BOARD)
+# Buildroot's make gets none of this make's flags or command-line variables.
+BR_MAKE        = unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES; \
+                 $(MAKE) -C '$(BR)' O='$(BUILDROOT_OUT)' BR2_EXTERNAL='$(CURDIR)/buildroot'
+
+.PHONY: vendor buildroot buildroot-check
+
+vendor:
+	$(GO) mod vendor
+
+buildroot:
+	@if [ -z '$(BR)' ] || [ ! -f '$(BR)/package/pkg-golang.mk' ]; then \
+	  echo 'usage: make buildroot BR=/path/to/buildroot [BOARD=rpi3|rpi4_64]: BR is a Buildroot source tree' >&2; exit 2; fi
+	@if [ ! -f 'buildroot/configs/$(BR_DEFCONFIG)' ]; then \
+	  echo 'no buildroot/configs/$(BR_DEFCONFIG): BOARD is rpi3 or rpi4_64' >&2; exit 2; fi
+	$(GO) mod vendor
+	$(BR_MAKE) $(BR_DEFCONFIG)
+	$(BR_MAKE) KIOSKD_BUILD_VERSION='$(VERSION)' KIOSKD_BUILD_COMMIT='$(COMMIT)' kioskd-rebuild all
+	@echo "image: $(BUILDROOT_OUT)/images/sdcard.img"
+
+buildroot-check:
+	sh buildroot/check.sh $(if $(BR),-b '$(BR)')

@@ -35,14 +35,36 @@ type client struct {
 type clientFlags struct{ config, control string }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.config, "config", "", "find the daemon through this config's control socket")
+	fs.StringVar(&c.config, "config", "", "find the daemon through this config's control socket (default: $KIOSKD_CONFIG, /data/kioskd.toml, /etc/kioskd/kioskd.toml)")
 	fs.StringVar(&c.control, "control", "", "control socket path (overrides -config)")
+}
+
+// configSearch is where client commands look for the machine's config
+// when given neither -config nor -control: on an image the data
+// partition's config takes precedence over the one in /etc.
+var configSearch = []string{"/data/kioskd.toml", "/etc/kioskd/kioskd.toml"}
+
+// configPath returns -config, else $KIOSKD_CONFIG, else the first config
+// that exists on this machine, else "" (the embedded default).
+func (c *clientFlags) configPath() string {
+	if c.config != "" {
+		return c.config
+	}
+	if p := os.Getenv("KIOSKD_CONFIG"); p != "" {
+		return p
+	}
+	for _, p := range configSearch {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 func (c *clientFlags) client() (*client, error) {
 	path := c.control
 	if path == "" {
-		cfg, err := loadConfig(c.config)
+		cfg, err := loadConfig(c.configPath())
 		if err != nil {
 			return nil, err
 		}

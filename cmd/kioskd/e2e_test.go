@@ -299,3 +299,32 @@ func TestReviewAndLogs(t *testing.T) {
 		t.Fatalf("logs -n 3: %d\n%s", code, out)
 	}
 }
+
+func TestClientFindsTheMachineConfig(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.toml")
+	os.WriteFile(data, []byte("[control]\nsocket = \"/run/from-data.sock\"\n"), 0o600)
+	etc := filepath.Join(dir, "etc.toml")
+	os.WriteFile(etc, []byte("[control]\nsocket = \"/run/from-etc.sock\"\n"), 0o600)
+	old := configSearch
+	t.Cleanup(func() { configSearch = old })
+	configSearch = []string{filepath.Join(dir, "missing.toml"), data, etc}
+	t.Setenv("KIOSKD_CONFIG", "")
+	sock := func(cf clientFlags) string {
+		c, err := cf.client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.path
+	}
+	if got := sock(clientFlags{}); got != "/run/from-data.sock" {
+		t.Errorf("search found %s, want the data partition's config", got)
+	}
+	t.Setenv("KIOSKD_CONFIG", etc)
+	if got := sock(clientFlags{}); got != "/run/from-etc.sock" {
+		t.Errorf("KIOSKD_CONFIG gave %s", got)
+	}
+	if got := sock(clientFlags{control: "/x.sock"}); got != "/x.sock" {
+		t.Errorf("-control gave %s", got)
+	}
+}

@@ -165,7 +165,7 @@ func pairAddrs(cf *clientFlags) ([]string, error) {
 			return st.ConnectTo, nil
 		}
 	}
-	cfg, err := loadConfig(cf.config)
+	cfg, err := loadConfig(cf.configPath())
 	if err != nil {
 		return nil, err
 	}
