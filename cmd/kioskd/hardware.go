@@ -265,14 +265,23 @@ func (h *hardware) run(ctx context.Context, svc *payment.Service, j *payment.Jou
 		wg.Wait()
 		h.relay.Safe()
 	}()
+	var wdDone bool // the supervisor has returned; its result is in wdResult
+	var wdResult error
 	for {
 		select {
 		case <-ctx.Done():
-			return <-wdErr
+			if !wdDone {
+				wdResult = <-wdErr
+			}
+			return wdResult
 		case err := <-wdErr:
-			// A stall: the board will reset. Show it meanwhile.
+			// The supervisor ended before we were asked to stop: on a
+			// stall the board is about to reset. Show it meanwhile.
+			wdDone, wdResult, wdErr = true, err, nil
+			if err == nil {
+				err = errors.New("watchdog supervisor stopped")
+			}
 			h.fault("watchdog", err)
-			wdErr = nil
 		case <-snap.C:
 			if h.sim != nil {
 				h.sim.writeState(h.state())
@@ -313,6 +322,8 @@ func (h *hardware) probe(ctx context.Context, svc *payment.Service, j *payment.J
 	limit := max(h.wdDev.Timeout(), 3*time.Second)
 	loop := h.wd.Register("payment-loop", limit)
 	journal := h.wd.Register("journal", limit)
+	defer loop.Stop()
+	defer journal.Stop()
 	t := time.NewTicker(limit / 4)
 	defer t.Stop()
 	for {

@@ -178,3 +178,41 @@ func TestPairWithoutDaemon(t *testing.T) {
 		t.Fatal("pairText")
 	}
 }
+
+// When the watchdog supervisor ends before the service is told to stop
+// (here: a second Run, which it refuses at once), stopping must still
+// return. It used to wait forever on a nil channel.
+func TestHardwareRunStopsAfterSupervisorEnds(t *testing.T) {
+	hw, dir := simHardware(t)
+	j, err := payment.OpenJournal(filepath.Join(dir, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	svc := payment.NewService(payment.Config{}, j, hw, hw)
+	sctx, scancel := context.WithCancel(context.Background())
+	defer scancel()
+	go svc.Run(sctx)
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- hw.run(ctx, svc, j) }()
+		if round == 1 {
+			// Let the refused supervisor's result arrive first.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(hw.state().Faults) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the second run never noticed its supervisor ended")
+				}
+				runtime.Gosched()
+			}
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: hardware.run did not return after cancel", round)
+		}
+	}
+	hw.close()
+}
