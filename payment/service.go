@@ -512,7 +512,13 @@ func (s *Service) Record(ctx context.Context, r Report) (Recorded, error) {
 func (s *Service) onReport(r Report) (Recorded, error) {
 	ev := r.Evidence
 	ev.TxnID = r.TxnID
-	t, err := s.j.Get(r.TxnID)
+	var t Txn
+	var err error
+	if s.cur != nil && s.cur.ID == r.TxnID {
+		t = *s.cur // the loop's copy is the journal's, without a read
+	} else {
+		t, err = s.j.Get(r.TxnID)
+	}
 	if errors.Is(err, ErrNotFound) {
 		ev.Disposal = "refused: unknown transaction"
 		s.log.Warn("message for an unknown transaction; kept as evidence", "txn_id", r.TxnID, "type", ev.Type, "status", ev.Status)

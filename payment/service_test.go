@@ -149,8 +149,6 @@ func (h *harness) pay(mode string, amount Sen) Txn {
 	return tx
 }
 
-func sen(v Sen) *Sen { return &v }
-
 func ack(id, status string) Report {
 	return Report{TxnID: id, Kind: ReportAck, Status: status, Evidence: Evidence{Type: "ack", Status: status}}
 }

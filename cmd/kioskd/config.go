@@ -273,8 +273,8 @@ func (c *Config) validate() error {
 		if (k.ContentKey == "") == (k.ECDHPrivateKey == "" || k.FinexusECDHPublic == "") {
 			bad("kpos: set content_key, or both ecdh_private_key and finexus_ecdh_public_key")
 		}
-		if k.KDFOtherInfo != "raw" && k.KDFOtherInfo != "jose" {
-			bad("kpos.kdf_other_info %q: want raw or jose", k.KDFOtherInfo)
+		if _, err := kpos.ParseOtherInfo(k.KDFOtherInfo); err != nil {
+			bad("kpos.kdf_other_info: %v", err)
 		}
 		if k.SerialDevice != "" && (k.SerialBaud < 1200 || k.SerialBaud > 921600) {
 			bad("kpos.serial_baud %d: want 1200 to 921600", k.SerialBaud)

@@ -60,9 +60,9 @@ func loadKPOSKeys(k *kposConfig) (*kpos.Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kpos.finexus_ecdh_public_key: %w", err)
 	}
-	info := kpos.OtherInfoRaw
-	if k.KDFOtherInfo == "jose" {
-		info = kpos.OtherInfoJOSE
+	info, err := kpos.ParseOtherInfo(k.KDFOtherInfo)
+	if err != nil {
+		return nil, err
 	}
 	if keys.CEK, err = kpos.DeriveKey(ours, theirs, info); err != nil {
 		return nil, fmt.Errorf("kpos: deriving the content key: %w", err)
