@@ -178,7 +178,7 @@ func (p *KPOS) SerialNotified(ctx context.Context, n kpos.SerialNotification, da
 }
 
 func outcomeReport(mrn, code, auth, htr, pan, msg string, ev Evidence) Report {
-	r := Report{TxnID: mrn, Status: code, AuthCode: auth, POSTxnID: htr, Message: msg, Evidence: ev}
+	r := Report{TxnID: mrn, Status: code, AuthCode: auth, POSTxnID: htr, Message: msg, Evidence: ev, Repeatable: true}
 	if len(pan) >= 4 {
 		r.CardLast4 = pan[len(pan)-4:]
 	}

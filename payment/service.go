@@ -79,8 +79,13 @@ type Report struct {
 	Message   string // decline reason or error text
 	// Late, when set, says why the message must not be acted on (stale
 	// timestamp); it is journaled and flagged, never applied.
-	Late     string
-	Evidence Evidence
+	Late string
+	// Repeatable marks messages a peer may send again unchanged (KPOS
+	// retries a notification it thinks was lost). They are compared with
+	// what is journaled and a repeat is dropped. MobyPay needs no such
+	// check: its nonces are refused by the replay guard before this.
+	Repeatable bool
+	Evidence   Evidence
 }
 
 // Timeouts for one payment mode.
@@ -534,11 +539,15 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	}
 	// A peer that retries (KPOS re-posts a notification it thinks was
 	// lost) gets the same answer and changes nothing.
-	if dup, err := s.j.HasEvidence(t.ID, ev.Payload); err != nil {
-		return Recorded{}, err
-	} else if dup {
-		s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status)
-		return Recorded{Known: true, Duplicate: true, Txn: t}, nil
+	if r.Repeatable {
+		dup, err := s.j.HasEvidence(t.ID, ev.Payload)
+		if err != nil {
+			return Recorded{}, err
+		}
+		if dup {
+			s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status)
+			return Recorded{Known: true, Duplicate: true, Txn: t}, nil
+		}
 	}
 	s.journalErr = nil
 	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" {

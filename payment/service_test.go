@@ -416,6 +416,7 @@ func TestRecordIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	tx := h.pay("card", 100)
 	r := success(tx.ID, 100)
+	r.Repeatable = true
 	r.Evidence.Payload = `{"mrn":"` + tx.ID + `","resultCode":"00000"}`
 	got, err := h.svc.Record(ctx, r)
 	if err != nil || !got.Known || got.Duplicate {
