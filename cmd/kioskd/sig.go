@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -75,21 +76,29 @@ func (s *secretFlags) resolve(e *env) ([]byte, error) {
 	return []byte(mobypay.DevSecret), nil
 }
 
+// start parses the flags, resolves the secret and returns a codec and a
+// frame reader over stdin, or the exit code to return.
+func (s *secretFlags) start(e *env, fs *flag.FlagSet, args []string) (*mobypay.Codec, *mobypay.FrameReader, int, bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, nil, code, false
+	}
+	secret, err := s.resolve(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		return nil, nil, exitUsage, false
+	}
+	return mobypay.NewCodec(secret), mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame), 0, true
+}
+
 func sigVerify(e *env, args []string) int {
 	fs := newFlags(e, "sig verify", "[-secret S | -secret-file F | -config FILE] [-v] < envelopes.ndjson")
 	var sf secretFlags
 	sf.register(fs)
 	verbose := fs.Bool("v", false, "also print the canonical payload and the expected signature")
-	if code, ok := parseFlags(fs, args); !ok {
+	codec, fr, code, ok := sf.start(e, fs, args)
+	if !ok {
 		return code
 	}
-	secret, err := sf.resolve(e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
-		return exitUsage
-	}
-	codec := mobypay.NewCodec(secret)
-	fr := mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame)
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	var n, bad int
@@ -148,16 +157,10 @@ func sigSign(e *env, args []string) int {
 	sf.register(fs)
 	fresh := fs.Bool("fresh", false, "set timestamp to now and nonce to a new UUID before signing, so a live kiosk accepts the message")
 	verbose := fs.Bool("v", false, "also print the canonical payload")
-	if code, ok := parseFlags(fs, args); !ok {
+	codec, fr, code, ok := sf.start(e, fs, args)
+	if !ok {
 		return code
 	}
-	secret, err := sf.resolve(e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
-		return exitUsage
-	}
-	codec := mobypay.NewCodec(secret)
-	fr := mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame)
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	var n, bad int
