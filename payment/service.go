@@ -70,6 +70,10 @@ type Report struct {
 	Status    string // ack status
 	Amount    *Sen   // amount stated by the result, if any
 	AmountBad bool   // an amount was stated that is not a whole number of sen
+	// Odd, when set, says why an authentic message is not usable as sent
+	// (a field of the wrong type, a status in another case): it is
+	// journaled and, if it looks like a success, flagged, never acted on.
+	Odd       string
 	Plans     []Plan
 	PlanID    string
 	POSTxnID  string
@@ -153,6 +157,7 @@ type Service struct {
 	planPref string
 	timer    *time.Timer
 	timerFor timerKind
+	dl       deadlines
 	cancelBy timerKind // why cancel was requested: cancel (operator) or a timeout
 	// journalErr is the last journal failure of the report being handled.
 	journalErr error
@@ -172,8 +177,25 @@ const (
 	timerPlan
 	timerGrace
 	timerReconnect
+	timerHard
 	byOperator
 )
+
+// deadlines are the payment in progress's absolute limits. Nothing a peer
+// does moves them later: a reconnect neither restarts the phase that was
+// running nor grants a fresh reconnect grace, so a flapping link or a POS
+// repeating an ack cannot keep a payment (and the kiosk) busy. The timer
+// is armed for the earliest of them.
+type deadlines struct {
+	phase   timerKind // ack, result, plan or grace
+	phaseAt time.Time
+	// While the link is down mid-payment, downAt is when it went and
+	// reconnectAt when the reconnect budget runs out. budget is what is
+	// left of the payment's one ReconnectGrace.
+	downAt, reconnectAt time.Time
+	budget              time.Duration
+	hard                time.Time // the whole payment, a safety net
+}
 
 // NewService wires a service. Call Run to start it.
 func NewService(cfg Config, j *Journal, vender Vender, printer Printer, providers ...Provider) *Service {
@@ -253,15 +275,52 @@ func (s *Service) do(ctx context.Context, f func()) error {
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
 
+// arm sets the deadline of the payment's current phase, d from now.
 func (s *Service) arm(k timerKind, d time.Duration) {
+	s.dl.phase, s.dl.phaseAt = k, s.now().Add(d)
+	s.schedule()
+}
+
+// begin sets the deadlines of a new payment.
+func (s *Service) begin(t *Txn) {
+	s.dl = deadlines{budget: s.cfg.ReconnectGrace, hard: t.CreatedAt.Add(s.MaxDuration(t.Mode))}
+}
+
+// MaxDuration is the longest a payment in mode can stay open: every phase
+// used to its limit, one after the other (IPP waits for a result twice:
+// for the plans and after the selection), then the cancel grace. The
+// reconnect grace is spent inside those phases, never added to them.
+func (s *Service) MaxDuration(mode string) time.Duration {
+	tm := s.timeouts(mode)
+	d := tm.Ack + tm.Result + s.cfg.CancelGrace
+	if mode == "ipp" {
+		d += tm.Plan + tm.Result
+	}
+	return d
+}
+
+// schedule arms the timer for the earliest deadline of the payment.
+func (s *Service) schedule() {
 	s.timer.Stop()
+	s.timerFor = timerNone
+	if s.cur == nil {
+		return
+	}
+	k, at := timerHard, s.dl.hard
+	if s.dl.phase != timerNone && s.dl.phaseAt.Before(at) {
+		k, at = s.dl.phase, s.dl.phaseAt
+	}
+	if !s.dl.reconnectAt.IsZero() && s.dl.reconnectAt.Before(at) {
+		k, at = timerReconnect, s.dl.reconnectAt
+	}
 	s.timerFor = k
-	s.timer.Reset(d)
+	s.timer.Reset(max(at.Sub(s.now()), 0))
 }
 
 func (s *Service) disarm() {
 	s.timer.Stop()
 	s.timerFor = timerNone
+	s.dl = deadlines{}
 }
 
 func (s *Service) timeouts(mode string) Timeouts {
@@ -325,6 +384,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, error) {
 		return Txn{}, err
 	}
 	s.cur, s.planPref, s.cancelBy = &t, req.PlanID, timerNone
+	s.begin(&t)
 	s.log.Info("payment created", "txn_id", t.ID, "mode", t.Mode, "amount", t.Amount.String(), "provider", t.Provider)
 	err := prov.Request(&t)
 	if errors.Is(err, ErrNotDelivered) {
@@ -442,15 +502,31 @@ func (s *Service) onLink(st POSState) {
 	s.pos[st.Provider] = st
 	s.mu.Unlock()
 	s.publish(Event{Kind: "pos", POS: &st})
-	if st.State == "connected" || s.cur == nil || s.cur.Provider != st.Provider || s.cur.State.Final() {
+	if s.cur == nil || s.cur.Provider != st.Provider || s.cur.State.Final() {
 		return
 	}
-	// The terminal dropped mid-payment. Its result may still come after it
-	// reconnects; if not, the outcome is unknown.
-	s.log.Warn("POS link lost mid-payment", "txn_id", s.cur.ID, "state", s.cur.State)
-	if _, ok := s.move(nil, func(t *Txn) { t.Dropped = true }); ok {
-		s.arm(timerReconnect, s.cfg.ReconnectGrace)
+	if st.State == "connected" {
+		if !s.dl.reconnectAt.IsZero() {
+			s.dl.budget -= st.Since.Sub(s.dl.downAt)
+			s.dl.downAt, s.dl.reconnectAt = time.Time{}, time.Time{}
+			s.schedule()
+		}
+		return
 	}
+	if !s.dl.reconnectAt.IsZero() {
+		return // still down: the budget is already running
+	}
+	// The terminal dropped mid-payment. Its result may still come after it
+	// reconnects, within what is left of the payment's one reconnect
+	// budget; if not, the outcome is unknown.
+	s.log.Warn("POS link lost mid-payment", "txn_id", s.cur.ID, "state", s.cur.State, "reconnect_budget", s.dl.budget)
+	s.dl.downAt, s.dl.reconnectAt = st.Since, st.Since.Add(max(s.dl.budget, 0))
+	if !s.cur.Dropped {
+		if _, ok := s.move(nil, func(t *Txn) { t.Dropped = true }); !ok {
+			return
+		}
+	}
+	s.schedule()
 }
 
 func (s *Service) onTimer(k timerKind) {
@@ -491,6 +567,12 @@ func (s *Service) onTimer(k timerKind) {
 		s.move(nil, func(t *Txn) {
 			t.State = Unknown
 			t.flag("POS link lost mid-payment; outcome unknown")
+		})
+	case timerHard:
+		s.log.Error("payment open past its absolute deadline", "txn_id", t.ID, "state", t.State)
+		s.move(nil, func(t *Txn) {
+			t.State = Unknown
+			t.flag("no outcome within the payment's absolute deadline")
 		})
 	}
 }
@@ -561,7 +643,10 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	case r.Late != "":
 		ev.Disposal = "not acted on: " + r.Late
 		if r.Kind == ReportApproved || r.Kind == ReportDeclined || r.Kind == ReportError {
-			flag = "signed " + ev.Type + " " + ev.Status + " arrived too late to act on (" + r.Late + ")"
+			flag = "signed " + ev.Type + " " + ev.Status + " not acted on (" + r.Late + ")"
+			if r.Kind == ReportApproved {
+				flag += "; customer may have paid"
+			}
 		}
 	case r.Kind == ReportApproved && t.State == Approved:
 		ev.Disposal = "duplicate result"
@@ -616,9 +701,9 @@ func (s *Service) apply(r Report, ev *Evidence) {
 				s.arm(timerResult, tm.Result)
 			}
 		case r.Status == "plan_received" && t.State == PlanSelected:
-			if _, ok := s.move(ev, func(*Txn) {}); ok {
-				s.arm(timerResult, tm.Result)
-			}
+			// The result deadline runs from the selection: an ack that
+			// the POS may repeat must not push it back.
+			s.move(ev, func(*Txn) {})
 		default:
 			ev.Disposal = "noted"
 			s.move(ev, func(*Txn) {})
@@ -718,6 +803,12 @@ func (s *Service) approve(r Report, ev *Evidence) {
 	t := s.cur
 	var review string
 	switch {
+	case r.Odd != "":
+		review = "signed success not usable as sent (" + r.Odd + "); customer may have paid"
+	case t.Review != "":
+		// Flagged earlier (a late or odd message): the journal will not
+		// let it vend, and the success must still be recorded.
+		review = "success for a payment already flagged for review"
 	case r.AmountBad:
 		review = "result amount is not a whole number of sen"
 	case r.Amount != nil && *r.Amount != t.Amount:

@@ -395,7 +395,7 @@ func TestUnknownAndLate(t *testing.T) {
 	r.Late = "timestamp outside window"
 	h.svc.Report(r)
 	got := h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
-	if got.State != Sent || got.Vend != VendNone || !strings.Contains(got.Review, "too late") {
+	if got.State != Sent || got.Vend != VendNone || !strings.Contains(got.Review, "not acted on (timestamp outside window)") {
 		t.Fatalf("late success for the current payment %+v", got)
 	}
 }
@@ -433,5 +433,25 @@ func TestRecordIsIdempotent(t *testing.T) {
 	unknown, err := h.svc.Record(ctx, success("TXN9", 100))
 	if err != nil || unknown.Known {
 		t.Fatalf("unknown: %+v %v", unknown, err)
+	}
+}
+
+// A payment flagged while in progress (a stale success arrived first) used
+// to lose the fresh success that followed: approving it with a vend was
+// refused by the journal, so neither the state nor the evidence was kept.
+func TestSuccessAfterFlagIsRecorded(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 100)
+	stale := success(tx.ID, 100)
+	stale.Late = "timestamp outside window"
+	h.svc.Report(stale)
+	h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+	h.svc.Report(success(tx.ID, 100))
+	got := h.state(tx.ID, Approved)
+	if got.Vend != VendNone || got.Evidence != 2 || !strings.Contains(got.Review, "already flagged") {
+		t.Fatalf("success after a flag %+v", got)
+	}
+	if h.vend.count() != 0 || h.svc.Current() != nil {
+		t.Fatalf("vended %d, current %v", h.vend.count(), h.svc.Current())
 	}
 }

@@ -1,0 +1,124 @@
+package payment
+
+import (
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func slowConfig() Config {
+	cfg := fastConfig()
+	cfg.Timeouts = map[string]Timeouts{
+		"card": {Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: time.Minute},
+		"ipp":  {Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: time.Minute},
+	}
+	cfg.CancelGrace, cfg.ReconnectGrace = 30*time.Second, 30*time.Second
+	return cfg
+}
+
+var (
+	linkDown = POSState{Provider: "mobypay", State: "disconnected"}
+	linkUp   = POSState{Provider: "mobypay", State: "connected"}
+)
+
+// journalWrites counts the journal commits published for id so far.
+func (h *harness) journalWrites(id string) int {
+	n := 0
+	for {
+		select {
+		case e := <-h.events:
+			if e.Txn != nil && e.Txn.ID == id {
+				n++
+			}
+		default:
+			return n
+		}
+	}
+}
+
+// A link that drops every 2 s used to re-arm the 30 s reconnect grace and
+// the ack timer on every drop: the payment stayed "sent" for as long as
+// the flapping went on, blocking every other sale.
+func TestFlappingLinkCannotExtendAPayment(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, slowConfig())
+		tx := h.pay("card", 100)
+		writes := 0
+		began := time.Now()
+		for i := 0; i < 36; i++ { // 72 s of flapping
+			h.svc.Link(linkDown)
+			time.Sleep(time.Second)
+			h.svc.Link(linkUp)
+			time.Sleep(time.Second)
+			synctest.Wait()
+			writes += h.journalWrites(tx.ID)
+		}
+		got, err := h.j.Get(tx.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != TimedOut || got.Error != "no ack from the terminal" {
+			t.Fatalf("after %s of flapping: %+v", time.Since(began), got)
+		}
+		if got.UpdatedAt.Sub(began) > 15*time.Second {
+			t.Fatalf("timed out %s after the request, want the 15 s ack deadline", got.UpdatedAt.Sub(began))
+		}
+		// sent, dropped once, timed_out; flaps write nothing more.
+		if writes != 3 {
+			t.Fatalf("%d journal writes for one payment under flapping", writes)
+		}
+	})
+}
+
+// The reconnect grace is one budget per payment: two outages of 20 s use
+// up a 30 s budget 10 s into the second one.
+func TestReconnectGraceIsOneBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, slowConfig())
+		tx := h.pay("card", 100)
+		h.svc.Report(ack(tx.ID, "processing"))
+		h.state(tx.ID, Acked)
+		h.svc.Link(linkDown)
+		time.Sleep(20 * time.Second)
+		h.svc.Link(linkUp)
+		time.Sleep(5 * time.Second)
+		h.svc.Link(linkDown)
+		synctest.Wait()
+		down := time.Now()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		got, _ := h.j.Get(tx.ID)
+		if d := got.UpdatedAt.Sub(down); got.State != Unknown || d != 10*time.Second {
+			t.Fatalf("unknown %s into the second outage, want 10s (%+v)", d, got)
+		}
+		if !strings.Contains(got.Review, "link lost") {
+			t.Fatalf("review %q", got.Review)
+		}
+	})
+}
+
+// A POS that repeats "plan_received" must not push the result deadline
+// back: it runs from the plan selection.
+func TestRepeatedAckDoesNotExtendResult(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, slowConfig())
+		tx := h.pay("ipp", 10000)
+		h.svc.Report(ack(tx.ID, "processing"))
+		h.svc.Report(Report{TxnID: tx.ID, Kind: ReportPlans, Plans: []Plan{{ID: "6m"}}})
+		h.state(tx.ID, PlansOffered)
+		if _, err := h.svc.SelectPlan(t.Context(), tx.ID, "6m"); err != nil {
+			t.Fatal(err)
+		}
+		h.expectSent("plan")
+		selected := time.Now()
+		for range 20 {
+			time.Sleep(10 * time.Second)
+			h.svc.Report(ack(tx.ID, "plan_received"))
+		}
+		got := h.state(tx.ID, TimedOut)
+		if d := got.UpdatedAt.Sub(selected); d != 2*time.Minute+30*time.Second {
+			t.Fatalf("timed out %s after the selection, want result 2m + cancel grace 30s", d)
+		}
+	})
+}
