@@ -92,10 +92,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		return err
 	}
 	guard := newCrashGuard(cfg.DataDir)
-	if stop, err := crashBackoff(ctx, guard, hw, log); err != nil || stop {
+	if crashBackoff(ctx, guard, hw, log) {
 		hw.close()
 		ctl.Close()
-		return err
+		return nil
 	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
 	providers := []payment.Provider{prov}
@@ -196,26 +196,66 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 // crashBackoff records this start and, in a crash loop, waits with the
 // fault pattern on the LEDs before anything is started. It reports
 // whether the service was asked to stop meanwhile.
-func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) (bool, error) {
+//
+// openHardware has armed the watchdog by then, so the wait feeds it,
+// from the same loop that waits: a kioskd that is alive and holding off
+// keeps the board up (an unfed wait reset the board in every back-off,
+// each reset adding an unclean start, forever), while a back-off that
+// hangs still stops the feeding and the board resets. Not arming the
+// watchdog until the wait is over would leave a hang here unwatched.
+// Asked to stop while waiting, it disarms the watchdog as any clean stop
+// does; the supervisor that would otherwise do it never ran.
+func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) bool {
 	n, delay, err := guard.begin(time.Now())
 	if err != nil {
 		log.Warn("restart record unusable; starting anyway", "err", err)
-		return false, nil
+		return false
 	}
 	if delay == 0 {
-		return false, nil
+		return false
 	}
-	log.Error("crash loop: waiting before starting", "unclean_starts", n, "window", guard.window, "wait", delay)
+	every := hw.wdDev.Timeout() / 3
+	if every <= 0 {
+		every = time.Second
+	}
+	log.Error("crash loop: waiting before starting", "unclean_starts", n, "window", guard.window, "wait", delay, "watchdog_feed_every", every)
 	hw.leds.SetFault("crash-loop", true)
 	defer hw.leds.SetFault("crash-loop", false)
 	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go hw.leds.Run(lctx)
-	select {
-	case <-ctx.Done():
-		return true, nil
-	case <-time.After(delay):
-		return false, nil
+	ledsDone := make(chan struct{})
+	go func() { defer close(ledsDone); hw.leds.Run(lctx) }()
+	defer func() { cancel(); <-ledsDone }()
+
+	var feedErr error
+	feed := func() {
+		err := hw.wdDev.Feed()
+		switch {
+		case err != nil && feedErr == nil:
+			log.Warn("watchdog feed failed during the crash-loop wait", "err", err)
+		case err == nil && feedErr != nil:
+			log.Info("watchdog feed recovered")
+		}
+		feedErr = err
+	}
+	feed()
+	feeder := time.NewTicker(every)
+	defer feeder.Stop()
+	wait := time.NewTimer(delay)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := hw.wdDev.Close(); err != nil {
+				log.Error("watchdog disarm failed", "err", err)
+			} else {
+				log.Info("watchdog disarmed")
+			}
+			return true
+		case <-wait.C:
+			return false
+		case <-feeder.C:
+			feed()
+		}
 	}
 }
 
