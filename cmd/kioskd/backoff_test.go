@@ -21,8 +21,11 @@ func backoffHardware(t *testing.T) (*hardware, *watchdog.Fake, crashGuard) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hw, err := openHardware(cfg, log)
+	prof, err := cfg.boardProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := openHardware(cfg, prof, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,15 @@ func cmdRun(e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, err := loadConfig(*cfgPath)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runService(ctx, e, *cfgPath, nil)
+}
+
+// runService is `kioskd run` once its flags are parsed: it serves until
+// ctx ends (a signal, or a test) and returns the exit code.
+func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) int {
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
@@ -34,9 +42,7 @@ func cmdRun(e *env, args []string) int {
 	ring := newLogRing(1000)
 	base := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
 	log := slog.New(newRingHandler(base.Handler(), ring, logLevel(cfg.LogLevel)))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, cfg, log, ring, nil); err != nil {
+	if err := serve(ctx, cfg, log, ring, up); err != nil {
 		log.Error("kioskd stopped", "err", err)
 		return exitFail
 	}
@@ -51,17 +57,16 @@ type started struct {
 }
 
 // serve runs the service until ctx ends. Everything that can be checked is
-// checked before anything is started; the journal is recovered before any
-// listener opens, so nothing new can interleave with recovery.
+// checked before anything is started: provision (what `config check`
+// runs) comes before the journal, the sockets, the watchdog and the
+// restart record. The journal is recovered before any listener opens, so
+// nothing new can interleave with recovery.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up chan<- started) error {
-	secret, err := cfg.posSecret()
+	prov, err := provision(cfg)
 	if err != nil {
 		return err
 	}
-	allow, err := cfg.allowPrefixes()
-	if err != nil {
-		return err
-	}
+	secret, allow := prov.secret, prov.allow
 	if isDevSecret(secret) {
 		log.Warn("POS SECRET IS THE PUBLIC DEVELOPMENT KEY: anyone can forge payment results; set pos.secret_file before taking real money")
 	}
@@ -86,7 +91,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		return err
 	}
 	defer os.Remove(cfg.Control.Socket)
-	hw, err := openHardware(cfg, log)
+	hw, err := openHardware(cfg, prov.board, log)
 	if err != nil {
 		ctl.Close()
 		return err
@@ -97,8 +102,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		ctl.Close()
 		return nil
 	}
-	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
-	providers := []payment.Provider{prov}
+	moby := payment.NewMobyPay(cfg.KioskID, secret, log)
+	providers := []payment.Provider{moby}
 	var kp *payment.KPOS
 	var runKPOS func(context.Context) error
 	var kposAddr string
@@ -116,12 +121,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	srv, err := mobypay.NewServer(mobypay.ServerConfig{
 		Addr: cfg.POS.Listen, Secret: secret, Window: cfg.POS.TimestampWindow.Duration,
 		MaxFrame: cfg.POS.MaxFrame, AllowPeers: allow, Log: log,
-	}, prov)
+	}, moby)
 	if err != nil {
 		ctl.Close()
 		return err
 	}
-	prov.Bind(srv, svc)
+	moby.Bind(srv, svc)
 	startedAt := time.Now()
 	api := payment.NewAPI(svc)
 	api.Status = func() map[string]any {
