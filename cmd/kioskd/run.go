@@ -39,14 +39,22 @@ func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) 
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
 	}
+	// Nothing waits on stderr (a serial console): lines go through a
+	// bounded queue that drops and counts what does not fit. The ring
+	// behind `kioskd logs` keeps every line.
+	sink := newLogSink(e.stderr, cfg.LogFormat)
 	ring := newLogRing(1000)
-	base := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	base := newLogger(sink, cfg.LogFormat, cfg.LogLevel)
 	log := slog.New(newRingHandler(base.Handler(), ring, logLevel(cfg.LogLevel)))
+	code := exitOK
 	if err := serve(ctx, cfg, log, ring, up); err != nil {
 		log.Error("kioskd stopped", "err", err)
-		return exitFail
+		code = exitFail
 	}
-	return exitOK
+	// Bounded: a console that does not drain must not hold the exit.
+	// What is left unwritten cannot be reported on that same stderr.
+	sink.Close(logFlushTimeout)
+	return code
 }
 
 // started tells tests where the service listens once it is up.
