@@ -370,10 +370,9 @@ func pinClashes(p board.Profile) []error {
 // the secrets and keys read from the files it names, and the board
 // profile with the config's overrides.
 type provisioned struct {
-	secret   []byte
-	allow    []netip.Prefix
-	board    board.Profile
-	kposKeys *kpos.Keys // nil unless [kpos] is enabled
+	secret []byte
+	allow  []netip.Prefix
+	board  board.Profile
 }
 
 // provision reads and checks everything run needs beyond the config's
@@ -397,11 +396,13 @@ func provision(cfg *Config) (*provisioned, error) {
 		errs = append(errs, fmt.Errorf("board.kind: %w", err))
 	}
 	if k := &cfg.KPOS; k.Enabled {
-		if p.kposKeys, err = loadKPOSKeys(k); err != nil {
+		// startKPOS builds the keys again from the same files, after the
+		// journal opened, and the receiver loads the TLS pair only when
+		// it starts serving: checked here first, a bad file is refused
+		// before anything is opened.
+		if _, err := loadKPOSKeys(k); err != nil {
 			errs = append(errs, err)
 		}
-		// The receiver loads the pair again when it starts serving, long
-		// after the journal opened; a pair that does not load stops it.
 		if k.TLSCert != "" {
 			if _, err := tls.LoadX509KeyPair(k.TLSCert, k.TLSKey); err != nil {
 				errs = append(errs, fmt.Errorf("kpos.tls_cert, kpos.tls_key: %w", err))

@@ -70,11 +70,11 @@ type started struct {
 // restart record. The journal is recovered before any listener opens, so
 // nothing new can interleave with recovery.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up chan<- started) error {
-	prov, err := provision(cfg)
+	pv, err := provision(cfg)
 	if err != nil {
 		return err
 	}
-	secret, allow := prov.secret, prov.allow
+	secret, allow := pv.secret, pv.allow
 	if isDevSecret(secret) {
 		log.Warn("POS SECRET IS THE PUBLIC DEVELOPMENT KEY: anyone can forge payment results; set pos.secret_file before taking real money")
 	}
@@ -99,7 +99,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		return err
 	}
 	defer os.Remove(cfg.Control.Socket)
-	hw, err := openHardware(cfg, prov.board, log)
+	hw, err := openHardware(cfg, pv.board, log)
 	if err != nil {
 		ctl.Close()
 		return err
@@ -110,8 +110,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		ctl.Close()
 		return nil
 	}
-	moby := payment.NewMobyPay(cfg.KioskID, secret, log)
-	providers := []payment.Provider{moby}
+	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
+	providers := []payment.Provider{prov}
 	var kp *payment.KPOS
 	var runKPOS func(context.Context) error
 	var kposAddr string
@@ -129,12 +129,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	srv, err := mobypay.NewServer(mobypay.ServerConfig{
 		Addr: cfg.POS.Listen, Secret: secret, Window: cfg.POS.TimestampWindow.Duration,
 		MaxFrame: cfg.POS.MaxFrame, AllowPeers: allow, Log: log,
-	}, moby)
+	}, prov)
 	if err != nil {
 		ctl.Close()
 		return err
 	}
-	moby.Bind(srv, svc)
+	prov.Bind(srv, svc)
 	startedAt := time.Now()
 	api := payment.NewAPI(svc)
 	api.Status = func() map[string]any {
