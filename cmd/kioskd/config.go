@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -303,8 +304,10 @@ func (c *Config) validate() error {
 	if c.Control.Socket == "" {
 		bad("control.socket is empty")
 	}
-	if _, err := c.boardProfile(); err != nil {
+	if p, err := c.boardProfile(); err != nil {
 		bad("board.kind: %v", err)
+	} else {
+		errs = append(errs, pinClashes(p)...)
 	}
 	if w := c.Board.WatchdogTimeout.Duration; w < 2*time.Second || w > time.Minute {
 		bad("board.watchdog_timeout %s: want 2s to 1m (the Pi caps it near 15s)", w)
@@ -340,6 +343,74 @@ func (c *Config) boardProfile() (board.Profile, error) {
 	}
 	if b.PrinterBaud != 0 {
 		p.PrinterBaud = b.PrinterBaud
+	}
+	return p, nil
+}
+
+// pinClashes reports a pin given two roles (relay, drop sensor, LEDs):
+// periph would happily drive an LED pattern onto the relay input.
+func pinClashes(p board.Profile) []error {
+	var errs []error
+	roles := map[string]string{}
+	for _, r := range []struct{ role, pin string }{{"relay_pin", p.Relay}, {"relay_sense_pin", p.RelaySense},
+		{"led_green", p.LEDGreen}, {"led_amber", p.LEDAmber}, {"led_red", p.LEDRed}} {
+		if r.pin == "" {
+			continue
+		}
+		if other, ok := roles[r.pin]; ok {
+			errs = append(errs, fmt.Errorf("board.%s %q is also board.%s", r.role, r.pin, other))
+			continue
+		}
+		roles[r.pin] = r.role
+	}
+	return errs
+}
+
+// provisioned is what run takes from outside the config file itself:
+// the secrets and keys read from the files it names, and the board
+// profile with the config's overrides.
+type provisioned struct {
+	secret []byte
+	allow  []netip.Prefix
+	board  board.Profile
+}
+
+// provision reads and checks everything run needs beyond the config's
+// own keys: the POS secret file, the KPOS key files and the keys they
+// make, the KPOS TLS pair, the board profile (as far as it can be
+// resolved without touching the hardware). `config check` and `run` both
+// call it, so a config that passes the check is one run accepts, and run
+// calls it before it opens the journal, binds a socket, arms the
+// watchdog or records a start. Every problem is reported at once.
+func provision(cfg *Config) (*provisioned, error) {
+	var errs []error
+	p := &provisioned{}
+	var err error
+	if p.secret, err = cfg.posSecret(); err != nil {
+		errs = append(errs, fmt.Errorf("pos: %w", err))
+	}
+	if p.allow, err = cfg.allowPrefixes(); err != nil {
+		errs = append(errs, fmt.Errorf("pos.allow: %w", err))
+	}
+	if p.board, err = cfg.boardProfile(); err != nil {
+		errs = append(errs, fmt.Errorf("board.kind: %w", err))
+	}
+	if k := &cfg.KPOS; k.Enabled {
+		// startKPOS builds the keys again from the same files, after the
+		// journal opened, and the receiver loads the TLS pair only when
+		// it starts serving: checked here first, a bad file is refused
+		// before anything is opened.
+		if _, err := loadKPOSKeys(k); err != nil {
+			errs = append(errs, err)
+		}
+		if k.TLSCert != "" {
+			if _, err := tls.LoadX509KeyPair(k.TLSCert, k.TLSKey); err != nil {
+				errs = append(errs, fmt.Errorf("kpos.tls_cert, kpos.tls_key: %w", err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config %s: %w", cfg.Source, errors.Join(errs...))
 	}
 	return p, nil
 }

@@ -41,12 +41,9 @@ type hardware struct {
 	faults map[string]string
 }
 
-// openHardware opens the board and puts every output in its safe state.
-func openHardware(cfg *Config, log *slog.Logger) (*hardware, error) {
-	prof, err := cfg.boardProfile()
-	if err != nil {
-		return nil, err
-	}
+// openHardware opens the board of the provisioned profile and puts every
+// output in its safe state.
+func openHardware(cfg *Config, prof board.Profile, log *slog.Logger) (*hardware, error) {
 	b, err := board.Open(prof)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,11 @@ func simHardware(t *testing.T) (*hardware, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hw, err := openHardware(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	prof, err := cfg.boardProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := openHardware(cfg, prof, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

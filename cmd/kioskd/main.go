@@ -139,13 +139,15 @@ func cmdConfig(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 			return exitFail
 		}
-		secret, err := cfg.posSecret()
+		// The very provisioning run does first: what passes here, run
+		// accepts.
+		p, err := provision(cfg)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 			return exitFail
 		}
 		fmt.Fprintf(e.stdout, "ok %s\n", args[1])
-		if isDevSecret(secret) {
+		if isDevSecret(p.secret) {
 			fmt.Fprintln(e.stdout, "warning: pos secret is the public development key")
 		}
 		return exitOK

@@ -26,21 +26,35 @@ func cmdRun(e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, err := loadConfig(*cfgPath)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runService(ctx, e, *cfgPath, nil)
+}
+
+// runService is `kioskd run` once its flags are parsed: it serves until
+// ctx ends (a signal, or a test) and returns the exit code.
+func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) int {
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
 	}
+	// Nothing waits on stderr (a serial console): lines go through a
+	// bounded queue that drops and counts what does not fit. The ring
+	// behind `kioskd logs` keeps every line.
+	sink := newLogSink(e.stderr, cfg.LogFormat)
 	ring := newLogRing(1000)
-	base := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	base := newLogger(sink, cfg.LogFormat, cfg.LogLevel)
 	log := slog.New(newRingHandler(base.Handler(), ring, logLevel(cfg.LogLevel)))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, cfg, log, ring, nil); err != nil {
+	code := exitOK
+	if err := serve(ctx, cfg, log, ring, up); err != nil {
 		log.Error("kioskd stopped", "err", err)
-		return exitFail
+		code = exitFail
 	}
-	return exitOK
+	// Bounded: a console that does not drain must not hold the exit.
+	// What is left unwritten cannot be reported on that same stderr.
+	sink.Close(logFlushTimeout)
+	return code
 }
 
 // started tells tests where the service listens once it is up.
@@ -51,17 +65,16 @@ type started struct {
 }
 
 // serve runs the service until ctx ends. Everything that can be checked is
-// checked before anything is started; the journal is recovered before any
-// listener opens, so nothing new can interleave with recovery.
+// checked before anything is started: provision (what `config check`
+// runs) comes before the journal, the sockets, the watchdog and the
+// restart record. The journal is recovered before any listener opens, so
+// nothing new can interleave with recovery.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up chan<- started) error {
-	secret, err := cfg.posSecret()
+	pv, err := provision(cfg)
 	if err != nil {
 		return err
 	}
-	allow, err := cfg.allowPrefixes()
-	if err != nil {
-		return err
-	}
+	secret, allow := pv.secret, pv.allow
 	if isDevSecret(secret) {
 		log.Warn("POS SECRET IS THE PUBLIC DEVELOPMENT KEY: anyone can forge payment results; set pos.secret_file before taking real money")
 	}
@@ -86,16 +99,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		return err
 	}
 	defer os.Remove(cfg.Control.Socket)
-	hw, err := openHardware(cfg, log)
+	hw, err := openHardware(cfg, pv.board, log)
 	if err != nil {
 		ctl.Close()
 		return err
 	}
 	guard := newCrashGuard(cfg.DataDir)
-	if stop, err := crashBackoff(ctx, guard, hw, log); err != nil || stop {
+	if crashBackoff(ctx, guard, hw, log) {
 		hw.close()
 		ctl.Close()
-		return err
+		return nil
 	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
 	providers := []payment.Provider{prov}
@@ -196,26 +209,66 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 // crashBackoff records this start and, in a crash loop, waits with the
 // fault pattern on the LEDs before anything is started. It reports
 // whether the service was asked to stop meanwhile.
-func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) (bool, error) {
+//
+// openHardware has armed the watchdog by then, so the wait feeds it,
+// from the same loop that waits: a kioskd that is alive and holding off
+// keeps the board up (an unfed wait reset the board in every back-off,
+// each reset adding an unclean start, forever), while a back-off that
+// hangs still stops the feeding and the board resets. Not arming the
+// watchdog until the wait is over would leave a hang here unwatched.
+// Asked to stop while waiting, it disarms the watchdog as any clean stop
+// does; the supervisor that would otherwise do it never ran.
+func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) bool {
 	n, delay, err := guard.begin(time.Now())
 	if err != nil {
 		log.Warn("restart record unusable; starting anyway", "err", err)
-		return false, nil
+		return false
 	}
 	if delay == 0 {
-		return false, nil
+		return false
 	}
-	log.Error("crash loop: waiting before starting", "unclean_starts", n, "window", guard.window, "wait", delay)
+	every := hw.wdDev.Timeout() / 3
+	if every <= 0 {
+		every = time.Second
+	}
+	log.Error("crash loop: waiting before starting", "unclean_starts", n, "window", guard.window, "wait", delay, "watchdog_feed_every", every)
 	hw.leds.SetFault("crash-loop", true)
 	defer hw.leds.SetFault("crash-loop", false)
 	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go hw.leds.Run(lctx)
-	select {
-	case <-ctx.Done():
-		return true, nil
-	case <-time.After(delay):
-		return false, nil
+	ledsDone := make(chan struct{})
+	go func() { defer close(ledsDone); hw.leds.Run(lctx) }()
+	defer func() { cancel(); <-ledsDone }()
+
+	var feedErr error
+	feed := func() {
+		err := hw.wdDev.Feed()
+		switch {
+		case err != nil && feedErr == nil:
+			log.Warn("watchdog feed failed during the crash-loop wait", "err", err)
+		case err == nil && feedErr != nil:
+			log.Info("watchdog feed recovered")
+		}
+		feedErr = err
+	}
+	feed()
+	feeder := time.NewTicker(every)
+	defer feeder.Stop()
+	wait := time.NewTimer(delay)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := hw.wdDev.Close(); err != nil {
+				log.Error("watchdog disarm failed", "err", err)
+			} else {
+				log.Info("watchdog disarmed")
+			}
+			return true
+		case <-wait.C:
+			return false
+		case <-feeder.C:
+			feed()
+		}
 	}
 }
 
