@@ -834,17 +834,25 @@ func cmdStatus(e *env, args []string) int {
 }
 
 func cmdJournal(e *env, args []string) int {
-	fs := newFlags(e, "journal", "[-config FILE | -control PATH] [-n N] [-json]")
+	fs := newFlags(e, "journal", "[-config FILE | -control PATH] [-unknown] [-n N] [-json]")
 	var cf clientFlags
 	cf.register(fs)
-	n := fs.Int("n", 20, "how many payments, newest first (0: all)")
+	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
+	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if fs.NArg() > 0 || *n < 0 {
+		fs.Usage()
+		return exitUsage
 	}
 	c, err := cf.client()
 	if err != nil {
 		return clientFail(e, err)
+	}
+	if *unknown {
+		return journalUnknown(e, c, *n, *asJSON)
 	}
 	var list []payment.Txn
 	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/payments?limit=%d", *n), nil, &list); err != nil {
@@ -852,6 +860,54 @@ func cmdJournal(e *env, args []string) int {
 	}
 	printTxns(e, list, *asJSON)
 	return exitOK
+}
+
+// journalUnknown lists GET /v1/evidence: the evidence about no known
+// payment, newest first. -json passes each object on as the daemon wrote
+// it, so no field is lost to this client's idea of Evidence.
+func journalUnknown(e *env, c *client, n int, asJSON bool) int {
+	var list []json.RawMessage
+	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/evidence?limit=%d", n), nil, &list); err != nil {
+		return clientFail(e, err)
+	}
+	code := exitOK
+	for _, raw := range list {
+		if asJSON {
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err == nil {
+				b.WriteByte('\n')
+				e.stdout.Write(b.Bytes())
+			}
+			continue
+		}
+		var ev payment.Evidence
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			fmt.Fprintf(e.stderr, "kioskd: cannot decode evidence %s: %v\n", raw, err)
+			code = exitFail
+			continue
+		}
+		fmt.Fprintln(e.stdout, describeEvidence(ev))
+	}
+	if len(list) == 0 && !asJSON {
+		fmt.Fprintln(e.stdout, "no messages about unknown payments")
+	}
+	return code
+}
+
+// describeEvidence is one line: when, seq, who sent what, the txn id it
+// named (- for none), what the kiosk did with it, the signed payload.
+func describeEvidence(ev payment.Evidence) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s %s", ev.At.Local().Format("2006-01-02 15:04:05"), ev.Seq, ev.Source, ev.Type)
+	if ev.Status != "" {
+		fmt.Fprintf(&b, " %s", ev.Status)
+	}
+	id := ev.TxnID
+	if id == "" {
+		id = "-"
+	}
+	fmt.Fprintf(&b, " txn=%s disposal=%q payload=%s", id, ev.Disposal, ev.Payload)
+	return b.String()
 }
 
 // printTxns writes payments one per line, or one JSON object per line.

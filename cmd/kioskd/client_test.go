@@ -518,3 +518,53 @@ func TestPayFlagsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalUnknown lists GET /v1/evidence one message per line; -json
+// passes the daemon's objects on whole.
+func TestJournalUnknown(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var limits []string
+	var mu sync.Mutex
+	list := json.RawMessage(`[` +
+		`{"seq":7,"txn_id":"TXN999","at":"` + at.Format(time.RFC3339) + `","source":"pos","type":"transaction_result","status":"success","disposal":"unknown transaction","payload":"{\"amount\":1.0}","nonce":"n1"},` +
+		`{"seq":6,"txn_id":"","at":"` + at.Format(time.RFC3339) + `","source":"pos","type":"ping","disposal":"keepalive","payload":"{\"type\":\"ping\"}"}]`)
+	f.up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		limits = append(limits, r.URL.Query().Get("limit"))
+		mu.Unlock()
+		answer(w, http.StatusOK, list)
+	}})
+	code, out, errs := kioskd(t, "", "journal", "-unknown", "-n", "5", "-control", f.sock)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	local := at.Local().Format("2006-01-02 15:04:05")
+	want := []string{
+		local + ` #7 pos transaction_result success txn=TXN999 disposal="unknown transaction" payload={"amount":1.0}`,
+		local + ` #6 pos ping txn=- disposal="keepalive" payload={"type":"ping"}`,
+	}
+	if code != exitOK || len(lines) != 2 || lines[0] != want[0] || lines[1] != want[1] {
+		t.Fatalf("exit %d %s\n%s\nwant\n%s", code, errs, out, strings.Join(want, "\n"))
+	}
+	code, out, _ = kioskd(t, "", "journal", "-unknown", "-json", "-control", f.sock)
+	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != exitOK || len(lines) != 2 || !strings.Contains(lines[0], `"nonce":"n1"`) || !json.Valid([]byte(lines[1])) {
+		t.Fatalf("-json: exit %d\n%s", code, out)
+	}
+	mu.Lock()
+	if strings.Join(limits, ",") != "5,20" {
+		t.Errorf("limits asked %v, want 5 then the default 20", limits)
+	}
+	mu.Unlock()
+	f.die()
+	f.up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK, json.RawMessage(`[]`)) }})
+	if code, out, _ := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitOK || out != "no messages about unknown payments\n" {
+		t.Errorf("empty: exit %d %q", code, out)
+	}
+	// A daemon without the endpoint: its 404 says so.
+	f.die()
+	f.up(nil)
+	if code, _, errs := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitFail || !strings.Contains(errs, "404") {
+		t.Errorf("no endpoint: exit %d %s", code, errs)
+	}
+}
