@@ -1,0 +1,570 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/payment"
+)
+
+// fakeKioskd is a control API on a real unix socket that a test scripts
+// request by request: it can stop answering, die with everything open,
+// and come back on the same path, which is every way the daemon can fail
+// a `kioskd pay` that is following a payment.
+type fakeKioskd struct {
+	t    *testing.T
+	sock string
+
+	mu  sync.Mutex
+	srv *http.Server
+	ln  net.Listener
+
+	subs    chan chan<- string // each new event subscriber's feed
+	keys    chan string        // the Idempotency-Key of each POST /v1/payments
+	gets    chan string        // the id of each GET /v1/payments/{id}, once answered
+	cancels atomic.Int32
+}
+
+func newFakeKioskd(t *testing.T) *fakeKioskd {
+	f := &fakeKioskd{
+		t: t, sock: filepath.Join(t.TempDir(), "k.sock"),
+		subs: make(chan chan<- string, 16), keys: make(chan string, 16), gets: make(chan string, 16),
+	}
+	t.Cleanup(f.die)
+	return f
+}
+
+// up starts a daemon on the socket with the test's routes, plus the event
+// stream and cancel (every test needs them) unless the test has its own.
+func (f *fakeKioskd) up(routes map[string]http.HandlerFunc) {
+	f.t.Helper()
+	mux := http.NewServeMux()
+	all := map[string]http.HandlerFunc{
+		"GET /v1/events": f.events,
+		"POST /v1/payments/{id}/cancel": func(w http.ResponseWriter, r *http.Request) {
+			f.cancels.Add(1)
+			answer(w, http.StatusOK, fakeTxn(r.PathValue("id"), payment.CancelRequested, payment.VendNone))
+		},
+	}
+	for pattern, h := range routes {
+		all[pattern] = h
+	}
+	for pattern, h := range all {
+		mux.HandleFunc(pattern, h)
+	}
+	ln, err := net.Listen("unix", f.sock)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	f.mu.Lock()
+	f.srv, f.ln = srv, ln
+	f.mu.Unlock()
+	go srv.Serve(ln)
+}
+
+// die is the daemon killed: the listener and every connection close at
+// once, whatever they were doing, and the socket file goes away.
+func (f *fakeKioskd) die() {
+	f.mu.Lock()
+	srv := f.srv
+	f.srv = nil
+	f.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// stopListening closes the listener only: open connections go on.
+func (f *fakeKioskd) stopListening() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ln.Close()
+}
+
+func (f *fakeKioskd) events(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	feed := make(chan string, 16)
+	f.subs <- feed
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case s := <-feed:
+			io.WriteString(w, s)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+// subscriber waits for the next client to open the event stream.
+func (f *fakeKioskd) subscriber() chan<- string {
+	f.t.Helper()
+	select {
+	case feed := <-f.subs:
+		return feed
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("nobody subscribed to the event stream")
+	}
+	return nil
+}
+
+func (f *fakeKioskd) waitKey() string {
+	f.t.Helper()
+	select {
+	case k := <-f.keys:
+		return k
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("no payment request")
+	}
+	return ""
+}
+
+func (f *fakeKioskd) waitGet() string {
+	f.t.Helper()
+	select {
+	case id := <-f.gets:
+		return id
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("no look-up")
+	}
+	return ""
+}
+
+// post answers POST /v1/payments with code and v, after noting the key.
+func (f *fakeKioskd) post(code int, v any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		f.keys <- r.Header.Get("Idempotency-Key")
+		answer(w, code, v)
+	}
+}
+
+// postThenDie creates the payment and dies before it can answer.
+func (f *fakeKioskd) postThenDie(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	f.die()
+	f.keys <- r.Header.Get("Idempotency-Key")
+}
+
+// acceptThenDie answers 201 with an acked payment, then dies.
+func (f *fakeKioskd) acceptThenDie(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	answer(w, http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone))
+	f.die()
+	f.keys <- r.Header.Get("Idempotency-Key")
+}
+
+// get answers GET /v1/payments/{id} with v.
+func (f *fakeKioskd) get(v any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusOK, v)
+		f.gets <- r.PathValue("id")
+	}
+}
+
+// answer writes v with a Content-Length, so that an answer followed by
+// die arrives whole.
+func answer(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(code)
+	w.Write(b)
+	w.(http.Flusher).Flush()
+}
+
+func fakeTxn(id string, s payment.State, v payment.Vend) payment.Txn {
+	return payment.Txn{ID: id, Provider: "mobypay", Mode: "card", Amount: 1250, State: s, Vend: v}
+}
+
+func sse(kind, data string) string { return "event: " + kind + "\ndata: " + data + "\n\n" }
+
+func paymentEvent(t payment.Txn) string {
+	b, _ := json.Marshal(payment.Event{Kind: "payment", Txn: &t})
+	return sse("payment", string(b))
+}
+
+type payResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// startPay runs kioskd pay in-process in the background.
+func startPay(args ...string) <-chan payResult {
+	ch := make(chan payResult, 1)
+	go func() {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"pay"}, args...), strings.NewReader(""), &out, &errb)
+		ch <- payResult{code, out.String(), errb.String()}
+	}()
+	return ch
+}
+
+func waitPay(t *testing.T, ch <-chan payResult) payResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("kioskd pay did not exit")
+	}
+	return payResult{}
+}
+
+func (r payResult) check(t *testing.T, code int, stdout, stderr []string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit %d, want %d", r.code, code)
+	}
+	for _, s := range stdout {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("stdout lacks %q", s)
+		}
+	}
+	for _, s := range stderr {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr lacks %q", s)
+		}
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+}
+
+// TestPayDaemonDiesBeforeAnswering is the regression test for a
+// controller charging twice: the daemon took the request (it may have
+// sent it to the terminal) and died before answering. pay used to say
+// "not reachable" and exit 2, which a controller retries; the outcome is
+// unknown, so it must exit 3.
+func TestPayDaemonDiesBeforeAnswering(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.postThenDie})
+	r := waitPay(t, startPay("-amount", "12.50", "-control", f.sock))
+	r.check(t, exitUnclear, nil, []string{"got no answer", "outcome is unknown", "kioskd journal", "-key ORDER_ID"})
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing: there is no txn id to report", r.stdout)
+	}
+}
+
+// TestPayKeyAsksAgainAfterLostAnswer: with -key the same request is
+// repeated once the daemon is back, and its 200 (the payment already
+// made under that key) is followed to the outcome.
+func TestPayKeyAsksAgainAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.postThenDie})
+	res := startPay("-amount", "12.50", "-key", "ORDER-7", "-timeout", "20s", "-control", f.sock)
+	if k := f.waitKey(); k != "ORDER-7" {
+		t.Fatalf("first request's Idempotency-Key %q", k)
+	}
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusOK, fakeTxn("TXN1", payment.Approved, payment.VendReleased))})
+	if k := f.waitKey(); k != "ORDER-7" {
+		t.Fatalf("repeated request's Idempotency-Key %q", k)
+	}
+	waitPay(t, res).check(t, exitOK,
+		[]string{`TXN1 card RM 12.50: approved (already made for key "ORDER-7")`, "approved TXN1 card RM 12.50 vend=released"},
+		[]string{"got no answer", `asking again with the same key "ORDER-7"`})
+}
+
+// TestPayKeyExistingPayment: a 200 is the payment already made for the
+// key, followed like a new one; one already over ends pay at once.
+func TestPayKeyExistingPayment(t *testing.T) {
+	t.Parallel()
+	t.Run("in progress", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeKioskd(t)
+		f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusOK, fakeTxn("TXN1", payment.Acked, payment.VendNone))})
+		res := startPay("-amount", "12.50", "-key", "ORDER-8", "-control", f.sock)
+		feed := f.subscriber()
+		if k := f.waitKey(); k != "ORDER-8" {
+			t.Fatalf("Idempotency-Key %q", k)
+		}
+		feed <- paymentEvent(fakeTxn("TXN9", payment.Declined, payment.VendNone)) // another payment's
+		feed <- paymentEvent(fakeTxn("TXN1", payment.Approved, payment.VendReleased))
+		waitPay(t, res).check(t, exitOK, []string{`acked (already made for key "ORDER-8")`, "TXN1: approved\n", "approved TXN1"}, nil)
+	})
+	t.Run("over", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeKioskd(t)
+		f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusOK, fakeTxn("TXN1", payment.Declined, payment.VendNone))})
+		r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-9", "-json", "-control", f.sock))
+		r.check(t, exitDeclined, []string{`"state":"declined"`}, []string{`declined (already made for key "ORDER-9")`})
+	})
+	t.Run("no key sent without -key", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeKioskd(t)
+		f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusCreated, fakeTxn("TXN1", payment.Approved, payment.VendReleased))})
+		waitPay(t, startPay("-amount", "12.50", "-control", f.sock)).check(t, exitOK, nil, nil)
+		if k := f.waitKey(); k != "" {
+			t.Errorf("Idempotency-Key %q sent without -key", k)
+		}
+	})
+}
+
+// TestPayDaemonDiesAfterAccepting: the daemon answered with a txn id and
+// died for good. pay looks for it until -timeout, then reports the txn
+// id and its last known state and exits 3, never 2.
+func TestPayDaemonDiesAfterAccepting(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
+	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "1s", "-control", f.sock))
+	r.check(t, exitUnclear, []string{"TXN1 card RM 12.50: acked", "acked TXN1 card RM 12.50"},
+		[]string{"lost contact with the daemon", "no outcome within -timeout 1s", "TXN1 was last known as acked", "may still complete", "kioskd journal", "kioskd cancel TXN1"})
+}
+
+// TestPayReconnectWindow: without -timeout the look-up after losing the
+// daemon is still bounded, by reconnectWindow. Not parallel: it
+// shortens the window.
+func TestPayReconnectWindow(t *testing.T) {
+	old := reconnectWindow
+	reconnectWindow = 500 * time.Millisecond
+	t.Cleanup(func() { reconnectWindow = old })
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
+	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "0", "-json", "-control", f.sock))
+	r.check(t, exitUnclear, []string{`"txn_id":"TXN1"`, `"state":"acked"`},
+		[]string{"did not answer again within 500ms", "TXN1 was last known as acked", "may still complete"})
+}
+
+// TestPayRestartComesBackFinal: the daemon died after accepting and came
+// back with the payment over: pay reports that outcome.
+func TestPayRestartComesBackFinal(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
+	res := startPay("-amount", "12.50", "-control", f.sock)
+	f.waitKey()
+	f.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": f.get(fakeTxn("TXN1", payment.Approved, payment.VendReleased))})
+	if id := f.waitGet(); id != "TXN1" {
+		t.Fatalf("looked up %q", id)
+	}
+	waitPay(t, res).check(t, exitOK, []string{"TXN1: approved", "approved TXN1 card RM 12.50 vend=released"},
+		[]string{"lost contact with the daemon", "reconnected; TXN1 is approved"})
+}
+
+// TestPayRestartComesBackPending: the daemon came back with the payment
+// still open. pay used to exit 3 at once; it subscribes again and follows
+// the payment to its outcome.
+func TestPayRestartComesBackPending(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
+	res := startPay("-amount", "12.50", "-control", f.sock)
+	f.subscriber() // the first daemon's
+	f.waitKey()
+	f.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": f.get(fakeTxn("TXN1", payment.Acked, payment.VendNone))})
+	feed := f.subscriber()
+	f.waitGet()
+	feed <- paymentEvent(fakeTxn("TXN1", payment.Approved, payment.VendReleased))
+	waitPay(t, res).check(t, exitOK, []string{"approved TXN1"}, []string{"reconnected; TXN1 is acked"})
+}
+
+// TestPayTimeoutDoesNotCancel: a daemon that stays silent. -timeout ends
+// the wait with exit 3 and says so; the payment is not cancelled.
+func TestPayTimeoutDoesNotCancel(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone))})
+	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "300ms", "-control", f.sock))
+	r.check(t, exitUnclear, []string{"acked TXN1"},
+		[]string{"no outcome within -timeout 300ms", "TXN1 was last known as acked", "not cancelled and may still complete", "kioskd journal"})
+	if n := f.cancels.Load(); n != 0 {
+		t.Errorf("%d cancel requests on timeout", n)
+	}
+}
+
+// TestPayUndecodableEvent is the regression test for a pay that never
+// exited: an event it could not decode was dropped without a word. It is
+// reported, and the record is read instead.
+func TestPayUndecodableEvent(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{
+		"POST /v1/payments":     f.post(http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone)),
+		"GET /v1/payments/{id}": f.get(fakeTxn("TXN1", payment.Approved, payment.VendReleased)),
+	})
+	res := startPay("-amount", "12.50", "-control", f.sock)
+	feed := f.subscriber()
+	f.waitKey()
+	feed <- sse("payment", `{"kind":"payment","txn":{"amount":"-x"}}`)
+	waitPay(t, res).check(t, exitOK, []string{"approved TXN1"}, []string{`cannot decode a "payment" event`, `amount "-x"`, "looking TXN1 up instead"})
+}
+
+// TestPayUndecodableRecord: the event and the record both cannot be
+// decoded: pay exits 3 with the txn id rather than wait.
+func TestPayUndecodableRecord(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{
+		"POST /v1/payments":     f.post(http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone)),
+		"GET /v1/payments/{id}": f.get(json.RawMessage(`{"txn_id":"TXN1","state":"approved","paid_amount":"-x"}`)),
+	})
+	res := startPay("-amount", "12.50", "-control", f.sock)
+	feed := f.subscriber()
+	f.waitKey()
+	feed <- sse("payment", `{"kind":"payment","txn":{"txn_id":"TXN1","paid_amount":"-x"}}`)
+	waitPay(t, res).check(t, exitUnclear, []string{"acked TXN1"},
+		[]string{`cannot decode a "payment" event about TXN1`, "TXN1 cannot be looked up", "cannot decode the answer to GET /v1/payments/TXN1", "TXN1 was last known as acked"})
+}
+
+// TestPayUndecodableAnswer: the daemon accepted the payment but its
+// answer cannot be decoded: exit 3 with the txn id it named.
+func TestPayUndecodableAnswer(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusCreated, json.RawMessage(`{"txn_id":"TXN1","state":"sent","amount":"-x"}`))})
+	r := waitPay(t, startPay("-amount", "12.50", "-control", f.sock))
+	r.check(t, exitUnclear, nil, []string{"accepted payment TXN1 but its answer cannot be decoded", `amount "-x"`, "kioskd journal"})
+}
+
+// TestPayNoAnswerInTime: a daemon slow to answer the request. Without
+// -key the outcome is unknown (exit 3, not 2); with -key too, but asking
+// again is safe and pay says so.
+func TestPayNoAnswerInTime(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"", "ORDER-5"} {
+		t.Run("key="+key, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeKioskd(t)
+			f.up(map[string]http.HandlerFunc{"POST /v1/payments": func(w http.ResponseWriter, r *http.Request) {
+				f.keys <- r.Header.Get("Idempotency-Key")
+				<-r.Context().Done() // until pay gives up
+			}})
+			args := []string{"-amount", "12.50", "-timeout", "300ms", "-control", f.sock}
+			want := []string{"no answer within -timeout 300ms", "kioskd journal"}
+			if key == "" {
+				want = append(want, "outcome is unknown", "-key ORDER_ID")
+			} else {
+				args = append(args, "-key", key)
+				want = append(want, `no answer for key "ORDER-5"`, "may still complete", "kioskd pay -key ORDER-5` and the same amount is safe")
+			}
+			r := waitPay(t, startPay(args...))
+			r.check(t, exitUnclear, nil, want)
+			if k := f.waitKey(); k != key {
+				t.Errorf("Idempotency-Key %q", k)
+			}
+		})
+	}
+}
+
+// TestPaySlowLookUp: the daemon came back after accepting but does not
+// answer the look-up: -timeout still ends pay, with exit 3.
+func TestPaySlowLookUp(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
+	res := startPay("-amount", "12.50", "-timeout", "1s", "-control", f.sock)
+	f.waitKey()
+	f.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }})
+	waitPay(t, res).check(t, exitUnclear, []string{"acked TXN1"}, []string{"no outcome within -timeout 1s", "TXN1 was last known as acked"})
+}
+
+// TestPayNotSentExits2: a request that could not even be sent (the
+// daemon stopped listening after the event stream opened) made no
+// payment: exit 2, safe to retry.
+func TestPayNotSentExits2(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
+		f.stopListening()
+		f.events(w, r)
+	}})
+	r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-1", "-control", f.sock))
+	r.check(t, exitUsage, nil, []string{"payment refused: kioskd not reachable"})
+}
+
+// TestPayKeyRetryRefused: after a lost answer, the repeated request is
+// refused (here: POS not connected). The first one's outcome is still
+// unknown, so that is exit 3, not the 1 a plain refusal gets.
+func TestPayKeyRetryRefused(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.postThenDie})
+	res := startPay("-amount", "12.50", "-key", "ORDER-2", "-timeout", "20s", "-control", f.sock)
+	f.waitKey()
+	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusServiceUnavailable, map[string]string{"error": "payment: not ready: pos not connected"})})
+	waitPay(t, res).check(t, exitUnclear, nil, []string{"pos not connected", "first request's outcome is unknown"})
+}
+
+func TestPayFlagsChecked(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-key", strings.Repeat("k", 65)},
+		{"-key", "a\x01b"},
+		{"-key", " lead"},
+		{"-timeout", "-1s"},
+	} {
+		args = append([]string{"pay", "-amount", "1.00", "-control", "/nonexistent.sock"}, args...)
+		if code, _, errs := kioskd(t, "", args...); code != exitUsage {
+			t.Errorf("%q: exit %d %s", args, code, errs)
+		}
+	}
+}
+
+// TestJournalUnknown lists GET /v1/evidence one message per line; -json
+// passes the daemon's objects on whole.
+func TestJournalUnknown(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var limits []string
+	var mu sync.Mutex
+	list := json.RawMessage(`[` +
+		`{"seq":7,"txn_id":"TXN999","at":"` + at.Format(time.RFC3339) + `","source":"pos","type":"transaction_result","status":"success","disposal":"unknown transaction","payload":"{\"amount\":1.0}","nonce":"n1"},` +
+		`{"seq":6,"txn_id":"","at":"` + at.Format(time.RFC3339) + `","source":"pos","type":"ping","disposal":"keepalive","payload":"{\"type\":\"ping\"}"}]`)
+	f.up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		limits = append(limits, r.URL.Query().Get("limit"))
+		mu.Unlock()
+		answer(w, http.StatusOK, list)
+	}})
+	code, out, errs := kioskd(t, "", "journal", "-unknown", "-n", "5", "-control", f.sock)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	local := at.Local().Format("2006-01-02 15:04:05")
+	want := []string{
+		local + ` #7 pos transaction_result success txn=TXN999 disposal="unknown transaction" payload={"amount":1.0}`,
+		local + ` #6 pos ping txn=- disposal="keepalive" payload={"type":"ping"}`,
+	}
+	if code != exitOK || len(lines) != 2 || lines[0] != want[0] || lines[1] != want[1] {
+		t.Fatalf("exit %d %s\n%s\nwant\n%s", code, errs, out, strings.Join(want, "\n"))
+	}
+	code, out, _ = kioskd(t, "", "journal", "-unknown", "-json", "-control", f.sock)
+	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != exitOK || len(lines) != 2 || !strings.Contains(lines[0], `"nonce":"n1"`) || !json.Valid([]byte(lines[1])) {
+		t.Fatalf("-json: exit %d\n%s", code, out)
+	}
+	mu.Lock()
+	if strings.Join(limits, ",") != "5,20" {
+		t.Errorf("limits asked %v, want 5 then the default 20", limits)
+	}
+	mu.Unlock()
+	f.die()
+	f.up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK, json.RawMessage(`[]`)) }})
+	if code, out, _ := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitOK || out != "no messages about unknown payments\n" {
+		t.Errorf("empty: exit %d %q", code, out)
+	}
+	// A daemon without the endpoint: its 404 says so.
+	f.die()
+	f.up(nil)
+	if code, _, errs := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitFail || !strings.Contains(errs, "404") {
+		t.Errorf("no endpoint: exit %d %s", code, errs)
+	}
+}
