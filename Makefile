@@ -53,10 +53,15 @@ test: lint
 	$(GO) test $(RACE) -count=1 $(PKG)
 	sh scripts/test/run.sh
 
+# staticcheck is pinned and fetched through the module proxy by `go run`,
+# so it is not a dependency of the module.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet $(PKG)
+	$(STATICCHECK) $(PKG)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKG)

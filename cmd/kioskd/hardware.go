@@ -246,7 +246,9 @@ func (h *hardware) fault(name string, err error) {
 // current. It returns when ctx ends, with every output safe.
 func (h *hardware) run(ctx context.Context, svc *payment.Service, j *payment.Journal) error {
 	events, unsub := svc.Subscribe()
-	defer unsub()
+	// A subscriber that fell behind is dropped and subscribes again
+	// below: the deferred call must end the newest subscription.
+	defer func() { unsub() }()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); h.leds.Run(ctx) }()
