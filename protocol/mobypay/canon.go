@@ -2,8 +2,8 @@ package mobypay
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"unicode/utf16"
@@ -41,6 +41,8 @@ const (
 	kTrue
 	kFalse
 	kNull
+	kNaN // the token NaN
+	kInf // the token Infinity or -Infinity
 )
 
 // node is one JSON value in a parsed document. Spans index the input; a
@@ -60,6 +62,19 @@ type node struct {
 // Python's json.dumps(obj, sort_keys=True, separators=(',', ':')) produces.
 // A Parser is reused across messages so that steady-state parsing allocates
 // nothing; it is not safe for concurrent use.
+//
+// It accepts what CPython's json.loads accepts, which is JSON plus the
+// tokens NaN, Infinity and -Infinity; a float literal beyond the double
+// range (1e400) is read as ±Infinity. They are written back as NaN,
+// Infinity and -Infinity, as json.dumps does. Python writes them by
+// default (allow_nan=True), so a peer can sign them without meaning to,
+// and a correctly signed message must never be dropped before the journal:
+// refusing them here would turn a paid outcome into a timeout. Deciding what
+// such a value means is the decoder's job (see Codec.Decode). What the
+// canonicaliser still refuses it refuses on purpose: duplicate keys, lone
+// surrogates, invalid UTF-8 and nesting deeper than MaxDepth, where two
+// parties could disagree about which bytes were signed, and integers longer
+// than Python's digit limit, which no Python peer can sign.
 type Parser struct {
 	in    []byte
 	nodes []node
@@ -141,6 +156,8 @@ func (p *Parser) value(i int) (int32, int, error) {
 			return 0, i, err
 		}
 		return p.add(node{kind: kString, start: int32(i), end: int32(end)}), end, nil
+	case bytes.HasPrefix(b[i:], []byte("-Infinity")):
+		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 9)}), i + 9, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		end, isFloat, err := scanNumber(b, i)
 		if err != nil {
@@ -157,8 +174,10 @@ func (p *Parser) value(i int) (int32, int, error) {
 		return p.add(node{kind: kFalse, start: int32(i), end: int32(i + 5)}), i + 5, nil
 	case bytes.HasPrefix(b[i:], []byte("null")):
 		return p.add(node{kind: kNull, start: int32(i), end: int32(i + 4)}), i + 4, nil
-	case c == 'N' || c == 'I':
-		return 0, i, &SyntaxError{i, "NaN and Infinity are not allowed"}
+	case bytes.HasPrefix(b[i:], []byte("NaN")):
+		return p.add(node{kind: kNaN, start: int32(i), end: int32(i + 3)}), i + 3, nil
+	case bytes.HasPrefix(b[i:], []byte("Infinity")):
+		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 8)}), i + 8, nil
 	default:
 		return 0, i, &SyntaxError{i, fmt.Sprintf("unexpected character %q", c)}
 	}
@@ -320,6 +339,7 @@ func scanString(b []byte, i int) (int, error) {
 
 // scanNumber accepts the JSON number grammar, which is also what Python's
 // json scanner accepts, and reports whether Python would make it a float.
+// (-Infinity is a token of its own, matched before a number is tried.)
 func scanNumber(b []byte, i int) (end int, isFloat bool, err error) {
 	start := i
 	if b[i] == '-' {
@@ -339,9 +359,6 @@ func scanNumber(b []byte, i int) (end int, isFloat bool, err error) {
 			return 0, false, &SyntaxError{i, "leading zero in number"}
 		}
 	case digits() == 0:
-		if i < len(b) && b[i] == 'I' {
-			return 0, false, &SyntaxError{start, "NaN and Infinity are not allowed"}
-		}
 		return 0, false, &SyntaxError{i, "invalid number"}
 	}
 	intEnd := i
@@ -532,6 +549,28 @@ func appendU(dst []byte, r rune) []byte {
 		hexdigits[r>>12&0xf], hexdigits[r>>8&0xf], hexdigits[r>>4&0xf], hexdigits[r&0xf])
 }
 
+// parseFloat reads a literal scanNumber accepted as Python's float() does:
+// correctly rounded, and ±Inf beyond the double range (strconv reports that
+// as ErrRange, the only error it can give after scanNumber).
+func parseFloat(raw []byte) float64 {
+	f, _ := strconv.ParseFloat(string(raw), 64)
+	return f
+}
+
+// appendPyNumber appends f as json.dumps writes a float: repr for finite
+// values, NaN, Infinity and -Infinity otherwise.
+func appendPyNumber(dst []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(dst, "Infinity"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-Infinity"...)
+	}
+	return AppendPyFloat(dst, f)
+}
+
 // AppendPyFloat appends f as Python's repr(float) writes it: the shortest
 // digits that round-trip, fixed notation for 1e-4 <= |f| < 1e16 with at
 // least one fractional digit, otherwise d.ddde±XX.
@@ -603,8 +642,6 @@ func AppendPyFloat(dst []byte, f float64) []byte {
 	return dst
 }
 
-var errNonFinite = errors.New("number out of float range (Python would write Infinity)")
-
 // AppendCanonical writes the subtree rooted at n in canonical form. It
 // records where each value landed in dst, so that a decoder can take field
 // values as substrings of one copy of the canonical bytes.
@@ -657,12 +694,8 @@ func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
 		}
 		return append(dst, raw...), nil
 	case kFloat:
-		f, perr := strconv.ParseFloat(string(raw), 64)
-		if perr != nil { // only out of range can fail after scanNumber
-			return dst, &SyntaxError{int(nd.start), errNonFinite.Error()}
-		}
-		return AppendPyFloat(dst, f), nil
-	default: // true, false, null are written as read
+		return appendPyNumber(dst, parseFloat(raw)), nil
+	default: // true, false, null, NaN, Infinity, -Infinity are written as read
 		return append(dst, raw...), nil
 	}
 }

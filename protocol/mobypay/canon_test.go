@@ -54,6 +54,27 @@ func TestCanonical(t *testing.T) {
 		{"\"\x7f\"", `"\u007f"`},
 		{`"\u2028 \ufeff"`, `"\u2028 \ufeff"`},
 		{`"\ud83d\ude00"`, `"\ud83d\ude00"`},
+		// what CPython's json.loads reads beyond JSON, written back as
+		// json.dumps writes it (allow_nan is on by default)
+		{`NaN`, `NaN`},
+		{`Infinity`, `Infinity`},
+		{`-Infinity`, `-Infinity`},
+		{`[NaN, Infinity ,-Infinity]`, `[NaN,Infinity,-Infinity]`},
+		{`{"amount": NaN, "b": {"c": -Infinity}}`, `{"amount":NaN,"b":{"c":-Infinity}}`},
+		{`"NaN"`, `"NaN"`},
+		// a float literal beyond the double range is ±inf to Python
+		{`1e400`, `Infinity`},
+		{`-1e400`, `-Infinity`},
+		{`1E+309`, `Infinity`},
+		{`-1.8e308`, `-Infinity`},
+		{`1e999999999999999999999999`, `Infinity`},
+		{`1.7976931348623158e308`, `1.7976931348623157e+308`}, // below the midpoint
+		{`1.7976931348623159e308`, `Infinity`},                // above it
+		{`-0.0e999`, `-0.0`},
+		{`0e99999999999999999999`, `0.0`},
+		{`1e-99999999999999999999`, `0.0`},
+		// but an integer stays an integer at any size
+		{`1` + strings.Repeat("0", 400), `1` + strings.Repeat("0", 400)},
 	}
 	for _, c := range cases {
 		got, err := Canonical([]byte(c.in))
@@ -70,18 +91,29 @@ func TestCanonical(t *testing.T) {
 func TestCanonicalRejects(t *testing.T) {
 	deep := strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1)
 	cases := map[string]string{
-		`{"a":1,"a":2}`:                 "duplicate key",
-		`{"a":1,"\u0061":2}`:            "duplicate key", // same key, spelled differently
-		"\"\xff\"":                      "invalid UTF-8",
-		"{\"\xc3\":1}":                  "invalid UTF-8",
-		`"\ud800"`:                      "lone surrogate",
-		`"\ude00\ud83d"`:                "lone surrogate",
-		`"\ud83dx"`:                     "lone surrogate",
-		`NaN`:                           "NaN and Infinity",
-		`-Infinity`:                     "NaN and Infinity",
-		`[Infinity]`:                    "NaN and Infinity",
-		`1e400`:                         "out of float range",
-		`-1e400`:                        "out of float range",
+		`{"a":1,"a":2}`:      "duplicate key",
+		`{"a":1,"\u0061":2}`: "duplicate key", // same key, spelled differently
+		"\"\xff\"":           "invalid UTF-8",
+		"{\"\xc3\":1}":       "invalid UTF-8",
+		`"\ud800"`:           "lone surrogate",
+		`"\ude00\ud83d"`:     "lone surrogate",
+		`"\ud83dx"`:          "lone surrogate",
+		// CPython's scanner knows NaN, Infinity and -Infinity and no
+		// other spelling
+		`-NaN`:                          "invalid number",
+		`+Infinity`:                     "unexpected character",
+		`- Infinity`:                    "invalid number",
+		`-Inf`:                          "invalid number",
+		`-I`:                            "invalid number",
+		`nan`:                           "unexpected character",
+		`inf`:                           "unexpected character",
+		`infinity`:                      "unexpected character",
+		`Inf`:                           "unexpected character",
+		`NAN`:                           "unexpected character",
+		`[NaN1]`:                        "expected ',' or ']'",
+		`[Infinityx]`:                   "expected ',' or ']'",
+		`-Infinity0`:                    "trailing data",
+		`{"a":NaN,"a":1}`:               "duplicate key",
 		deep:                            "nesting deeper",
 		`01`:                            "leading zero",
 		`1.`:                            "digit expected after decimal point",

@@ -28,12 +28,12 @@ type Codec struct {
 	p     Parser
 	canon []byte
 	sum   [sha256.Size]byte
-	root  int32 // payload node of the last Open
+	root  int32 // payload node of the last Open, -1 if none to decode
 }
 
 // NewCodec returns a codec for the shared secret.
 func NewCodec(secret []byte) *Codec {
-	return &Codec{mac: hmac.New(sha256.New, secret), canon: make([]byte, 0, 1024)}
+	return &Codec{mac: hmac.New(sha256.New, secret), canon: make([]byte, 0, 1024), root: -1}
 }
 
 func (c *Codec) macOf(canonical []byte) []byte {
@@ -51,6 +51,7 @@ func (c *Codec) macOf(canonical []byte) []byte {
 // valid until the next Open.
 func (c *Codec) Open(frame []byte) error {
 	c.canon = c.canon[:0]
+	c.root = -1
 	root, err := c.p.Parse(frame)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -113,6 +114,7 @@ func (c *Codec) ExpectedSignature() string { return hex.EncodeToString(c.sum[:])
 // followed by '\n'. It serves tools and the POS simulator; the kiosk's own
 // messages are built by the Append* methods without a parse.
 func (c *Codec) Seal(dst, payload []byte) ([]byte, error) {
+	c.root = -1 // the parse below replaces the tree Decode would read
 	root, err := c.p.Parse(payload)
 	if err != nil {
 		return dst, fmt.Errorf("mobypay: seal: %w", err)

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +120,7 @@ func TestPythonToGo(t *testing.T) {
 		count++
 		err := c.Open(wire)
 		if err == nil && bytes.Equal(c.Canonical(), want) {
+			checkDecode(t, c) // whatever a peer signs decodes
 			continue
 		}
 		fails++
@@ -133,6 +135,99 @@ func TestPythonToGo(t *testing.T) {
 	}
 	if !ended || count != n {
 		t.Fatalf("read %d records (end marker seen: %v), want %d", count, ended, n)
+	}
+}
+
+// TestPythonSignedOdd: the correctly signed but odd successes of issue 9
+// (defect 2), signed by Python with json.dumps' defaults. Every one opens
+// and decodes, keeps the signed text of txn_id and amount, and says in Odd
+// what is wrong; none is a clean success, and all look like one, so the
+// payment layer flags rather than drops them.
+func TestPythonSignedOdd(t *testing.T) {
+	t.Parallel()
+	py := pycheckPython(t)
+	out := runPython(t, py, nil, "odd", hex.EncodeToString([]byte(DevSecret)))
+	const txn = "TXN1757482355464"
+	type want struct {
+		odd        []string
+		txnID      string
+		amountText string
+		sen        int64 // when the amount converts
+		nonce      string
+		check      func(t *testing.T, m *Message)
+	}
+	const nonce = "joHQ83Mp9dWbFsREUHDRCg=="
+	cases := map[string]want{
+		"clean":                 {nil, txn, "2.0", 200, nonce, nil},
+		"amount-string":         {[]string{`amount is a string "1.00"`}, txn, `"1.00"`, 0, nonce, nil},
+		"amount-nan":            {[]string{"amount is NaN"}, txn, "NaN", 0, nonce, nil},
+		"amount-infinity":       {[]string{"amount is Infinity"}, txn, "Infinity", 0, nonce, nil},
+		"amount-minus-infinity": {[]string{"amount is -Infinity"}, txn, "-Infinity", 0, nonce, nil},
+		// Clean as far as decoding goes: that a result's amount differs
+		// from the request's is the payment layer's to judge.
+		"amount-negative":  {nil, txn, "-1.0", -100, nonce, nil},
+		"plans-object":     {[]string{"plans is not an array"}, txn, "2.0", 200, nonce, nil},
+		"plans-of-strings": {[]string{"plan 0 is not an object"}, txn, "2.0", 200, nonce, nil},
+		"transaction-id-object": {[]string{"transaction_id is an object"}, txn, "2.0", 200, nonce, func(t *testing.T, m *Message) {
+			if m.TransactionID != "" {
+				t.Errorf("TransactionID %q", m.TransactionID)
+			}
+		}},
+		"txn-id-number": {nil, "1757482355464", "2.0", 200, nonce, nil},
+		"nonce-empty":   {[]string{"no nonce"}, txn, "2.0", 200, "", nil},
+		"nonce-missing": {[]string{"no nonce"}, txn, "2.0", 200, "", nil},
+		"status-upper": {[]string{`status "SUCCESS" differs from "success" in case`}, txn, "2.0", 200, nonce, func(t *testing.T, m *Message) {
+			if m.Status != "SUCCESS" {
+				t.Errorf("Status %q", m.Status)
+			}
+		}},
+	}
+	c := NewCodec([]byte(DevSecret))
+	seen := map[string]bool{}
+	for line := range strings.Lines(string(out)) {
+		name, wire, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		w, known := cases[name]
+		if !ok || !known {
+			t.Fatalf("helper line %q: unknown case", line)
+		}
+		seen[name] = true
+		t.Run(name, func(t *testing.T) {
+			if err := c.Open([]byte(wire)); err != nil {
+				t.Fatalf("Open: %v\n%s", err, wire)
+			}
+			checkDecode(t, c)
+			var m Message
+			if err := c.Decode(&m); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !slices.Equal(m.Odd, w.odd) {
+				t.Errorf("Odd %q, want %q", m.Odd, w.odd)
+			}
+			if m.TxnID != w.txnID || m.AmountText != w.amountText || m.Nonce != w.nonce {
+				t.Errorf("TxnID %q, AmountText %q, Nonce %q; want %q, %q, %q", m.TxnID, m.AmountText, m.Nonce, w.txnID, w.amountText, w.nonce)
+			}
+			sen, ok := m.AmountSen()
+			if ok != (w.sen != 0) || sen != w.sen {
+				t.Errorf("AmountSen() = %d, %v; want %d", sen, ok, w.sen)
+			}
+			if !m.LooksLikeSuccess() {
+				t.Error("does not look like a success")
+			}
+			if clean := m.IsSuccess() && m.Clean(); clean != (w.odd == nil) {
+				t.Errorf("clean success %v, want %v", clean, w.odd == nil)
+			}
+			if m.Type != TypeTransactionResult || m.PosID != "POS001" || m.Timestamp != "1757482370549" {
+				t.Errorf("decoded %+v", m)
+			}
+			if w.check != nil {
+				w.check(t, &m)
+			}
+		})
+	}
+	for name := range cases {
+		if !seen[name] {
+			t.Errorf("the helper wrote no case %s", name)
+		}
 	}
 }
 
@@ -200,6 +295,19 @@ func TestGoToPython(t *testing.T) {
 			text := `{"n":` + sign + "9" + strings.Repeat("0", digits-1) + `}`
 			seal(fmt.Sprintf("integer of %s%d digits", sign, digits), []byte(text), digits <= maxIntDigits)
 		}
+	}
+
+	// Beyond JSON, Python reads NaN, Infinity and -Infinity and no other
+	// spelling of them, and a literal beyond the double range as ±inf.
+	for _, text := range []string{`{"a":NaN}`, `{"a":Infinity}`, `{"a":-Infinity}`, `{"a":[NaN,-Infinity]}`,
+		`{"a":1e400}`, `{"a":-1E+309}`, `{"a":1e999999999999999999999}`, `{"a":0e999999999999999999999}`,
+		`{"a":1.7976931348623158e308}`, `{"a":1.7976931348623159e308}`, `{"NaN":"Infinity"}`} {
+		seal(text, []byte(text), true)
+	}
+	for _, text := range []string{`{"a":-NaN}`, `{"a":nan}`, `{"a":NAN}`, `{"a":inf}`, `{"a":Inf}`, `{"a":-Inf}`,
+		`{"a":+Infinity}`, `{"a":- Infinity}`, `{"a":infinity}`, `{"a":NaN1}`, `{"a":Infinity0}`, `{"a":-Infinityx}`,
+		`{"a":NaNNaN}`, `{"a":1NaN}`} {
+		seal(text, []byte(text), false)
 	}
 
 	// The kiosk's own messages are written without a parse; Python must
@@ -662,6 +770,10 @@ func (g *jsonGen) randFloat() float64 {
 // float writes a number Python reads as a float, in one of many spellings.
 func (g *jsonGen) float() {
 	r := g.r
+	if r.IntN(100) < 4 {
+		g.nonFinite()
+		return
+	}
 	switch x := r.IntN(100); {
 	case x < 5: // zero
 		zeros := []string{"0.0", "-0.0", "0e0", "-0E-0", "0.000e+5", "-0.0e10", "0E+00", "0.0e-400"}
@@ -733,6 +845,58 @@ func (g *jsonGen) float() {
 				g.b = append(g.b, strings.Repeat("0", r.IntN(3))...)
 			}
 			g.exponent(strconv.Itoa(decpt - 1))
+		}
+	}
+}
+
+// nonFinite writes what Python reads as NaN or ±inf, or a literal whose
+// exponent is far outside the double range either way.
+func (g *jsonGen) nonFinite() {
+	r := g.r
+	sign := func() {
+		if r.IntN(2) == 0 {
+			g.b = append(g.b, '-')
+		}
+	}
+	switch r.IntN(6) {
+	case 0:
+		g.b = append(g.b, "NaN"...)
+	case 1:
+		g.b = append(g.b, "Infinity"...)
+	case 2:
+		g.b = append(g.b, "-Infinity"...)
+	case 3: // beyond the double range
+		sign()
+		g.b = append(g.b, byte('1'+r.IntN(9)))
+		if r.IntN(2) == 0 {
+			g.b = append(g.b, '.')
+			for range 1 + r.IntN(20) {
+				g.b = append(g.b, byte('0'+r.IntN(10)))
+			}
+		}
+		g.exponent(strconv.Itoa(309 + r.IntN(1000)))
+	case 4: // an exponent no float64 or int64 holds, either sign
+		sign()
+		g.b = append(g.b, "0123456789"[r.IntN(10)])
+		g.b = append(g.b, "eE"[r.IntN(2)])
+		if r.IntN(2) == 0 {
+			g.b = append(g.b, '-')
+		}
+		g.b = append(g.b, "99999999999999999999999"...)
+	default: // about the midpoint of MaxFloat64 and 2^1024: ties round to inf
+		sign()
+		m := new(big.Int).Lsh(big.NewInt(1), 1024)
+		m.Sub(m, new(big.Int).Lsh(big.NewInt(1), 970))
+		digits := m.String()
+		switch r.IntN(3) {
+		case 0:
+			digits += ".0000000000000000000001"
+		case 1:
+			digits = new(big.Int).Sub(m, big.NewInt(1)).String() + ".9999999999999999999"
+		}
+		g.b = append(g.b, digits...)
+		if r.IntN(2) == 0 {
+			g.exponent("0")
 		}
 	}
 }

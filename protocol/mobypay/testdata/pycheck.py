@@ -17,6 +17,13 @@ decoding cannot alter it):
       separators, keys in random order, ensure_ascii randomly on or off),
       then the canonical payload. Ends with the line "end N".
 
+  odd SECRET_HEX
+      Writes one line "<name> <envelope>" for each of a fixed set of
+      correctly signed but odd messages (ODD_CASES: an amount as a string,
+      NaN or Infinity, plans that are not an array, an empty or missing
+      nonce, ...), each built as a Python dict and put on the wire with
+      json.dumps' defaults, which write NaN and Infinity.
+
   verify SECRET_HEX
       Reads lines "<base64 of a JSON text> <envelope Go sealed for it>" from
       stdin; "-" instead of an envelope means Go refused the text. For each
@@ -160,6 +167,8 @@ SPECIAL_FLOATS = [
 
 def rand_float(r):
     k = r.random()
+    if k < 0.03:  # json.dumps writes these by default: NaN, Infinity, -Infinity
+        return r.choice([math.nan, math.inf, -math.inf])
     if k < 0.2:
         while True:
             f = bits_to_float(r.getrandbits(64))
@@ -304,10 +313,73 @@ def realistic(r):
     else:
         p = header(r, "error")
         p.update(message=rand_str(r, 30), pos_id="POS001")
+    if r.random() < 0.15:  # odd but signed, as a careless peer would send it
+        odd_variant(r, p)
     if r.random() < 0.3:  # unknown extra fields are signed like the rest
         p["merchant"] = {"name": "Kedai Kopi \u00c1\u00f1\u00e9 \u2603", "mcc": 5814,
                          "geo": [3.139003, 101.686855], "tags": [None, True, False]}
     return p
+
+
+def odd_variant(r, p):
+    k = r.randrange(9)
+    if k == 0:
+        p["amount"] = "%.2f" % amount(r)
+    elif k == 1:
+        p["amount"] = r.choice([math.nan, math.inf, -math.inf])
+    elif k == 2:
+        p["plans"] = r.choice([{"planId": "ipp-6m"}, "ipp-6m", 6, None])
+    elif k == 3:
+        p["transaction_id"] = {"id": "%06d" % r.randrange(10 ** 6), "bank": "Maybank"}
+    elif k == 4:
+        p["nonce"] = ""
+    elif k == 5:
+        del p["nonce"]
+    elif k == 6:
+        p["status"] = r.choice(["SUCCESS", "Approved", "success ", "FAILED"])
+    elif k == 7:
+        p["txn_id"] = r.choice([int(p["txn_id"][3:]), None, [p["txn_id"]], math.nan])
+    else:
+        p["amount"] = -amount(r)
+
+
+# The odd messages of issue 9 (defect 2), each a success for TXN1757482355464
+# that differs from a clean one in one field. pycheck_test.go holds what the
+# kiosk must make of each.
+ODD_BASE = {
+    "type": "transaction_result", "txn_id": "TXN1757482355464", "status": "success",
+    "pos_id": "POS001", "transaction_id": "000410", "amount": 2.0,
+    "timestamp": "1757482370549", "nonce": "joHQ83Mp9dWbFsREUHDRCg==",
+}
+ODD_CASES = [
+    ("clean", {}),
+    ("amount-string", {"amount": "1.00"}),
+    ("amount-nan", {"amount": math.nan}),
+    ("amount-infinity", {"amount": math.inf}),
+    ("amount-minus-infinity", {"amount": -math.inf}),
+    ("amount-negative", {"amount": -1.0}),
+    ("plans-object", {"plans": {"planId": "ipp-6m", "totalInstallments": 6}}),
+    ("plans-of-strings", {"plans": ["ipp-6m"]}),
+    ("transaction-id-object", {"transaction_id": {"id": "000410", "bank": "Maybank"}}),
+    ("txn-id-number", {"txn_id": 1757482355464}),
+    ("nonce-empty", {"nonce": ""}),
+    ("nonce-missing", {"nonce": None}),  # None: the key is deleted
+    ("status-upper", {"status": "SUCCESS"}),
+]
+
+
+def odd(secret):
+    out = sys.stdout.buffer
+    for name, change in ODD_CASES:
+        payload = dict(ODD_BASE)
+        for k, v in change.items():
+            if v is None:
+                del payload[k]
+            else:
+                payload[k] = v
+        env = {"payload": payload, "signature": sign(secret, payload)}
+        out.write(name.encode("ascii") + b" " + json.dumps(env).encode("ascii") + b"\n")
+    out.flush()
 
 
 def shuffled(v, r):
@@ -395,8 +467,10 @@ def main(argv):
         gen(int(argv[2]), int(argv[3]), bytes.fromhex(argv[4]).decode("utf-8"))
     elif len(argv) == 3 and argv[1] == "verify":
         verify(bytes.fromhex(argv[2]).decode("utf-8"))
+    elif len(argv) == 3 and argv[1] == "odd":
+        odd(bytes.fromhex(argv[2]).decode("utf-8"))
     else:
-        sys.exit("usage: pycheck.py gen SEED N SECRET_HEX | verify SECRET_HEX")
+        sys.exit("usage: pycheck.py gen SEED N SECRET_HEX | verify SECRET_HEX | odd SECRET_HEX")
 
 
 if __name__ == "__main__":
