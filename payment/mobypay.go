@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -108,13 +109,20 @@ func report(m *mobypay.Message, late string) Report {
 		Late:     late,
 		Evidence: Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload},
 	}
-	if m.HasAmount {
-		if sen, ok := m.AmountSen(); ok {
-			a := Sen(sen)
-			r.Amount = &a
-		} else {
-			r.AmountBad = true
+	if sen, ok := m.AmountSen(); ok {
+		a := Sen(sen)
+		r.Amount = &a
+	} else if m.AmountText != "" {
+		r.AmountBad = true
+	}
+	if !m.Clean() {
+		// Authentic but not usable as sent: journaled, never acted on. One
+		// that looks like a success goes to approve, which flags it.
+		r.Odd = strings.Join(m.Odd, "; ")
+		if m.LooksLikeSuccess() {
+			r.Kind = ReportApproved
 		}
+		return r
 	}
 	switch m.Type {
 	case mobypay.TypeAck:
