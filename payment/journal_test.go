@@ -3,6 +3,7 @@ package payment
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -221,5 +222,119 @@ func TestAmounts(t *testing.T) {
 	var v struct{ A Sen }
 	if err := json.Unmarshal([]byte(`{"A":7.5}`), &v); err != nil || v.A != 750 {
 		t.Errorf("unmarshal number: %v %d", err, v.A)
+	}
+}
+
+// Defect 1: a signed success stating a negative amount was journaled as
+// paid_amount "-1.00", which the journal could not read back: Get, List
+// and Recover failed, and kioskd refused to start.
+func TestNegativePaidAmountReadsBack(t *testing.T) {
+	j, path := openJournal(t)
+	tx := newTxn(t, j, t0)
+	paid := Sen(-100)
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error {
+		t.State, t.PaidAmount, t.PaidAmountText = Approved, &paid, "-1.0"
+		t.flag("amount mismatch: requested 12.50, result says -1.00")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(got Txn) {
+		t.Helper()
+		if got.PaidAmount == nil || *got.PaidAmount != -100 || got.PaidAmountText != "-1.0" {
+			t.Fatalf("paid amount %v %q", got.PaidAmount, got.PaidAmountText)
+		}
+	}
+	got, err := j.Get(tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(got)
+	list, err := j.List(0)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List: %v %+v", err, list)
+	}
+	check(list[0])
+	j.Close()
+	j, err = OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if fixed, err := j.Recover(t0); err != nil || len(fixed) != 0 {
+		t.Fatalf("Recover: %v %+v", err, fixed)
+	}
+	got, _ = j.Get(tx.ID)
+	check(got)
+}
+
+func TestSenJSON(t *testing.T) {
+	good := map[string]Sen{
+		`"-1.00"`: -100, `"12.50"`: 1250, `7.5`: 750, `-1`: -100, `"0.00"`: 0, `"-0.01"`: -1, `12`: 1200,
+		`"92233720368547758.07"`: math.MaxInt64, `"-92233720368547758.08"`: math.MinInt64,
+		`"0000000000000000000000001.00"`: 100,
+	}
+	for in, want := range good {
+		var s Sen
+		if err := json.Unmarshal([]byte(in), &s); err != nil || s != want {
+			t.Errorf("decode %s = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, in := range []string{`"92233720368547758.08"`, `"-92233720368547758.09"`, `"1e3"`, `"+1"`, `"1.234"`,
+		`""`, `"-"`, `"1."`, `".5"`, `"12.50`, `12.50"`, `"1,00"`, `"--1"`, `true`, `{}`, `"NaN"`, `1e2`} {
+		var s Sen
+		if err := json.Unmarshal([]byte(in), &s); err == nil {
+			t.Errorf("decode %s accepted as %d", in, s)
+		}
+	}
+	var kept struct{ A Sen }
+	kept.A = 5
+	if err := json.Unmarshal([]byte(`{"A":null}`), &kept); err != nil || kept.A != 5 {
+		t.Errorf("null: %v %d", err, kept.A)
+	}
+	for _, v := range []Sen{0, 1, -1, 99, -99, 100, -100, math.MaxInt64, math.MinInt64, math.MinInt64 + 1} {
+		b, _ := json.Marshal(v)
+		var back Sen
+		if err := json.Unmarshal(b, &back); err != nil || back != v {
+			t.Errorf("%d -> %s -> %d, %v", int64(v), b, back, err)
+		}
+	}
+	if s := Sen(math.MinInt64).String(); s != "-92233720368547758.08" {
+		t.Errorf("MinInt64 is %q", s)
+	}
+	// Operator input stays strict.
+	for _, s := range []string{"-1.00", "92233720368547758.07"} {
+		if _, err := ParseAmount(s); err == nil {
+			t.Errorf("ParseAmount(%q) accepted", s)
+		}
+	}
+}
+
+// A plan whose canonical form is not JSON (Python writes NaN) or that
+// encoding/json would rewrite ('<' as \u003c) is kept as text, exactly.
+func TestPlanRawKeptExactly(t *testing.T) {
+	j, _ := openJournal(t)
+	tx := newTxn(t, j, t0)
+	plans := []Plan{
+		{ID: "a", Raw: json.RawMessage(`{"amount":NaN,"planId":"a"}`)},
+		{ID: "b", Raw: json.RawMessage(`{"name":"<3 months & more>"}`)},
+		{ID: "c", Raw: json.RawMessage(`{"planId":"c","total_installments":3}`)},
+	}
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error { t.State, t.Plans = PlansOffered, plans; return nil }); err != nil {
+		t.Fatalf("journal refused the plans: %v", err)
+	}
+	got, err := j.Get(tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range plans {
+		if string(got.Plans[i].Raw) != string(plans[i].Raw) {
+			t.Errorf("plan %d raw %s, want %s", i, got.Plans[i].Raw, plans[i].Raw)
+		}
+	}
+	// A plan journaled before raw_text existed reads as it did.
+	var old Plan
+	if err := json.Unmarshal([]byte(`{"id":"x","total_installments":6,"raw":{"planId":"x"}}`), &old); err != nil || string(old.Raw) != `{"planId":"x"}` {
+		t.Errorf("old plan: %v %+v", err, old)
 	}
 }
