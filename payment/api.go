@@ -43,6 +43,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/reviews", a.reviews)
 	mux.HandleFunc("POST /v1/payments/{id}/settle", a.settle)
 	mux.HandleFunc("GET /v1/events", a.events)
+	mux.HandleFunc("GET /v1/quarantine", a.quarantine)
 	return mux
 }
 
@@ -167,20 +168,32 @@ func (a *API) plan(w http.ResponseWriter, r *http.Request) {
 }
 
 // reviews lists the payments an operator must look at and has not
-// settled, oldest first.
+// settled (?all=1: settled too), as Journal.Reviews orders them. A record
+// that cannot be decoded appears as a Txn with txn_id its key, state
+// "unknown", vend "vend_unknown", "quarantined": true and the reason in
+// "review" ("quarantined: record cannot be decoded: ..."); its bytes are
+// in GET /v1/quarantine.
 func (a *API) reviews(w http.ResponseWriter, r *http.Request) {
-	list, err := a.svc.Journal().List(0)
+	out, err := a.svc.Journal().Reviews(r.URL.Query().Get("all") != "")
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	out := []Txn{}
-	for i := len(list) - 1; i >= 0; i-- {
-		if t := list[i]; t.Review != "" && (t.Settled == "" || r.URL.Query().Get("all") != "") {
-			out = append(out, t)
-		}
-	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// quarantine lists the records that cannot be decoded, byte for byte
+// (raw is base64).
+func (a *API) quarantine(w http.ResponseWriter, r *http.Request) {
+	list, err := a.svc.Journal().Quarantined()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if list == nil {
+		list = []Quarantined{}
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (a *API) settle(w http.ResponseWriter, r *http.Request) {

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // apiClient serves the API on a real unix socket and returns a client for it.
@@ -160,5 +163,90 @@ func TestAPI(t *testing.T) {
 		if states[i] != want[i] {
 			t.Fatalf("stream states %v, want %v", states, want)
 		}
+	}
+}
+
+// startAt is start on the journal file at path, recovered first as kioskd
+// run does; stop ends the service and closes the journal, so that a test
+// can start again on the same file (a restart).
+func startAt(t *testing.T, cfg Config, path string) (h *harness, recovered []Txn, stop func()) {
+	t.Helper()
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recovered, err = j.Recover(time.Now()); err != nil {
+		j.Close()
+		t.Fatal(err)
+	}
+	h = &harness{t: t, prov: &fakeProvider{sent: make(chan sent, 16)}, vend: &fakeVender{}, print: &fakePrinter{}, j: j}
+	h.prov.ready.Store(true)
+	h.svc = NewService(cfg, j, h.vend, h.print, h.prov)
+	ev, unsub := h.svc.Subscribe()
+	h.events = ev
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done; unsub(); j.Close() }) }
+	t.Cleanup(stop)
+	return h, recovered, stop
+}
+
+// Defect 1 through the API: undecodable records are quarantined at start
+// and listed for review; nothing answers 500 without saying why.
+func TestAPIQuarantine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := newTxn(t, j, t0)
+	j.Update(good.ID, t0, nil, func(t *Txn) error { t.State = Declined; return nil })
+	j.Close()
+	const bad = "TXN1757492341001"
+	writeRaw(t, path, "txns", bad, brokenRecords[bad])
+
+	h, recovered, _ := startAt(t, fastConfig(), path)
+	if len(recovered) != 1 || recovered[0].ID != bad || !recovered[0].Quarantined {
+		t.Fatalf("recovered %+v", recovered)
+	}
+	c := apiClient(t, h)
+	var list []Txn
+	if got := call(t, c, "GET", "/v1/payments", "", &list); got != 200 || len(list) != 1 || list[0].ID != good.ID {
+		t.Fatalf("list: %d %+v", got, list)
+	}
+	var e map[string]string
+	if got := call(t, c, "GET", "/v1/payments/"+bad, "", &e); got != 500 || !strings.Contains(e["error"], "cannot be decoded") {
+		t.Errorf("get of a quarantined record: %d %v", got, e)
+	}
+	var reviews []Txn
+	if got := call(t, c, "GET", "/v1/reviews", "", &reviews); got != 200 || len(reviews) != 1 || reviews[0].ID != bad ||
+		!reviews[0].Quarantined || reviews[0].State != Unknown || !strings.HasPrefix(reviews[0].Review, "quarantined: ") {
+		t.Fatalf("reviews: %d %+v", got, reviews)
+	}
+	var quar []Quarantined
+	if got := call(t, c, "GET", "/v1/quarantine", "", &quar); got != 200 || len(quar) != 1 || string(quar[0].Raw) != string(brokenRecords[bad]) {
+		t.Fatalf("quarantine: %d %+v", got, quar)
+	}
+	var settled Txn
+	if got := call(t, c, "POST", "/v1/payments/"+bad+"/settle", `{"note":"journal copied off for support"}`, &settled); got != 200 || settled.Settled == "" {
+		t.Fatalf("settle: %d %+v", got, settled)
+	}
+	if got := call(t, c, "GET", "/v1/reviews", "", &reviews); got != 200 || len(reviews) != 0 {
+		t.Errorf("reviews after settle: %d %+v", got, reviews)
+	}
+	if got := call(t, c, "GET", "/v1/reviews?all=1", "", &reviews); got != 200 || len(reviews) != 1 || reviews[0].Settled == "" {
+		t.Errorf("reviews?all=1: %d %+v", got, reviews)
+	}
+
+	// A record that goes bad while running is skipped and listed too.
+	const worse = "TXN1757492341002"
+	h.j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTxns).Put([]byte(worse), brokenRecords[worse]) })
+	if got := call(t, c, "GET", "/v1/payments", "", &list); got != 200 || len(list) != 1 {
+		t.Errorf("list with a bad record: %d %+v", got, list)
+	}
+	if got := call(t, c, "GET", "/v1/reviews", "", &reviews); got != 200 || len(reviews) != 1 || reviews[0].ID != worse || !reviews[0].Quarantined {
+		t.Errorf("reviews with a bad record: %d %+v", got, reviews)
 	}
 }

@@ -16,11 +16,19 @@ var (
 	bucketTxns     = []byte("txns")
 	bucketEvidence = []byte("evidence")
 	bucketMeta     = []byte("meta")
+	bucketQuar     = []byte("quarantine") // txn_id -> the undecodable record, byte for byte
+	bucketQuarInfo = []byte("quarantine_info")
 	keyLastMillis  = []byte("last_txn_ms")
 )
 
-// ErrNotFound is returned for an unknown txn_id.
-var ErrNotFound = errors.New("payment: no such transaction")
+// Journal errors.
+var (
+	// ErrNotFound is returned for an unknown txn_id.
+	ErrNotFound = errors.New("payment: no such transaction")
+	// ErrCorrupt is returned for a record that cannot be decoded (or was
+	// quarantined at start for that reason).
+	ErrCorrupt = errors.New("payment: journal record cannot be decoded")
+)
 
 // Journal is the durable record of every payment and every message about
 // it, in one bbolt file. Each change is one bbolt transaction, fsynced
@@ -38,7 +46,7 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta} {
+		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketQuar, bucketQuarInfo} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -80,9 +88,9 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 				ms = l + 1
 			}
 		}
-		txns := tx.Bucket(bucketTxns)
+		txns, quar := tx.Bucket(bucketTxns), tx.Bucket(bucketQuar)
 		id := "TXN" + strconv.FormatInt(ms, 10)
-		for txns.Get([]byte(id)) != nil {
+		for txns.Get([]byte(id)) != nil || quar.Get([]byte(id)) != nil {
 			ms++
 			id = "TXN" + strconv.FormatInt(ms, 10)
 		}
@@ -104,21 +112,48 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 }
 
 func put(b *bolt.Bucket, t *Txn) error {
-	v, err := json.Marshal(t)
+	v, err := encodeTxn(t)
 	if err != nil {
 		return err
 	}
 	return b.Put([]byte(t.ID), v)
 }
 
-func get(b *bolt.Bucket, id string) (*Txn, error) {
-	v := b.Get([]byte(id))
+// encodeTxn is the record codec's encoder; decodeTxn reads back whatever
+// it writes (FuzzTxnRoundTrip).
+func encodeTxn(t *Txn) ([]byte, error) { return json.Marshal(t) }
+
+// get reads one transaction. A record that cannot be decoded, or one that
+// was quarantined for that reason, is ErrCorrupt.
+func get(tx *bolt.Tx, id string) (*Txn, error) {
+	v := tx.Bucket(bucketTxns).Get([]byte(id))
 	if v == nil {
+		if raw := tx.Bucket(bucketQuar).Get([]byte(id)); raw != nil {
+			return nil, fmt.Errorf("%w: %s was quarantined at start", ErrCorrupt, id)
+		}
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
+	return decodeTxn([]byte(id), v)
+}
+
+// decodeTxn decodes the record stored under key k: a Txn in JSON, filed
+// under its own id. Anything else is ErrCorrupt.
+func decodeTxn(k, v []byte) (*Txn, error) {
+	t, err := decodeRecord(k, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, k, err)
+	}
+	return t, nil
+}
+
+// decodeRecord is decodeTxn with the bare reason.
+func decodeRecord(k, v []byte) (*Txn, error) {
 	var t Txn
 	if err := json.Unmarshal(v, &t); err != nil {
-		return nil, fmt.Errorf("journal: %s: %w", id, err)
+		return nil, err
+	}
+	if t.ID != string(k) {
+		return nil, fmt.Errorf("record of %q filed under another id", t.ID)
 	}
 	return &t, nil
 }
@@ -130,7 +165,7 @@ func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn)
 	var out Txn
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		txns := tx.Bucket(bucketTxns)
-		old, err := get(txns, id)
+		old, err := get(tx, id)
 		if err != nil {
 			return err
 		}
@@ -171,12 +206,16 @@ func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) error {
 		return err
 	}
 	ev.Seq, ev.At = seq, now
-	v, err := json.Marshal(ev)
+	v, err := encodeEvidence(ev)
 	if err != nil {
 		return err
 	}
 	return b.Put(evidenceKey(ev.TxnID, seq), v)
 }
+
+// encodeEvidence is the evidence codec's encoder (json.Unmarshal reads
+// back whatever it writes: FuzzTxnRoundTrip).
+func encodeEvidence(ev *Evidence) ([]byte, error) { return json.Marshal(ev) }
 
 func evidenceKey(txnID string, seq uint64) []byte {
 	k := make([]byte, 0, len(txnID)+9)
@@ -185,12 +224,13 @@ func evidenceKey(txnID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-// Get returns one transaction.
+// Get returns one transaction. A record that cannot be decoded (or was
+// quarantined) is ErrCorrupt.
 func (j *Journal) Get(id string) (Txn, error) {
 	var t *Txn
 	err := j.db.View(func(tx *bolt.Tx) error {
 		var err error
-		t, err = get(tx.Bucket(bucketTxns), id)
+		t, err = get(tx, id)
 		return err
 	})
 	if err != nil {
@@ -199,17 +239,16 @@ func (j *Journal) Get(id string) (Txn, error) {
 	return *t, nil
 }
 
-// List returns up to n transactions, newest first (n <= 0: all).
+// List returns up to n transactions, newest first (n <= 0: all). Records
+// that cannot be decoded are skipped (Quarantined lists them).
 func (j *Journal) List(n int) ([]Txn, error) {
 	var out []Txn
 	err := j.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketTxns).Cursor()
 		for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
-			var t Txn
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("journal: %s: %w", k, err)
+			if t, err := decodeTxn(k, v); err == nil {
+				out = append(out, *t)
 			}
-			out = append(out, t)
 		}
 		return nil
 	})
@@ -243,9 +282,11 @@ func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
 }
 
 // Settle records an operator's note on a payment that was flagged for
-// review. Only the note changes: state and vend stay as they were.
+// review. Only the note changes: state and vend stay as they were. A
+// quarantined record is settled the same way (its note is kept beside it).
 func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
-	return j.Update(id, now, nil, func(t *Txn) error {
+	note = now.UTC().Format(time.RFC3339) + " " + note
+	t, err := j.Update(id, now, nil, func(t *Txn) error {
 		switch {
 		case t.Review == "":
 			return fmt.Errorf("%w: %s is not flagged for review", ErrTransition, id)
@@ -254,9 +295,15 @@ func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
 		case t.Settled != "":
 			return fmt.Errorf("%w: %s was settled already: %s", ErrTransition, id, t.Settled)
 		}
-		t.Settled = now.UTC().Format(time.RFC3339) + " " + note
+		t.Settled = note
 		return nil
 	})
+	if errors.Is(err, ErrCorrupt) {
+		if q, ok, qerr := j.settleQuarantined(id, note); ok {
+			return q, qerr
+		}
+	}
+	return t, err
 }
 
 // NextSequence returns the next running number for day (e.g.
@@ -293,23 +340,38 @@ func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
 // card); a vend caught releasing becomes vend_unknown and is never pulsed
 // again; an approval that was never vended is left unvended. All of them
 // are flagged for the operator and returned.
+//
+// A record that cannot be decoded never stops the start: it is moved byte
+// for byte into the quarantine bucket (under its own key, with the time
+// and the reason beside it) and returned as Quarantined.Txn() describes,
+// so it is logged and listed for review like the others.
 func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 	var out []Txn
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		txns := tx.Bucket(bucketTxns)
 		var fix []*Txn
+		var bad []Quarantined
 		err := txns.ForEach(func(k, v []byte) error {
-			var t Txn
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("journal: %s: %w", k, err)
+			t, err := decodeRecord(k, v)
+			if err != nil {
+				// bbolt's k and v live only as long as the transaction and
+				// must not be kept across the deletes below: copy them.
+				bad = append(bad, Quarantined{Key: string(k), Raw: bytes.Clone(v), Error: err.Error(), At: now})
+				return nil
 			}
 			if !t.State.Final() || t.Vend == VendReleasing || (t.State == Approved && t.Vend == VendNone && t.Review == "") {
-				fix = append(fix, &t)
+				fix = append(fix, t)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		for _, q := range bad {
+			if err := quarantine(tx, &q); err != nil {
+				return fmt.Errorf("journal: quarantine %s: %w", q.Key, err)
+			}
+			out = append(out, q.Txn())
 		}
 		for _, old := range fix {
 			nu := *old

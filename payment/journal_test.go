@@ -1,12 +1,17 @@
 package payment
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.UnixMilli(1757492341554)
@@ -336,5 +341,134 @@ func TestPlanRawKeptExactly(t *testing.T) {
 	var old Plan
 	if err := json.Unmarshal([]byte(`{"id":"x","total_installments":6,"raw":{"planId":"x"}}`), &old); err != nil || string(old.Raw) != `{"planId":"x"}` {
 		t.Errorf("old plan: %v %+v", err, old)
+	}
+}
+
+// writeRaw puts v under key in bucket with bbolt directly, as a bug or a
+// damaged disk could.
+func writeRaw(t *testing.T, path, bucket, key string, v []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), v) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRaw(t *testing.T, path, bucket, key string) []byte {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []byte
+	db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			out = bytes.Clone(b.Get([]byte(key)))
+		}
+		return nil
+	})
+	return out
+}
+
+// brokenRecords are records a journal cannot decode: not JSON, a field of
+// the wrong type, bytes that are not UTF-8, a record under another id.
+var brokenRecords = map[string][]byte{
+	"TXN1757492341000": []byte(`{"txn_id":"TXN1757492341000","amount":"12.`),
+	"TXN1757492341001": []byte(`{"txn_id":"TXN1757492341001","amount":{"sen":1}}`),
+	"TXN1757492341002": []byte("\xff\xfe{\x00"),
+	"TXN1757492341003": []byte(`{"txn_id":"TXN9","amount":"1.00","state":"sent"}`),
+}
+
+// Defect 1: one record that cannot be decoded never stops the service.
+func TestRecoverQuarantines(t *testing.T) {
+	j, path := openJournal(t)
+	good := newTxn(t, j, t0)
+	j.Update(good.ID, t0, nil, func(t *Txn) error { t.State = Acked; return nil })
+	j.Close()
+	for k, v := range brokenRecords {
+		writeRaw(t, path, "txns", k, v)
+	}
+
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Get("TXN1757492341001"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get of an undecodable record: %v", err)
+	}
+	if list, err := j.List(0); err != nil || len(list) != 1 || list[0].ID != good.ID {
+		t.Errorf("List before recovery: %v %+v", err, list)
+	}
+	if q, err := j.Quarantined(); err != nil || len(q) != len(brokenRecords) || !q[0].Pending {
+		t.Errorf("pending before recovery: %v %+v", err, q)
+	}
+	now := t0.Add(time.Minute)
+	fixed, err := j.Recover(now)
+	if err != nil {
+		t.Fatalf("Recover refused the journal: %v", err)
+	}
+	var quarantined int
+	for _, f := range fixed {
+		if f.Quarantined {
+			quarantined++
+			if f.State != Unknown || f.Vend != VendUnknown || !strings.HasPrefix(f.Review, "quarantined: record cannot be decoded: ") || brokenRecords[f.ID] == nil {
+				t.Errorf("reported %+v", f)
+			}
+		} else if f.ID != good.ID || f.State != Unknown {
+			t.Errorf("recovered %+v", f)
+		}
+	}
+	if quarantined != len(brokenRecords) || len(fixed) != len(brokenRecords)+1 {
+		t.Fatalf("Recover returned %+v", fixed)
+	}
+	list, err := j.List(0)
+	if err != nil || len(list) != 1 || list[0].ID != good.ID {
+		t.Fatalf("List after recovery: %v %+v", err, list)
+	}
+	q, err := j.Quarantined()
+	if err != nil || len(q) != len(brokenRecords) {
+		t.Fatalf("Quarantined: %v %+v", err, q)
+	}
+	for _, e := range q {
+		if e.Pending || !e.At.Equal(now) || e.Error == "" || !bytes.Equal(e.Raw, brokenRecords[e.Key]) {
+			t.Errorf("quarantined %+v", e)
+		}
+	}
+	if _, err := j.Get("TXN1757492341001"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "quarantined") {
+		t.Errorf("Get of a quarantined record: %v", err)
+	}
+	// The operator settles it like any review.
+	st, err := j.Settle("TXN1757492341002", "copied off for support", now)
+	if err != nil || !st.Quarantined || !strings.HasSuffix(st.Settled, "copied off for support") {
+		t.Fatalf("settle quarantined: %v %+v", err, st)
+	}
+	if _, err := j.Settle("TXN1757492341002", "again", now); !errors.Is(err, ErrTransition) {
+		t.Errorf("second settle: %v", err)
+	}
+	// Recovery is idempotent.
+	if again, err := j.Recover(now); err != nil || len(again) != 0 {
+		t.Errorf("second recovery: %v %+v", err, again)
+	}
+	// A new payment never takes a quarantined id, even when the clock
+	// and the last id issued say it could.
+	j.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyLastMillis, binary.BigEndian.AppendUint64(nil, 1757492340999))
+	})
+	if n := newTxn(t, j, time.UnixMilli(1757492341000)); n.ID != "TXN1757492341004" {
+		t.Errorf("new payment took id %s, want the first after the quarantined ones", n.ID)
+	}
+	j.Close()
+	for k, v := range brokenRecords {
+		if got := readRaw(t, path, "quarantine", k); !bytes.Equal(got, v) {
+			t.Errorf("quarantine %s holds %q, want %q", k, got, v)
+		}
+		if got := readRaw(t, path, "txns", k); got != nil {
+			t.Errorf("txns still holds %s", k)
+		}
 	}
 }
