@@ -16,6 +16,7 @@ var (
 	bucketTxns     = []byte("txns")
 	bucketEvidence = []byte("evidence")
 	bucketMeta     = []byte("meta")
+	bucketKeys     = []byte("keys")       // idempotency key -> txn_id
 	bucketQuar     = []byte("quarantine") // txn_id -> the undecodable record, byte for byte
 	bucketQuarInfo = []byte("quarantine_info")
 	keyLastMillis  = []byte("last_txn_ms")
@@ -28,7 +29,31 @@ var (
 	// ErrCorrupt is returned for a record that cannot be decoded (or was
 	// quarantined at start for that reason).
 	ErrCorrupt = errors.New("payment: journal record cannot be decoded")
+	// ErrDuplicateKey is returned by Create for an idempotency key that
+	// another transaction already has.
+	ErrDuplicateKey = errors.New("payment: idempotency key already used")
+	// ErrKeyMismatch is returned for an idempotency key reused with a
+	// different amount, mode or provider.
+	ErrKeyMismatch = errors.New("payment: idempotency key already used for a different payment")
 )
+
+// MaxKeyLen bounds an idempotency key.
+const MaxKeyLen = 64
+
+// ValidKey checks an idempotency key: empty (none), or 1 to MaxKeyLen
+// printable ASCII characters (space to '~'). An order id fits; anything
+// that a log line or a terminal could misread does not.
+func ValidKey(key string) error {
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: idempotency key longer than %d characters", ErrBadRequest, MaxKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("%w: idempotency key: want printable ASCII, byte %d is %#x", ErrBadRequest, i, c)
+		}
+	}
+	return nil
+}
 
 // Journal is the durable record of every payment and every message about
 // it, in one bbolt file. Each change is one bbolt transaction, fsynced
@@ -46,7 +71,7 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketQuar, bucketQuarInfo} {
+		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketQuar, bucketQuarInfo} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -79,8 +104,17 @@ type Evidence struct {
 // Create journals a new transaction and assigns its ID: "TXN" + epoch
 // milliseconds, made unique by never reusing or going below the last one
 // issued (two payments in one millisecond, or a clock stepped back).
+// A transaction with a Key is indexed by it in the same bbolt
+// transaction; a key that is already used returns ErrDuplicateKey and
+// journals nothing.
 func (j *Journal) Create(t *Txn, now time.Time) error {
 	return j.db.Update(func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		if t.Key != "" {
+			if id := keys.Get([]byte(t.Key)); id != nil {
+				return fmt.Errorf("%w: %q is %s", ErrDuplicateKey, t.Key, id)
+			}
+		}
 		meta := tx.Bucket(bucketMeta)
 		ms := now.UnixMilli()
 		if last := meta.Get(keyLastMillis); len(last) == 8 {
@@ -98,6 +132,11 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 		binary.BigEndian.PutUint64(b[:], uint64(ms))
 		if err := meta.Put(keyLastMillis, b[:]); err != nil {
 			return err
+		}
+		if t.Key != "" {
+			if err := keys.Put([]byte(t.Key), []byte(id)); err != nil {
+				return err
+			}
 		}
 		t.ID = id
 		t.CreatedAt, t.UpdatedAt = now, now
@@ -231,6 +270,25 @@ func (j *Journal) Get(id string) (Txn, error) {
 	err := j.db.View(func(tx *bolt.Tx) error {
 		var err error
 		t, err = get(tx, id)
+		return err
+	})
+	if err != nil {
+		return Txn{}, err
+	}
+	return *t, nil
+}
+
+// ByKey returns the transaction created with idempotency key key
+// (ErrNotFound if none).
+func (j *Journal) ByKey(key string) (Txn, error) {
+	var t *Txn
+	err := j.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketKeys).Get([]byte(key))
+		if id == nil {
+			return fmt.Errorf("%w: idempotency key %q", ErrNotFound, key)
+		}
+		var err error
+		t, err = get(tx, string(id))
 		return err
 	})
 	if err != nil {

@@ -472,3 +472,49 @@ func TestRecoverQuarantines(t *testing.T) {
 		}
 	}
 }
+
+func TestIdempotencyKeyJournal(t *testing.T) {
+	j, path := openJournal(t)
+	a := Txn{Provider: "mobypay", Mode: "card", Amount: 1250, Key: "ORDER-1"}
+	if err := j.Create(&a, t0); err != nil {
+		t.Fatal(err)
+	}
+	b := Txn{Provider: "mobypay", Mode: "card", Amount: 1250, Key: "ORDER-1"}
+	if err := j.Create(&b, t0); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("second create with the key: %v", err)
+	}
+	if got, err := j.ByKey("ORDER-1"); err != nil || got.ID != a.ID {
+		t.Fatalf("ByKey: %v %+v", err, got)
+	}
+	if _, err := j.ByKey("ORDER-2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ByKey of an unused key: %v", err)
+	}
+	if _, err := j.Update(a.ID, t0, nil, func(t *Txn) error { t.Key = "ORDER-3"; return nil }); !errors.Is(err, ErrTransition) {
+		t.Errorf("key changed: %v", err)
+	}
+	j.Close()
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if got, err := j.ByKey("ORDER-1"); err != nil || got.ID != a.ID || got.Key != "ORDER-1" {
+		t.Fatalf("ByKey after reopen: %v %+v", err, got)
+	}
+	if err := j.Create(&b, t0.Add(time.Hour)); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("create with the key after reopen: %v", err)
+	}
+	if list, _ := j.List(0); len(list) != 1 {
+		t.Fatalf("a refused create journaled something: %+v", list)
+	}
+	for _, k := range []string{"", strings.Repeat("k", 64), "ORDER 12/ä"[:9], "~ !"} {
+		if err := ValidKey(k); err != nil {
+			t.Errorf("ValidKey(%q): %v", k, err)
+		}
+	}
+	for _, k := range []string{strings.Repeat("k", 65), "a\tb", "a\nb", "ä", "\x7f"} {
+		if err := ValidKey(k); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("ValidKey(%q): %v", k, err)
+		}
+	}
+}
