@@ -17,6 +17,7 @@ var (
 	bucketEvidence = []byte("evidence")
 	bucketMeta     = []byte("meta")
 	bucketKeys     = []byte("keys")       // idempotency key -> txn_id
+	bucketNonces   = []byte("nonces")     // forget time + nonce -> nothing
 	bucketQuar     = []byte("quarantine") // txn_id -> the undecodable record, byte for byte
 	bucketQuarInfo = []byte("quarantine_info")
 	keyLastMillis  = []byte("last_txn_ms")
@@ -71,7 +72,7 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketQuar, bucketQuarInfo} {
+		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketNonces, bucketQuar, bucketQuarInfo} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -99,6 +100,12 @@ type Evidence struct {
 	Status   string    `json:"status,omitempty"` // message status
 	Disposal string    `json:"disposal"`         // what the kiosk did with it
 	Payload  string    `json:"payload"`          // canonical payload
+	// Nonce, when set, is the message's replay nonce. With a Forget time
+	// it is also written to the nonce set in the same bbolt transaction,
+	// so a replay after a restart is still recognised until Forget (see
+	// Nonces). A zero Forget keeps the nonce in the evidence only.
+	Nonce  string    `json:"nonce,omitempty"`
+	Forget time.Time `json:"-"`
 }
 
 // Create journals a new transaction and assigns its ID: "TXN" + epoch
@@ -239,22 +246,91 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 // Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
 // scan lists a transaction's messages in arrival order.
 func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) error {
-	b := tx.Bucket(bucketEvidence)
-	seq, err := b.NextSequence()
+	v, err := stampEvidence(tx, ev, now)
 	if err != nil {
 		return err
+	}
+	return tx.Bucket(bucketEvidence).Put(evidenceKey(ev.TxnID, ev.Seq), v)
+}
+
+// stampEvidence gives ev its sequence number and time, journals its
+// nonce, and encodes it.
+func stampEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
+	seq, err := tx.Bucket(bucketEvidence).NextSequence()
+	if err != nil {
+		return nil, err
 	}
 	ev.Seq, ev.At = seq, now
-	v, err := encodeEvidence(ev)
-	if err != nil {
-		return err
+	if ev.Nonce != "" && !ev.Forget.IsZero() {
+		if err := putNonce(tx.Bucket(bucketNonces), ev.Nonce, ev.Forget, now); err != nil {
+			return nil, err
+		}
 	}
-	return b.Put(evidenceKey(ev.TxnID, seq), v)
+	return encodeEvidence(ev)
 }
 
 // encodeEvidence is the evidence codec's encoder (json.Unmarshal reads
-// back whatever it writes: FuzzTxnRoundTrip).
+// back whatever it writes, Forget aside: FuzzTxnRoundTrip).
 func encodeEvidence(ev *Evidence) ([]byte, error) { return json.Marshal(ev) }
+
+// The nonce set is keyed big-endian forget time in epoch milliseconds +
+// nonce, so the expired ones are always at the front: each insert deletes
+// them, which bounds the set by what is inside the replay window.
+func nonceKey(nonce string, forget time.Time) []byte {
+	ms := max(forget.UnixMilli(), 0)
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(nonce)), uint64(ms)), nonce...)
+}
+
+func nonceExpired(k []byte, now time.Time) bool {
+	return int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixMilli()
+}
+
+func putNonce(b *bolt.Bucket, nonce string, forget, now time.Time) error {
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && len(k) >= 8 && nonceExpired(k, now); k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	if !forget.After(now) {
+		return nil // already outside the window
+	}
+	return b.Put(nonceKey(nonce, forget), nil)
+}
+
+// Nonces returns the journaled nonces whose forget time is after now, each
+// with its forget time (the latest, if one was journaled twice), and
+// deletes the expired ones.
+func (j *Journal) Nonces(now time.Time) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	expired := false
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketNonces).ForEach(func(k, _ []byte) error {
+			if len(k) < 8 || nonceExpired(k, now) {
+				expired = true
+				return nil
+			}
+			forget := time.UnixMilli(int64(binary.BigEndian.Uint64(k[:8])))
+			if n := string(k[8:]); forget.After(out[n]) {
+				out[n] = forget
+			}
+			return nil
+		})
+	})
+	if err != nil || !expired {
+		return out, err
+	}
+	err = j.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketNonces).Cursor()
+		for k, _ := c.First(); k != nil && (len(k) < 8 || nonceExpired(k, now)); k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
 
 func evidenceKey(txnID string, seq uint64) []byte {
 	k := make([]byte, 0, len(txnID)+9)

@@ -518,3 +518,62 @@ func TestIdempotencyKeyJournal(t *testing.T) {
 		}
 	}
 }
+
+// Defect 8: nonces are journaled with their evidence, in one bbolt
+// transaction, and survive a restart until they may be forgotten.
+func TestNoncesPersist(t *testing.T) {
+	j, path := openJournal(t)
+	a := newTxn(t, j, t0)
+	ev := func(nonce string, forget time.Time) *Evidence {
+		return &Evidence{TxnID: a.ID, Source: "pos", Type: "ack", Nonce: nonce, Forget: forget}
+	}
+	if _, err := j.Update(a.ID, t0, ev("n-live", t0.Add(time.Minute)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Update(a.ID, t0, ev("n-old", t0.Add(time.Second)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.AddEvidence(&Evidence{TxnID: "TXN999", Nonce: "n-unknown", Forget: t0.Add(2 * time.Minute)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// A refused update journals neither its evidence nor its nonce.
+	if _, err := j.Update(a.ID, t0, ev("n-refused", t0.Add(time.Minute)), func(t *Txn) error { t.State = "bogus"; return nil }); err == nil {
+		t.Fatal("bad update accepted")
+	}
+	if _, err := j.Update(a.ID, t0, ev("n-noforget", time.Time{}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := j.EvidenceFor(a.ID); len(evs) != 3 || evs[0].Nonce != "n-live" {
+		t.Errorf("evidence %+v", evs)
+	}
+	j.Close()
+
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	now := t0.Add(30 * time.Second)
+	got, err := j.Nonces(now)
+	want := map[string]time.Time{"n-live": t0.Add(time.Minute), "n-unknown": t0.Add(2 * time.Minute)}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Nonces: %v %v", err, got)
+	}
+	for n, f := range want {
+		if !got[n].Equal(f) {
+			t.Errorf("nonce %s forget %v, want %v", n, got[n], f)
+		}
+	}
+	var kept int
+	j.db.View(func(tx *bolt.Tx) error { kept = tx.Bucket(bucketNonces).Stats().KeyN; return nil })
+	if kept != 2 {
+		t.Errorf("%d nonces kept after Nonces, want the 2 live ones", kept)
+	}
+	// Each insert also drops what has expired, which bounds the set.
+	if _, err := j.Update(a.ID, t0.Add(90*time.Second), ev("n-new", t0.Add(3*time.Minute)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.Nonces(t0.Add(90 * time.Second)); len(got) != 2 || got["n-live"] != (time.Time{}) {
+		t.Errorf("after expiry: %v", got)
+	}
+}
