@@ -43,6 +43,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/reviews", a.reviews)
 	mux.HandleFunc("POST /v1/payments/{id}/settle", a.settle)
 	mux.HandleFunc("GET /v1/events", a.events)
+	mux.HandleFunc("GET /v1/evidence", a.evidence)
 	mux.HandleFunc("GET /v1/quarantine", a.quarantine)
 	return mux
 }
@@ -217,6 +218,25 @@ func (a *API) reviews(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// evidence lists the messages about unknown transactions, newest first
+// (?limit=N, default 50, 0 for all that are kept).
+func (a *API) evidence(w http.ResponseWriter, r *http.Request) {
+	n, err := limit(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	list, err := a.svc.Journal().UnknownEvidence(n)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if list == nil {
+		list = []Evidence{}
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 // quarantine lists the records that cannot be decoded, byte for byte

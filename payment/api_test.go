@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -394,5 +395,27 @@ func TestAPIConcurrentSameKey(t *testing.T) {
 	h.nothingSent()
 	if list, _ := h.j.List(0); len(list) != 1 {
 		t.Fatalf("journal holds %d payments, want 1", len(list))
+	}
+}
+
+// Defect 9: messages about unknown transactions are listable.
+func TestAPIUnknownEvidence(t *testing.T) {
+	h := start(t, fastConfig())
+	c := apiClient(t, h)
+	for i := range 3 {
+		r := Report{TxnID: fmt.Sprintf("TXN%d", i), Kind: ReportOther, Evidence: Evidence{Source: "pos", Type: "ping", Payload: fmt.Sprintf(`{"i":%d}`, i)}}
+		if _, err := h.svc.Record(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []Evidence
+	if got := call(t, c, "GET", "/v1/evidence?limit=2", "", &evs); got != 200 || len(evs) != 2 || evs[0].TxnID != "TXN2" || evs[1].TxnID != "TXN1" {
+		t.Fatalf("evidence: %d %+v", got, evs)
+	}
+	if got := call(t, c, "GET", "/v1/evidence", "", &evs); got != 200 || len(evs) != 3 || !strings.Contains(evs[2].Disposal, "unknown transaction") {
+		t.Fatalf("evidence: %d %+v", got, evs)
+	}
+	if got := call(t, c, "GET", "/v1/evidence?limit=-1", "", nil); got != 400 {
+		t.Errorf("bad limit: %d", got)
 	}
 }

@@ -14,10 +14,11 @@ import (
 
 var (
 	bucketTxns     = []byte("txns")
-	bucketEvidence = []byte("evidence")
+	bucketEvidence = []byte("evidence") // messages about known transactions
 	bucketMeta     = []byte("meta")
 	bucketKeys     = []byte("keys")       // idempotency key -> txn_id
 	bucketNonces   = []byte("nonces")     // forget time + nonce -> nothing
+	bucketUnknown  = []byte("unknown")    // messages about no known transaction, bounded
 	bucketQuar     = []byte("quarantine") // txn_id -> the undecodable record, byte for byte
 	bucketQuarInfo = []byte("quarantine_info")
 	keyLastMillis  = []byte("last_txn_ms")
@@ -56,12 +57,25 @@ func ValidKey(key string) error {
 	return nil
 }
 
+// Bounds of the evidence about unknown transactions, by default.
+const (
+	DefaultUnknownMax    = 1000
+	DefaultUnknownMaxAge = 30 * 24 * time.Hour
+)
+
 // Journal is the durable record of every payment and every message about
 // it, in one bbolt file. Each change is one bbolt transaction, fsynced
 // before it returns, so an effect that follows a call is always covered by
 // a record that survives a power cut.
 type Journal struct {
 	db *bolt.DB
+
+	// UnknownMax and UnknownMaxAge bound the messages kept about unknown
+	// transactions (AddEvidence): on each insert the oldest beyond the
+	// count, and those older than the age, are deleted. Zero or less
+	// means the default. Set them before the journal is used.
+	UnknownMax    int
+	UnknownMaxAge time.Duration
 }
 
 // OpenJournal opens or creates the journal. A second kioskd on the same
@@ -72,7 +86,7 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketNonces, bucketQuar, bucketQuarInfo} {
+		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketNonces, bucketUnknown, bucketQuar, bucketQuarInfo} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -83,7 +97,7 @@ func OpenJournal(path string) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("journal: init %s: %w", path, err)
 	}
-	return &Journal{db: db}, nil
+	return &Journal{db: db, UnknownMax: DefaultUnknownMax, UnknownMaxAge: DefaultUnknownMaxAge}, nil
 }
 
 // Close closes the file.
@@ -238,9 +252,65 @@ func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn)
 	return out, err
 }
 
-// AddEvidence journals a message that concerns no known transaction.
+// AddEvidence journals a message that concerns no known transaction. It
+// goes to its own bucket, bounded by UnknownMax and UnknownMaxAge: the
+// oldest are deleted as new ones come (see UnknownEvidence). Journals
+// written before that bucket existed keep their old unknown-transaction
+// messages in the evidence bucket, where EvidenceFor still finds them.
 func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
-	return j.db.Update(func(tx *bolt.Tx) error { return addEvidence(tx, ev, now) })
+	maxN, maxAge := j.UnknownMax, j.UnknownMaxAge
+	if maxN <= 0 {
+		maxN = DefaultUnknownMax
+	}
+	if maxAge <= 0 {
+		maxAge = DefaultUnknownMaxAge
+	}
+	return j.db.Update(func(tx *bolt.Tx) error {
+		v, err := stampEvidence(tx, ev, now)
+		if err != nil {
+			return err
+		}
+		// Keys are the bucket's own sequence and only the oldest are ever
+		// deleted, so the keys are contiguous and the count is
+		// new key - first key.
+		b := tx.Bucket(bucketUnknown)
+		n, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		cutoff := now.Add(-maxAge)
+		c := b.Cursor()
+		for k, old := c.First(); k != nil; k, old = c.First() {
+			if n-binary.BigEndian.Uint64(k) < uint64(maxN) {
+				var e Evidence
+				if json.Unmarshal(old, &e) != nil || !e.At.Before(cutoff) {
+					break
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return b.Put(binary.BigEndian.AppendUint64(nil, n), v)
+	})
+}
+
+// UnknownEvidence returns up to n messages about unknown transactions,
+// newest first (n <= 0: all that are kept).
+func (j *Journal) UnknownEvidence(n int) ([]Evidence, error) {
+	var out []Evidence
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUnknown).Cursor()
+		for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
+			var e Evidence
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("journal: unknown-transaction evidence %x: %w", k, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
@@ -253,8 +323,8 @@ func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) error {
 	return tx.Bucket(bucketEvidence).Put(evidenceKey(ev.TxnID, ev.Seq), v)
 }
 
-// stampEvidence gives ev its sequence number and time, journals its
-// nonce, and encodes it.
+// stampEvidence gives ev its sequence number (one sequence for all
+// evidence, known or not) and time, journals its nonce, and encodes it.
 func stampEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
 	seq, err := tx.Bucket(bucketEvidence).NextSequence()
 	if err != nil {
@@ -408,10 +478,30 @@ func (j *Journal) eachEvidence(txnID string, fn func(Evidence) bool) error {
 	})
 }
 
-// EvidenceFor lists the messages journaled about txnID.
+// EvidenceFor lists the messages journaled about txnID, in arrival order.
+// For an id that is no known transaction these are the messages kept
+// about unknown transactions (a scan of that bounded bucket).
 func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
 	var out []Evidence
 	err := j.eachEvidence(txnID, func(e Evidence) bool { out = append(out, e); return true })
+	if err != nil {
+		return out, err
+	}
+	err = j.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketTxns).Get([]byte(txnID)) != nil {
+			return nil
+		}
+		return tx.Bucket(bucketUnknown).ForEach(func(k, v []byte) error {
+			var e Evidence
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("journal: unknown-transaction evidence %x: %w", k, err)
+			}
+			if e.TxnID == txnID {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
 	return out, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -575,5 +576,61 @@ func TestNoncesPersist(t *testing.T) {
 	}
 	if got, _ := j.Nonces(t0.Add(90 * time.Second)); len(got) != 2 || got["n-live"] != (time.Time{}) {
 		t.Errorf("after expiry: %v", got)
+	}
+}
+
+// Defect 9: evidence about unknown transactions is bounded by count and
+// age, oldest deleted first, and listable newest first.
+func TestUnknownEvidenceBounded(t *testing.T) {
+	j, path := openJournal(t)
+	j.UnknownMax, j.UnknownMaxAge = 3, time.Hour
+	add := func(i int, at time.Time) {
+		t.Helper()
+		if err := j.AddEvidence(&Evidence{TxnID: fmt.Sprintf("TXN%d", i), Type: "ping", Disposal: "refused: unknown transaction"}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(evs []Evidence) (out []string) {
+		for _, e := range evs {
+			out = append(out, e.TxnID)
+		}
+		return out
+	}
+	for i := range 5 {
+		add(i, t0.Add(time.Duration(i)*time.Minute))
+	}
+	evs, err := j.UnknownEvidence(0)
+	if err != nil || fmt.Sprint(ids(evs)) != "[TXN4 TXN3 TXN2]" {
+		t.Fatalf("count bound: %v %v", err, ids(evs))
+	}
+	if evs, _ := j.UnknownEvidence(2); fmt.Sprint(ids(evs)) != "[TXN4 TXN3]" {
+		t.Errorf("limit 2: %v", ids(evs))
+	}
+	// The known-transaction evidence is not touched by the bound.
+	a := newTxn(t, j, t0)
+	for range 5 {
+		j.Update(a.ID, t0, &Evidence{TxnID: a.ID, Type: "ack"}, nil)
+	}
+	// An hour and a half after the last one, TXN2 and TXN3 have aged out.
+	add(5, t0.Add(4*time.Minute+time.Hour-time.Second))
+	add(6, t0.Add(3*time.Minute+time.Hour+time.Second))
+	j.Close()
+	j, err = OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if evs, _ := j.UnknownEvidence(0); fmt.Sprint(ids(evs)) != "[TXN6 TXN5 TXN4]" {
+		t.Errorf("after reopen and age bound: %v", ids(evs))
+	}
+	if evs, _ := j.EvidenceFor(a.ID); len(evs) != 5 {
+		t.Errorf("known evidence %d, want 5", len(evs))
+	}
+	if evs, _ := j.EvidenceFor("TXN5"); len(evs) != 1 || evs[0].Type != "ping" {
+		t.Errorf("EvidenceFor an unknown id: %+v", evs)
+	}
+	// Defaults when unset.
+	if j.UnknownMax != DefaultUnknownMax || j.UnknownMaxAge != DefaultUnknownMaxAge {
+		t.Errorf("defaults %d %v", j.UnknownMax, j.UnknownMaxAge)
 	}
 }
