@@ -43,6 +43,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/reviews", a.reviews)
 	mux.HandleFunc("POST /v1/payments/{id}/settle", a.settle)
 	mux.HandleFunc("GET /v1/events", a.events)
+	mux.HandleFunc("GET /v1/evidence", a.evidence)
+	mux.HandleFunc("GET /v1/quarantine", a.quarantine)
 	return mux
 }
 
@@ -59,7 +61,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, ErrBusy), errors.Is(err, ErrNotActive), errors.Is(err, ErrTransition):
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrNotActive), errors.Is(err, ErrTransition),
+		errors.Is(err, ErrKeyMismatch), errors.Is(err, ErrDuplicateKey):
 		code = http.StatusConflict
 	case errors.Is(err, ErrNotReady):
 		code = http.StatusServiceUnavailable
@@ -79,7 +82,30 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// HeaderIdempotencyKey carries the controller's idempotency key (its order
+// id) on POST /v1/payments: 1 to 64 printable ASCII characters.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// create answers 201 with a new payment, or 200 with the existing one
+// when the Idempotency-Key was used before for the same amount, mode and
+// provider (409 if for a different one).
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	var key string
+	switch vals := r.Header.Values(HeaderIdempotencyKey); {
+	case len(vals) > 1:
+		writeErr(w, fmt.Errorf("%w: more than one %s", ErrBadRequest, HeaderIdempotencyKey))
+		return
+	case len(vals) == 1:
+		key = vals[0]
+		if key == "" {
+			writeErr(w, fmt.Errorf("%w: empty %s: want 1 to %d printable ASCII characters", ErrBadRequest, HeaderIdempotencyKey, MaxKeyLen))
+			return
+		}
+		if err := ValidKey(key); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
 	var req PaymentRequest
 	if err := decode(w, r, &req); err != nil {
 		writeErr(w, err)
@@ -90,23 +116,36 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: %w", ErrBadRequest, err))
 		return
 	}
-	t, err := a.svc.Create(r.Context(), CreateRequest{Provider: req.Provider, Mode: req.Mode, Amount: amount, PlanID: req.PlanID})
+	t, existing, err := a.svc.CreateOrGet(r.Context(), CreateRequest{Provider: req.Provider, Mode: req.Mode, Amount: amount, PlanID: req.PlanID, Key: key})
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, t)
+	code := http.StatusCreated
+	if existing {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, t)
+}
+
+// limit reads ?limit=N (default 50, 0 for all).
+func limit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 50, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%w: limit %q", ErrBadRequest, s)
+	}
+	return v, nil
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	n := 50
-	if s := r.URL.Query().Get("limit"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 {
-			writeErr(w, fmt.Errorf("%w: limit %q", ErrBadRequest, s))
-			return
-		}
-		n = v
+	n, err := limit(r)
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
 	list, err := a.svc.Journal().List(n)
 	if err != nil {
@@ -167,20 +206,51 @@ func (a *API) plan(w http.ResponseWriter, r *http.Request) {
 }
 
 // reviews lists the payments an operator must look at and has not
-// settled, oldest first.
+// settled (?all=1: settled too), as Journal.Reviews orders them. A record
+// that cannot be decoded appears as a Txn with txn_id its key, state
+// "unknown", vend "vend_unknown", "quarantined": true and the reason in
+// "review" ("quarantined: record cannot be decoded: ..."); its bytes are
+// in GET /v1/quarantine.
 func (a *API) reviews(w http.ResponseWriter, r *http.Request) {
-	list, err := a.svc.Journal().List(0)
+	out, err := a.svc.Journal().Reviews(r.URL.Query().Get("all") != "")
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	out := []Txn{}
-	for i := len(list) - 1; i >= 0; i-- {
-		if t := list[i]; t.Review != "" && (t.Settled == "" || r.URL.Query().Get("all") != "") {
-			out = append(out, t)
-		}
-	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// evidence lists the messages about unknown transactions, newest first
+// (?limit=N, default 50, 0 for all that are kept).
+func (a *API) evidence(w http.ResponseWriter, r *http.Request) {
+	n, err := limit(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	list, err := a.svc.Journal().UnknownEvidence(n)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if list == nil {
+		list = []Evidence{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// quarantine lists the records that cannot be decoded, byte for byte
+// (raw is base64).
+func (a *API) quarantine(w http.ResponseWriter, r *http.Request) {
+	list, err := a.svc.Journal().Quarantined()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if list == nil {
+		list = []Quarantined{}
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (a *API) settle(w http.ResponseWriter, r *http.Request) {

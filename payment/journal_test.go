@@ -1,11 +1,18 @@
 package payment
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.UnixMilli(1757492341554)
@@ -221,5 +228,409 @@ func TestAmounts(t *testing.T) {
 	var v struct{ A Sen }
 	if err := json.Unmarshal([]byte(`{"A":7.5}`), &v); err != nil || v.A != 750 {
 		t.Errorf("unmarshal number: %v %d", err, v.A)
+	}
+}
+
+// Defect 1: a signed success stating a negative amount was journaled as
+// paid_amount "-1.00", which the journal could not read back: Get, List
+// and Recover failed, and kioskd refused to start.
+func TestNegativePaidAmountReadsBack(t *testing.T) {
+	j, path := openJournal(t)
+	tx := newTxn(t, j, t0)
+	paid := Sen(-100)
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error {
+		t.State, t.PaidAmount, t.PaidAmountText = Approved, &paid, "-1.0"
+		t.flag("amount mismatch: requested 12.50, result says -1.00")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(got Txn) {
+		t.Helper()
+		if got.PaidAmount == nil || *got.PaidAmount != -100 || got.PaidAmountText != "-1.0" {
+			t.Fatalf("paid amount %v %q", got.PaidAmount, got.PaidAmountText)
+		}
+	}
+	got, err := j.Get(tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(got)
+	list, err := j.List(0)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List: %v %+v", err, list)
+	}
+	check(list[0])
+	j.Close()
+	j, err = OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if fixed, err := j.Recover(t0); err != nil || len(fixed) != 0 {
+		t.Fatalf("Recover: %v %+v", err, fixed)
+	}
+	got, _ = j.Get(tx.ID)
+	check(got)
+}
+
+func TestSenJSON(t *testing.T) {
+	good := map[string]Sen{
+		`"-1.00"`: -100, `"12.50"`: 1250, `7.5`: 750, `-1`: -100, `"0.00"`: 0, `"-0.01"`: -1, `12`: 1200,
+		`"92233720368547758.07"`: math.MaxInt64, `"-92233720368547758.08"`: math.MinInt64,
+		`"0000000000000000000000001.00"`: 100,
+	}
+	for in, want := range good {
+		var s Sen
+		if err := json.Unmarshal([]byte(in), &s); err != nil || s != want {
+			t.Errorf("decode %s = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, in := range []string{`"92233720368547758.08"`, `"-92233720368547758.09"`, `"1e3"`, `"+1"`, `"1.234"`,
+		`""`, `"-"`, `"1."`, `".5"`, `"12.50`, `12.50"`, `"1,00"`, `"--1"`, `true`, `{}`, `"NaN"`, `1e2`} {
+		var s Sen
+		if err := json.Unmarshal([]byte(in), &s); err == nil {
+			t.Errorf("decode %s accepted as %d", in, s)
+		}
+	}
+	var kept struct{ A Sen }
+	kept.A = 5
+	if err := json.Unmarshal([]byte(`{"A":null}`), &kept); err != nil || kept.A != 5 {
+		t.Errorf("null: %v %d", err, kept.A)
+	}
+	for _, v := range []Sen{0, 1, -1, 99, -99, 100, -100, math.MaxInt64, math.MinInt64, math.MinInt64 + 1} {
+		b, _ := json.Marshal(v)
+		var back Sen
+		if err := json.Unmarshal(b, &back); err != nil || back != v {
+			t.Errorf("%d -> %s -> %d, %v", int64(v), b, back, err)
+		}
+	}
+	if s := Sen(math.MinInt64).String(); s != "-92233720368547758.08" {
+		t.Errorf("MinInt64 is %q", s)
+	}
+	// Operator input stays strict.
+	for _, s := range []string{"-1.00", "92233720368547758.07"} {
+		if _, err := ParseAmount(s); err == nil {
+			t.Errorf("ParseAmount(%q) accepted", s)
+		}
+	}
+}
+
+// A plan whose canonical form is not JSON (Python writes NaN) or that
+// encoding/json would rewrite ('<' as \u003c) is kept as text, exactly.
+func TestPlanRawKeptExactly(t *testing.T) {
+	j, _ := openJournal(t)
+	tx := newTxn(t, j, t0)
+	plans := []Plan{
+		{ID: "a", Raw: json.RawMessage(`{"amount":NaN,"planId":"a"}`)},
+		{ID: "b", Raw: json.RawMessage(`{"name":"<3 months & more>"}`)},
+		{ID: "c", Raw: json.RawMessage(`{"planId":"c","total_installments":3}`)},
+	}
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error { t.State, t.Plans = PlansOffered, plans; return nil }); err != nil {
+		t.Fatalf("journal refused the plans: %v", err)
+	}
+	got, err := j.Get(tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range plans {
+		if string(got.Plans[i].Raw) != string(plans[i].Raw) {
+			t.Errorf("plan %d raw %s, want %s", i, got.Plans[i].Raw, plans[i].Raw)
+		}
+	}
+	// A plan journaled before raw_text existed reads as it did.
+	var old Plan
+	if err := json.Unmarshal([]byte(`{"id":"x","total_installments":6,"raw":{"planId":"x"}}`), &old); err != nil || string(old.Raw) != `{"planId":"x"}` {
+		t.Errorf("old plan: %v %+v", err, old)
+	}
+}
+
+// writeRaw puts v under key in bucket with bbolt directly, as a bug or a
+// damaged disk could.
+func writeRaw(t *testing.T, path, bucket, key string, v []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), v) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRaw(t *testing.T, path, bucket, key string) []byte {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []byte
+	db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			out = bytes.Clone(b.Get([]byte(key)))
+		}
+		return nil
+	})
+	return out
+}
+
+// brokenRecords are records a journal cannot decode: not JSON, a field of
+// the wrong type, bytes that are not UTF-8, a record under another id.
+var brokenRecords = map[string][]byte{
+	"TXN1757492341000": []byte(`{"txn_id":"TXN1757492341000","amount":"12.`),
+	"TXN1757492341001": []byte(`{"txn_id":"TXN1757492341001","amount":{"sen":1}}`),
+	"TXN1757492341002": []byte("\xff\xfe{\x00"),
+	"TXN1757492341003": []byte(`{"txn_id":"TXN9","amount":"1.00","state":"sent"}`),
+}
+
+// Defect 1: one record that cannot be decoded never stops the service.
+func TestRecoverQuarantines(t *testing.T) {
+	j, path := openJournal(t)
+	good := newTxn(t, j, t0)
+	j.Update(good.ID, t0, nil, func(t *Txn) error { t.State = Acked; return nil })
+	j.Close()
+	for k, v := range brokenRecords {
+		writeRaw(t, path, "txns", k, v)
+	}
+
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Get("TXN1757492341001"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get of an undecodable record: %v", err)
+	}
+	if list, err := j.List(0); err != nil || len(list) != 1 || list[0].ID != good.ID {
+		t.Errorf("List before recovery: %v %+v", err, list)
+	}
+	if q, err := j.Quarantined(); err != nil || len(q) != len(brokenRecords) || !q[0].Pending {
+		t.Errorf("pending before recovery: %v %+v", err, q)
+	}
+	now := t0.Add(time.Minute)
+	fixed, err := j.Recover(now)
+	if err != nil {
+		t.Fatalf("Recover refused the journal: %v", err)
+	}
+	var quarantined int
+	for _, f := range fixed {
+		if f.Quarantined {
+			quarantined++
+			if f.State != Unknown || f.Vend != VendUnknown || !strings.HasPrefix(f.Review, "quarantined: record cannot be decoded: ") || brokenRecords[f.ID] == nil {
+				t.Errorf("reported %+v", f)
+			}
+		} else if f.ID != good.ID || f.State != Unknown {
+			t.Errorf("recovered %+v", f)
+		}
+	}
+	if quarantined != len(brokenRecords) || len(fixed) != len(brokenRecords)+1 {
+		t.Fatalf("Recover returned %+v", fixed)
+	}
+	list, err := j.List(0)
+	if err != nil || len(list) != 1 || list[0].ID != good.ID {
+		t.Fatalf("List after recovery: %v %+v", err, list)
+	}
+	q, err := j.Quarantined()
+	if err != nil || len(q) != len(brokenRecords) {
+		t.Fatalf("Quarantined: %v %+v", err, q)
+	}
+	for _, e := range q {
+		if e.Pending || !e.At.Equal(now) || e.Error == "" || !bytes.Equal(e.Raw, brokenRecords[e.Key]) {
+			t.Errorf("quarantined %+v", e)
+		}
+	}
+	if _, err := j.Get("TXN1757492341001"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "quarantined") {
+		t.Errorf("Get of a quarantined record: %v", err)
+	}
+	// The operator settles it like any review.
+	st, err := j.Settle("TXN1757492341002", "copied off for support", now)
+	if err != nil || !st.Quarantined || !strings.HasSuffix(st.Settled, "copied off for support") {
+		t.Fatalf("settle quarantined: %v %+v", err, st)
+	}
+	if _, err := j.Settle("TXN1757492341002", "again", now); !errors.Is(err, ErrTransition) {
+		t.Errorf("second settle: %v", err)
+	}
+	// Recovery is idempotent.
+	if again, err := j.Recover(now); err != nil || len(again) != 0 {
+		t.Errorf("second recovery: %v %+v", err, again)
+	}
+	// A new payment never takes a quarantined id, even when the clock
+	// and the last id issued say it could.
+	j.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyLastMillis, binary.BigEndian.AppendUint64(nil, 1757492340999))
+	})
+	if n := newTxn(t, j, time.UnixMilli(1757492341000)); n.ID != "TXN1757492341004" {
+		t.Errorf("new payment took id %s, want the first after the quarantined ones", n.ID)
+	}
+	j.Close()
+	for k, v := range brokenRecords {
+		if got := readRaw(t, path, "quarantine", k); !bytes.Equal(got, v) {
+			t.Errorf("quarantine %s holds %q, want %q", k, got, v)
+		}
+		if got := readRaw(t, path, "txns", k); got != nil {
+			t.Errorf("txns still holds %s", k)
+		}
+	}
+}
+
+func TestIdempotencyKeyJournal(t *testing.T) {
+	j, path := openJournal(t)
+	a := Txn{Provider: "mobypay", Mode: "card", Amount: 1250, Key: "ORDER-1"}
+	if err := j.Create(&a, t0); err != nil {
+		t.Fatal(err)
+	}
+	b := Txn{Provider: "mobypay", Mode: "card", Amount: 1250, Key: "ORDER-1"}
+	if err := j.Create(&b, t0); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("second create with the key: %v", err)
+	}
+	if got, err := j.ByKey("ORDER-1"); err != nil || got.ID != a.ID {
+		t.Fatalf("ByKey: %v %+v", err, got)
+	}
+	if _, err := j.ByKey("ORDER-2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ByKey of an unused key: %v", err)
+	}
+	if _, err := j.Update(a.ID, t0, nil, func(t *Txn) error { t.Key = "ORDER-3"; return nil }); !errors.Is(err, ErrTransition) {
+		t.Errorf("key changed: %v", err)
+	}
+	j.Close()
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if got, err := j.ByKey("ORDER-1"); err != nil || got.ID != a.ID || got.Key != "ORDER-1" {
+		t.Fatalf("ByKey after reopen: %v %+v", err, got)
+	}
+	if err := j.Create(&b, t0.Add(time.Hour)); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("create with the key after reopen: %v", err)
+	}
+	if list, _ := j.List(0); len(list) != 1 {
+		t.Fatalf("a refused create journaled something: %+v", list)
+	}
+	for _, k := range []string{"", strings.Repeat("k", 64), "ORDER 12/ä"[:9], "~ !"} {
+		if err := ValidKey(k); err != nil {
+			t.Errorf("ValidKey(%q): %v", k, err)
+		}
+	}
+	for _, k := range []string{strings.Repeat("k", 65), "a\tb", "a\nb", "ä", "\x7f"} {
+		if err := ValidKey(k); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("ValidKey(%q): %v", k, err)
+		}
+	}
+}
+
+// Defect 8: nonces are journaled with their evidence, in one bbolt
+// transaction, and survive a restart until they may be forgotten.
+func TestNoncesPersist(t *testing.T) {
+	j, path := openJournal(t)
+	a := newTxn(t, j, t0)
+	ev := func(nonce string, forget time.Time) *Evidence {
+		return &Evidence{TxnID: a.ID, Source: "pos", Type: "ack", Nonce: nonce, Forget: forget}
+	}
+	if _, err := j.Update(a.ID, t0, ev("n-live", t0.Add(time.Minute)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Update(a.ID, t0, ev("n-old", t0.Add(time.Second)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.AddEvidence(&Evidence{TxnID: "TXN999", Nonce: "n-unknown", Forget: t0.Add(2 * time.Minute)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// A refused update journals neither its evidence nor its nonce.
+	if _, err := j.Update(a.ID, t0, ev("n-refused", t0.Add(time.Minute)), func(t *Txn) error { t.State = "bogus"; return nil }); err == nil {
+		t.Fatal("bad update accepted")
+	}
+	if _, err := j.Update(a.ID, t0, ev("n-noforget", time.Time{}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := j.EvidenceFor(a.ID); len(evs) != 3 || evs[0].Nonce != "n-live" {
+		t.Errorf("evidence %+v", evs)
+	}
+	j.Close()
+
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	now := t0.Add(30 * time.Second)
+	got, err := j.Nonces(now)
+	want := map[string]time.Time{"n-live": t0.Add(time.Minute), "n-unknown": t0.Add(2 * time.Minute)}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Nonces: %v %v", err, got)
+	}
+	for n, f := range want {
+		if !got[n].Equal(f) {
+			t.Errorf("nonce %s forget %v, want %v", n, got[n], f)
+		}
+	}
+	var kept int
+	j.db.View(func(tx *bolt.Tx) error { kept = tx.Bucket(bucketNonces).Stats().KeyN; return nil })
+	if kept != 2 {
+		t.Errorf("%d nonces kept after Nonces, want the 2 live ones", kept)
+	}
+	// Each insert also drops what has expired, which bounds the set.
+	if _, err := j.Update(a.ID, t0.Add(90*time.Second), ev("n-new", t0.Add(3*time.Minute)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.Nonces(t0.Add(90 * time.Second)); len(got) != 2 || got["n-live"] != (time.Time{}) {
+		t.Errorf("after expiry: %v", got)
+	}
+}
+
+// Defect 9: evidence about unknown transactions is bounded by count and
+// age, oldest deleted first, and listable newest first.
+func TestUnknownEvidenceBounded(t *testing.T) {
+	j, path := openJournal(t)
+	j.UnknownMax, j.UnknownMaxAge = 3, time.Hour
+	add := func(i int, at time.Time) {
+		t.Helper()
+		if err := j.AddEvidence(&Evidence{TxnID: fmt.Sprintf("TXN%d", i), Type: "ping", Disposal: "refused: unknown transaction"}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(evs []Evidence) (out []string) {
+		for _, e := range evs {
+			out = append(out, e.TxnID)
+		}
+		return out
+	}
+	for i := range 5 {
+		add(i, t0.Add(time.Duration(i)*time.Minute))
+	}
+	evs, err := j.UnknownEvidence(0)
+	if err != nil || fmt.Sprint(ids(evs)) != "[TXN4 TXN3 TXN2]" {
+		t.Fatalf("count bound: %v %v", err, ids(evs))
+	}
+	if evs, _ := j.UnknownEvidence(2); fmt.Sprint(ids(evs)) != "[TXN4 TXN3]" {
+		t.Errorf("limit 2: %v", ids(evs))
+	}
+	// The known-transaction evidence is not touched by the bound.
+	a := newTxn(t, j, t0)
+	for range 5 {
+		j.Update(a.ID, t0, &Evidence{TxnID: a.ID, Type: "ack"}, nil)
+	}
+	// An hour and a half after the last one, TXN2 and TXN3 have aged out.
+	add(5, t0.Add(4*time.Minute+time.Hour-time.Second))
+	add(6, t0.Add(3*time.Minute+time.Hour+time.Second))
+	j.Close()
+	j, err = OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if evs, _ := j.UnknownEvidence(0); fmt.Sprint(ids(evs)) != "[TXN6 TXN5 TXN4]" {
+		t.Errorf("after reopen and age bound: %v", ids(evs))
+	}
+	if evs, _ := j.EvidenceFor(a.ID); len(evs) != 5 {
+		t.Errorf("known evidence %d, want 5", len(evs))
+	}
+	if evs, _ := j.EvidenceFor("TXN5"); len(evs) != 1 || evs[0].Type != "ping" {
+		t.Errorf("EvidenceFor an unknown id: %+v", evs)
+	}
+	// Defaults when unset.
+	if j.UnknownMax != DefaultUnknownMax || j.UnknownMaxAge != DefaultUnknownMaxAge {
+		t.Errorf("defaults %d %v", j.UnknownMax, j.UnknownMaxAge)
 	}
 }

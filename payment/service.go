@@ -120,6 +120,10 @@ type CreateRequest struct {
 	Mode     string
 	Amount   Sen
 	PlanID   string // IPP: preferred plan, used if offered
+	// Key is the controller's idempotency key (1..64 printable ASCII, or
+	// empty for none): a request with a key that was used before returns
+	// that payment instead of a new one, across restarts.
+	Key string
 }
 
 // Event is published on every change the controller may care about.
@@ -338,27 +342,42 @@ func (s *Service) timeouts(mode string) Timeouts {
 }
 
 // Create starts a payment and returns once the request is sent (or has
-// definitely failed).
+// definitely failed). With a Key that was used before it returns that
+// payment (see CreateOrGet).
 func (s *Service) Create(ctx context.Context, req CreateRequest) (Txn, error) {
+	t, _, err := s.CreateOrGet(ctx, req)
+	return t, err
+}
+
+// CreateOrGet is Create that also says whether the payment returned is an
+// existing one: req.Key was used before for the same amount, mode and
+// provider. The same key for a different payment is ErrKeyMismatch. The
+// key is looked up on the service loop, so of two concurrent requests
+// with one key exactly one creates the payment.
+func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool, error) {
 	if req.Provider == "" {
 		req.Provider = "mobypay"
 	}
 	prov, ok := s.providers[req.Provider]
 	if !ok {
-		return Txn{}, fmt.Errorf("%w: unknown provider %q", ErrBadRequest, req.Provider)
+		return Txn{}, false, fmt.Errorf("%w: unknown provider %q", ErrBadRequest, req.Provider)
 	}
 	if !validMode(req.Mode) {
-		return Txn{}, fmt.Errorf("%w: mode %q: want card, bnpl, duitnow_qr or ipp", ErrBadRequest, req.Mode)
+		return Txn{}, false, fmt.Errorf("%w: mode %q: want card, bnpl, duitnow_qr or ipp", ErrBadRequest, req.Mode)
 	}
 	if req.Amount <= 0 || req.Amount > maxAmount {
-		return Txn{}, fmt.Errorf("%w: amount %s out of range", ErrBadRequest, req.Amount)
+		return Txn{}, false, fmt.Errorf("%w: amount %s out of range", ErrBadRequest, req.Amount)
+	}
+	if err := ValidKey(req.Key); err != nil {
+		return Txn{}, false, err
 	}
 	var out Txn
+	var existing bool
 	var err error
-	if derr := s.do(ctx, func() { out, err = s.create(prov, req) }); derr != nil {
-		return Txn{}, derr
+	if derr := s.do(ctx, func() { out, existing, err = s.create(prov, req) }); derr != nil {
+		return Txn{}, false, derr
 	}
-	return out, err
+	return out, existing, err
 }
 
 const maxAmount Sen = 99_999_999_999
@@ -371,17 +390,35 @@ func validMode(m string) bool {
 	return false
 }
 
-func (s *Service) create(prov Provider, req CreateRequest) (Txn, error) {
+func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
+	// A retry of a payment already made (in progress or not) is answered
+	// before anything else, busy and not-ready included.
+	if req.Key != "" {
+		t, err := s.j.ByKey(req.Key)
+		switch {
+		case err == nil && (t.Amount != req.Amount || t.Mode != req.Mode || t.Provider != prov.Name()):
+			return t, false, fmt.Errorf("%w: key %q is %s (%s %s via %s)", ErrKeyMismatch, req.Key, t.ID, t.Amount, t.Mode, t.Provider)
+		case err == nil:
+			if s.cur != nil && s.cur.ID == t.ID {
+				t = *s.cur
+			}
+			s.log.Info("payment exists for this idempotency key", "txn_id", t.ID, "state", t.State)
+			return t, true, nil
+		case !errors.Is(err, ErrNotFound):
+			s.log.Error("journal read failed; payment refused", "err", err)
+			return Txn{}, false, err
+		}
+	}
 	if s.cur != nil {
-		return Txn{}, fmt.Errorf("%w: %s", ErrBusy, s.cur.ID)
+		return Txn{}, false, fmt.Errorf("%w: %s", ErrBusy, s.cur.ID)
 	}
 	if err := prov.Ready(); err != nil {
-		return Txn{}, fmt.Errorf("%w: %w", ErrNotReady, err)
+		return Txn{}, false, fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
-	t := Txn{Provider: prov.Name(), Mode: req.Mode, Amount: req.Amount}
+	t := Txn{Provider: prov.Name(), Mode: req.Mode, Amount: req.Amount, Key: req.Key}
 	if err := s.j.Create(&t, s.now()); err != nil {
 		s.log.Error("journal write failed; payment refused", "err", err)
-		return Txn{}, err
+		return Txn{}, false, err
 	}
 	s.cur, s.planPref, s.cancelBy = &t, req.PlanID, timerNone
 	s.begin(&t)
@@ -390,7 +427,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, error) {
 	if errors.Is(err, ErrNotDelivered) {
 		s.log.Warn("payment request not delivered", "txn_id", t.ID, "err", err)
 		out, _ := s.move(nil, func(t *Txn) { t.State = Declined; t.Error = err.Error() })
-		return out, nil
+		return out, false, nil
 	}
 	if err != nil {
 		// It may have reached the terminal: wait for the ack as usual.
@@ -400,7 +437,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, error) {
 	if ok {
 		s.arm(timerAck, s.timeouts(t.Mode).Ack)
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // move applies one journaled transition to the current payment and

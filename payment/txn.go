@@ -1,9 +1,11 @@
 package payment
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -83,26 +85,96 @@ func vendMove(from, to Vend) bool {
 // string ("12.50") in JSON so that no float ever carries money.
 type Sen int64
 
+// String writes the amount with two decimals; any int64, negative included
+// (the magnitude is taken as uint64 so that the most negative value is
+// written correctly too).
 func (s Sen) String() string {
-	neg := ""
-	v := int64(s)
-	if v < 0 {
-		neg, v = "-", -v
+	return string(s.appendText(make([]byte, 0, 24)))
+}
+
+func (s Sen) appendText(b []byte) []byte {
+	u := uint64(s)
+	if s < 0 {
+		b = append(b, '-')
+		u = -u
 	}
-	return fmt.Sprintf("%s%d.%02d", neg, v/100, v%100)
+	b = strconv.AppendUint(b, u/100, 10)
+	return append(b, '.', byte('0'+u%100/10), byte('0'+u%10))
 }
 
 // MarshalJSON writes the decimal string.
-func (s Sen) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+func (s Sen) MarshalJSON() ([]byte, error) {
+	b := append(make([]byte, 0, 26), '"')
+	return append(s.appendText(b), '"'), nil
+}
 
-// UnmarshalJSON reads a decimal string or a JSON number, exactly.
+// UnmarshalJSON reads back whatever MarshalJSON writes, for any int64,
+// negative included: the journal must read every record it wrote (a
+// peer's result may state a negative amount, and that is kept as stated).
+// It also reads a JSON number ("7.5", "-1") exactly; null leaves the value
+// as it is, as encoding/json does for its own types. Operator input goes
+// through ParseAmount, which stays strict.
 func (s *Sen) UnmarshalJSON(b []byte) error {
-	v, err := ParseAmount(strings.Trim(string(b), `"`))
-	if err != nil {
-		return err
+	if string(b) == "null" {
+		return nil
+	}
+	text := b
+	if len(text) >= 2 && text[0] == '"' && text[len(text)-1] == '"' {
+		text = text[1 : len(text)-1]
+	}
+	v, ok := parseSen(text)
+	if !ok {
+		return fmt.Errorf("payment: amount %.40s: want a decimal number of RM with at most two decimals in the int64 range of sen", b)
 	}
 	*s = v
 	return nil
+}
+
+// parseSen reads an optional '-', digits and at most two decimals as sen,
+// refusing anything outside the int64 range.
+func parseSen(b []byte) (Sen, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	intPart, frac, hasDot := bytes.Cut(b, []byte("."))
+	if len(intPart) == 0 || len(frac) > 2 || (hasDot && len(frac) == 0) {
+		return 0, false
+	}
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++ // -2^63 is representable
+	}
+	var u uint64
+	digit := func(c byte) bool {
+		if c < '0' || c > '9' {
+			return false
+		}
+		d := uint64(c - '0')
+		if u > (limit-d)/10 {
+			return false
+		}
+		u = u*10 + d
+		return true
+	}
+	for _, c := range intPart {
+		if !digit(c) {
+			return 0, false
+		}
+	}
+	for i := range 2 {
+		c := byte('0')
+		if i < len(frac) {
+			c = frac[i]
+		}
+		if !digit(c) {
+			return 0, false
+		}
+	}
+	if neg {
+		return Sen(-u), true
+	}
+	return Sen(u), true
 }
 
 // ParseAmount reads "12.50", "12.5" or "12" as sen, refusing more than two
@@ -132,7 +204,64 @@ type Plan struct {
 	ID                string          `json:"id"`
 	Frequency         string          `json:"frequency,omitempty"`
 	TotalInstallments int64           `json:"total_installments"`
+	Raw               json.RawMessage `json:"raw,omitempty"` // the plan as signed
+}
+
+// planJSON is Plan on disk and on the wire. Raw is written as JSON ("raw")
+// only when encoding/json gives it back byte for byte; anything else (the
+// canonical form may hold NaN or Infinity, which is not JSON, or '<', '>'
+// and '&', which encoding/json rewrites as \u003c...) is written as a
+// string ("raw_text"), so that a plan never makes a record unwritable or
+// comes back changed.
+type planJSON struct {
+	ID                string          `json:"id"`
+	Frequency         string          `json:"frequency,omitempty"`
+	TotalInstallments int64           `json:"total_installments"`
 	Raw               json.RawMessage `json:"raw,omitempty"`
+	RawText           *string         `json:"raw_text,omitempty"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (p Plan) MarshalJSON() ([]byte, error) {
+	pj := planJSON{ID: p.ID, Frequency: p.Frequency, TotalInstallments: p.TotalInstallments}
+	switch {
+	case len(p.Raw) == 0:
+	case rawExact(p.Raw):
+		pj.Raw = p.Raw
+	default:
+		s := string(p.Raw)
+		pj.RawText = &s
+	}
+	return json.Marshal(pj)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *Plan) UnmarshalJSON(b []byte) error {
+	var pj planJSON
+	if err := json.Unmarshal(b, &pj); err != nil {
+		return err
+	}
+	*p = Plan{ID: pj.ID, Frequency: pj.Frequency, TotalInstallments: pj.TotalInstallments, Raw: pj.Raw}
+	if pj.RawText != nil {
+		p.Raw = json.RawMessage(*pj.RawText)
+	}
+	if len(p.Raw) == 0 {
+		p.Raw = nil
+	}
+	return nil
+}
+
+// rawExact reports whether encoding/json writes raw unchanged: it is
+// valid, compact JSON with nothing that the HTML-safe encoder escapes.
+func rawExact(raw []byte) bool {
+	if !json.Valid(raw) || bytes.ContainsAny(raw, "<>&\u2028\u2029") {
+		return false
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, raw); err != nil {
+		return false
+	}
+	return bytes.Equal(c.Bytes(), raw)
 }
 
 // Txn is one payment as journaled.
@@ -151,7 +280,19 @@ type Txn struct {
 	AuthCode         string `json:"auth_code,omitempty"`
 	CardLast4        string `json:"card_last4,omitempty"`
 	PosID            string `json:"pos_id,omitempty"`
-	PaidAmount       *Sen   `json:"paid_amount,omitempty"` // as the result stated it
+	PaidAmount       *Sen   `json:"paid_amount,omitempty"` // as the result stated it, in sen
+	// PaidAmountText is the amount as the result stated it, as canonical
+	// number text ("-1.0", "NaN", "\"1.00\""), kept even when it is no
+	// whole number of sen and PaidAmount is therefore nil.
+	PaidAmountText string `json:"paid_amount_text,omitempty"`
+
+	// Key is the controller's idempotency key (its order id): at most one
+	// payment per key, ever (the journal indexes it).
+	Key string `json:"idempotency_key,omitempty"`
+	// Quarantined marks a record that could not be decoded and was moved
+	// aside at start; only ID, State, Vend, Review, Settled and the times
+	// are meaningful (see Quarantined.Txn). Never set on a stored record.
+	Quarantined bool `json:"quarantined,omitempty"`
 
 	Error string `json:"error"`
 	// Review, when set, says why an operator must look at this payment:
@@ -181,7 +322,7 @@ var ErrTransition = errors.New("payment: transition not allowed")
 // and the vend state only along none → releasing → released|failed|unknown,
 // and that a vend only starts for an approved payment with nothing to review.
 func checkMove(old, nu *Txn) error {
-	if nu.ID != old.ID || nu.Amount != old.Amount || nu.Mode != old.Mode || nu.Provider != old.Provider {
+	if nu.ID != old.ID || nu.Amount != old.Amount || nu.Mode != old.Mode || nu.Provider != old.Provider || nu.Key != old.Key {
 		return fmt.Errorf("%w: identity of %s changed", ErrTransition, old.ID)
 	}
 	if !nu.State.Valid() {
