@@ -28,8 +28,11 @@ type MobyPay struct {
 	send      Sender
 	svc       *Service
 	connected atomic.Bool
-	now       func() time.Time
-	log       *slog.Logger
+	// Window is the server's timestamp window; nonces are journaled for
+	// two of them (mobypay.ReplayGuard keeps them as long).
+	Window time.Duration
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // NewMobyPay returns the provider; Bind connects it before use.
@@ -37,7 +40,7 @@ func NewMobyPay(kioskID string, secret []byte, log *slog.Logger) *MobyPay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &MobyPay{kioskID: kioskID, codec: mobypay.NewCodec(secret), now: time.Now, log: log}
+	return &MobyPay{kioskID: kioskID, codec: mobypay.NewCodec(secret), Window: mobypay.DefaultWindow, now: time.Now, log: log}
 }
 
 // Bind sets where frames go and where reports go.
@@ -89,11 +92,21 @@ func (p *MobyPay) Cancel(t *Txn) error {
 }
 
 // Message implements mobypay.Handler.
-func (p *MobyPay) Message(m *mobypay.Message) { p.svc.Report(report(m, "")) }
+func (p *MobyPay) Message(m *mobypay.Message) { p.svc.Report(p.remember(report(m, ""))) }
 
 // Late implements mobypay.Handler.
 func (p *MobyPay) Late(m *mobypay.Message, reason error) {
-	p.svc.Report(report(m, reason.Error()))
+	p.svc.Report(p.remember(report(m, reason.Error())))
+}
+
+// remember has the journal keep the message's nonce, with its evidence,
+// for as long as the replay guard would: a byte-identical replay after a
+// restart is then refused as a replay, not taken as new.
+func (p *MobyPay) remember(r Report) Report {
+	if r.Evidence.Nonce != "" {
+		r.Evidence.Forget = p.now().Add(2 * p.Window)
+	}
+	return r
 }
 
 // ConnState implements mobypay.Handler.
@@ -107,8 +120,9 @@ func report(m *mobypay.Message, late string) Report {
 		TxnID: m.TxnID, Status: m.Status, PosID: m.PosID, PlanID: m.PlanID,
 		POSTxnID: m.TransactionID, AuthCode: m.AuthorizationCode, CardLast4: m.CardLast4,
 		Late:     late,
-		Evidence: Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload},
+		Evidence: Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload, Nonce: m.Nonce},
 	}
+	r.AmountText = m.AmountText
 	if sen, ok := m.AmountSen(); ok {
 		a := Sen(sen)
 		r.Amount = &a

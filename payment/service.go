@@ -70,6 +70,9 @@ type Report struct {
 	Status    string // ack status
 	Amount    *Sen   // amount stated by the result, if any
 	AmountBad bool   // an amount was stated that is not a whole number of sen
+	// AmountText is the amount as the message stated it (canonical JSON
+	// text), whatever its type, kept next to the parsed sen.
+	AmountText string
 	// Odd, when set, says why an authentic message is not usable as sent
 	// (a field of the wrong type, a status in another case): it is
 	// journaled and, if it looks like a success, flagged, never acted on.
@@ -165,6 +168,7 @@ type Service struct {
 	cancelBy timerKind // why cancel was requested: cancel (operator) or a timeout
 	// journalErr is the last journal failure of the report being handled.
 	journalErr error
+	unknownLog rateLog
 
 	mu   sync.Mutex // guards below, read by API goroutines
 	pos  map[string]POSState
@@ -228,6 +232,7 @@ func NewService(cfg Config, j *Journal, vender Vender, printer Printer, provider
 		s.providers[p.Name()] = p
 		s.pos[p.Name()] = POSState{Provider: p.Name(), State: "disconnected", Since: cfg.Now()}
 	}
+	s.unknownLog.period = 10 * time.Second
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
 	return s
@@ -645,7 +650,9 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	}
 	if errors.Is(err, ErrNotFound) {
 		ev.Disposal = "refused: unknown transaction"
-		s.log.Warn("message for an unknown transaction; kept as evidence", "txn_id", r.TxnID, "type", ev.Type, "status", ev.Status)
+		if ok, held := s.unknownLog.allow(s.now()); ok {
+			s.log.Warn("message for an unknown transaction; kept as evidence", "txn_id", r.TxnID, "type", ev.Type, "status", ev.Status, "more_since_last_line", held)
+		}
 		if err := s.j.AddEvidence(&ev, s.now()); err != nil {
 			s.log.Error("journal evidence failed", "err", err)
 			return Recorded{}, err
@@ -861,7 +868,7 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		if r.PlanID != "" {
 			x.PlanID = r.PlanID
 		}
-		x.PaidAmount = r.Amount
+		x.PaidAmount, x.PaidAmountText = r.Amount, r.AmountText
 		if review != "" {
 			x.flag(review)
 			ev.Disposal = "recorded, not vended: " + review
