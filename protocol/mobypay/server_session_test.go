@@ -544,3 +544,59 @@ func TestServerFloodLogsAggregated(t *testing.T) {
 		t.Errorf("the log accounts for %d refusals from 127.0.0.3, want %d", total, floodConns+1)
 	}
 }
+
+// TestServerFloodDoesNotWaitForHandler: refusals and holds never queue
+// behind a handler call, so a flood is turned away even while the
+// payment layer is busy with a message.
+func TestServerFloodDoesNotWaitForHandler(t *testing.T) {
+	g, srv := startGated(t)
+	gateOpen := false
+	defer func() {
+		if !gateOpen {
+			close(g.gate)
+		}
+	}()
+	a := dialFrom(t, srv.Addr(), "127.0.0.1")
+	awaitState(t, g.recHandler, Connected)
+	write(t, a, string(posFrame(t, srvSecret, "HOLD1", time.Now())))
+	awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, "HOLD1") // blocked in Message
+	own := newFlooder(t, srv.Addr(), "127.0.0.1", 16)
+	other := newFlooder(t, srv.Addr(), "127.0.0.2", 16)
+	for range 50 {
+		own.dial()
+		other.dial()
+	}
+	barrier(t, srv) // refused while Message is still running
+	if st := srv.Stats(); st.Pending.Load() != 50 || st.Rejected.Load() != 51 {
+		t.Errorf("Pending %d, Rejected %d; want 50, 51", st.Pending.Load(), st.Rejected.Load())
+	}
+	close(g.gate)
+	gateOpen = true
+	expectNothing(t, g.states, "ConnState")
+}
+
+// TestServerUnprovenReplacementsBounded: connections that replace one
+// another (an unproven session's host reconnecting in a loop) keep at most
+// maxRetired replaced sessions draining, not one per reconnect.
+func TestServerUnprovenReplacementsBounded(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{FrameTimeout: time.Minute}) // drain: maxDrain
+	f := newFlooder(t, srv.Addr(), "127.0.0.1", 100)
+	for range 100 {
+		f.dial()
+	}
+	barrier(t, srv)
+	srv.mu.Lock()
+	n := len(srv.retiredSS)
+	srv.mu.Unlock()
+	if n > maxRetired {
+		t.Errorf("%d replaced sessions draining, want at most %d", n, maxRetired)
+	}
+	if got := srv.Stats().Replaced.Load(); got != 99 {
+		t.Errorf("Replaced = %d, want 99", got)
+	}
+	for range 100 {
+		if ev := await(t, rec.states, "ConnState"); ev.s != Connected {
+			t.Fatalf("ConnState %v %s", ev.s, ev.peer)
+		}
+	}
+}
