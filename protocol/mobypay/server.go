@@ -35,15 +35,18 @@ func (s ConnState) String() string {
 }
 
 // Handler receives what the server learns. Calls are made one at a time
-// (from the session goroutines and the accept loop), in the order of the
-// events; a slow handler slows the POS's reads and the accepting of a
-// reconnect. A handler may call Send and Peer.
+// (from the connection goroutines and the accept loop), in the order of
+// the events; a slow handler slows the POS's reads and a change of
+// session, never the refusal of a flood. A handler may call Send and
+// Peer. Keepalives (pings without a txn_id) never reach it.
 type Handler interface {
 	// Message delivers a verified, fresh, never-seen message. *m is reused
 	// after the call returns; copying the struct is enough to keep it.
 	Message(m *Message)
 	// Late delivers a correctly signed message that must not be acted on
-	// (stale timestamp) but must not be lost either: it is evidence.
+	// (stale timestamp, no nonce: errors.Is(reason, ErrStale or
+	// ErrNoNonce), replay guard full) but must not be lost either: it is
+	// evidence. It may come from a connection held pending.
 	Late(m *Message, reason error)
 	// ConnState reports link changes; peer is "ip:port" or "".
 	ConnState(s ConnState, peer string)
@@ -795,7 +798,9 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 		s.handler.Message(m)
 		s.hmu.Unlock()
 		s.logProof(ss, p)
-		s.log.Debug("pos message", "peer", ss.peer, "type", m.Type, "status", m.Status, "txn_id", m.TxnID)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) { // spare the hot path the arguments
+			s.log.Debug("pos message", "peer", ss.peer, "type", m.Type, "status", m.Status, "txn_id", m.TxnID)
+		}
 		return nil
 	case errors.Is(err, ErrReplay):
 		s.hmu.Unlock()
