@@ -771,7 +771,7 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 			"pos message refused: signed but not usable", "peer", ss.peer, "reason", reason(err), "payload", string(codec.Canonical()))
 		return err
 	}
-	ping := m.Type == TypePing
+	ping := m.Type == typePing
 	if ping {
 		s.stats.Pings.Add(1)
 		if m.TxnID == "" {

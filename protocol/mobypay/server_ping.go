@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 )
 
-// TypePing is the POS app's keepalive. It is sent signed or not, with or
+// typePing is the POS app's keepalive. It is sent signed or not, with or
 // without a payload envelope; the kiosk never acts on it.
-const TypePing = "ping"
+const typePing = "ping"
 
 // isPing reports whether a frame that did not verify is a keepalive: its
 // top-level "type" or its payload's "type" is "ping", as the POS app sends
@@ -33,5 +33,5 @@ func isPing(frame []byte) bool {
 }
 
 func isPingType(raw json.RawMessage) bool {
-	return string(bytes.TrimSpace(raw)) == `"`+TypePing+`"`
+	return string(bytes.TrimSpace(raw)) == `"`+typePing+`"`
 }

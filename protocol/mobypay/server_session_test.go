@@ -383,7 +383,7 @@ func TestServerPingsAreKeepalives(t *testing.T) {
 	write(t, c, signed(t, `{"type": "ping", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
 	write(t, c, signed(t, `{"type": "ping", "txn_id": "TXNP", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
 	write(t, c, string(posFrame(t, srvSecret, "TXN2", clock.Now())))
-	if m := await(t, rec.msgs, "signed ping with txn_id"); m.Type != TypePing || m.TxnID != "TXNP" {
+	if m := await(t, rec.msgs, "signed ping with txn_id"); m.Type != typePing || m.TxnID != "TXNP" {
 		t.Fatalf("got %s %s, want the ping for TXNP", m.Type, m.TxnID)
 	}
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
