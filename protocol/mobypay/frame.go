@@ -16,14 +16,20 @@ const MaxFrame = 64 << 10
 // a file may call Next again, which skips the rest of the long line.
 var ErrFrameTooLarge = errors.New("mobypay: frame too large")
 
+// initialFrameBuf is a FrameReader's first buffer. Real frames are a few
+// hundred bytes; the buffer doubles on demand up to the frame bound, so
+// an idle or refused connection costs 512 bytes, not MaxFrame.
+const initialFrameBuf = 512
+
 // FrameReader splits newline-delimited JSON: messages split across reads
 // or several in one read, "\r\n" endings and blank lines are all normal.
 type FrameReader struct {
 	r          io.Reader
-	buf        []byte
-	start, end int  // unread data is buf[start:end]
-	scanned    int  // buf[start:scanned] holds no '\n'
-	skipping   bool // inside an over-long line
+	limit      int    // max frame + 1: the most the buffer may hold
+	buf        []byte // allocated at the first read, grown up to limit
+	start, end int    // unread data is buf[start:end]
+	scanned    int    // buf[start:scanned] holds no '\n'
+	skipping   bool   // inside an over-long line
 	err        error
 }
 
@@ -32,7 +38,7 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	if max <= 0 {
 		max = MaxFrame
 	}
-	return &FrameReader{r: r, buf: make([]byte, max+1)}
+	return &FrameReader{r: r, limit: max + 1}
 }
 
 // Next returns the next non-blank line without its line ending. The slice
@@ -62,18 +68,24 @@ func (f *FrameReader) Next() ([]byte, error) {
 			}
 			return nil, f.err
 		}
-		if f.end-f.start == len(f.buf) {
-			// A whole buffer without a newline: the frame is over the bound.
-			f.start, f.end, f.scanned = 0, 0, 0
-			if !f.skipping {
-				f.skipping = true
-				return nil, fmt.Errorf("%w: no newline within %d bytes", ErrFrameTooLarge, len(f.buf)-1)
-			}
-		}
 		if f.start > 0 {
 			n := copy(f.buf, f.buf[f.start:f.end])
 			f.scanned -= f.start
 			f.start, f.end = 0, n
+		}
+		if f.end == len(f.buf) {
+			switch {
+			case f.skipping:
+				// Inside an over-long line: drop what was read of it.
+				f.end, f.scanned = 0, 0
+			case len(f.buf) < f.limit:
+				f.grow()
+			default:
+				// A whole bound without a newline: the frame is too large.
+				f.end, f.scanned = 0, 0
+				f.skipping = true
+				return nil, fmt.Errorf("%w: no newline within %d bytes", ErrFrameTooLarge, f.limit-1)
+			}
 		}
 		n, err := f.r.Read(f.buf[f.end:])
 		f.end += n
@@ -81,6 +93,14 @@ func (f *FrameReader) Next() ([]byte, error) {
 			f.err = err
 		}
 	}
+}
+
+// grow allocates the first buffer, or doubles it up to the bound.
+func (f *FrameReader) grow() {
+	n := min(max(2*len(f.buf), initialFrameBuf), f.limit)
+	b := make([]byte, n)
+	copy(b, f.buf[:f.end])
+	f.buf = b
 }
 
 // Buffered reports bytes read but not yet returned: a partial frame.

@@ -173,3 +173,45 @@ func TestWriteFrame(t *testing.T) {
 		t.Fatalf("WriteFrame: %v, wrote %q", err, b.String())
 	}
 }
+
+// TestFrameBufferGrowsOnDemand: a reader starts with a small buffer, keeps
+// it for small frames, and grows it only as far as a long frame needs.
+func TestFrameBufferGrowsOnDemand(t *testing.T) {
+	small := `{"type":"ack","txn_id":"TXN1"}`
+	var in strings.Builder
+	for range 100 {
+		in.WriteString(small + "\r\n")
+	}
+	fr := NewFrameReader(strings.NewReader(in.String()), 0)
+	if fr.buf != nil {
+		t.Fatalf("buffer of %d bytes allocated before the first read", len(fr.buf))
+	}
+	for i := range 100 {
+		if b, err := fr.Next(); err != nil || string(b) != small {
+			t.Fatalf("frame %d: %q, %v", i, b, err)
+		}
+	}
+	if len(fr.buf) > initialFrameBuf {
+		t.Fatalf("small frames grew the buffer to %d bytes", len(fr.buf))
+	}
+
+	long := `{"pad":"` + strings.Repeat("p", 10_000) + `"}`
+	fr = NewFrameReader(&oneByteReader{[]byte(small + "\n" + long + "\n" + small + "\n")}, 0)
+	for i, want := range []string{small, long, small} {
+		if b, err := fr.Next(); err != nil || string(b) != want {
+			t.Fatalf("frame %d: %d bytes, %v; want %d bytes", i, len(b), err, len(want))
+		}
+	}
+	if n := len(fr.buf); n < len(long) || n > 2*len(long) {
+		t.Fatalf("buffer %d bytes after a %d-byte frame", n, len(long))
+	}
+
+	// Growth stops at the bound: one byte more is too large.
+	fr = NewFrameReader(strings.NewReader(strings.Repeat("x", 5000)+"\n"), 4000)
+	if _, err := fr.Next(); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if len(fr.buf) != 4001 {
+		t.Fatalf("buffer %d bytes, want the bound 4001", len(fr.buf))
+	}
+}

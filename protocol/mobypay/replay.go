@@ -3,6 +3,7 @@ package mobypay
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -12,6 +13,9 @@ var (
 	ErrStale  = errors.New("mobypay: timestamp outside window")
 	ErrReplay = errors.New("mobypay: nonce already used")
 	ErrFull   = errors.New("mobypay: replay guard full")
+	// ErrNoNonce: the message carries no nonce (or an empty one), so it
+	// cannot be replay-checked. Such a message is evidence, never acted on.
+	ErrNoNonce = errors.New("mobypay: no nonce")
 )
 
 // DefaultWindow is the seed's 60 s timestamp window.
@@ -32,18 +36,24 @@ const DefaultReplayCap = 4096
 // its set at 1000 entries, which reopens every replay. Only messages with
 // a valid signature reach the guard, so filling it takes the secret.
 //
+// Nonces seen before a restart are loaded with Remember, so that a
+// byte-identical replay right after a restart is still refused as a
+// replay.
+//
 // It is not safe for concurrent use; the POS session owns one.
 type ReplayGuard struct {
 	window time.Duration
 	cap    int
-	seen   map[string]struct{}
-	fifo   []seenNonce
+	seen   map[string]time.Time // nonce -> when it may be forgotten
+	fifo   []SeenNonce          // fifo[head:] sorted by Forget
 	head   int
 }
 
-type seenNonce struct {
-	nonce  string
-	forget time.Time
+// SeenNonce is a nonce the guard must refuse until Forget: a message that
+// carried it could pass the timestamp check until then.
+type SeenNonce struct {
+	Nonce  string
+	Forget time.Time
 }
 
 // NewReplayGuard returns a guard; window <= 0 and max <= 0 take defaults.
@@ -54,7 +64,42 @@ func NewReplayGuard(window time.Duration, max int) *ReplayGuard {
 	if max <= 0 {
 		max = DefaultReplayCap
 	}
-	return &ReplayGuard{window: window, cap: max, seen: make(map[string]struct{})}
+	return &ReplayGuard{window: window, cap: max, seen: make(map[string]time.Time)}
+}
+
+// Remember makes the guard refuse nonce until forget, as if a message
+// carrying it had been accepted; it is how nonces journaled before a
+// restart are loaded. A nonce already remembered keeps the later of its
+// two forget times. Remember ignores the cap: the nonces were accepted
+// once, and forgetting one early would reopen its replay (a guard loaded
+// over its cap refuses new messages as full until enough expire, which
+// fails closed).
+func (g *ReplayGuard) Remember(nonce string, forget time.Time) {
+	if nonce == "" {
+		return
+	}
+	if old, ok := g.seen[nonce]; ok && !forget.After(old) {
+		return
+	}
+	nonce = strings.Clone(nonce)
+	g.seen[nonce] = forget
+	g.push(SeenNonce{nonce, forget})
+}
+
+// push inserts e into the expiry queue in Forget order. Live traffic
+// appends (its forget times grow with the clock); loaded nonces and a
+// clock stepped back land in place, so one entry with a late forget time
+// never holds back the expiry of those behind it.
+func (g *ReplayGuard) push(e SeenNonce) {
+	q := g.fifo[g.head:]
+	if len(q) == 0 || !e.Forget.Before(q[len(q)-1].Forget) {
+		g.fifo = append(g.fifo, e)
+		return
+	}
+	i := g.head + sort.Search(len(q), func(i int) bool { return e.Forget.Before(q[i].Forget) })
+	g.fifo = append(g.fifo, SeenNonce{})
+	copy(g.fifo[i+1:], g.fifo[i:])
+	g.fifo[i] = e
 }
 
 // Window returns the timestamp window.
@@ -81,13 +126,19 @@ func (g *ReplayGuard) CheckTime(now time.Time, timestamp string) error {
 }
 
 // Check validates the timestamp and records the nonce. A stale message's
-// nonce is not recorded.
+// nonce is not recorded. A message without a nonce gets ErrNoNonce (with
+// the timestamp's verdict too when that also fails): it cannot be
+// replay-checked, so it must not be acted on.
 func (g *ReplayGuard) Check(now time.Time, timestamp, nonce string) error {
-	if err := g.CheckTime(now, timestamp); err != nil {
-		return err
-	}
+	terr := g.CheckTime(now, timestamp)
 	if nonce == "" {
-		return fmt.Errorf("%w: empty nonce", ErrReplay)
+		if terr != nil {
+			return fmt.Errorf("%w; %w", ErrNoNonce, terr)
+		}
+		return ErrNoNonce
+	}
+	if terr != nil {
+		return terr
 	}
 	g.expire(now)
 	if _, ok := g.seen[nonce]; ok {
@@ -98,15 +149,20 @@ func (g *ReplayGuard) Check(now time.Time, timestamp, nonce string) error {
 	}
 	// Clone so that a remembered nonce does not pin its whole message.
 	nonce = strings.Clone(nonce)
-	g.seen[nonce] = struct{}{}
-	g.fifo = append(g.fifo, seenNonce{nonce, now.Add(2 * g.window)})
+	forget := now.Add(2 * g.window)
+	g.seen[nonce] = forget
+	g.push(SeenNonce{nonce, forget})
 	return nil
 }
 
 func (g *ReplayGuard) expire(now time.Time) {
-	for g.head < len(g.fifo) && !now.Before(g.fifo[g.head].forget) {
-		delete(g.seen, g.fifo[g.head].nonce)
-		g.fifo[g.head] = seenNonce{}
+	for g.head < len(g.fifo) && !now.Before(g.fifo[g.head].Forget) {
+		e := g.fifo[g.head]
+		// Remember may have extended the nonce: the later entry forgets it.
+		if f, ok := g.seen[e.Nonce]; ok && !now.Before(f) {
+			delete(g.seen, e.Nonce)
+		}
+		g.fifo[g.head] = SeenNonce{}
 		g.head++
 	}
 	if g.head > 64 && g.head*2 > len(g.fifo) {

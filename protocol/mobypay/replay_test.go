@@ -52,8 +52,13 @@ func TestReplayGuardNonces(t *testing.T) {
 	if err := g.Check(now.Add(time.Second), ms(now), "joHQ83Mp9dWbFsREUHDRCg=="); !errors.Is(err, ErrReplay) {
 		t.Fatalf("replay within window: %v", err)
 	}
-	if err := g.Check(now, ms(now), ""); !errors.Is(err, ErrReplay) {
-		t.Fatalf("empty nonce: %v", err)
+	if err := g.Check(now, ms(now), ""); !errors.Is(err, ErrNoNonce) || errors.Is(err, ErrReplay) {
+		t.Fatalf("empty nonce: %v, want ErrNoNonce", err)
+	}
+	// Without a nonce the message is not replay-checked whatever its time:
+	// the verdict names both.
+	if err := g.Check(now, ms(now.Add(-time.Hour)), ""); !errors.Is(err, ErrNoNonce) || !errors.Is(err, ErrStale) {
+		t.Fatalf("stale without nonce: %v, want ErrNoNonce and ErrStale", err)
 	}
 	// The nonce is still remembered at the last instant a message
 	// timestamped up to a window ahead could pass...
@@ -104,5 +109,45 @@ func TestReplayGuardSteadyState(t *testing.T) {
 	}
 	if g.Len() > 121 || len(g.fifo) > 2*121+64 {
 		t.Fatalf("after 100k messages: %d nonces, fifo %d", g.Len(), len(g.fifo))
+	}
+}
+
+// TestReplayGuardRemember: a guard loaded with the nonces of the last
+// windows (as the kiosk does after a restart) refuses a replay of them as
+// a replay, not as stale and not accepted, and forgets each at its own
+// time whatever the order they were loaded in.
+func TestReplayGuardRemember(t *testing.T) {
+	now := time.UnixMilli(1757482370549)
+	g := NewReplayGuard(time.Minute, 0)
+	// Seen 30 s before the restart, so remembered until 90 s after it.
+	g.Remember("before-restart", now.Add(90*time.Second))
+	g.Remember("late-forget", now.Add(10*time.Minute)) // a clock stepped back
+	g.Remember("early-forget", now.Add(time.Second))   // loaded out of order
+	g.Remember("", now.Add(time.Minute))               // ignored
+	ts := ms(now.Add(-30 * time.Second))
+	if err := g.Check(now, ts, "before-restart"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replay after restart: %v, want ErrReplay", err)
+	}
+	if err := g.Check(now, ms(now), "early-forget"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("early-forget within its time: %v, want ErrReplay", err)
+	}
+	// The late entry does not hold back the expiry of the earlier ones.
+	later := now.Add(2 * time.Second)
+	if err := g.Check(later, ms(later), "early-forget"); err != nil {
+		t.Fatalf("early-forget after its time: %v", err)
+	}
+	later = now.Add(91 * time.Second)
+	if err := g.Check(later, ms(later), "before-restart"); err != nil {
+		t.Fatalf("before-restart after its time: %v", err)
+	}
+	if err := g.Check(later, ms(later), "late-forget"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("late-forget: %v, want ErrReplay", err)
+	}
+	// Remembering a nonce again keeps the later forget time.
+	g.Remember("twice", now.Add(100*time.Second))
+	g.Remember("twice", now.Add(95*time.Second))
+	later = now.Add(97 * time.Second)
+	if err := g.Check(later, ms(later), "twice"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("re-remembered with an earlier time: %v, want ErrReplay", err)
 	}
 }

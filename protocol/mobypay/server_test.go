@@ -595,7 +595,7 @@ func TestServerOversizedFrameClosesSession(t *testing.T) {
 }
 
 func TestServerGarbageClosesSessionKeepsAccepting(t *testing.T) {
-	srv, rec := startServer(t, ServerConfig{MaxRefusals: 3})
+	srv, rec := startServer(t, ServerConfig{MaxRefusals: 2})
 	c := dialFrom(t, srv.Addr(), "")
 	awaitState(t, rec, Connected)
 	write(t, c, "hello\r\n{\"payload\": 1}\n")
@@ -812,9 +812,9 @@ func startGated(t *testing.T) (*gateHandler, *Server) {
 	return g, srv
 }
 
-// TestServerHandlerCallsSerialised: a reconnect accepted while the old
-// session is inside the handler waits for it, so the handler is never
-// entered twice and hears the new session only after the old one's
+// TestServerHandlerCallsSerialised: a reconnect that proves itself while
+// the old session is inside the handler waits for it, so the handler is
+// never entered twice and hears the new session only after the old one's
 // message.
 func TestServerHandlerCallsSerialised(t *testing.T) {
 	g, srv := startGated(t)
@@ -829,7 +829,9 @@ func TestServerHandlerCallsSerialised(t *testing.T) {
 	awaitState(t, g.recHandler, Connected)
 	write(t, a, string(posFrame(t, srvSecret, "HOLD1", time.Now())))
 	awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, "HOLD1") // now blocked in Message
+	// a is proven, so b is held pending until it proves itself too.
 	b := dialFrom(t, srv.Addr(), "")
+	write(t, b, string(posFrame(t, srvSecret, "TXN2", time.Now())))
 	select {
 	case ev := <-g.states:
 		t.Fatalf("ConnState %v %s delivered while Message was running", ev.s, ev.peer)
@@ -840,6 +842,7 @@ func TestServerHandlerCallsSerialised(t *testing.T) {
 	if ev := awaitState(t, g.recHandler, Connected); ev.peer != b.LocalAddr().String() {
 		t.Errorf("connected %s, want %s", ev.peer, b.LocalAddr())
 	}
+	awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, "TXN2")
 	if n := g.overlap.Load(); n != 0 {
 		t.Errorf("%d overlapping handler calls", n)
 	}
@@ -898,14 +901,14 @@ func TestRetiredSessionReadsWhatWasSent(t *testing.T) {
 	srv, rec := startServer(t, ServerConfig{})
 	pos, conn := tcpPair(t)
 	write(t, pos, string(posFrame(t, srvSecret, "TXN1", time.Now()))+string(posFrame(t, srvSecret, "TXN2", time.Now())))
-	sess := &session{conn: conn, peer: pos.LocalAddr().String(), since: time.Now()}
+	sess := &session{conn: conn, peer: pos.LocalAddr().String(), since: time.Now(), role: roleRetired}
 	sess.retire(time.Now().Add(200 * time.Millisecond))
 	pos.SetReadDeadline(time.Now().Add(srvWait))
 	if _, err := pos.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Errorf("old peer read %v, want EOF", err)
 	}
-	if why := srv.read(sess, srv.log); why != "replaced" {
-		t.Errorf("session ended: %s, want replaced", why)
+	if why := srv.read(sess); why.class != "replaced" {
+		t.Errorf("session ended: %s, want replaced", why.class)
 	}
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")

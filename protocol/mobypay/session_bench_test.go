@@ -31,8 +31,11 @@ func BenchmarkSessionMessage(b *testing.B) {
 		frames[i] = f[:len(f)-1]
 	}
 	var clock time.Time
-	s := &Server{cfg: ServerConfig{Window: DefaultWindow, Now: func() time.Time { return clock }}, handler: nopHandler{}}
 	log := slog.New(slog.DiscardHandler)
+	s := &Server{cfg: ServerConfig{Window: DefaultWindow, Now: func() time.Time { return clock }}, handler: nopHandler{},
+		log: log, agg: newLogAgg(log, 10*time.Second)}
+	ss := &session{role: roleCurrent}
+	ss.proven.Store(true)
 	codec := NewCodec([]byte(DevSecret))
 	var m Message
 	b.ReportAllocs()
@@ -43,7 +46,7 @@ func BenchmarkSessionMessage(b *testing.B) {
 			s.guard = NewReplayGuard(DefaultWindow, 0)
 		}
 		clock = start.Add(time.Duration(i%n) * 100 * time.Millisecond)
-		if err := s.handle(codec, frames[i%n], &m, log); err != nil {
+		if err := s.handle(ss, codec, frames[i%n], &m); err != nil {
 			b.Fatal(err)
 		}
 		i++

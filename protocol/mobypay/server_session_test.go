@@ -1,0 +1,602 @@
+package mobypay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The session-rule tests: real loopback TCP from chosen source addresses
+// (127.0.0.1 is the POS's host; 127.0.0.2 and .3 are other hosts), and
+// barriers instead of sleeps. The accept loop admits connections in the
+// order their handshakes complete, so once a connection dialled last has
+// been refused, every earlier one has been admitted or held.
+
+const floodConns = 1000
+
+// floodBound bounds the time any flood loop may take.
+const floodBound = 60 * time.Second
+
+// fakePOS is a raw POS client that signs like the app.
+type fakePOS struct {
+	t     *testing.T
+	conn  net.Conn
+	fr    *FrameReader
+	codec *Codec
+}
+
+func dialPOS(t *testing.T, addr net.Addr, local string) *fakePOS {
+	t.Helper()
+	c := dialFrom(t, addr, local)
+	return &fakePOS{t: t, conn: c, fr: NewFrameReader(c, 0), codec: NewCodec(srvSecret)}
+}
+
+// ack sends a signed ack for txn, which proves the connection.
+func (p *fakePOS) ack(txn string) {
+	p.t.Helper()
+	write(p.t, p.conn, string(posFrame(p.t, srvSecret, txn, time.Now())))
+}
+
+// expect reads the next kiosk frame, verifies it and checks its txn_id.
+func (p *fakePOS) expect(typ, txn string) {
+	p.t.Helper()
+	p.conn.SetReadDeadline(time.Now().Add(srvWait))
+	defer p.conn.SetReadDeadline(time.Time{})
+	f, err := p.fr.Next()
+	if err != nil {
+		p.t.Fatalf("POS %s: reading the kiosk's %s %s: %v", p.conn.LocalAddr(), typ, txn, err)
+	}
+	var m Message
+	if err := p.codec.Open(f); err != nil {
+		p.t.Fatalf("kiosk frame: %v", err)
+	}
+	if err := p.codec.Decode(&m); err != nil {
+		p.t.Fatalf("kiosk frame: %v", err)
+	}
+	if m.Type != typ || m.TxnID != txn {
+		p.t.Fatalf("POS got %s %s, want %s %s", m.Type, m.TxnID, typ, txn)
+	}
+}
+
+// roundTrip sends a request to whatever the server's session is and
+// checks that p received it and that p's answer came back.
+func roundTrip(t *testing.T, k *kiosk, rec *recHandler, p *fakePOS, txn string) {
+	t.Helper()
+	k.request(txn, 1000, ModeCard)
+	p.expect(TypeTransactionRequest, txn)
+	p.ack(txn)
+	awaitMsg(t, rec, TypeAck, StatusProcessing, txn)
+}
+
+// provenPOS connects a POS from 127.0.0.1 and proves it.
+func provenPOS(t *testing.T, srv *Server, rec *recHandler) *fakePOS {
+	t.Helper()
+	p := dialPOS(t, srv.Addr(), "127.0.0.1")
+	if ev := awaitState(t, rec, Connected); ev.peer != p.conn.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", ev.peer, p.conn.LocalAddr())
+	}
+	p.ack("PROOF")
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "PROOF")
+	return p
+}
+
+// barrier dials from 127.0.0.3 and waits for the refusal (a session must
+// be up), so that every connection dialled before has been admitted.
+func barrier(t *testing.T, srv *Server) {
+	t.Helper()
+	c := dialFrom(t, srv.Addr(), "127.0.0.3")
+	expectClosed(t, c)
+	c.Close()
+}
+
+// flooder opens unproven connections from one address and keeps the last
+// few open, as an attacker holding sockets would; it sends each either
+// nothing, garbage or an unsigned ping.
+type flooder struct {
+	t     *testing.T
+	addr  net.Addr
+	d     net.Dialer
+	open  []net.Conn
+	keep  int
+	count int
+}
+
+func newFlooder(t *testing.T, addr net.Addr, from string, keep int) *flooder {
+	f := &flooder{t: t, addr: addr, keep: keep,
+		d: net.Dialer{Timeout: srvWait, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}}
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *flooder) dial() {
+	f.t.Helper()
+	c, err := f.d.DialContext(f.t.Context(), "tcp", f.addr.String())
+	if err != nil {
+		f.t.Fatalf("flood connection %d: %v", f.count, err)
+	}
+	c.SetWriteDeadline(time.Now().Add(srvWait))
+	switch f.count % 3 {
+	case 1:
+		c.Write([]byte("GET / HTTP/1.0\r\n")) // refused, or closed with the rest: errors do not matter
+	case 2:
+		c.Write([]byte(`{"type":"ping"}` + "\n"))
+	}
+	f.count++
+	f.open = append(f.open, c)
+	if len(f.open) > f.keep {
+		f.open[0].Close()
+		f.open = append(f.open[:0], f.open[1:]...)
+	}
+}
+
+func (f *flooder) close() {
+	for _, c := range f.open {
+		c.Close()
+	}
+	f.open = nil
+}
+
+// TestServerProvenSessionSurvivesFlood (defect 3): 1000 unproven
+// connections from the POS's own address, or from another one, never
+// displace a proven session, and every request sent during the flood
+// reaches the real POS and is answered.
+func TestServerProvenSessionSurvivesFlood(t *testing.T) {
+	for _, from := range []string{"127.0.0.1", "127.0.0.2"} {
+		t.Run("from "+from, func(t *testing.T) {
+			srv, rec := startServer(t, ServerConfig{})
+			pos := provenPOS(t, srv, rec)
+			k := newKiosk(t, srv, srvSecret)
+			f := newFlooder(t, srv.Addr(), from, 32)
+			deadline := time.Now().Add(floodBound)
+			sent := 0
+			for i := range floodConns {
+				if time.Now().After(deadline) {
+					t.Fatalf("flood not done in %s (%d connections)", floodBound, i)
+				}
+				f.dial()
+				if i%50 == 49 {
+					roundTrip(t, k, rec, pos, "TXN"+strconv.Itoa(i))
+					sent++
+				}
+			}
+			barrier(t, srv)
+			st := srv.Stats()
+			if from == "127.0.0.1" {
+				if n := st.Pending.Load(); n != floodConns {
+					t.Errorf("Pending = %d, want %d", n, floodConns)
+				}
+			} else if n := st.Rejected.Load(); n != floodConns+1 {
+				t.Errorf("Rejected = %d, want %d", n, floodConns+1)
+			}
+			if n := st.Replaced.Load() + st.Promoted.Load() + st.Displaced.Load(); n != 0 {
+				t.Errorf("the session changed %d times", n)
+			}
+			if peer, _ := srv.Peer(); peer != pos.conn.LocalAddr().String() {
+				t.Errorf("Peer() = %s, want the POS %s", peer, pos.conn.LocalAddr())
+			}
+			expectNothing(t, rec.states, "ConnState")
+			roundTrip(t, k, rec, pos, "AFTER")
+			t.Logf("%d requests during the flood, all answered by the POS", sent)
+		})
+	}
+}
+
+// TestServerPOSReconnectsAfterReset: the POS's old connection dies (RST)
+// and it reconnects from the same host while squatters from that host
+// are held pending; the POS is the session at once, whichever the server
+// noticed first.
+func TestServerPOSReconnectsAfterReset(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	old := provenPOS(t, srv, rec)
+	f := newFlooder(t, srv.Addr(), "127.0.0.1", 16)
+	for range 5 {
+		f.dial()
+	}
+	barrier(t, srv)
+	if n := srv.Stats().Pending.Load(); n != 5 {
+		t.Fatalf("Pending = %d, want 5", n)
+	}
+	old.conn.(*net.TCPConn).SetLinger(0)
+	old.conn.Close() // RST: the server's read fails at once
+	start := time.Now()
+	pos := dialPOS(t, srv.Addr(), "127.0.0.1")
+	want := pos.conn.LocalAddr().String()
+	for {
+		ev := await(t, rec.states, "the POS connected")
+		if ev.s == Connected && ev.peer == want {
+			break
+		}
+		if ev.s != Connected {
+			t.Fatalf("ConnState %v %s", ev.s, ev.peer)
+		}
+	}
+	took := time.Since(start)
+	if took > time.Second {
+		t.Errorf("the reconnect took %s to become the session", took)
+	}
+	k := newKiosk(t, srv, srvSecret)
+	roundTrip(t, k, rec, pos, "TXN1")
+	t.Logf("the reconnect was the session after %s (promoted %d, replaced %d)",
+		took.Round(time.Millisecond), srv.Stats().Promoted.Load(), srv.Stats().Replaced.Load())
+}
+
+// TestServerPendingProvesItself: a newcomer from the POS's host while the
+// proven session is alive is held, hears nothing, and becomes the session
+// when it sends a correctly signed message, which is delivered after its
+// Connected.
+func TestServerPendingProvesItself(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	old := provenPOS(t, srv, rec)
+	k := newKiosk(t, srv, srvSecret)
+	nc := dialPOS(t, srv.Addr(), "127.0.0.1")
+	barrier(t, srv)
+	roundTrip(t, k, rec, old, "TXN1") // the held one hears nothing
+	expectNothing(t, rec.states, "ConnState")
+	nc.ack("TXN2")
+	if ev := awaitState(t, rec, Connected); ev.peer != nc.conn.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", ev.peer, nc.conn.LocalAddr())
+	}
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+	expectClosed(t, old.conn) // retired: FIN at once
+	roundTrip(t, k, rec, nc, "TXN3")
+	if st := srv.Stats(); st.Promoted.Load() != 1 || st.Sessions.Load() != 2 {
+		t.Errorf("Promoted = %d, Sessions = %d; want 1, 2", st.Promoted.Load(), st.Sessions.Load())
+	}
+}
+
+// TestServerPendingBounded: at most MaxPending connections are held (the
+// oldest goes first), and none longer than PendingTimeout.
+func TestServerPendingBounded(t *testing.T) {
+	const max, timeout = 4, 300 * time.Millisecond
+	srv, rec := startServer(t, ServerConfig{MaxPending: max, PendingTimeout: timeout})
+	pos := provenPOS(t, srv, rec)
+	var held []net.Conn
+	for range 10 {
+		held = append(held, dialFrom(t, srv.Addr(), "127.0.0.1"))
+	}
+	barrier(t, srv)
+	for i, c := range held[:10-max] {
+		if took := expectClosed(t, c); took > timeout/2 {
+			t.Errorf("connection %d closed after %s, want evicted at once", i, took)
+		}
+	}
+	start := time.Now()
+	for _, c := range held[10-max:] {
+		expectClosed(t, c)
+	}
+	if took := time.Since(start); took < timeout/4 {
+		t.Errorf("the newest %d were closed after %s, before PendingTimeout %s", max, took, timeout)
+	}
+	roundTrip(t, newKiosk(t, srv, srvSecret), rec, pos, "TXN1")
+	expectNothing(t, rec.states, "ConnState")
+	if n := srv.Stats().Pending.Load(); n != 10 {
+		t.Errorf("Pending = %d, want 10", n)
+	}
+}
+
+// TestServerLastProvenDisplacesSquatter (defect 3): a silent connection
+// from another host holds the slot while the POS is away; the host that
+// last proved itself displaces it, a third host is still refused.
+func TestServerLastProvenDisplacesSquatter(t *testing.T) {
+	check := func(t *testing.T, srv *Server, rec *recHandler) {
+		t.Helper()
+		squatter := dialFrom(t, srv.Addr(), "127.0.0.2")
+		if ev := awaitState(t, rec, Connected); ev.peer != squatter.LocalAddr().String() {
+			t.Fatalf("connected %s, want the squatter %s", ev.peer, squatter.LocalAddr())
+		}
+		barrier(t, srv) // 127.0.0.3 has no claim
+		pos := dialPOS(t, srv.Addr(), "127.0.0.1")
+		if ev := awaitState(t, rec, Connected); ev.peer != pos.conn.LocalAddr().String() {
+			t.Fatalf("connected %s, want the POS %s", ev.peer, pos.conn.LocalAddr())
+		}
+		expectClosed(t, squatter)
+		roundTrip(t, newKiosk(t, srv, srvSecret), rec, pos, "TXN1")
+		if n := srv.Stats().Displaced.Load(); n != 1 {
+			t.Errorf("Displaced = %d, want 1", n)
+		}
+	}
+	t.Run("learned", func(t *testing.T) {
+		proven := make(chan netip.Addr, 4)
+		srv, rec := startServer(t, ServerConfig{OnProven: func(a netip.Addr) { proven <- a }})
+		pos := provenPOS(t, srv, rec)
+		if a := await(t, proven, "OnProven"); a != netip.MustParseAddr("127.0.0.1") {
+			t.Fatalf("OnProven(%s), want 127.0.0.1", a)
+		}
+		pos.conn.Close()
+		awaitState(t, rec, Disconnected)
+		check(t, srv, rec)
+	})
+	t.Run("configured", func(t *testing.T) {
+		srv, rec := startServer(t, ServerConfig{LastProven: netip.MustParseAddr("127.0.0.1")})
+		check(t, srv, rec)
+	})
+}
+
+// fakeClock is a clock tests step; it starts at the real time so that
+// frames signed with it are fresh.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// signed seals a payload written like the app (unsorted, spaced).
+func signed(t *testing.T, payload string) string {
+	t.Helper()
+	sig, err := NewCodec(srvSecret).appendSignature(nil, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return `{"payload": ` + payload + `, "signature": "` + string(sig) + "\"}\n"
+}
+
+// TestServerPingsAreKeepalives (defect 10): unsigned pings, however many,
+// are keepalives, not refusals; a signed ping without txn_id is not
+// delivered, one with a txn_id is. Refusals are judged per window: 16
+// within RefusalWindow are tolerated, a 17th closes the session.
+func TestServerPingsAreKeepalives(t *testing.T) {
+	clock := newFakeClock()
+	srv, rec := startServer(t, ServerConfig{Now: clock.Now})
+	c := dialFrom(t, srv.Addr(), "127.0.0.1")
+	awaitState(t, rec, Connected)
+	pings := []string{
+		`{"type":"ping"}`,
+		`{"payload": {"type": "ping"}}`,
+		`{"payload": {"type": "ping", "timestamp": "1"}, "signature": "00"}`,
+	}
+	const n = 40 // a ping every 30 s for 20 minutes
+	for i := range n {
+		write(t, c, pings[i%len(pings)]+"\r\n")
+		clock.Add(30 * time.Second)
+	}
+	write(t, c, string(posFrame(t, srvSecret, "TXN1", clock.Now())))
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
+	st := srv.Stats()
+	if st.Pings.Load() != n || st.Malformed.Load() != 0 || st.BadSig.Load() != 0 {
+		t.Fatalf("Pings %d, Malformed %d, BadSig %d; want %d, 0, 0", st.Pings.Load(), st.Malformed.Load(), st.BadSig.Load(), n)
+	}
+
+	ts := strconv.FormatInt(clock.Now().UnixMilli(), 10)
+	write(t, c, signed(t, `{"type": "ping", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
+	write(t, c, signed(t, `{"type": "ping", "txn_id": "TXNP", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
+	write(t, c, string(posFrame(t, srvSecret, "TXN2", clock.Now())))
+	if m := await(t, rec.msgs, "signed ping with txn_id"); m.Type != typePing || m.TxnID != "TXNP" {
+		t.Fatalf("got %s %s, want the ping for TXNP", m.Type, m.TxnID)
+	}
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+	if got := st.Pings.Load(); got != n+2 {
+		t.Errorf("Pings = %d, want %d", got, n+2)
+	}
+
+	garbage := func(k int) {
+		for range k {
+			write(t, c, "garbage\n")
+		}
+	}
+	garbage(16)
+	write(t, c, string(posFrame(t, srvSecret, "TXN3", clock.Now())))
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN3") // 16 tolerated
+	clock.Add(11 * time.Second)                         // they leave the window
+	garbage(16)
+	write(t, c, string(posFrame(t, srvSecret, "TXN4", clock.Now())))
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN4") // 16 again
+	garbage(1)                                          // 17 within the window
+	expectClosed(t, c)
+	awaitState(t, rec, Disconnected)
+	if got := st.Malformed.Load(); got != 33 {
+		t.Errorf("Malformed = %d, want 33", got)
+	}
+}
+
+// TestServerNoNonceIsEvidence (defect 2): a correctly signed message with
+// no nonce cannot be replay-checked: it goes to Late with ErrNoNonce, never
+// to Message.
+func TestServerNoNonceIsEvidence(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	c := dialFrom(t, srv.Addr(), "")
+	awaitState(t, rec, Connected)
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	write(t, c, signed(t, `{"type": "transaction_result", "txn_id": "TXN1", "status": "success", "amount": 10.0, "timestamp": "`+ts+`"}`))
+	write(t, c, signed(t, `{"type": "transaction_result", "txn_id": "TXN2", "status": "success", "amount": 10.0, "timestamp": "`+ts+`", "nonce": ""}`))
+	write(t, c, string(posFrame(t, srvSecret, "TXN3", time.Now())))
+	for _, txn := range []string{"TXN1", "TXN2"} {
+		l := await(t, rec.late, "late "+txn)
+		if !errors.Is(l.err, ErrNoNonce) || l.m.TxnID != txn || !l.m.IsSuccess() {
+			t.Errorf("Late(%s, %v), want %s with ErrNoNonce", l.m.TxnID, l.err, txn)
+		}
+	}
+	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN3")
+	st := srv.Stats()
+	if st.NoNonce.Load() != 2 || st.Late.Load() != 2 || st.Received.Load() != 1 || st.Replayed.Load() != 0 {
+		t.Errorf("NoNonce %d, Late %d, Received %d, Replayed %d; want 2, 2, 1, 0",
+			st.NoNonce.Load(), st.Late.Load(), st.Received.Load(), st.Replayed.Load())
+	}
+}
+
+// TestServerSeenNoncesRefuseReplayAfterRestart (defect 8): a server
+// started with the nonces journaled before a restart refuses a
+// byte-identical replay as a replay: not accepted, not kept as late.
+func TestServerSeenNoncesRefuseReplayAfterRestart(t *testing.T) {
+	const nonce = "joHQ83Mp9dWbFsREUHDRCg=="
+	ts := strconv.FormatInt(time.Now().Add(-20*time.Second).UnixMilli(), 10)
+	frame := signed(t, `{"type": "transaction_result", "txn_id": "TXN1", "status": "success", "amount": 10.0, "timestamp": "`+ts+`", "nonce": "`+nonce+`"}`)
+	for _, restarted := range []bool{false, true} {
+		t.Run(fmt.Sprint("restarted=", restarted), func(t *testing.T) {
+			cfg := ServerConfig{}
+			if restarted {
+				cfg.Seen = []SeenNonce{{Nonce: nonce, Forget: time.Now().Add(100 * time.Second)}}
+			}
+			srv, rec := startServer(t, cfg)
+			c := dialFrom(t, srv.Addr(), "")
+			awaitState(t, rec, Connected)
+			write(t, c, frame)
+			write(t, c, string(posFrame(t, srvSecret, "TXN2", time.Now())))
+			if !restarted { // control: the frame itself is good
+				awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
+			}
+			awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
+			expectNothing(t, rec.late, "late message")
+			want := int64(0)
+			if restarted {
+				want = 1
+			}
+			if n := srv.Stats().Replayed.Load(); n != want {
+				t.Errorf("Replayed = %d, want %d", n, want)
+			}
+		})
+	}
+}
+
+// lockedBuffer is an io.Writer for a slog handler shared by goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServerFloodLogsAggregated (defect 4): 1000 connections from the
+// POS's own host and 1000 from another write a handful of lines, and the
+// summaries' counts are exact.
+func TestServerFloodLogsAggregated(t *testing.T) {
+	var buf lockedBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rec := &recHandler{make(chan Message, 256), make(chan lateMsg, 256), make(chan connEvent, 256)}
+	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Secret: srvSecret,
+		Log: slog.New(slog.NewTextHandler(&buf, nil))}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	pos := provenPOS(t, srv, rec)
+	own := newFlooder(t, srv.Addr(), "127.0.0.1", 16)
+	other := newFlooder(t, srv.Addr(), "127.0.0.3", 16)
+	deadline := time.Now().Add(floodBound)
+	for range floodConns {
+		if time.Now().After(deadline) {
+			t.Fatalf("flood not done in %s", floodBound)
+		}
+		own.dial()
+		other.dial()
+	}
+	roundTrip(t, newKiosk(t, srv, srvSecret), rec, pos, "TXN1")
+	barrier(t, srv) // one more from 127.0.0.3
+	own.close()
+	other.close()
+	cancel()
+	if err := await(t, done, "Serve to return"); err != nil {
+		t.Fatal(err)
+	}
+	out := strings.TrimSpace(buf.String())
+	ls := strings.Split(out, "\n")
+	t.Logf("%d log lines for %d connections:\n%s", len(ls), 2*floodConns+1, out)
+	if len(ls) > 16 {
+		t.Errorf("%d log lines, want a handful", len(ls))
+	}
+	// Every refusal from 127.0.0.3 is in the first line or a summary.
+	total := 0
+	for _, l := range ls {
+		switch {
+		case strings.Contains(l, `msg="pos connection refused: another POS is connected"`) && strings.Contains(l, "peer=127.0.0.3:"):
+			total++
+		case strings.Contains(l, `msg="pos connections refused"`) && strings.Contains(l, "peer_host=127.0.0.3"):
+			i := strings.Index(l, " count=")
+			n, _ := strconv.Atoi(strings.Fields(l[i+len(" count="):])[0])
+			total += n
+		}
+	}
+	if total != floodConns+1 {
+		t.Errorf("the log accounts for %d refusals from 127.0.0.3, want %d", total, floodConns+1)
+	}
+}
+
+// TestServerFloodDoesNotWaitForHandler: refusals and holds never queue
+// behind a handler call, so a flood is turned away even while the
+// payment layer is busy with a message.
+func TestServerFloodDoesNotWaitForHandler(t *testing.T) {
+	g, srv := startGated(t)
+	gateOpen := false
+	defer func() {
+		if !gateOpen {
+			close(g.gate)
+		}
+	}()
+	a := dialFrom(t, srv.Addr(), "127.0.0.1")
+	awaitState(t, g.recHandler, Connected)
+	write(t, a, string(posFrame(t, srvSecret, "HOLD1", time.Now())))
+	awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, "HOLD1") // blocked in Message
+	own := newFlooder(t, srv.Addr(), "127.0.0.1", 16)
+	other := newFlooder(t, srv.Addr(), "127.0.0.2", 16)
+	for range 50 {
+		own.dial()
+		other.dial()
+	}
+	barrier(t, srv) // refused while Message is still running
+	if st := srv.Stats(); st.Pending.Load() != 50 || st.Rejected.Load() != 51 {
+		t.Errorf("Pending %d, Rejected %d; want 50, 51", st.Pending.Load(), st.Rejected.Load())
+	}
+	close(g.gate)
+	gateOpen = true
+	expectNothing(t, g.states, "ConnState")
+}
+
+// TestServerUnprovenReplacementsBounded: connections that replace one
+// another (an unproven session's host reconnecting in a loop) keep at most
+// maxRetired replaced sessions draining, not one per reconnect.
+func TestServerUnprovenReplacementsBounded(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{FrameTimeout: time.Minute}) // drain: maxDrain
+	f := newFlooder(t, srv.Addr(), "127.0.0.1", 100)
+	for range 100 {
+		f.dial()
+	}
+	barrier(t, srv)
+	srv.mu.Lock()
+	n := len(srv.retiredSS)
+	srv.mu.Unlock()
+	if n > maxRetired {
+		t.Errorf("%d replaced sessions draining, want at most %d", n, maxRetired)
+	}
+	if got := srv.Stats().Replaced.Load(); got != 99 {
+		t.Errorf("Replaced = %d, want 99", got)
+	}
+	for range 100 {
+		if ev := await(t, rec.states, "ConnState"); ev.s != Connected {
+			t.Fatalf("ConnState %v %s", ev.s, ev.peer)
+		}
+	}
+}
