@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -111,6 +112,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		return nil
 	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
+	if w := cfg.POS.TimestampWindow.Duration; w > 0 {
+		prov.Window = w
+	}
 	providers := []payment.Provider{prov}
 	var kp *payment.KPOS
 	var runKPOS func(context.Context) error
@@ -129,6 +133,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	srv, err := mobypay.NewServer(mobypay.ServerConfig{
 		Addr: cfg.POS.Listen, Secret: secret, Window: cfg.POS.TimestampWindow.Duration,
 		MaxFrame: cfg.POS.MaxFrame, AllowPeers: allow, Log: log,
+		Seen:       journaledNonces(j, time.Now(), log),
+		LastProven: loadLastProven(cfg.DataDir),
+		OnProven:   func(a netip.Addr) { saveLastProven(cfg.DataDir, a, log) },
 	}, prov)
 	if err != nil {
 		ctl.Close()
@@ -340,7 +347,8 @@ func statsMap(s *mobypay.Stats) map[string]int64 {
 		"sessions": s.Sessions.Load(), "replaced": s.Replaced.Load(), "rejected": s.Rejected.Load(),
 		"received": s.Received.Load(), "late": s.Late.Load(), "malformed": s.Malformed.Load(),
 		"bad_signature": s.BadSig.Load(), "replayed": s.Replayed.Load(), "oversize": s.Oversize.Load(),
-		"undecoded": s.Undecoded.Load(),
+		"undecoded": s.Undecoded.Load(), "pending": s.Pending.Load(), "promoted": s.Promoted.Load(),
+		"displaced": s.Displaced.Load(), "no_nonce": s.NoNonce.Load(), "pings": s.Pings.Load(),
 	}
 }
 

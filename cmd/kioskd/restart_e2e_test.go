@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// Issue 9, defects 8 and 3: what the kiosk learned about its POS must
+// survive a power cut. A byte-identical replay of a success inside the
+// timestamp window after a restart used to be accepted and journaled (the
+// nonces lived in memory only); and after a restart a silent connection
+// from another host held the POS slot, refusing the real POS.
+func TestRestartKeepsNoncesAndTheProvenPOS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	dir := t.TempDir()
+	cfgPath := writeTestConfig(t, dir, crashConfig(10*time.Millisecond))
+	d := startDaemon(t, cfgPath)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := d.watch(ctx)
+	p := dialPOS(t, d.posAddr)
+	w.connected()
+	tx := d.pay("card", "12.50")
+	p.expect(mobypay.TypeTransactionRequest)
+	payload := fmt.Sprintf(`{"type":"transaction_result","status":"success","txn_id":%q,"amount":12.5,"transaction_id":"000410","pos_id":"POS001","timestamp":"%d","nonce":%q}`,
+		tx.ID, time.Now().UnixMilli(), uuid.NewString())
+	frame, err := p.codec.Seal(nil, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	w.txn(tx.ID, func(t payment.Txn) bool { return t.Vend == payment.VendReleased })
+	// The proof is saved off the session goroutine; wait for the file.
+	saved := filepath.Join(dir, "data", lastProvenFile)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(saved); err == nil && string(b) == "127.0.0.1\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the proven POS host was not saved")
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	cancel()
+	d.kill()
+
+	d = startDaemon(t, cfgPath)
+	// A silent squatter from another host gets there first.
+	sq, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).Dial("tcp", d.posAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	w = d.watch(ctx)
+	w.until("squatter connected", func(e payment.Event) bool { return e.POS != nil && e.POS.State == "connected" })
+	p = dialPOS(t, d.posAddr)
+	sq.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, sq); err != nil {
+		t.Fatalf("squatter not displaced by the last proven POS host: %v", err)
+	}
+	if _, err := p.conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh message after the replay: once it is journaled the replay
+	// has certainly been judged.
+	p.send(`"type":"ack","status":"processing","txn_id":"` + tx.ID + `"`)
+	w.txn(tx.ID, func(t payment.Txn) bool { return t.Evidence >= 2 })
+	var st struct {
+		Stats map[string]int64 `json:"pos_stats"`
+	}
+	if err := d.c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	var full struct {
+		payment.Txn
+		Messages []payment.Evidence `json:"messages"`
+	}
+	if err := d.c.do(ctx, http.MethodGet, "/v1/payments/"+tx.ID+"?evidence=1", nil, &full); err != nil {
+		t.Fatal(err)
+	}
+	if st.Stats["replayed"] != 1 || len(full.Messages) != 2 || full.Messages[1].Type != "ack" {
+		b, _ := json.Marshal(full.Messages)
+		t.Fatalf("replay after restart: stats %v, evidence %s", st.Stats, b)
+	}
+	if n := vendPulses(t, dir, tx.ID); n != 1 {
+		t.Fatalf("%d pulses", n)
+	}
+}
