@@ -357,7 +357,7 @@ func nonceExpired(k []byte, now time.Time) bool {
 
 func putNonce(b *bolt.Bucket, nonce string, forget, now time.Time) error {
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && len(k) >= 8 && nonceExpired(k, now); k, _ = c.First() {
+	for k, _ := c.First(); len(k) >= 8 && nonceExpired(k, now); k, _ = c.First() {
 		if err := c.Delete(); err != nil {
 			return err
 		}
