@@ -1,0 +1,275 @@
+package main
+
+// The other client commands: cancel, plan, status, journal, review and logs.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kioskd/kioskd/payment"
+)
+
+func cmdCancel(e *env, args []string) int {
+	return txnAction(e, "cancel", args, func(c *client, id string, rest []string) (payment.Txn, error) {
+		var t payment.Txn
+		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
+	})
+}
+
+func cmdPlan(e *env, args []string) int {
+	return txnAction(e, "plan", args, func(c *client, id string, rest []string) (payment.Txn, error) {
+		var t payment.Txn
+		if len(rest) != 1 {
+			return t, errors.New("usage: kioskd plan TXN_ID PLAN_ID")
+		}
+		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/plan", map[string]string{"plan_id": rest[0]}, &t)
+	})
+}
+
+func txnAction(e *env, name string, args []string, f func(*client, string, []string) (payment.Txn, error)) int {
+	fs := newFlags(e, name, "[-config FILE | -control PATH] TXN_ID")
+	var cf clientFlags
+	cf.register(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() < 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	t, err := f(c, fs.Arg(0), fs.Args()[1:])
+	if err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintln(e.stdout, describe(t))
+	return exitOK
+}
+
+func cmdStatus(e *env, args []string) int {
+	fs := newFlags(e, "status", "[-config FILE | -control PATH] [-json]")
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var st struct {
+		KioskID   string             `json:"kiosk_id"`
+		Version   string             `json:"version"`
+		Board     string             `json:"board"`
+		Listen    string             `json:"pos_listen"`
+		ConnectTo []string           `json:"pos_connect_to"`
+		POS       []payment.POSState `json:"pos"`
+		Current   *payment.Txn       `json:"current"`
+		Stats     map[string]int64   `json:"pos_stats"`
+		Uptime    int64              `json:"uptime_s"`
+	}
+	var raw json.RawMessage
+	if err := c.do(context.Background(), http.MethodGet, "/v1/status", nil, &raw); err != nil {
+		return clientFail(e, err)
+	}
+	if *asJSON {
+		e.stdout.Write(append(raw, '\n'))
+		return exitOK
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return clientFail(e, err)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.Uptime)*time.Second)
+	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", st.Listen, strings.Join(st.ConnectTo, " or "))
+	for _, p := range st.POS {
+		peer := ""
+		if p.Peer != "" {
+			peer = " " + p.Peer
+		}
+		fmt.Fprintf(w, "%s: %s%s since %s\n", p.Provider, p.State, peer, p.Since.Format(time.RFC3339))
+	}
+	if st.Current != nil {
+		fmt.Fprintf(w, "payment in progress: %s\n", describe(*st.Current))
+	} else {
+		fmt.Fprintln(w, "no payment in progress")
+	}
+	fmt.Fprintf(w, "pos messages: %d accepted, %d late, %d bad signature, %d malformed, %d replayed, %d oversize\n",
+		st.Stats["received"], st.Stats["late"], st.Stats["bad_signature"], st.Stats["malformed"], st.Stats["replayed"], st.Stats["oversize"])
+	return exitOK
+}
+
+func cmdJournal(e *env, args []string) int {
+	fs := newFlags(e, "journal", "[-config FILE | -control PATH] [-unknown] [-n N] [-json]")
+	var cf clientFlags
+	cf.register(fs)
+	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 || *n < 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	if *unknown {
+		return journalUnknown(e, c, *n, *asJSON)
+	}
+	var list []payment.Txn
+	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/payments?limit=%d", *n), nil, &list); err != nil {
+		return clientFail(e, err)
+	}
+	printTxns(e, list, *asJSON)
+	return exitOK
+}
+
+// journalUnknown lists GET /v1/evidence: the evidence about no known
+// payment, newest first. -json passes each object on as the daemon wrote
+// it, so no field is lost to this client's idea of Evidence.
+func journalUnknown(e *env, c *client, n int, asJSON bool) int {
+	var list []json.RawMessage
+	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/evidence?limit=%d", n), nil, &list); err != nil {
+		return clientFail(e, err)
+	}
+	code := exitOK
+	for _, raw := range list {
+		if asJSON {
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err == nil {
+				b.WriteByte('\n')
+				e.stdout.Write(b.Bytes())
+			}
+			continue
+		}
+		var ev payment.Evidence
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			fmt.Fprintf(e.stderr, "kioskd: cannot decode evidence %s: %v\n", raw, err)
+			code = exitFail
+			continue
+		}
+		fmt.Fprintln(e.stdout, describeEvidence(ev))
+	}
+	if len(list) == 0 && !asJSON {
+		fmt.Fprintln(e.stdout, "no messages about unknown payments")
+	}
+	return code
+}
+
+// describeEvidence is one line: when, seq, who sent what, the txn id it
+// named (- for none), what the kiosk did with it, the signed payload.
+func describeEvidence(ev payment.Evidence) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s %s", ev.At.Local().Format("2006-01-02 15:04:05"), ev.Seq, ev.Source, ev.Type)
+	if ev.Status != "" {
+		fmt.Fprintf(&b, " %s", ev.Status)
+	}
+	id := ev.TxnID
+	if id == "" {
+		id = "-"
+	}
+	fmt.Fprintf(&b, " txn=%s disposal=%q payload=%s", id, ev.Disposal, ev.Payload)
+	return b.String()
+}
+
+// printTxns writes payments one per line, or one JSON object per line.
+func printTxns(e *env, list []payment.Txn, asJSON bool) {
+	enc := json.NewEncoder(e.stdout)
+	for _, t := range list {
+		if asJSON {
+			enc.Encode(t)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
+		if t.Settled != "" {
+			fmt.Fprintf(e.stdout, "    settled %s\n", t.Settled)
+		}
+	}
+}
+
+func cmdReview(e *env, args []string) int {
+	if len(args) > 0 && args[0] == "settle" {
+		fs := newFlags(e, "review settle", "[-config FILE | -control PATH] -note TEXT TXN_ID")
+		var cf clientFlags
+		cf.register(fs)
+		note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
+		if code, ok := parseFlags(fs, args[1:]); !ok {
+			return code
+		}
+		if fs.NArg() != 1 || *note == "" {
+			fs.Usage()
+			return exitUsage
+		}
+		c, err := cf.client()
+		if err != nil {
+			return clientFail(e, err)
+		}
+		var t payment.Txn
+		if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
+			return clientFail(e, err)
+		}
+		fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
+		return exitOK
+	}
+	fs := newFlags(e, "review", "[-config FILE | -control PATH] [-all] [-json] | review settle -note TEXT TXN_ID")
+	var cf clientFlags
+	cf.register(fs)
+	all := fs.Bool("all", false, "include payments already settled")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	path := "/v1/reviews"
+	if *all {
+		path += "?all=1"
+	}
+	var list []payment.Txn
+	if err := c.do(context.Background(), http.MethodGet, path, nil, &list); err != nil {
+		return clientFail(e, err)
+	}
+	printTxns(e, list, *asJSON)
+	if len(list) == 0 && !*asJSON {
+		fmt.Fprintln(e.stdout, "nothing to review")
+	}
+	return exitOK
+}
+
+func cmdLogs(e *env, args []string) int {
+	fs := newFlags(e, "logs", "[-config FILE | -control PATH] [-n N]")
+	var cf clientFlags
+	cf.register(fs)
+	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var lines []string
+	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/logs?n=%d", *n), nil, &lines); err != nil {
+		return clientFail(e, err)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(e.stdout, l)
+	}
+	return exitOK
+}

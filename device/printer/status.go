@@ -1,0 +1,179 @@
+package printer
+
+// The port and the DLE EOT status exchange, which set the printer's state.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/kioskd/kioskd/protocol/escpos"
+)
+
+func (p *Printer) closePort() error {
+	c, ok := p.rw.(io.Closer)
+	p.rw = nil
+	if !ok {
+		return nil
+	}
+	if err := c.Close(); err != nil {
+		return fmt.Errorf("printer: close port: %w", err)
+	}
+	return nil
+}
+
+func (p *Printer) ensurePort() error {
+	if p.rw != nil {
+		return nil
+	}
+	if p.open == nil {
+		return errors.New("no port")
+	}
+	rw, err := p.open()
+	if err != nil {
+		p.setState(StateNoPrinter, err.Error())
+		return err
+	}
+	p.rw = rw
+	p.resync = true
+	return nil
+}
+
+// portFailed handles an error from the port itself: a device that went
+// away is closed, to be opened again by the next job or poll.
+func (p *Printer) portFailed(err error) {
+	if p.open != nil {
+		if cerr := p.closePort(); cerr != nil {
+			p.log.Debug("closing failed port", "err", cerr)
+		}
+	}
+	p.setState(StateNoPrinter, err.Error())
+}
+
+var statusQueries = [...]escpos.Query{escpos.QueryPrinter, escpos.QueryOffline, escpos.QueryPaper}
+
+// check asks the printer for its status, sets the state from the answer,
+// and returns an error unless it can print.
+func (p *Printer) check(timeout time.Duration) error {
+	st, err := p.query(timeout)
+	if err != nil {
+		return err
+	}
+	p.answered = true
+	switch {
+	case st.NoPaper():
+		err = fmt.Errorf("printer reports %v", st)
+		p.setState(StatePaperOut, err.Error())
+	case st.Fault():
+		err = fmt.Errorf("printer reports %v", st)
+		p.setState(StateOffline, err.Error())
+	case st.PaperNearEnd:
+		p.setState(StatePaperNearEnd, "")
+	default:
+		p.setState(StateOK, "")
+	}
+	return err
+}
+
+var errNoAnswer = errors.New("no answer to DLE EOT")
+
+// query sends DLE EOT 1, 2 and 4 and reads the three answers.
+func (p *Printer) query(timeout time.Duration) (escpos.Status, error) {
+	var st escpos.Status
+	if p.resync {
+		p.drain()
+		p.resync = false
+	}
+	var req [3 * len(statusQueries)]byte
+	q := req[:0]
+	for _, n := range statusQueries {
+		q = escpos.AppendStatusQuery(q, n)
+	}
+	if _, err := p.rw.Write(q); err != nil {
+		p.portFailed(err)
+		return st, fmt.Errorf("status request: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	got := 0
+	for got < len(statusQueries) {
+		select {
+		case <-p.quit:
+			return st, ErrClosed
+		default:
+		}
+		if !time.Now().Before(deadline) {
+			p.resync = true
+			return st, p.silent(timeout, got)
+		}
+		if d, ok := p.rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+			_ = d.SetReadDeadline(deadline)
+		}
+		// Read no more than the answers still due, so a late byte is
+		// never taken for the next exchange's.
+		n, err := p.rw.Read(p.rbuf[:len(statusQueries)-got])
+		for _, b := range p.rbuf[:n] {
+			if st.Decode(statusQueries[got], b) != nil {
+				p.resync = true // noise, or an answer out of step
+				continue
+			}
+			got++
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			p.portFailed(err)
+			return st, fmt.Errorf("status answer: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// silent sets the state for a printer that did not answer: one that never
+// has may not be there at all.
+func (p *Printer) silent(timeout time.Duration, got int) error {
+	err := fmt.Errorf("%w within %v (%d of %d answers)", errNoAnswer, timeout, got, len(statusQueries))
+	if p.answered {
+		p.setState(StateOffline, err.Error())
+	} else {
+		p.setState(StateNoPrinter, err.Error())
+	}
+	return err
+}
+
+// drain discards bytes left on the line by an exchange that broke off.
+func (p *Printer) drain() {
+	deadline := time.Now().Add(p.cfg.StatusTimeout)
+	for time.Now().Before(deadline) {
+		if d, ok := p.rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+			_ = d.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		}
+		n, err := p.rw.Read(p.rbuf[:])
+		if n == 0 || err != nil {
+			return
+		}
+	}
+}
+
+func (p *Printer) setState(s State, problem string) {
+	p.mu.Lock()
+	was := p.st.State
+	if problem != "" {
+		p.st.LastError = problem
+	}
+	if s == was {
+		p.mu.Unlock()
+		return
+	}
+	p.st.State, p.st.Since = s, time.Now()
+	snap := p.st
+	snap.Queue = len(p.queue) + p.held
+	p.mu.Unlock()
+	if s.Fault() {
+		p.log.Warn("printer state", "state", s, "was", was, "err", problem)
+	} else {
+		p.log.Info("printer state", "state", s, "was", was)
+	}
+	if p.cfg.OnChange != nil {
+		p.cfg.OnChange(snap)
+	}
+}

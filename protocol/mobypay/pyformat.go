@@ -1,0 +1,226 @@
+package mobypay
+
+// Writing JSON as Python's json.dumps does: the canonical form and its str and float formatters.
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+const hexdigits = "0123456789abcdef"
+
+// AppendPyString appends s (UTF-8) as Python's json.dumps writes a str with
+// ensure_ascii: short escapes for the usual controls, \u00XX for the rest of
+// C0 and DEL, \uXXXX (surrogate pairs above U+FFFF) for everything outside
+// ASCII, and nothing else escaped (not '/', '<', '>' or '&').
+func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f {
+			if c == '"' || c == '\\' {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch c {
+		case '\n':
+			dst = append(dst, '\\', 'n')
+			i++
+			continue
+		case '\r':
+			dst = append(dst, '\\', 'r')
+			i++
+			continue
+		case '\t':
+			dst = append(dst, '\\', 't')
+			i++
+			continue
+		case '\b':
+			dst = append(dst, '\\', 'b')
+			i++
+			continue
+		case '\f':
+			dst = append(dst, '\\', 'f')
+			i++
+			continue
+		}
+		var r rune
+		size := 1
+		if c < utf8.RuneSelf {
+			r = rune(c)
+		} else {
+			r, size = decodeRune(s[i:])
+		}
+		i += size
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			dst = appendU(dst, r1)
+			dst = appendU(dst, r2)
+		} else {
+			dst = appendU(dst, r)
+		}
+	}
+	return append(dst, '"')
+}
+
+// decodeRune decodes through a stack buffer so that one generic body serves
+// string and []byte without converting (and allocating) either.
+func decodeRune[S ~string | ~[]byte](s S) (rune, int) {
+	var buf [utf8.UTFMax]byte
+	n := copy(buf[:], s[:min(len(s), utf8.UTFMax)])
+	return utf8.DecodeRune(buf[:n])
+}
+
+func appendU(dst []byte, r rune) []byte {
+	return append(dst, '\\', 'u',
+		hexdigits[r>>12&0xf], hexdigits[r>>8&0xf], hexdigits[r>>4&0xf], hexdigits[r&0xf])
+}
+
+// appendPyNumber appends f as json.dumps writes a float: repr for finite
+// values, NaN, Infinity and -Infinity otherwise.
+func appendPyNumber(dst []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(dst, "Infinity"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-Infinity"...)
+	}
+	return AppendPyFloat(dst, f)
+}
+
+// AppendPyFloat appends f as Python's repr(float) writes it: the shortest
+// digits that round-trip, fixed notation for 1e-4 <= |f| < 1e16 with at
+// least one fractional digit, otherwise d.ddde±XX.
+func AppendPyFloat(dst []byte, f float64) []byte {
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // [-]d[.ddd]e±XX
+	neg := e[0] == '-'
+	if neg {
+		e = e[1:]
+		dst = append(dst, '-')
+	}
+	ePos := bytes.IndexByte(e, 'e')
+	mant, exp := e[:ePos], e[ePos+1:]
+	x := 0
+	for _, c := range exp[1:] {
+		x = x*10 + int(c-'0')
+	}
+	if exp[0] == '-' {
+		x = -x
+	}
+	var digits [24]byte
+	nd := 0
+	for _, c := range mant {
+		if c != '.' {
+			digits[nd] = c
+			nd++
+		}
+	}
+	decpt := x + 1 // value = 0.d1d2... × 10^decpt
+	if f == 0 {
+		decpt = 1
+	}
+	if decpt <= -4 || decpt > 16 {
+		dst = append(dst, digits[0])
+		if nd > 1 {
+			dst = append(dst, '.')
+			dst = append(dst, digits[1:nd]...)
+		}
+		dst = append(dst, 'e')
+		if x < 0 {
+			dst = append(dst, '-')
+			x = -x
+		} else {
+			dst = append(dst, '+')
+		}
+		if x < 10 {
+			dst = append(dst, '0')
+		}
+		return strconv.AppendInt(dst, int64(x), 10)
+	}
+	switch {
+	case decpt <= 0:
+		dst = append(dst, '0', '.')
+		for range -decpt {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits[:nd]...)
+	case decpt >= nd:
+		dst = append(dst, digits[:nd]...)
+		for range decpt - nd {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, '.', '0')
+	default:
+		dst = append(dst, digits[:decpt]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[decpt:nd]...)
+	}
+	return dst
+}
+
+// AppendCanonical writes the subtree rooted at n in canonical form. It
+// records where each value landed in dst, so that a decoder can take field
+// values as substrings of one copy of the canonical bytes.
+func (p *Parser) AppendCanonical(dst []byte, n int32) ([]byte, error) {
+	p.nodes[n].oStart = int32(len(dst))
+	dst, err := p.appendCanonical(dst, n)
+	p.nodes[n].oEnd = int32(len(dst))
+	return dst, err
+}
+
+func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
+	nd := p.nodes[n]
+	raw := p.in[nd.start:nd.end]
+	var err error
+	switch nd.kind {
+	case kObject:
+		dst = append(dst, '{')
+		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendPyString(dst, p.key(k))
+			dst = append(dst, ':')
+			if dst, err = p.AppendCanonical(dst, k); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	case kArray:
+		dst = append(dst, '[')
+		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = p.AppendCanonical(dst, k); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case kString:
+		p.str, err = decodeString(p.str[:0], raw)
+		if err != nil {
+			err.(*SyntaxError).Offset += int(nd.start) + 1
+			return dst, err
+		}
+		return AppendPyString(dst, p.str), nil
+	case kNumber:
+		if string(raw) == "-0" { // Python's int("-0") is 0
+			return append(dst, '0'), nil
+		}
+		return append(dst, raw...), nil
+	case kFloat:
+		return appendPyNumber(dst, parseFloat(raw)), nil
+	default: // true, false, null, NaN, Infinity, -Infinity are written as read
+		return append(dst, raw...), nil
+	}
+}
