@@ -266,13 +266,6 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 	return nil
 }
 
-func peerOf(ss *session) string {
-	if ss == nil {
-		return ""
-	}
-	return ss.peer
-}
-
 func reason(err error) string {
 	s := err.Error()
 	const p = "mobypay: "
