@@ -62,7 +62,7 @@ func (s *Server) admit(c net.Conn) {
 			"pos connection refused: peer not in allow-list", "peer", peer)
 		return
 	}
-	ss := &session{conn: c, peer: peer, host: host, since: time.Now()}
+	ss := &session{conn: c, peer: peer, host: host, since: time.Now(), role: roleNew}
 	s.mu.Lock()
 	act := s.decideLocked(host)
 	if act == admitRefuse || act == admitHold {

@@ -14,10 +14,11 @@ import (
 type role int
 
 const (
+	roleNew role = iota // not admitted yet
 	// rolePending: held while a proven session from the same host is up;
 	// read from, never written to, until it proves itself or the session
 	// it waits on ends.
-	rolePending role = iota
+	rolePending
 	roleCurrent // the session: Send writes to it
 	roleRetired // replaced; reads what its peer sent until the drain bound
 	roleClosed  // closed by the server (evicted, dropped); ends silently
