@@ -103,25 +103,6 @@ func OpenJournal(path string) (*Journal, error) {
 // Close closes the file.
 func (j *Journal) Close() error { return j.db.Close() }
 
-// Evidence is one journaled message about a transaction: every correctly
-// signed message is kept, including those that could not be acted on.
-type Evidence struct {
-	Seq      uint64    `json:"seq"`
-	TxnID    string    `json:"txn_id"`
-	At       time.Time `json:"at"`
-	Source   string    `json:"source"`           // "pos", "kpos", "kiosk"
-	Type     string    `json:"type"`             // message type
-	Status   string    `json:"status,omitempty"` // message status
-	Disposal string    `json:"disposal"`         // what the kiosk did with it
-	Payload  string    `json:"payload"`          // canonical payload
-	// Nonce, when set, is the message's replay nonce. With a Forget time
-	// it is also written to the nonce set in the same bbolt transaction,
-	// so a replay after a restart is still recognised until Forget (see
-	// Nonces). A zero Forget keeps the nonce in the evidence only.
-	Nonce  string    `json:"nonce,omitempty"`
-	Forget time.Time `json:"-"`
-}
-
 // Create journals a new transaction and assigns its ID: "TXN" + epoch
 // milliseconds, made unique by never reusing or going below the last one
 // issued (two payments in one millisecond, or a clock stepped back).
@@ -252,163 +233,6 @@ func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn)
 	return out, err
 }
 
-// AddEvidence journals a message that concerns no known transaction. It
-// goes to its own bucket, bounded by UnknownMax and UnknownMaxAge: the
-// oldest are deleted as new ones come (see UnknownEvidence). Journals
-// written before that bucket existed keep their old unknown-transaction
-// messages in the evidence bucket, where EvidenceFor still finds them.
-func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
-	maxN, maxAge := j.UnknownMax, j.UnknownMaxAge
-	if maxN <= 0 {
-		maxN = DefaultUnknownMax
-	}
-	if maxAge <= 0 {
-		maxAge = DefaultUnknownMaxAge
-	}
-	return j.db.Update(func(tx *bolt.Tx) error {
-		v, err := stampEvidence(tx, ev, now)
-		if err != nil {
-			return err
-		}
-		// Keys are the bucket's own sequence and only the oldest are ever
-		// deleted, so the keys are contiguous and the count is
-		// new key - first key.
-		b := tx.Bucket(bucketUnknown)
-		n, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		cutoff := now.Add(-maxAge)
-		c := b.Cursor()
-		for k, old := c.First(); k != nil; k, old = c.First() {
-			if n-binary.BigEndian.Uint64(k) < uint64(maxN) {
-				var e Evidence
-				if json.Unmarshal(old, &e) != nil || !e.At.Before(cutoff) {
-					break
-				}
-			}
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return b.Put(binary.BigEndian.AppendUint64(nil, n), v)
-	})
-}
-
-// UnknownEvidence returns up to n messages about unknown transactions,
-// newest first (n <= 0: all that are kept).
-func (j *Journal) UnknownEvidence(n int) ([]Evidence, error) {
-	var out []Evidence
-	err := j.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketUnknown).Cursor()
-		for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
-			var e Evidence
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("journal: unknown-transaction evidence %x: %w", k, err)
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
-// scan lists a transaction's messages in arrival order.
-func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) error {
-	v, err := stampEvidence(tx, ev, now)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucketEvidence).Put(evidenceKey(ev.TxnID, ev.Seq), v)
-}
-
-// stampEvidence gives ev its sequence number (one sequence for all
-// evidence, known or not) and time, journals its nonce, and encodes it.
-func stampEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
-	seq, err := tx.Bucket(bucketEvidence).NextSequence()
-	if err != nil {
-		return nil, err
-	}
-	ev.Seq, ev.At = seq, now
-	if ev.Nonce != "" && !ev.Forget.IsZero() {
-		if err := putNonce(tx.Bucket(bucketNonces), ev.Nonce, ev.Forget, now); err != nil {
-			return nil, err
-		}
-	}
-	return encodeEvidence(ev)
-}
-
-// encodeEvidence is the evidence codec's encoder (json.Unmarshal reads
-// back whatever it writes, Forget aside: FuzzTxnRoundTrip).
-func encodeEvidence(ev *Evidence) ([]byte, error) { return json.Marshal(ev) }
-
-// The nonce set is keyed big-endian forget time in epoch milliseconds +
-// nonce, so the expired ones are always at the front: each insert deletes
-// them, which bounds the set by what is inside the replay window.
-func nonceKey(nonce string, forget time.Time) []byte {
-	ms := max(forget.UnixMilli(), 0)
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(nonce)), uint64(ms)), nonce...)
-}
-
-func nonceExpired(k []byte, now time.Time) bool {
-	return int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixMilli()
-}
-
-func putNonce(b *bolt.Bucket, nonce string, forget, now time.Time) error {
-	c := b.Cursor()
-	for k, _ := c.First(); len(k) >= 8 && nonceExpired(k, now); k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	if !forget.After(now) {
-		return nil // already outside the window
-	}
-	return b.Put(nonceKey(nonce, forget), nil)
-}
-
-// Nonces returns the journaled nonces whose forget time is after now, each
-// with its forget time (the latest, if one was journaled twice), and
-// deletes the expired ones.
-func (j *Journal) Nonces(now time.Time) (map[string]time.Time, error) {
-	out := map[string]time.Time{}
-	expired := false
-	err := j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketNonces).ForEach(func(k, _ []byte) error {
-			if len(k) < 8 || nonceExpired(k, now) {
-				expired = true
-				return nil
-			}
-			forget := time.UnixMilli(int64(binary.BigEndian.Uint64(k[:8])))
-			if n := string(k[8:]); forget.After(out[n]) {
-				out[n] = forget
-			}
-			return nil
-		})
-	})
-	if err != nil || !expired {
-		return out, err
-	}
-	err = j.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketNonces).Cursor()
-		for k, _ := c.First(); k != nil && (len(k) < 8 || nonceExpired(k, now)); k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-func evidenceKey(txnID string, seq uint64) []byte {
-	k := make([]byte, 0, len(txnID)+9)
-	k = append(k, txnID...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
 // Get returns one transaction. A record that cannot be decoded (or was
 // quarantined) is ErrCorrupt.
 func (j *Journal) Get(id string) (Txn, error) {
@@ -459,52 +283,6 @@ func (j *Journal) List(n int) ([]Txn, error) {
 	return out, err
 }
 
-// eachEvidence calls fn for the messages journaled about txnID, in
-// arrival order, until fn returns false.
-func (j *Journal) eachEvidence(txnID string, fn func(Evidence) bool) error {
-	prefix := append([]byte(txnID), 0)
-	return j.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvidence).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var e Evidence
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("journal: evidence %q: %w", k, err)
-			}
-			if !fn(e) {
-				return nil
-			}
-		}
-		return nil
-	})
-}
-
-// EvidenceFor lists the messages journaled about txnID, in arrival order.
-// For an id that is no known transaction these are the messages kept
-// about unknown transactions (a scan of that bounded bucket).
-func (j *Journal) EvidenceFor(txnID string) ([]Evidence, error) {
-	var out []Evidence
-	err := j.eachEvidence(txnID, func(e Evidence) bool { out = append(out, e); return true })
-	if err != nil {
-		return out, err
-	}
-	err = j.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketTxns).Get([]byte(txnID)) != nil {
-			return nil
-		}
-		return tx.Bucket(bucketUnknown).ForEach(func(k, v []byte) error {
-			var e Evidence
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("journal: unknown-transaction evidence %x: %w", k, err)
-			}
-			if e.TxnID == txnID {
-				out = append(out, e)
-			}
-			return nil
-		})
-	})
-	return out, err
-}
-
 // Settle records an operator's note on a payment that was flagged for
 // review. Only the note changes: state and vend stay as they were. A
 // quarantined record is settled the same way (its note is kept beside it).
@@ -547,16 +325,6 @@ func (j *Journal) NextSequence(name, day string) (uint64, error) {
 		return meta.Put(key, append(nv, day...))
 	})
 	return n, err
-}
-
-// HasEvidence reports whether payload was already journaled for txnID.
-func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
-	if payload == "" {
-		return false, nil
-	}
-	found := false
-	err := j.eachEvidence(txnID, func(e Evidence) bool { found = e.Payload == payload; return !found })
-	return found, err
 }
 
 // Recover settles what a crash or power cut interrupted. Every payment
