@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +104,57 @@ func TestRestartKeepsNoncesAndTheProvenPOS(t *testing.T) {
 		t.Fatalf("replay after restart: stats %v, evidence %s", st.Stats, b)
 	}
 	if n := vendPulses(t, dir, tx.ID); n != 1 {
+		t.Fatalf("%d pulses", n)
+	}
+}
+
+// Issue 9, defect 6: a controller that asks again for the same order
+// after the daemon restarted must get the payment already made, not a
+// second charge.
+func TestPayKeyAcrossRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	dir := t.TempDir()
+	cfgPath := writeTestConfig(t, dir, crashConfig(10*time.Millisecond))
+	d := startDaemon(t, cfgPath)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := d.watch(ctx)
+	p := dialPOS(t, d.posAddr)
+	w.connected()
+	type result struct {
+		code     int
+		out, err string
+	}
+	pay := func() <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			code, out, errs := kioskd(t, "", "pay", "-config", cfgPath, "-key", "ORDER-42", "-amount", "3.00", "-timeout", "30s")
+			ch <- result{code, out, errs}
+		}()
+		return ch
+	}
+	first := pay()
+	m := p.expect(mobypay.TypeTransactionRequest)
+	p.send(`"type":"ack","status":"processing","txn_id":"` + m.TxnID + `"`)
+	p.send(`"type":"transaction_result","status":"success","txn_id":"` + m.TxnID + `","amount":3.0,"transaction_id":"000411"`)
+	if r := <-first; r.code != exitOK {
+		t.Fatalf("first pay: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	cancel()
+	d.kill()
+
+	d = startDaemon(t, cfgPath)
+	r := <-pay()
+	if r.code != exitOK || !strings.Contains(r.out, m.TxnID) || !strings.Contains(r.out+r.err, "already") {
+		t.Fatalf("same key after restart: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	var list []payment.Txn
+	if err := d.c.do(context.Background(), http.MethodGet, "/v1/payments?limit=0", nil, &list); err != nil || len(list) != 1 {
+		t.Fatalf("journal: %v, %d payments", err, len(list))
+	}
+	if n := vendPulses(t, dir, m.TxnID); n != 1 {
 		t.Fatalf("%d pulses", n)
 	}
 }
