@@ -142,7 +142,18 @@ func (s *Service) onTimer(k timerKind) {
 		// cancel in case it did; a result that still comes is flagged.
 		s.log.Warn("no ack from POS", "txn_id", t.ID)
 		s.providers[t.Provider].Cancel(t)
-		s.move(nil, func(t *Txn) { t.State = TimedOut; t.Error = "no ack from the terminal" })
+		s.move(nil, func(t *Txn) {
+			t.Error = "no ack from the terminal"
+			if !t.Dropped {
+				t.State = TimedOut
+				return
+			}
+			// The link went down meanwhile: the ack may have been lost
+			// with it and the cancel may not arrive, so the terminal may
+			// still take the money.
+			t.State = Unknown
+			t.flag("POS link lost mid-payment and no ack; the card may have been charged")
+		})
 	case timerResult, timerPlan:
 		what := "no result from the terminal"
 		if k == timerPlan {
