@@ -20,10 +20,11 @@ import (
 //
 // Ops:
 //
-//	create  the controller asks for a payment (Mode, Amt, Plan: preferred IPP plan)
+//	create  the controller asks for a payment (Prov: "" for mobypay or "kpos", Mode, Amt, Plan: preferred IPP plan)
 //	cancel  the controller cancels payment Txn
 //	plan    the controller picks IPP plan Plan for payment Txn
-//	pos     the POS sends a signed Msg about payment Txn (Odd, Late; N plans for "plans")
+//	pos     the POS sends a signed Msg about payment Txn (Odd, Late; N plans for "plans"),
+//	        or the KPOS host a notification (simKPOSMsgs)
 //	replay  the N-th most recent POS frame arrives again, byte for byte
 //	resend  the POS sends the N-th most recent message again, freshly signed
 //	up      the POS connects (a new session)
@@ -35,6 +36,7 @@ import (
 type simStep struct {
 	Op    string
 	Txn   int
+	Prov  string
 	Mode  string
 	Amt   Sen
 	Plan  string
@@ -71,6 +73,7 @@ var simFaults = []string{
 	"crash_after_pulse",
 	"vend_error",        // the relay did not move and says so
 	"vend_error_pulsed", // the relay moved but reported a failure
+	"inquiry_error",     // the next KPOS inquiry gets no answer
 }
 
 var simModes = []string{"card", "bnpl", "duitnow_qr", "ipp"}
@@ -170,9 +173,12 @@ func simGenerate(seed uint64, n int, cfg simConfig, on func(string) bool) []simS
 	g := &simGen{r: simRand(seed), cfg: cfg, on: on}
 	g.out = append(g.out, simStep{Op: "up"})
 	for len(g.out) < n {
-		if g.chance(0.6) {
+		switch x := g.r.Float64(); {
+		case x < 0.45:
 			g.story()
-		} else {
+		case x < 0.6:
+			g.kposStory()
+		default:
 			g.random()
 		}
 	}
@@ -255,6 +261,9 @@ func (g *simGen) odd(msg string) string {
 }
 
 func (g *simGen) pos(txn int, msg string) simStep {
+	if simIsKPOS(msg) {
+		return simStep{Op: "pos", Txn: txn, Msg: msg}
+	}
 	s := simStep{Op: "pos", Txn: txn, Msg: msg, Odd: g.odd(msg), Late: g.chance(0.06) && g.lateOK(msg)}
 	if msg == "plans" {
 		s.N = 1 + g.r.IntN(len(simPlanIDs))
@@ -345,6 +354,46 @@ func (g *simGen) story() {
 	g.pause()
 }
 
+// kposStory: one KPOS payment: the host takes the submit (its answer is
+// the ack), then notifies, or the notification is lost and only an
+// inquiry at a timeout learns the outcome.
+func (g *simGen) kposStory() {
+	g.emit(simStep{Op: "create", Prov: "kpos", Mode: g.pick([]string{"card", "duitnow_qr", "bnpl"}), Amt: g.amount()})
+	g.pause()
+	if g.chance(0.1) {
+		g.emit(simStep{Op: "cancel"})
+		g.pause()
+	}
+	if g.chance(0.9) {
+		g.emit(g.pos(0, g.kposResult()))
+		if g.chance(0.25) {
+			g.emit(simStep{Op: "replay"})
+		}
+	}
+	if g.chance(0.3) {
+		g.emit(g.longSleep())
+	}
+	g.pause()
+}
+
+func (g *simGen) kposResult() string {
+	switch x := g.r.IntN(100); {
+	case x < 40:
+		return "kpos_ok"
+	case x < 55:
+		return "kpos_declined"
+	case x < 65:
+		return "kpos_pending"
+	case x < 75:
+		return "kpos_serial_ok"
+	case x < 80:
+		return "kpos_serial_mismatch"
+	case x < 92:
+		return "kpos_lost_ok"
+	}
+	return "kpos_lost_declined"
+}
+
 // random: one step of any kind.
 func (g *simGen) random() {
 	txn := 0
@@ -355,13 +404,18 @@ func (g *simGen) random() {
 		txn = 1 + g.r.IntN(3)
 	}
 	switch x := g.r.IntN(100); {
-	case x < 30:
+	case x < 25:
 		g.out = append(g.out, g.pos(txn, g.pick(simMsgs)))
+	case x < 30:
+		g.out = append(g.out, g.pos(txn, g.pick(simKPOSMsgs)))
 	case x < 48:
 		g.out = append(g.out, g.longSleep())
 	case x < 54:
-		mode := g.pick(simModes)
-		g.out = append(g.out, simStep{Op: "create", Mode: mode, Amt: g.amount()})
+		s := simStep{Op: "create", Mode: g.pick(simModes), Amt: g.amount()}
+		if g.chance(0.3) {
+			s.Prov = "kpos"
+		}
+		g.out = append(g.out, s)
 	case x < 59:
 		g.out = append(g.out, simStep{Op: "cancel", Txn: txn})
 	case x < 63:
@@ -396,6 +450,9 @@ func (s simStep) String() string {
 	b.WriteString("{Op: " + strconv.Quote(s.Op))
 	if s.Txn != 0 {
 		fmt.Fprintf(&b, ", Txn: %d", s.Txn)
+	}
+	if s.Prov != "" {
+		fmt.Fprintf(&b, ", Prov: %q", s.Prov)
 	}
 	if s.Mode != "" {
 		fmt.Fprintf(&b, ", Mode: %q", s.Mode)
