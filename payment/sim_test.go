@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -524,14 +523,15 @@ func simInProgress(t Txn) bool { return !t.State.Final() || t.Vend == VendReleas
 func (w *simWorld) records() ([]Txn, error) {
 	var out []Txn
 	err := w.j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTxns).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketTxns)
+		return b.ForEach(func(k, v []byte) error {
 			c, ok := w.decoded[string(k)]
 			if !ok || !bytes.Equal(c.raw, v) {
-				var t Txn
-				if err := json.Unmarshal(v, &t); err != nil {
-					return fmt.Errorf("journal: %s: %w", k, err)
+				t, err := get(b, string(k)) // the journal's own decoder
+				if err != nil {
+					return err
 				}
-				c = simDecoded{raw: bytes.Clone(v), txn: t}
+				c = simDecoded{raw: bytes.Clone(v), txn: *t}
 				w.decoded[string(k)] = c
 			}
 			out = append(out, c.txn)
