@@ -238,19 +238,13 @@ func (g *simGen) longSleep() simStep {
 	return simStep{Op: "sleep", D: g.dur(3*g.cfg.Result + g.cfg.Plan + g.cfg.Grace + g.cfg.Reconnect)}
 }
 
-// lateOK says whether msg may come late or without a nonce: both make a
-// result "not acted on, flagged" (simPending "late_result").
-func (g *simGen) lateOK(msg string) bool {
-	return g.on("late_result") || !simIsResult(msg) && msg != "error"
-}
-
 func (g *simGen) odd(msg string) string {
 	if !g.chance(0.2) {
 		return ""
 	}
 	var fit []string
 	for _, o := range simOdds {
-		if simOddFits(o, msg) && g.on(o) && (o != "no_nonce" || g.lateOK(msg)) {
+		if simOddFits(o, msg) && g.on(o) {
 			fit = append(fit, o)
 		}
 	}
@@ -264,7 +258,7 @@ func (g *simGen) pos(txn int, msg string) simStep {
 	if simIsKPOS(msg) {
 		return simStep{Op: "pos", Txn: txn, Msg: msg}
 	}
-	s := simStep{Op: "pos", Txn: txn, Msg: msg, Odd: g.odd(msg), Late: g.chance(0.06) && g.lateOK(msg)}
+	s := simStep{Op: "pos", Txn: txn, Msg: msg, Odd: g.odd(msg), Late: g.chance(0.06)}
 	if msg == "plans" {
 		s.N = 1 + g.r.IntN(len(simPlanIDs))
 	}

@@ -38,11 +38,24 @@ func (simKPOS) Ready() error { return nil }
 
 func (simKPOS) SelectPlan(*Txn, string) error { return errors.New("kpos: no instalment plans") }
 
+// Cancel is the 0031 abort: the host aborts what is still pending and
+// refuses to abort what it has settled.
 func (p simKPOS) Cancel(t *Txn) error {
-	if p.w.dead {
+	w := p.w
+	if w.dead {
 		return errors.New("power cut")
 	}
-	return nil
+	switch w.host[t.ID] {
+	case "pending":
+		w.host[t.ID] = "declined"
+		w.note += "; aborted"
+		return nil
+	case "approved", "declined":
+		w.note += "; abort refused"
+		return errors.New("kpos: abort refused: KP052")
+	}
+	w.note += "; abort refused"
+	return errors.New("kpos: abort refused: KP049")
 }
 
 // Request is the 0011 submit: the host's answer is the ack, reported from
@@ -95,8 +108,9 @@ func (p simKPOS) Inquire(t *Txn) (Report, error) {
 	if w.dead {
 		return Report{}, errors.New("power cut")
 	}
-	if w.inqFault != "" {
+	if w.inqFault != "" && (w.host[t.ID] != "approved" || w.opt.on("inquiry_gives_up")) {
 		w.inqFault = ""
+		w.note += "; inquiry failed"
 		return Report{}, errors.New("kpos: inquiry: context deadline exceeded")
 	}
 	code := map[string]string{"": "KP049", "pending": "KA024", "approved": kpos.ResultSuccess, "declined": "KP051"}[w.host[t.ID]]
@@ -107,6 +121,7 @@ func (p simKPOS) Inquire(t *Txn) (Report, error) {
 	if tx := w.byID[t.ID]; tx != nil && (r.Kind == ReportApproved || r.Kind == ReportDeclined) {
 		// Final answers are applied, and so journaled.
 		tx.evidence = append(tx.evidence, payload)
+		tx.resulted = true
 		if r.Kind == ReportApproved {
 			tx.success = true
 			tx.clean[payload] = "kpos"
@@ -168,22 +183,37 @@ func (w *simWorld) kposDeliver(f *simFrame) {
 	if f.notification.ResultCode == "KA024" {
 		outcome = "pending"
 	}
-	if _, ok := w.host[f.txn]; ok {
+	if h, ok := w.host[f.txn]; ok && h == "pending" {
+		// The host's own outcome is settled once; what it sends after
+		// that is only what it sends.
 		w.host[f.txn] = outcome
 	}
 	if f.step.Msg == "kpos_lost_ok" || f.step.Msg == "kpos_lost_declined" {
 		w.note = "host: " + f.txn + " " + outcome + ", notification lost"
 		w.fates["kpos lost"]++
+		// The customer paid while the kiosk still waits and inquires at
+		// its timeouts: once it gives up, the payment must be vended or
+		// flagged all the same.
+		if tx := w.byID[f.txn]; tx != nil && outcome == "approved" && w.host[f.txn] == "approved" {
+			if rec, err := w.j.Get(f.txn); err == nil && simInProgress(rec) {
+				tx.hostPaid = true
+			}
+		}
 		return
 	}
 	tx := w.byID[f.txn]
 	if tx != nil && !w.cross(tx, "kpos") {
 		return
 	}
+	if tx != nil && outcome == "declined" {
+		// The host itself told the kiosk otherwise.
+		tx.hostPaid = false
+	}
 	if tx != nil && !slices.Contains(tx.evidence, f.payload) {
 		// A repeat of what is journaled is dropped (Repeatable).
 		tx.evidence = append(tx.evidence, f.payload)
 		tx.success = tx.success || f.success
+		tx.resulted = tx.resulted || f.notification.ResultCode != "KA024"
 		if f.clean {
 			tx.clean[f.payload] = "kpos"
 		}

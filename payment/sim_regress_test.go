@@ -130,6 +130,21 @@ func TestSimRegressDeadline(t *testing.T) {
 			{Op: "flap", N: 150, D: 2 * time.Second},
 		})
 	})
+	// Seen as seed 1544 in the default run before the deadline check
+	// learned where defect 5 strikes: a card payment takes the plans the
+	// POS offers just before its result timeout, and the selection arms a
+	// second result wait on top of its deadline.
+	t.Run("plans_for_card", func(t *testing.T) {
+		simReplay(t, simConfig{Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: 20 * time.Second, Grace: 30 * time.Second,
+			Reconnect: 30 * time.Second, Auto: "first", AfterCancel: "review"}, []simStep{
+			{Op: "up"},
+			{Op: "create", Mode: "card", Amt: 34657},
+			{Op: "pos", Msg: "ack_processing"},
+			{Op: "sleep", D: 119 * time.Second},
+			{Op: "pos", Msg: "plans", N: 1},
+			{Op: "sleep", D: 119 * time.Second},
+		})
+	})
 	t.Run("plan_received", func(t *testing.T) {
 		steps := []simStep{
 			{Op: "up"},
@@ -186,6 +201,38 @@ func TestSimRegressCrossProvider(t *testing.T) {
 			{Op: "up"},
 			{Op: "create", Mode: "card", Amt: 1250},
 			{Op: "pos", Msg: "kpos_ok"},
+		})
+	})
+}
+
+// Not in the issue's list: the inquiry is the service's last look before
+// it gives a KPOS payment up, and when it fails the payment ends
+// cancelled or timed_out with no review flag, even though the host
+// refused the abort (Cancel's error is only logged) and may well have
+// approved it: here the customer paid, the notification was lost, and
+// both inquiries timed out. Whatever ends without the host's word should
+// be flagged. Found as seed 1368 with -sim.enable=inquiry_gives_up.
+func TestSimRegressInquiryGivesUp(t *testing.T) {
+	t.Skip("issue 9: a KPOS payment the host approved ends unflagged when the last inquiry fails; fixed by the lead")
+	cfg := simConfig{Ack: 5 * time.Second, Result: 2 * time.Minute, Plan: 20 * time.Second, Grace: 10 * time.Second,
+		Reconnect: 30 * time.Second, Auto: "first", AfterCancel: "review"}
+	t.Run("cancelled", func(t *testing.T) {
+		simReplay(t, cfg, []simStep{
+			{Op: "fault", Fault: "inquiry_error"},
+			{Op: "create", Prov: "kpos", Mode: "duitnow_qr", Amt: 14763},
+			{Op: "pos", Msg: "kpos_lost_ok"},
+			{Op: "cancel"},
+			{Op: "sleep", D: 17354 * time.Millisecond},
+		})
+	})
+	t.Run("timed_out", func(t *testing.T) {
+		simReplay(t, cfg, []simStep{
+			{Op: "create", Prov: "kpos", Mode: "card", Amt: 500},
+			{Op: "pos", Msg: "kpos_lost_ok"},
+			{Op: "fault", Fault: "inquiry_error"},
+			{Op: "sleep", D: 2*time.Minute + time.Second},
+			{Op: "fault", Fault: "inquiry_error"},
+			{Op: "sleep", D: 11 * time.Second},
 		})
 	})
 }
