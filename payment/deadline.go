@@ -141,18 +141,21 @@ func (s *Service) onTimer(k timerKind) {
 		// No ack: the terminal may never have seen the request. Ask it to
 		// cancel in case it did; a result that still comes is flagged.
 		s.log.Warn("no ack from POS", "txn_id", t.ID)
-		s.providers[t.Provider].Cancel(t)
+		cerr := s.providers[t.Provider].Cancel(t)
 		s.move(nil, func(t *Txn) {
 			t.Error = "no ack from the terminal"
-			if !t.Dropped {
+			switch {
+			case t.Dropped:
+				// The ack may have been lost with the link and the cancel
+				// may not arrive: the terminal may still take the money.
+				t.State = Unknown
+				t.flag("POS link lost mid-payment and no ack; the card may have been charged")
+			case cerr != nil:
+				t.State = Unknown
+				t.flag("no ack and the cancel was not confirmed (" + cerr.Error() + "); the card may have been charged")
+			default:
 				t.State = TimedOut
-				return
 			}
-			// The link went down meanwhile: the ack may have been lost
-			// with it and the cancel may not arrive, so the terminal may
-			// still take the money.
-			t.State = Unknown
-			t.flag("POS link lost mid-payment and no ack; the card may have been charged")
 		})
 	case timerResult, timerPlan:
 		what := "no result from the terminal"
@@ -167,6 +170,13 @@ func (s *Service) onTimer(k timerKind) {
 			s.move(nil, func(t *Txn) {
 				t.State = Unknown
 				t.flag("POS link lost mid-payment and no result after cancel")
+			})
+		case s.cancelErr != nil:
+			// The terminal (or its host) did not take the cancel: the
+			// payment may still have gone through.
+			s.move(nil, func(t *Txn) {
+				t.State = Unknown
+				t.flag("cancel not confirmed (" + s.cancelErr.Error() + ") and no result; the card may have been charged")
 			})
 		case s.cancelBy == byOperator:
 			s.move(nil, func(t *Txn) { t.State = Cancelled })

@@ -97,7 +97,7 @@ func (p *KPOS) Request(t *Txn) error {
 	}
 	// The host took it: that is this provider's ack. Reported from a
 	// goroutine because Request runs on the service loop.
-	ack := Report{TxnID: t.ID, Kind: ReportAck, Status: "processing",
+	ack := Report{Provider: "kpos", TxnID: t.ID, Kind: ReportAck, Status: "processing",
 		Evidence: Evidence{Source: "kpos", Type: reply.MTI, Status: reply.ResultCode, Payload: reply.Plaintext}}
 	go p.svc.Report(ack)
 	return nil
@@ -178,7 +178,7 @@ func (p *KPOS) SerialNotified(ctx context.Context, n kpos.SerialNotification, da
 }
 
 func outcomeReport(mrn, code, auth, htr, pan, msg string, ev Evidence) Report {
-	r := Report{TxnID: mrn, Status: code, AuthCode: auth, POSTxnID: htr, Message: msg, Evidence: ev, Repeatable: true}
+	r := Report{Provider: "kpos", TxnID: mrn, Status: code, AuthCode: auth, POSTxnID: htr, Message: msg, Evidence: ev, Repeatable: true}
 	if len(pan) >= 4 {
 		r.CardLast4 = pan[len(pan)-4:]
 	}

@@ -117,7 +117,8 @@ func (p *MobyPay) ConnState(s mobypay.ConnState, peer string) {
 
 func report(m *mobypay.Message, late string) Report {
 	r := Report{
-		TxnID: m.TxnID, Status: m.Status, PosID: m.PosID, PlanID: m.PlanID,
+		Provider: "mobypay",
+		TxnID:    m.TxnID, Status: m.Status, PosID: m.PosID, PlanID: m.PlanID,
 		POSTxnID: m.TransactionID, AuthCode: m.AuthorizationCode, CardLast4: m.CardLast4,
 		Late:     late,
 		Evidence: Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload, Nonce: m.Nonce},

@@ -52,7 +52,10 @@ type Report struct {
 	// what is journaled and a repeat is dropped. MobyPay needs no such
 	// check: its nonces are refused by the replay guard before this.
 	Repeatable bool
-	Evidence   Evidence
+	// Provider is the provider whose peer sent the message. A report about
+	// another provider's payment is journaled, never acted on.
+	Provider string
+	Evidence Evidence
 }
 
 // Report hands the service an authentic message. It blocks only while the
@@ -114,6 +117,9 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 			s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status)
 			return Recorded{Known: true, Duplicate: true, Txn: t}, nil
 		}
+	}
+	if r.Provider != "" && r.Provider != t.Provider && r.Late == "" {
+		r.Late = "sent by " + r.Provider + " about a " + t.Provider + " payment"
 	}
 	s.journalErr = nil
 	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" {

@@ -121,6 +121,9 @@ type Service struct {
 	timerFor timerKind
 	dl       deadlines
 	cancelBy timerKind // why cancel was requested: cancel (operator) or a timeout
+	// cancelErr is why the cancel was not confirmed sent (nil if it was):
+	// without it nothing stops the terminal from still taking the money.
+	cancelErr error
 	// journalErr is the last journal failure of the report being handled.
 	journalErr error
 	unknownLog rateLog
@@ -285,7 +288,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		s.log.Error("journal write failed; payment refused", "err", err)
 		return Txn{}, false, err
 	}
-	s.cur, s.planPref, s.cancelBy = &t, req.PlanID, timerNone
+	s.cur, s.planPref, s.cancelBy, s.cancelErr = &t, req.PlanID, timerNone, nil
 	s.begin(&t)
 	s.log.Info("payment created", "txn_id", t.ID, "mode", t.Mode, "amount", t.Amount.String(), "provider", t.Provider)
 	err := prov.Request(&t)
@@ -352,6 +355,7 @@ func (s *Service) cancel(id string, why timerKind, reason string) (Txn, error) {
 	prov := s.providers[s.cur.Provider]
 	if err := prov.Cancel(s.cur); err != nil {
 		s.log.Warn("cancel not delivered; waiting for a result anyway", "txn_id", id, "err", err)
+		s.cancelErr = err
 	}
 	s.cancelBy = why
 	out, ok := s.move(nil, func(t *Txn) {

@@ -30,7 +30,6 @@ var simRegressConfig = simConfig{Ack: 5 * time.Second, Result: 2 * time.Minute, 
 // which the journal cannot read back: List fails, and so would Recover.
 // Found as seed 5 with -sim.enable=amount_neg.
 func TestSimRegressNegativeAmount(t *testing.T) {
-	t.Skip("issue 9: a negative paid amount is journaled and cannot be read back (defect 1); fixed by the lead")
 	simReplay(t, simRegressConfig, []simStep{
 		{Op: "up"},
 		{Op: "create", Mode: "card", Amt: 41},
@@ -46,7 +45,6 @@ func TestSimRegressNegativeAmount(t *testing.T) {
 // seed 1 (seed 8 for plans_object, seed 5 for status_upper) with
 // -sim.enable=<variant>.
 func TestSimRegressOddSignedMessages(t *testing.T) {
-	t.Skip("issue 9: odd-but-signed messages are lost or not flagged (defect 2); fixed by the lead")
 	for _, c := range []struct {
 		odd, msg, mode string
 	}{
@@ -80,7 +78,6 @@ func TestSimRegressOddSignedMessages(t *testing.T) {
 // clock is off by a minute, then right, loses a paid outcome this way.
 // Found as seed 1 with -sim.enable=late_result.
 func TestSimRegressSuccessAfterFlag(t *testing.T) {
-	t.Skip("issue 9: a clean success after a flagged late/no-nonce result is rolled back and lost; fixed by the lead")
 	t.Run("no_nonce", func(t *testing.T) {
 		simReplay(t, simRegressConfig, []simStep{
 			{Op: "up"},
@@ -108,7 +105,6 @@ func TestSimRegressSuccessAfterFlag(t *testing.T) {
 // every stage's timeout, the cancel grace and one reconnect grace (two
 // result waits for IPP): simConfig.deadline.
 func TestSimRegressDeadline(t *testing.T) {
-	t.Skip("issue 9: reconnects and acks extend a payment past its absolute deadline (defect 5); fixed by the lead")
 	// Found as seed 4 with -sim.enable=check:deadline (its first step, a
 	// message that makes the POS connect, written here as "up").
 	t.Run("flapping", func(t *testing.T) {
@@ -167,7 +163,6 @@ func TestSimRegressDeadline(t *testing.T) {
 // persists nonces; fill in simSeedGuard (sim_test.go) to load them into
 // the guard the way kioskd does, then unskip.
 func TestSimRegressReplayAcrossRestart(t *testing.T) {
-	t.Skip("issue 9: a replay within the window after a restart is accepted (defect 8); fixed by the lead")
 	simReplay(t, simRegressConfig, []simStep{
 		{Op: "up"},
 		{Op: "create", Mode: "card", Amt: 500},
@@ -189,7 +184,6 @@ func TestSimRegressReplayAcrossRestart(t *testing.T) {
 // evidence and flagged, not acted on. Found as seed 2 with
 // -sim.enable=cross_provider.
 func TestSimRegressCrossProvider(t *testing.T) {
-	t.Skip("issue 9: a provider's report is acted on for another provider's payment; fixed by the lead")
 	t.Run("mobypay_for_kpos", func(t *testing.T) {
 		simReplay(t, simRegressConfig, []simStep{
 			{Op: "create", Prov: "kpos", Mode: "bnpl", Amt: 50044},
@@ -213,7 +207,6 @@ func TestSimRegressCrossProvider(t *testing.T) {
 // both inquiries timed out. Whatever ends without the host's word should
 // be flagged. Found as seed 1368 with -sim.enable=inquiry_gives_up.
 func TestSimRegressInquiryGivesUp(t *testing.T) {
-	t.Skip("issue 9: a KPOS payment the host approved ends unflagged when the last inquiry fails; fixed by the lead")
 	cfg := simConfig{Ack: 5 * time.Second, Result: 2 * time.Minute, Plan: 20 * time.Second, Grace: 10 * time.Second,
 		Reconnect: 30 * time.Second, Auto: "first", AfterCancel: "review"}
 	t.Run("cancelled", func(t *testing.T) {
