@@ -20,9 +20,10 @@ ARM64    := GOOS=linux GOARCH=arm64
 # run under Debian's qemu-user (qemu-arm, qemu-aarch64) through
 # scripts/qemu-test.sh, which picks the emulator from the ELF header and
 # emulates the boards' CPUs (cortex-a7, cortex-a72). No race detector: it
-# does not exist on arm. The full tests, not -short: about 30 s for armv7
-# (its P-256 and SHA-512 have no assembly there) and 15 s for arm64 on a
-# two-core machine. A bug that only a 32-bit word shows (an overflowing
+# does not exist on arm. The full tests, not -short: about 110 s for armv7
+# and 90 s for arm64 on a two-core machine, most of it the payment
+# simulator's 3000 seeds (kept: it checks the payment core on a 32-bit
+# word too). A bug that only a 32-bit word shows (an overflowing
 # constant, a 64-bit atomic off its 8-byte boundary) fails here.
 #
 # Nothing is skipped by default. The tests that exec python3 (MobyPay
