@@ -30,30 +30,10 @@ func loadLastProven(dataDir string) netip.Addr {
 	return a
 }
 
-// saveLastProven writes the address durably (temp file, fsync, rename).
-// The server calls it off the session goroutine, never on the payment path.
+// saveLastProven writes the address durably. The server calls it off the
+// session goroutine, one call at a time, never on the payment path.
 func saveLastProven(dataDir string, a netip.Addr, log *slog.Logger) {
-	path := filepath.Join(dataDir, lastProvenFile)
-	err := func() error {
-		f, err := os.CreateTemp(dataDir, lastProvenFile+".*")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		if _, err := f.WriteString(a.String() + "\n"); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		return os.Rename(f.Name(), path)
-	}()
-	if err != nil {
+	if err := writeFileSync(filepath.Join(dataDir, lastProvenFile), []byte(a.String()+"\n")); err != nil {
 		log.Warn("last proven POS host not saved", "err", err)
 	}
 }
