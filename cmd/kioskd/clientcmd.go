@@ -106,6 +106,8 @@ func cmdStatus(e *env, args []string) int {
 	}
 	fmt.Fprintf(w, "pos messages: %d accepted, %d late, %d bad signature, %d malformed, %d replayed, %d oversize\n",
 		st.Stats["received"], st.Stats["late"], st.Stats["bad_signature"], st.Stats["malformed"], st.Stats["replayed"], st.Stats["oversize"])
+	fmt.Fprintf(w, "pos connections: %d sessions, %d refused, %d held pending, %d took over, %d squatters displaced; %d pings, %d signed without a nonce\n",
+		st.Stats["sessions"], st.Stats["rejected"], st.Stats["pending"], st.Stats["promoted"], st.Stats["displaced"], st.Stats["pings"], st.Stats["no_nonce"])
 	return exitOK
 }
 
