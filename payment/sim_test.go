@@ -464,15 +464,26 @@ func (w *simWorld) do(st simStep) {
 		w.linkUp = false
 		w.prov.ConnState(mobypay.Disconnected, simPOSPeer)
 	case "flap":
+		// After each sleep, timers that came due ran on the loop while this
+		// goroutine woke: wait for the loop, then a round trip through it
+		// orders its reads of linkUp before the write here.
+		settle := func() {
+			synctest.Wait()
+			if !w.dead {
+				w.svc.Ping(context.Background())
+			}
+		}
 		for range st.N {
 			w.linkUp = false
 			w.prov.ConnState(mobypay.Disconnected, simPOSPeer)
 			synctest.Wait()
 			time.Sleep(st.D / 2)
+			settle()
 			w.linkUp = true
 			w.prov.ConnState(mobypay.Connected, simPOSPeer)
 			synctest.Wait()
 			time.Sleep(st.D - st.D/2)
+			settle()
 			if w.dead {
 				break
 			}
