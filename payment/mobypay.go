@@ -132,10 +132,16 @@ func report(m *mobypay.Message, late string) Report {
 	}
 	if !m.Clean() {
 		// Authentic but not usable as sent: journaled, never acted on. One
-		// that looks like a success goes to approve, which flags it.
+		// that looks like a success goes to approve, which flags it; one
+		// that looks like another outcome is flagged as not acted on.
 		r.Odd = strings.Join(m.Odd, "; ")
-		if m.LooksLikeSuccess() {
+		switch {
+		case m.LooksLikeSuccess():
 			r.Kind = ReportApproved
+		case strings.EqualFold(m.Type, mobypay.TypeTransactionResult) && strings.EqualFold(m.Status, mobypay.StatusFailed):
+			r.Kind = ReportDeclined
+		case strings.EqualFold(m.Type, mobypay.TypeError):
+			r.Kind = ReportError
 		}
 		return r
 	}

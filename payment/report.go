@@ -118,8 +118,14 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 			return Recorded{Known: true, Duplicate: true, Txn: t}, nil
 		}
 	}
-	if r.Provider != "" && r.Provider != t.Provider && r.Late == "" {
+	switch {
+	case r.Late != "":
+	case r.Provider != "" && r.Provider != t.Provider:
 		r.Late = "sent by " + r.Provider + " about a " + t.Provider + " payment"
+	case r.Odd != "" && r.Kind != ReportApproved:
+		// approve flags an odd success itself (the customer may have
+		// paid); any other odd message is recorded, never applied.
+		r.Late = "not usable as sent: " + r.Odd
 	}
 	s.journalErr = nil
 	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
 type sent struct {
@@ -453,5 +455,19 @@ func TestSuccessAfterFlagIsRecorded(t *testing.T) {
 	}
 	if h.vend.count() != 0 || h.svc.Current() != nil {
 		t.Fatalf("vended %d, current %v", h.vend.count(), h.svc.Current())
+	}
+}
+
+// A signed outcome that is not usable as sent (here a decline without a
+// nonce, which cannot be replay-checked) is kept and flagged, never
+// applied: the payment stays open until its own outcome or deadline.
+func TestOddDeclineIsFlaggedNotApplied(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 100)
+	m := mobypay.Message{Type: "transaction_result", Status: "failed", TxnID: tx.ID, Odd: []string{"no nonce"}, Payload: `{"status":"failed"}`}
+	h.svc.Report(report(&m, ""))
+	got := h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+	if got.State != Sent || got.Evidence != 1 || !strings.Contains(got.Review, "not usable as sent: no nonce") {
+		t.Fatalf("odd decline %+v", got)
 	}
 }
