@@ -16,19 +16,7 @@ import (
 // next start waits the 5 min ceiling.
 func backoffHardware(t *testing.T) (*hardware, *watchdog.Fake, crashGuard) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := parseConfig([]byte("data_dir = \"" + dir + "\"\n[printer]\nenabled = false\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prof, err := cfg.boardProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hw, err := openHardware(cfg, prof, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hw, dir := openSimHardware(t, "[printer]\nenabled = false\n")
 	fake, ok := hw.wdDev.(*watchdog.Fake)
 	if !ok {
 		t.Fatalf("sim board watchdog is %T, want the fake", hw.wdDev)

@@ -19,8 +19,15 @@ import (
 
 func simHardware(t *testing.T) (*hardware, string) {
 	t.Helper()
+	return openSimHardware(t, "[relay]\npulse = \"20ms\"\n")
+}
+
+// openSimHardware opens the sim board with a config of body over a fresh
+// data_dir, which it returns.
+func openSimHardware(t *testing.T, body string) (*hardware, string) {
+	t.Helper()
 	dir := t.TempDir()
-	cfg, err := parseConfig([]byte("data_dir = \"" + dir + "\"\n[relay]\npulse = \"20ms\"\n"))
+	cfg, err := parseConfig([]byte("data_dir = \"" + dir + "\"\n" + body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,19 @@ import (
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
+// startWithPOS starts a daemon child and connects a scripted POS to it;
+// cancel ends the event stream (before the daemon is killed).
+func startWithPOS(t *testing.T, cfgPath string) (*daemon, *posPeer, *watch, context.CancelFunc) {
+	t.Helper()
+	d := startDaemon(t, cfgPath)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := d.watch(ctx)
+	p := dialPOS(t, d.posAddr)
+	w.connected()
+	return d, p, w, cancel
+}
+
 // Issue 9, defects 8 and 3: what the kiosk learned about its POS must
 // survive a power cut. A byte-identical replay of a success inside the
 // timestamp window after a restart used to be accepted and journaled (the
@@ -30,12 +43,7 @@ func TestRestartKeepsNoncesAndTheProvenPOS(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfgPath := writeTestConfig(t, dir, crashConfig(10*time.Millisecond))
-	d := startDaemon(t, cfgPath)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := d.watch(ctx)
-	p := dialPOS(t, d.posAddr)
-	w.connected()
+	d, p, w, cancel := startWithPOS(t, cfgPath)
 	tx := d.pay("card", "12.50")
 	p.expect(mobypay.TypeTransactionRequest)
 	payload := fmt.Sprintf(`{"type":"transaction_result","status":"success","txn_id":%q,"amount":12.5,"transaction_id":"000410","pos_id":"POS001","timestamp":"%d","nonce":%q}`,
@@ -70,7 +78,7 @@ func TestRestartKeepsNoncesAndTheProvenPOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sq.Close()
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w = d.watch(ctx)
 	w.until("squatter connected", func(e payment.Event) bool { return e.POS != nil && e.POS.State == "connected" })
@@ -117,12 +125,7 @@ func TestPayKeyAcrossRestart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfgPath := writeTestConfig(t, dir, crashConfig(10*time.Millisecond))
-	d := startDaemon(t, cfgPath)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := d.watch(ctx)
-	p := dialPOS(t, d.posAddr)
-	w.connected()
+	d, p, _, cancel := startWithPOS(t, cfgPath)
 	type result struct {
 		code     int
 		out, err string
