@@ -39,9 +39,10 @@ func (s *Service) arm(k timerKind, d time.Duration) {
 	s.schedule()
 }
 
-// begin sets the deadlines of a new payment.
+// begin sets the deadlines of a new payment once its request is out (a
+// KPOS submit may itself take a while).
 func (s *Service) begin(t *Txn) {
-	s.dl = deadlines{budget: s.cfg.ReconnectGrace, hard: t.CreatedAt.Add(s.MaxDuration(t.Mode))}
+	s.dl = deadlines{budget: s.cfg.ReconnectGrace, hard: s.now().Add(s.MaxDuration(t.Mode))}
 }
 
 // MaxDuration is the longest a payment in mode can stay open: every phase
@@ -98,6 +99,7 @@ func (s *Service) timeouts(mode string) Timeouts {
 func (s *Service) onLink(st POSState) {
 	st.Since = s.now()
 	s.mu.Lock()
+	prev := s.pos[st.Provider]
 	s.pos[st.Provider] = st
 	s.mu.Unlock()
 	s.publish(Event{Kind: "pos", POS: &st})
@@ -105,10 +107,17 @@ func (s *Service) onLink(st POSState) {
 		return
 	}
 	if st.State == "connected" {
-		if !s.dl.reconnectAt.IsZero() {
+		switch {
+		case !s.dl.reconnectAt.IsZero():
 			s.dl.budget -= st.Since.Sub(s.dl.downAt)
 			s.dl.downAt, s.dl.reconnectAt = time.Time{}, time.Time{}
 			s.schedule()
+		case prev.State == "connected" && prev.Peer != st.Peer && !s.cur.Dropped:
+			// A new connection took over from the one that carried the
+			// payment (a POS app restart): what the old one would have
+			// sent may be lost, as in a drop.
+			s.log.Warn("POS session replaced mid-payment", "txn_id", s.cur.ID, "old", prev.Peer, "new", st.Peer)
+			s.move(nil, func(t *Txn) { t.Dropped = true })
 		}
 		return
 	}
@@ -190,6 +199,9 @@ func (s *Service) onTimer(k timerKind) {
 		})
 	case timerHard:
 		s.log.Error("payment open past its absolute deadline", "txn_id", t.ID, "state", t.State)
+		if t.State != CancelRequested {
+			s.providers[t.Provider].Cancel(t) // best effort: stop the terminal taking money
+		}
 		s.move(nil, func(t *Txn) {
 			t.State = Unknown
 			t.flag("no outcome within the payment's absolute deadline")

@@ -120,8 +120,12 @@ func report(m *mobypay.Message, late string) Report {
 		Provider: "mobypay",
 		TxnID:    m.TxnID, Status: m.Status, PosID: m.PosID, PlanID: m.PlanID,
 		POSTxnID: m.TransactionID, AuthCode: m.AuthorizationCode, CardLast4: m.CardLast4,
-		Late:     late,
-		Evidence: Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload, Nonce: m.Nonce},
+		Late: late,
+		// A stale or nonce-less message passes no replay guard: an
+		// identical copy is dropped against the journal instead, or a
+		// replayer could grow the journal one fsync at a time.
+		Repeatable: late != "",
+		Evidence:   Evidence{Source: "pos", Type: m.Type, Status: m.Status, Payload: m.Payload, Nonce: m.Nonce},
 	}
 	r.AmountText = m.AmountText
 	if sen, ok := m.AmountSen(); ok {

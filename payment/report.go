@@ -60,7 +60,12 @@ type Report struct {
 
 // Report hands the service an authentic message. It blocks only while the
 // loop is busy, which bounds memory under a flood of valid messages.
-func (s *Service) Report(r Report) { s.reports <- r }
+func (s *Service) Report(r Report) {
+	select {
+	case s.reports <- r:
+	case <-s.stopped: // nobody will read it; recovery settles the payment
+	}
+}
 
 // Recorded says what became of a report handed to Record.
 type Recorded struct {
@@ -114,7 +119,9 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 			return Recorded{}, err
 		}
 		if dup {
-			s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status)
+			if ok, held := s.repeatLog.allow(s.now()); ok {
+				s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status, "more_since_last_line", held)
+			}
 			return Recorded{Known: true, Duplicate: true, Txn: t}, nil
 		}
 	}
@@ -152,8 +159,10 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	default:
 		ev.Disposal = "not acted on: payment " + string(t.State)
 	}
-	s.log.Warn("message about a payment not in progress; kept as evidence", "txn_id", t.ID, "state", t.State,
-		"type", ev.Type, "status", ev.Status, "disposal", ev.Disposal)
+	if ok, held := s.lateLog.allow(s.now()); ok {
+		s.log.Warn("message about a payment not in progress; kept as evidence", "txn_id", t.ID, "state", t.State,
+			"type", ev.Type, "status", ev.Status, "disposal", ev.Disposal, "more_since_last_line", held)
+	}
 	apply := func(x *Txn) {
 		if flag != "" {
 			x.flag(flag)
@@ -311,8 +320,6 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		review = fmt.Sprintf("amount mismatch: requested %s, result says %s", t.Amount, *r.Amount)
 	case t.State == CancelRequested && s.cancelBy == byOperator && s.cfg.SuccessAfterCancel == "review":
 		review = "success arrived after cancel; not vended by policy"
-	case t.State == PlansOffered:
-		// A success while we never chose a plan is odd but authentic.
 	}
 	out, ok := s.move(ev, func(x *Txn) {
 		x.State = Approved

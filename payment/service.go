@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
 // Errors the control API maps to answers.
@@ -111,6 +113,7 @@ type Service struct {
 	printer   Printer
 
 	cmds    chan func()
+	stopped chan struct{} // closed when Run returns: senders stop waiting
 	reports chan Report
 	links   chan POSState
 
@@ -126,7 +129,8 @@ type Service struct {
 	cancelErr error
 	// journalErr is the last journal failure of the report being handled.
 	journalErr error
-	unknownLog rateLog
+	// A flood of one kind of message costs a few log lines, not one each.
+	unknownLog, repeatLog, lateLog rateLog
 
 	mu   sync.Mutex // guards below, read by API goroutines
 	pos  map[string]POSState
@@ -154,14 +158,14 @@ func NewService(cfg Config, j *Journal, vender Vender, printer Printer, provider
 	s := &Service{
 		cfg: cfg, log: cfg.Log.With("component", "payment"), j: j,
 		providers: map[string]Provider{}, vender: vender, printer: printer,
-		cmds: make(chan func()), reports: make(chan Report, 64), links: make(chan POSState, 16),
+		cmds: make(chan func()), stopped: make(chan struct{}), reports: make(chan Report, 64), links: make(chan POSState, 16),
 		pos: map[string]POSState{}, subs: map[chan Event]struct{}{},
 	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p
 		s.pos[p.Name()] = POSState{Provider: p.Name(), State: "disconnected", Since: cfg.Now()}
 	}
-	s.unknownLog.period = 10 * time.Second
+	s.unknownLog.period, s.repeatLog.period, s.lateLog.period = 10*time.Second, 10*time.Second, 10*time.Second
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
 	return s
@@ -171,11 +175,17 @@ func NewService(cfg Config, j *Journal, vender Vender, printer Printer, provider
 func (s *Service) Journal() *Journal { return s.j }
 
 // Link reports a provider's link state.
-func (s *Service) Link(st POSState) { s.links <- st }
+func (s *Service) Link(st POSState) {
+	select {
+	case s.links <- st:
+	case <-s.stopped:
+	}
+}
 
 // Run is the service loop. It returns when ctx ends; a payment in flight
 // is left to recovery at the next start.
 func (s *Service) Run(ctx context.Context) error {
+	defer close(s.stopped)
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,6 +201,13 @@ func (s *Service) Run(ctx context.Context) error {
 			k := s.timerFor
 			s.timerFor = timerNone
 			s.onTimer(k)
+			if s.cur != nil && s.timerFor == timerNone {
+				// What the timer should have done did not reach the
+				// journal (a write failed): try again, so the payment
+				// still ends instead of holding the kiosk busy.
+				s.timerFor = k
+				s.timer.Reset(time.Second)
+			}
 		}
 	}
 }
@@ -230,7 +247,7 @@ func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool
 	if !ok {
 		return Txn{}, false, fmt.Errorf("%w: unknown provider %q", ErrBadRequest, req.Provider)
 	}
-	if !validMode(req.Mode) {
+	if !mobypay.ValidMode(req.Mode) {
 		return Txn{}, false, fmt.Errorf("%w: mode %q: want card, bnpl, duitnow_qr or ipp", ErrBadRequest, req.Mode)
 	}
 	if req.Amount <= 0 || req.Amount > maxAmount {
@@ -249,14 +266,6 @@ func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool
 }
 
 const maxAmount Sen = 99_999_999_999
-
-func validMode(m string) bool {
-	switch m {
-	case "card", "bnpl", "duitnow_qr", "ipp":
-		return true
-	}
-	return false
-}
 
 func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 	// A retry of a payment already made (in progress or not) is answered
@@ -289,7 +298,6 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		return Txn{}, false, err
 	}
 	s.cur, s.planPref, s.cancelBy, s.cancelErr = &t, req.PlanID, timerNone, nil
-	s.begin(&t)
 	s.log.Info("payment created", "txn_id", t.ID, "mode", t.Mode, "amount", t.Amount.String(), "provider", t.Provider)
 	err := prov.Request(&t)
 	if errors.Is(err, ErrNotDelivered) {
@@ -301,10 +309,11 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		// It may have reached the terminal: wait for the ack as usual.
 		s.log.Warn("payment request may not have been delivered", "txn_id", t.ID, "err", err)
 	}
-	out, ok := s.move(nil, func(t *Txn) { t.State = Sent })
-	if ok {
-		s.arm(timerAck, s.timeouts(t.Mode).Ack)
-	}
+	s.begin(&t)
+	out, _ := s.move(nil, func(t *Txn) { t.State = Sent })
+	// Armed even when "sent" is not on disk: the payment is in progress
+	// either way and must still end by its deadlines.
+	s.arm(timerAck, s.timeouts(t.Mode).Ack)
 	return out, false, nil
 }
 

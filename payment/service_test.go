@@ -471,3 +471,60 @@ func TestOddDeclineIsFlaggedNotApplied(t *testing.T) {
 		t.Fatalf("odd decline %+v", got)
 	}
 }
+
+// A stale (or nonce-less) message passes no replay guard, so a replayer
+// could grow the journal one fsync per copy: identical copies are dropped.
+func TestLateCopiesJournaledOnce(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 100)
+	m := mobypay.Message{Type: "transaction_result", Status: "success", TxnID: tx.ID, Nonce: "n1",
+		Payload: `{"nonce":"n1","status":"success","txn_id":"` + tx.ID + `","type":"transaction_result"}`}
+	stale := report(&m, "timestamp outside window")
+	for range 50 { // Record, not Report: each copy is handled before the next
+		if _, err := h.svc.Record(context.Background(), stale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := h.j.EvidenceFor(tx.ID); len(got) != 1 {
+		t.Fatalf("%d evidence records for 50 copies of one stale message", len(got))
+	}
+}
+
+// A new connection that takes over the session carrying a payment (the
+// POS app restarted) is a drop for the payment: the old session's answer
+// may be lost, so an outcome that never comes is unknown, not timed out.
+func TestSessionReplacedMidPaymentIsADrop(t *testing.T) {
+	h := start(t, fastConfig())
+	h.svc.Link(POSState{Provider: "mobypay", State: "connected", Peer: "10.0.0.5:4000"})
+	tx := h.pay("card", 100)
+	h.svc.Link(POSState{Provider: "mobypay", State: "connected", Peer: "10.0.0.5:4001"})
+	if got := h.wait(tx.ID, func(t Txn) bool { return t.Dropped }); got.State != Sent {
+		t.Fatalf("after the takeover %+v", got)
+	}
+}
+
+// Peers still sending after the loop stopped must not hang the shutdown.
+func TestReportAfterStopDoesNotBlock(t *testing.T) {
+	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	svc := NewService(fastConfig(), j, nil, nil, &fakeProvider{sent: make(chan sent, 1)})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	svc.Run(ctx)
+	done := make(chan struct{})
+	go func() {
+		for range 200 { // past both channel buffers
+			svc.Report(ack("TXN1", "processing"))
+			svc.Link(POSState{Provider: "mobypay", State: "disconnected"})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Report/Link blocked after the service stopped")
+	}
+}

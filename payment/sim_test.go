@@ -56,7 +56,7 @@ import (
 // at most one pulse per payment; no pulse without a journaled clean
 // success from the payment's own provider (and none against the
 // after-cancel review policy); every signed message about a known payment
-// journaled as evidence (KPOS repeats excepted); every success vended or
+// journaled as evidence (KPOS and late repeats excepted); every success vended or
 // flagged, including one the KPOS host approved whose notification was
 // lost; what the kiosk cannot be sure of (unknown, vend failed or
 // unknown, approved but not vended, link lost without a result) flagged;
@@ -894,7 +894,11 @@ func (w *simWorld) deliver(f *simFrame) {
 		}
 	}
 	if tx := w.byID[f.txn]; tx != nil {
-		tx.evidence = append(tx.evidence, f.payload)
+		// A late frame passes no replay guard, so the service drops a
+		// byte-identical copy of what it already journaled.
+		if actOn || !slices.Contains(tx.evidence, f.payload) {
+			tx.evidence = append(tx.evidence, f.payload)
+		}
 		tx.success = tx.success || f.success
 		if f.clean && actOn {
 			tx.clean[f.payload] = "mobypay"
