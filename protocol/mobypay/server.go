@@ -144,6 +144,7 @@ type Server struct {
 	log     *slog.Logger
 	agg     *logAgg
 	ln      net.Listener
+	started time.Time // by cfg.Now: a signed ping stamped earlier proves nothing
 
 	mu         sync.Mutex
 	sess       *session   // the one live session, or nil
@@ -240,7 +241,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 	}
 	log := cfg.Log.With("component", "pos")
 	return &Server{cfg: cfg, handler: h, log: log, agg: newLogAgg(log, cfg.LogWindow), ln: ln,
-		guard: guard, lastProven: cfg.LastProven.Unmap(), proven: make(chan netip.Addr, 1)}, nil
+		guard: guard, lastProven: cfg.LastProven.Unmap(), proven: make(chan netip.Addr, 1), started: cfg.Now()}, nil
 }
 
 // Addr is the address the server listens on.
@@ -369,8 +370,14 @@ func (s *Server) Send(frame []byte) error {
 	sess.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if err := WriteFrame(sess.conn, frame); err != nil {
 		// A failed write leaves the stream in an unknown state: end the
-		// session so the POS reconnects cleanly.
-		sess.conn.Close()
+		// session so the POS reconnects cleanly. A session replaced
+		// meanwhile is left to drain what its POS sent before it left.
+		s.mu.Lock()
+		current := s.sess == sess
+		s.mu.Unlock()
+		if current {
+			sess.conn.Close()
+		}
 		return fmt.Errorf("mobypay: send to %s: %w", sess.peer, err)
 	}
 	return nil

@@ -164,7 +164,14 @@ func (s *Server) read(ss *session) endReason {
 		if codec == nil {
 			codec = NewCodec(s.cfg.Secret)
 		}
-		if err := s.handle(ss, codec, frame, &m); err != nil {
+		err = s.handle(ss, codec, frame, &m)
+		if len(frame) > 4<<10 {
+			// Real frames are under 2 KiB; the parser keeps its arrays at
+			// their high-water mark, so one large frame (signed or not)
+			// would pin them for the connection's life.
+			codec = nil
+		}
+		if err != nil {
 			if refused.add(s.cfg.Now(), s.cfg.MaxRefusals, s.cfg.RefusalWindow) {
 				s.agg.event(slog.LevelWarn, ss.host, "pos sessions closed for refused frames", "too many refused frames",
 					"pos session closed: too many refused frames", "peer", ss.peer,
@@ -209,11 +216,14 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 		s.stats.Pings.Add(1)
 		if m.TxnID == "" {
 			// A keepalive; signed, it still proves the connection if it is
-			// fresh and its nonce new.
+			// fresh and its nonce new. Its nonce is not journaled, so after
+			// a restart the guard has not seen it: one stamped before this
+			// server started may be a capture replayed to take the slot
+			// (and the last-proven host) and proves nothing.
 			if m.Nonce != "" {
 				s.hmu.Lock()
 				var p proof
-				if s.guard.Check(s.cfg.Now(), m.Timestamp, m.Nonce) == nil {
+				if s.guard.Check(s.cfg.Now(), m.Timestamp, m.Nonce) == nil && s.stampedSinceStart(m.Timestamp) {
 					p = s.provenLocked(ss)
 				}
 				s.hmu.Unlock()
@@ -264,6 +274,11 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 		"pos message not acted on; kept as evidence", "peer", ss.peer, "reason", reason(err),
 		"type", m.Type, "status", m.Status, "txn_id", m.TxnID)
 	return nil
+}
+
+func (s *Server) stampedSinceStart(timestamp string) bool {
+	ms, err := parseMillis(timestamp)
+	return err == nil && !time.UnixMilli(ms).Before(s.started)
 }
 
 func reason(err error) string {

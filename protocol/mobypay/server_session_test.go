@@ -600,3 +600,32 @@ func TestServerUnprovenReplacementsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A signed ping's nonce is not journaled, so after a restart a captured
+// ping from before it passes the replay guard. It must not prove the
+// connection: a squatter replaying one would otherwise become the last
+// proven host and lock the real POS out across restarts.
+func TestServerCapturedPingProvesNothing(t *testing.T) {
+	srv, rec := startServer(t, ServerConfig{})
+	c := dialFrom(t, srv.Addr(), "127.0.0.2")
+	awaitState(t, rec, Connected)
+	ping := func(at time.Time) string {
+		return signed(t, `{"type": "ping", "timestamp": "`+strconv.FormatInt(at.UnixMilli(), 10)+`", "nonce": "`+rand.Text()+`"}`)
+	}
+	// Handled in order: once the nonce-less message reaches Late, the
+	// ping before it has been judged.
+	sync := func() {
+		write(t, c, signed(t, `{"type": "ack", "txn_id": "SYNC", "status": "processing", "timestamp": "`+strconv.FormatInt(time.Now().UnixMilli(), 10)+`"}`))
+		await(t, rec.late, "nonce-less sync message")
+	}
+	write(t, c, ping(time.Now().Add(-20*time.Second))) // inside the window, before the start
+	sync()
+	if a := srv.LastProven(); a.IsValid() {
+		t.Fatalf("a ping stamped before the server started proved %s", a)
+	}
+	write(t, c, ping(time.Now()))
+	sync()
+	if a := srv.LastProven(); a != netip.MustParseAddr("127.0.0.2") {
+		t.Fatalf("a fresh signed ping did not prove the connection: last proven %v", a)
+	}
+}
