@@ -278,7 +278,7 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 
 func (s *Server) stampedSinceStart(timestamp string) bool {
 	ms, err := parseMillis(timestamp)
-	return err == nil && !time.UnixMilli(ms).Before(s.started)
+	return err == nil && ms >= s.started.UnixMilli() // stamps are whole milliseconds
 }
 
 func reason(err error) string {
