@@ -37,6 +37,12 @@ func apiClient(t *testing.T, h *harness) *http.Client {
 func call(t *testing.T, c *http.Client, method, path, body string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://kioskd"+path, strings.NewReader(body))
+	return send(t, c, req, out)
+}
+
+// send does req and decodes the answer into out (if not nil).
+func send(t *testing.T, c *http.Client, req *http.Request, out any) int {
+	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -260,15 +266,7 @@ func post(t *testing.T, c *http.Client, body string, out any, keys ...string) in
 	for _, k := range keys {
 		req.Header.Add("Idempotency-Key", k)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode
+	return send(t, c, req, out)
 }
 
 func (h *harness) nothingSent() {

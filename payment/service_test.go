@@ -86,19 +86,7 @@ func fastConfig() Config {
 
 func start(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, prov: &fakeProvider{sent: make(chan sent, 16)}, vend: &fakeVender{}, print: &fakePrinter{}, j: j}
-	h.prov.ready.Store(true)
-	h.svc = NewService(cfg, j, h.vend, h.print, h.prov)
-	ev, unsub := h.svc.Subscribe()
-	h.events = ev
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; unsub(); j.Close() })
+	h, _, _ := startAt(t, cfg, filepath.Join(t.TempDir(), "journal.db"))
 	return h
 }
 
