@@ -85,6 +85,7 @@ func TestCrashBackoffStopDisarmsWatchdog(t *testing.T) {
 		done := make(chan bool, 1)
 		go func() { done <- crashBackoff(ctx, guard, hw, log) }()
 		time.Sleep(time.Minute) // fake time: one minute into the wait
+		synctest.Wait()         // and the feeds due by then have run
 		if fake.Expired(time.Now()) {
 			t.Fatal("watchdog expired during the back-off")
 		}
