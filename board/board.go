@@ -10,16 +10,18 @@ import (
 	"slices"
 	"strings"
 
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/gpioioctl"
 )
 
 // Profile is a board's wiring. Every field can be overridden by config.
 type Profile struct {
 	Kind           string
-	Relay          string // BCM pin name of the vend relay input
+	Relay          string // vend relay input: a BCM name on the Pis, see ParsePin on generic
 	RelayActiveLow bool   // relay boards commonly switch on a low input
 	RelaySense     string // optional drop sensor input, "" for none
 	LEDGreen       string
@@ -34,6 +36,10 @@ type Profile struct {
 // The Pi profiles use BCM numbering on the 40-pin header: GPIO17 (pin 11)
 // for the relay, GPIO22/23/24 (pins 15/16/18) for the LEDs, the primary
 // UART for the printer. The Pi 5's RP1 UART0 on the header is ttyAMA0.
+// generic is any other Linux board: nothing about its header, UARTs or
+// watchdog is known, so the config names each (only the polarity that
+// most relay modules share is assumed), and its pins resolve through the
+// GPIO character devices alone.
 var profiles = map[string]Profile{
 	"rpi3": {Kind: "rpi3", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
 		PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
@@ -41,6 +47,7 @@ var profiles = map[string]Profile{
 		PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
 	"rpi5": {Kind: "rpi5", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
 		PrinterDevice: "/dev/ttyAMA0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
+	"generic": {Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600},
 	"sim": {Kind: "sim", Relay: "SIM_RELAY", RelayActiveLow: true, LEDGreen: "SIM_LED_GREEN", LEDAmber: "SIM_LED_AMBER",
 		LEDRed: "SIM_LED_RED", PrinterBaud: 9600},
 }
@@ -91,37 +98,65 @@ func Open(p Profile) (*Board, error) {
 		return nil, fmt.Errorf("board: periph host init: %w", err)
 	}
 	b := &Board{Profile: p}
-	var errs []error
-	resolve := func(role, name string, optional bool) gpio.PinIO {
-		if name == "" {
-			if !optional {
-				errs = append(errs, fmt.Errorf("board %s: no %s pin configured", p.Kind, role))
-			}
-			return nil
-		}
-		pin := gpioreg.ByName(name)
-		if pin == nil {
-			loaded := make([]string, 0, len(state.Loaded))
-			for _, d := range state.Loaded {
-				loaded = append(loaded, d.String())
-			}
-			why := "no GPIO driver loaded: is this a Raspberry Pi, and can kioskd open /dev/gpiochip* or /dev/gpiomem?"
-			if len(loaded) > 0 {
-				why = "GPIO drivers loaded: " + strings.Join(loaded, ", ")
-			}
-			errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (%s)", p.Kind, role, name, why))
-		}
-		return pin
+	slots := []struct {
+		pinSpec
+		optional bool
+		dst      *gpio.PinIO
+	}{
+		{pinSpec{"relay", p.Relay}, false, &b.Relay}, {pinSpec{"relay sense", p.RelaySense}, true, &b.Sense},
+		{pinSpec{"green LED", p.LEDGreen}, true, &b.Green}, {pinSpec{"amber LED", p.LEDAmber}, true, &b.Amber},
+		{pinSpec{"red LED", p.LEDRed}, true, &b.Red},
 	}
-	b.Relay = resolve("relay", p.Relay, false)
-	b.Sense = resolve("relay sense", p.RelaySense, true)
-	b.Green = resolve("green LED", p.LEDGreen, true)
-	b.Amber = resolve("amber LED", p.LEDAmber, true)
-	b.Red = resolve("red LED", p.LEDRed, true)
+	var errs []error
+	for _, s := range slots {
+		if s.pin == "" && !s.optional {
+			errs = append(errs, fmt.Errorf("board %s: no %s pin configured", p.Kind, s.role))
+		}
+	}
+	if p.Kind == "generic" {
+		// Only the chardev driver's lines: periph's sysfs-gpio driver
+		// registers the same lines in gpioreg under global numbers, and
+		// touching one of those exports it through sysfs, after which
+		// the chardev request for it fails "busy".
+		specs := make([]pinSpec, len(slots))
+		for i, s := range slots {
+			specs[i] = s.pinSpec
+		}
+		refs, rerrs := resolveLines(chardevChips(gpioioctl.Chips), specs)
+		for _, err := range rerrs {
+			errs = append(errs, fmt.Errorf("board %s: %w", p.Kind, err))
+		}
+		for i, r := range refs {
+			if r.chip >= 0 {
+				*slots[i].dst = gpioioctl.Chips[r.chip].Lines()[r.offset]
+			}
+		}
+	} else {
+		for _, s := range slots {
+			if s.pin == "" {
+				continue
+			}
+			if *s.dst = gpioreg.ByName(s.pin); *s.dst == nil {
+				errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (%s)", p.Kind, s.role, s.pin, gpioregWhy(state)))
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return b, nil
+}
+
+// gpioregWhy says what periph loaded, for a Pi pin that did not resolve.
+func gpioregWhy(state *driverreg.State) string {
+	loaded := make([]string, 0, len(state.Loaded))
+	for _, d := range state.Loaded {
+		loaded = append(loaded, d.String())
+	}
+	if len(loaded) == 0 {
+		return "no GPIO driver loaded: is this a Raspberry Pi, and can kioskd open /dev/gpiochip* or /dev/gpiomem?"
+	}
+	return "GPIO drivers loaded: " + strings.Join(loaded, ", ")
 }
 
 func openSim(p Profile) *Board {
