@@ -308,6 +308,9 @@ func (c *Config) validate() error {
 		bad("board.kind: %v", err)
 	} else {
 		errs = append(errs, pinClashes(p)...)
+		if p.Kind == "generic" {
+			errs = append(errs, c.genericBoard(p)...)
+		}
 	}
 	if w := c.Board.WatchdogTimeout.Duration; w < 2*time.Second || w > time.Minute {
 		bad("board.watchdog_timeout %s: want 2s to 1m (the Pi caps it near 15s)", w)
@@ -347,13 +350,18 @@ func (c *Config) boardProfile() (board.Profile, error) {
 	return p, nil
 }
 
+// boardPins are the profile's pins by their [board] key.
+func boardPins(p board.Profile) []struct{ role, pin string } {
+	return []struct{ role, pin string }{{"relay_pin", p.Relay}, {"relay_sense_pin", p.RelaySense},
+		{"led_green", p.LEDGreen}, {"led_amber", p.LEDAmber}, {"led_red", p.LEDRed}}
+}
+
 // pinClashes reports a pin given two roles (relay, drop sensor, LEDs):
 // periph would happily drive an LED pattern onto the relay input.
 func pinClashes(p board.Profile) []error {
 	var errs []error
 	roles := map[string]string{}
-	for _, r := range []struct{ role, pin string }{{"relay_pin", p.Relay}, {"relay_sense_pin", p.RelaySense},
-		{"led_green", p.LEDGreen}, {"led_amber", p.LEDAmber}, {"led_red", p.LEDRed}} {
+	for _, r := range boardPins(p) {
 		if r.pin == "" {
 			continue
 		}
@@ -362,6 +370,34 @@ func pinClashes(p board.Profile) []error {
 			continue
 		}
 		roles[r.pin] = r.role
+	}
+	return errs
+}
+
+// genericBoard checks what a generic board cannot default: kioskd knows
+// nothing of its header, UARTs or watchdog, so the relay pin and the
+// watchdog must be named, and the printer when receipts are on. Its pins'
+// syntax is checked here, without the hardware; whether they exist is
+// known only when run opens the board.
+func (c *Config) genericBoard(p board.Profile) []error {
+	var errs []error
+	required := func(key, v, what string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("board.%s: required for board kind %q (%s)", key, p.Kind, what))
+		}
+	}
+	required("relay_pin", p.Relay, `a GPIO line name such as "GPIO17", or "gpiochip0:17"`)
+	required("watchdog_device", p.WatchdogDevice, `the hardware watchdog, such as "/dev/watchdog"`)
+	if c.Printer.Enabled {
+		required("printer_device", p.PrinterDevice, `the receipt printer's serial device, such as "/dev/ttyS0", or printer.enabled = false`)
+	}
+	for _, r := range boardPins(p) {
+		if r.pin == "" {
+			continue
+		}
+		if _, _, err := board.ParsePin(r.pin); err != nil {
+			errs = append(errs, fmt.Errorf("board.%s %q: %w", r.role, r.pin, err))
+		}
 	}
 	return errs
 }

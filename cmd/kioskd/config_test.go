@@ -125,6 +125,9 @@ func TestConfigCheckRefusesWhatRunRefuses(t *testing.T) {
 			[]string{"pos: secret file: open " + missing}},
 		{"board pin twice", secret, "[board]\nled_red = \"SIM_RELAY\"\n",
 			[]string{`board.led_red "SIM_RELAY" is also board.relay_pin`}},
+		{"generic board without its keys", secret, "[board]\nkind = \"generic\"\nled_green = \"gpiochip0:\"\n",
+			[]string{"board.relay_pin: required", "board.watchdog_device: required", "board.printer_device: required",
+				`board.led_green "gpiochip0:": line offset ""`}},
 		{"every problem at once", fmt.Sprintf("secret_file = %q", missing),
 			f.kposTable(map[string]string{"signing_key": fmt.Sprintf("%q", missing), "tls_key": fmt.Sprintf("%q", f.otherKey)}),
 			[]string{"pos: secret file: open " + missing, "kpos.signing_key: open " + missing, "tls: private key does not match public key"}},
@@ -182,5 +185,91 @@ func TestConfigCheckProvisionsKPOS(t *testing.T) {
 		if code, out, errs := kioskd(t, "", "config", "check", cfgPath); code != exitOK || !strings.HasPrefix(out, "ok ") {
 			t.Errorf("%s: exit %d\n%s%s", name, code, out, errs)
 		}
+	}
+}
+
+// A generic board has no defaults to fall back on: `kioskd config check`
+// (what run does first) names every key it lacks, and every pin whose
+// syntax is wrong, at once, without touching any hardware.
+func TestConfigCheckGenericBoard(t *testing.T) {
+	const (
+		noRelay    = `board.relay_pin: required for board kind "generic" (a GPIO line name such as "GPIO17", or "gpiochip0:17")`
+		noWatchdog = `board.watchdog_device: required for board kind "generic" (the hardware watchdog, such as "/dev/watchdog")`
+		noPrinter  = `board.printer_device: required for board kind "generic" (the receipt printer's serial device, such as "/dev/ttyS0", or printer.enabled = false)`
+	)
+	complete := "kind = \"generic\"\nrelay_pin = \"GPIO17\"\nwatchdog_device = \"/dev/watchdog\"\nprinter_device = \"/dev/ttyS0\"\n"
+	cases := []struct {
+		name, body string
+		want, not  []string
+	}{
+		{"nothing named", "[board]\nkind = \"generic\"\n", []string{noRelay, noWatchdog, noPrinter}, nil},
+		{"printer disabled", "[printer]\nenabled = false\n\n[board]\nkind = \"generic\"\n",
+			[]string{noRelay, noWatchdog}, []string{"board.printer_device"}},
+		{"only the relay", "[board]\nkind = \"generic\"\nrelay_pin = \"gpiochip0:17\"\n",
+			[]string{noWatchdog, noPrinter}, []string{"board.relay_pin"}},
+		{"pin syntax", "[board]\n" + strings.Replace(complete, `relay_pin = "GPIO17"`, `relay_pin = ":17"`, 1) +
+			"led_green = \"gpiochip0:x\"\nled_amber = \"9030000.pl061:\"\nled_red = \"/dev/gpiochip0:-1\"\nrelay_sense_pin = \" GPIO27\"\n",
+			[]string{
+				`board.relay_pin ":17": no GPIO chip before ":" (want CHIP:OFFSET, e.g. "gpiochip0:17")`,
+				`board.led_green "gpiochip0:x": line offset "x" after ":" is not a decimal number 0 or more`,
+				`board.led_amber "9030000.pl061:": line offset "" after ":"`,
+				`board.led_red "/dev/gpiochip0:-1": line offset "-1" after ":"`,
+				`board.relay_sense_pin " GPIO27": leading or trailing space`,
+			}, []string{noRelay, noWatchdog, noPrinter}},
+		{"a pin twice", "[board]\n" + complete + "led_red = \"GPIO17\"\n",
+			[]string{`board.led_red "GPIO17" is also board.relay_pin`}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfgPath, _ := provisionConfig(t, fmt.Sprintf("secret = %q", testSecret), c.body)
+			code, out, errs := kioskd(t, "", "config", "check", cfgPath)
+			if code != exitFail || out != "" {
+				t.Fatalf("config check: exit %d, stdout %q, stderr %q", code, out, errs)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("config check does not say %q:\n%s", w, errs)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(errs, n) {
+					t.Errorf("config check says %q:\n%s", n, errs)
+				}
+			}
+		})
+	}
+
+	// The positive controls: the syntax check is no hardware check, so
+	// these pass on a machine with no GPIO at all.
+	for name, body := range map[string]string{
+		"names": complete + "led_green = \"LED_G\"\nled_amber = \"PA7\"\n",
+		"chip by name, path and label": strings.Replace(complete, `"GPIO17"`, `"gpiochip0:17"`, 1) +
+			"led_green = \"/dev/gpiochip1:0\"\nled_red = \"9030000.pl061:7\"\n",
+		"polarity and baud overridable": complete + "relay_active_low = false\nled_active_low = true\nprinter_baud = 19200\n",
+		"no printer when disabled": "kind = \"generic\"\nrelay_pin = \"GPIO17\"\nwatchdog_device = \"/dev/watchdog0\"\n" +
+			"\n[printer]\nenabled = false\n",
+	} {
+		cfgPath, _ := provisionConfig(t, fmt.Sprintf("secret = %q", testSecret), "[board]\n"+body)
+		if code, out, errs := kioskd(t, "", "config", "check", cfgPath); code != exitOK || !strings.HasPrefix(out, "ok ") {
+			t.Errorf("%s: exit %d\n%s%s", name, code, out, errs)
+		}
+	}
+}
+
+// The overrides reach the profile run opens: nothing of a Pi is left in
+// a generic board's profile.
+func TestConfigGenericBoardProfile(t *testing.T) {
+	cfg, err := parseConfig([]byte("data_dir = " + fmt.Sprintf("%q", t.TempDir()) + "\n[printer]\nenabled = false\n[board]\nkind = \"generic\"\n" +
+		"relay_pin = \"gpiochip0:17\"\nwatchdog_device = \"/dev/watchdog1\"\nled_red = \"LED_R\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cfg.boardProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Kind != "generic" || p.Relay != "gpiochip0:17" || p.WatchdogDevice != "/dev/watchdog1" || p.LEDRed != "LED_R" ||
+		p.LEDGreen != "" || p.LEDAmber != "" || p.PrinterDevice != "" || !p.RelayActiveLow || p.LEDActiveLow || p.PrinterBaud != 9600 {
+		t.Errorf("generic profile %+v", p)
 	}
 }
