@@ -62,20 +62,9 @@ func openHardware(cfg *Config, prof board.Profile, log *slog.Logger) (*hardware,
 		h.sim = newSimSink(cfg.DataDir, cfg.Relay.Pulse.Duration, log)
 	}
 
-	timeout := cfg.Board.WatchdogTimeout.Duration
-	switch {
-	case prof.WatchdogDevice == "":
-		h.wdDev = watchdog.NewFake(timeout)
-	default:
-		h.wdDev, err = watchdog.Open(prof.WatchdogDevice, timeout)
-		if errors.Is(err, os.ErrNotExist) {
-			h.log.Warn("no hardware watchdog; continuing without one", "device", prof.WatchdogDevice, "err", err)
-			h.wdDev, err = watchdog.NewFake(timeout), nil
-		}
-		if err != nil {
-			h.relay.Safe()
-			return nil, err
-		}
+	if h.wdDev, err = openWatchdog(prof, cfg.Board.WatchdogTimeout.Duration, h.log); err != nil {
+		h.relay.Safe()
+		return nil, err
 	}
 	if cfg.Printer.Enabled {
 		if err := h.openPrinter(cfg, prof); err != nil {
@@ -90,6 +79,26 @@ func openHardware(cfg *Config, prof board.Profile, log *slog.Logger) (*hardware,
 	}
 	h.wd = watchdog.NewSupervisor(h.wdDev, log, watchdog.WithNotifier(notifier))
 	return h, nil
+}
+
+// openWatchdog opens the profile's watchdog device, or a fake on the sim
+// board. A Pi whose kernel lacks its watchdog driver runs on a fake, with
+// a warning, as it always has. A generic board's watchdog is one the
+// config named explicitly: a missing one is a wrong path or a missing
+// driver, and running unguarded would hide that, so the start is refused.
+func openWatchdog(prof board.Profile, timeout time.Duration, log *slog.Logger) (watchdog.Device, error) {
+	if prof.WatchdogDevice == "" {
+		return watchdog.NewFake(timeout), nil
+	}
+	dev, err := watchdog.Open(prof.WatchdogDevice, timeout)
+	if errors.Is(err, os.ErrNotExist) {
+		if prof.Kind == "generic" {
+			return nil, fmt.Errorf("board.watchdog_device: %w (board kind %q does not run without its watchdog)", err, prof.Kind)
+		}
+		log.Warn("no hardware watchdog; continuing without one", "device", prof.WatchdogDevice, "err", err)
+		return watchdog.NewFake(timeout), nil
+	}
+	return dev, err
 }
 
 // Vend implements payment.Vender: one relay pulse.

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/board"
 	"github.com/kioskd/kioskd/device/led"
+	"github.com/kioskd/kioskd/device/watchdog"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -109,6 +111,45 @@ func TestRunRefusesUnresolvedPins(t *testing.T) {
 	code, _, errs := kioskd(t, "", "run", "-config", cfg)
 	if code != exitFail || !strings.Contains(errs, `relay pin \"GPIO17\" does not exist`) || !strings.Contains(errs, "no GPIO driver loaded") {
 		t.Fatalf("exit %d\n%s", code, errs)
+	}
+}
+
+// The generic path is the one run takes: on a machine without GPIO
+// character devices it refuses with the chardev reason, not the Pi's.
+func TestRunRefusesGenericBoardWithoutChardev(t *testing.T) {
+	if devs, _ := filepath.Glob("/dev/gpiochip*"); len(devs) > 0 {
+		t.Skipf("GPIO character devices present: %v", devs)
+	}
+	dir := t.TempDir()
+	cfg := writeTestConfig(t, dir, "[printer]\nenabled = false\n\n[board]\nkind = \"generic\"\nrelay_pin = \"gpiochip0:17\"\n"+
+		"watchdog_device = \"/dev/watchdog\"\n")
+	code, _, errs := kioskd(t, "", "run", "-config", cfg)
+	want := `board generic: relay pin \"gpiochip0:17\" does not exist (no GPIO character devices (/dev/gpiochip*): is the kernel built with CONFIG_GPIO_CDEV?)`
+	if code != exitFail || !strings.Contains(errs, want) {
+		t.Fatalf("exit %d, want %d and %s\n%s", code, exitFail, want, errs)
+	}
+}
+
+// A generic board's watchdog was named in its config: a missing one is
+// refused, naming the key and the path, where a Pi carries on with a fake.
+func TestOpenWatchdogMissing(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	missing := filepath.Join(t.TempDir(), "watchdog")
+	for _, kind := range []string{"generic", "rpi4"} {
+		dev, err := openWatchdog(board.Profile{Kind: kind, WatchdogDevice: missing}, 15*time.Second, log)
+		if kind == "generic" {
+			want := `board.watchdog_device: watchdog: open ` + missing + `: no such file or directory (board kind "generic" does not run without its watchdog)`
+			if err == nil || err.Error() != want || dev != nil {
+				t.Errorf("generic: %v, %v\nwant %s", dev, err, want)
+			}
+			continue
+		}
+		if _, fake := dev.(*watchdog.Fake); err != nil || !fake {
+			t.Errorf("%s: %T %v, want the fake", kind, dev, err)
+		}
+	}
+	if dev, err := openWatchdog(board.Profile{Kind: "sim"}, time.Second, log); err != nil || dev.Timeout() != time.Second {
+		t.Errorf("sim: %v %v", dev, err)
 	}
 }
 
