@@ -10,7 +10,7 @@ BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 10s
 RACE     := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-race,)
 
-.PHONY: all build run test lint bench fuzz sim cross test-arm test-armv7 test-arm64 clean
+.PHONY: all build run test lint bench fuzz sim cross test-arm test-armv7 test-arm64 vm-test vm-powercut clean
 
 # The boards: the Pi 3 image is armv7 (GOARM=7), the Pi 4 image arm64.
 ARMV7    := GOOS=linux GOARCH=arm GOARM=7
@@ -116,6 +116,23 @@ test-arm64:
 	$(ARM64) CGO_ENABLED=0 $(GO) vet $(PKG)
 	start=$$(date +%s); $(ARM64) CGO_ENABLED=0 $(ARM_TEST); rc=$$?; \
 	  echo "test-arm64: $$(( $$(date +%s) - start )) s"; exit $$rc
+
+# The virtual board (scripts/vm): the cross-built binaries booted on
+# Debian's arm64 and armhf kernels under qemu-system (TCG), with the real
+# GPIO, watchdog, UART and disk drivers, and real power cuts. Debian's
+# kernels and busybox-static are fetched once into /var/cache/kioskd-vm
+# (KIOSKD_VM_CACHE). VM_ARCH=arm64 or armv7 boots one board only.
+#   make vm-test               every virtual board test, 30 power cuts per board
+#   make vm-powercut N=300     the power-cut trial alone, N cuts per board
+VM_ARCH ?= arm64,armv7
+N       ?= 30
+VM_TEST  = cd scripts/vm && $(GO) test -count=1 -timeout 60m -v . -args -vm -vm.arch=$(VM_ARCH)
+
+vm-test: cross
+	$(VM_TEST) -vm.cuts=30
+
+vm-powercut: cross
+	cd scripts/vm && $(GO) test -count=1 -timeout 0 -v -run '^TestVMPowerCut$$' . -args -vm -vm.arch=$(VM_ARCH) -vm.cuts=$(N)
 
 clean:
 	rm -rf dist var

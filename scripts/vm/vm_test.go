@@ -1,0 +1,179 @@
+package vm
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/device/printer/printertest"
+	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/mobypay"
+)
+
+// posSim is the host's POS terminal, connected to the guest through the
+// forwarded port, approving every payment.
+type posSim struct {
+	mu   sync.Mutex
+	seen []string // txn_id of every payment request it received
+}
+
+func (p *posSim) requests() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seen...)
+}
+
+// startPOS runs the simulator against v until the test ends or v is
+// killed.
+func startPOS(t *testing.T, v *VM, p *posSim) {
+	t.Helper()
+	sim, err := mobypay.NewSim(mobypay.SimConfig{
+		Addr: v.pos, Secret: []byte(secret), Behaviour: "approve",
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+		OnEvent: func(e mobypay.SimEvent) {
+			if e.Kind == mobypay.SimReceived && e.Msg.Type == mobypay.TypeTransactionRequest {
+				p.mu.Lock()
+				p.seen = append(p.seen, e.Msg.TxnID)
+				p.mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sim.Run(ctx) }()
+	go func() {
+		select {
+		case <-v.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// status is the part of `kioskd status -json` the rig reads.
+type status struct {
+	POS      []payment.POSState `json:"pos"`
+	Hardware struct {
+		Watchdog struct {
+			Device  string
+			Timeout time.Duration
+			Feeding bool
+		} `json:"watchdog"`
+	} `json:"hardware"`
+}
+
+func (v *VM) status() status {
+	v.t.Helper()
+	out, rc := v.run("kioskd status -json", 20*time.Second)
+	var st status
+	if rc != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		v.t.Fatalf("kioskd status -json: exit %d: %s", rc, out)
+	}
+	return st
+}
+
+// waitLinked waits until kioskd reports the POS connected.
+func (v *VM) waitLinked(d time.Duration) {
+	v.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := v.status()
+		if len(st.POS) > 0 && st.POS[0].State == "connected" {
+			return
+		}
+		if time.Now().After(deadline) {
+			v.t.Fatalf("the POS is not connected within %s: %+v", d, st.POS)
+		}
+		select {
+		case <-v.done:
+			v.t.Fatal("QEMU exited")
+		case <-time.After(200 * time.Millisecond): // polling the guest, not synchronising the test
+		}
+	}
+}
+
+// pay runs `kioskd pay` in the guest and returns the final transaction.
+func (v *VM) pay(amount string) payment.Txn {
+	v.t.Helper()
+	out, rc := v.run("kioskd pay -amount "+amount+" -timeout 60s -json", 90*time.Second)
+	var txn payment.Txn
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if rc != 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &txn) != nil {
+		v.t.Fatalf("kioskd pay -amount %s: exit %d: %s", amount, rc, out)
+	}
+	return txn
+}
+
+// waitPage waits for the printer's n-th page.
+func (v *VM) waitPage(n int, d time.Duration) printertest.Page {
+	v.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if ps := v.printer.Pages(); len(ps) >= n {
+			return ps[n-1]
+		}
+		if time.Now().After(deadline) {
+			v.t.Fatalf("no receipt %d within %s (printed so far: %q)", n, d, v.printer.Partial().Text())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the host-side printer model
+	}
+}
+
+// TestVMPayment: a payment from the host's POS simulator on the real
+// kernel: approved, one relay pulse of the configured length on the GPIO
+// line, the LEDs following, the receipt decoded from the UART.
+func TestVMPayment(t *testing.T) {
+	eachBoard(t, func(t *testing.T, b *board) {
+		v := b.boot(t, vmOpts{disk: newDisk(t, t.TempDir(), nil), name: "payment"})
+		v.ready(90 * time.Second)
+		var pos posSim
+		startPOS(t, v, &pos)
+		v.waitLinked(30 * time.Second)
+		if !v.gpio.level(lineGreen, false) {
+			t.Error("green LED not on with the POS connected")
+		}
+		since := time.Now()
+		txn := v.pay("1.50")
+		if txn.State != payment.Approved || txn.Vend != payment.VendReleased || txn.Review != "" {
+			t.Fatalf("payment: %s %s review %q, want approved, released", txn.State, txn.Vend, txn.Review)
+		}
+		ps := v.gpio.waitPulses(lineRelay, true, since, 1, 5*time.Second)
+		if len(ps) != 1 || ps[0].off.IsZero() {
+			t.Fatalf("relay pulses since the payment: %v, want exactly one", ps)
+		}
+		got := ps[0].off.Sub(ps[0].on)
+		t.Logf("%s: relay pulse %s (configured %s)", b.name, got.Round(time.Millisecond), relayLen)
+		if got < relayLen-20*time.Millisecond || got > relayLen+200*time.Millisecond {
+			t.Errorf("relay pulse %s, want %s", got, relayLen)
+		}
+		// The LEDs: amber blinks while paying, green blinks the success.
+		if n := len(v.gpio.pulses(lineAmber, false, since)); n < 1 {
+			t.Errorf("amber LED: %d flashes during the payment, want some", n)
+		}
+		greens := v.gpio.waitPulses(lineGreen, false, ps[0].on, 2, 5*time.Second)
+		if len(greens) < 2 {
+			t.Errorf("green LED: %d flashes after the approval, want the fast blink", len(greens))
+		}
+		page := v.waitPage(1, 10*time.Second)
+		text := page.Text()
+		for _, want := range []string{"APPROVED", "RM 1.50", txn.ID} {
+			if !strings.Contains(text, want) {
+				t.Errorf("receipt lacks %q:\n%s", want, text)
+			}
+		}
+		if got := pos.requests(); len(got) != 1 || got[0] != txn.ID {
+			t.Errorf("the POS saw requests %v, want [%s]", got, txn.ID)
+		}
+		// No second pulse after the first.
+		if ps := v.gpio.pulses(lineRelay, true, since); len(ps) != 1 {
+			t.Errorf("relay pulses: %v, want one", ps)
+		}
+	})
+}
