@@ -103,13 +103,18 @@ func needBoard(t *testing.T, name string) *board {
 	return b
 }
 
-// eachBoard runs f as a subtest for each board of -vm.arch.
+// eachBoard runs f as a subtest for each board of -vm.arch, the boards
+// side by side: each QEMU runs its one vCPU on a host thread, and the
+// tests mostly wait on the guest's clock.
 func eachBoard(t *testing.T, f func(t *testing.T, b *board)) {
 	if !*vmOn {
 		t.Skip("virtual board tests run with -vm (make vm-test)")
 	}
 	for _, name := range strings.Split(*vmArchs, ",") {
-		t.Run(name, func(t *testing.T) { f(t, needBoard(t, name)) })
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, needBoard(t, name))
+		})
 	}
 }
 
