@@ -16,6 +16,8 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/host/v3"
 	"periph.io/x/host/v3/gpioioctl"
+
+	"github.com/kioskd/kioskd/device/gpiocdev"
 )
 
 // Profile is a board's wiring. Every field can be overridden by config.
@@ -74,9 +76,9 @@ func Lookup(kind string) (Profile, error) {
 // Board is an opened board: every configured pin resolved.
 type Board struct {
 	Profile
-	Relay             gpio.PinIO
+	Relay             gpio.PinOut
 	Sense             gpio.PinIO // nil without a drop sensor
-	Green, Amber, Red gpio.PinIO
+	Green, Amber, Red gpio.PinOut
 	// SimPins are the fake pins of the sim board, by name, so that tests
 	// and the simulator's display can read and drive them.
 	SimPins map[string]*gpiotest.Pin
@@ -98,14 +100,15 @@ func Open(p Profile) (*Board, error) {
 		return nil, fmt.Errorf("board: periph host init: %w", err)
 	}
 	b := &Board{Profile: p}
+	out := func(dst *gpio.PinOut) func(gpio.PinIO) { return func(p gpio.PinIO) { *dst = p } }
 	slots := []struct {
 		pinSpec
 		optional bool
-		dst      *gpio.PinIO
+		set      func(gpio.PinIO)
 	}{
-		{pinSpec{"relay", p.Relay}, false, &b.Relay}, {pinSpec{"relay sense", p.RelaySense}, true, &b.Sense},
-		{pinSpec{"green LED", p.LEDGreen}, true, &b.Green}, {pinSpec{"amber LED", p.LEDAmber}, true, &b.Amber},
-		{pinSpec{"red LED", p.LEDRed}, true, &b.Red},
+		{pinSpec{"relay", p.Relay}, false, out(&b.Relay)}, {pinSpec{"relay sense", p.RelaySense}, true, func(p gpio.PinIO) { b.Sense = p }},
+		{pinSpec{"green LED", p.LEDGreen}, true, out(&b.Green)}, {pinSpec{"amber LED", p.LEDAmber}, true, out(&b.Amber)},
+		{pinSpec{"red LED", p.LEDRed}, true, out(&b.Red)},
 	}
 	var errs []error
 	for _, s := range slots {
@@ -128,7 +131,7 @@ func Open(p Profile) (*Board, error) {
 		}
 		for i, r := range refs {
 			if r.chip >= 0 {
-				*slots[i].dst = gpioioctl.Chips[r.chip].Lines()[r.offset]
+				slots[i].set(gpioioctl.Chips[r.chip].Lines()[r.offset])
 			}
 		}
 	} else {
@@ -136,15 +139,70 @@ func Open(p Profile) (*Board, error) {
 			if s.pin == "" {
 				continue
 			}
-			if *s.dst = gpioreg.ByName(s.pin); *s.dst == nil {
+			pin := gpioreg.ByName(s.pin)
+			if pin == nil {
 				errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (%s)", p.Kind, s.role, s.pin, gpioregWhy(state)))
+				continue
 			}
+			s.set(pin)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if err := b.claimOutputs(); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// claimOutputs requests each output that is a character-device line
+// again at its safe level (relay off, LEDs off) in one ioctl, through
+// gpiocdev: periph's line would come up low first, which is a release
+// pulse on an active-low relay (see package gpiocdev). Lines of other
+// drivers (the Pi 3/4's memory-mapped one) are kept as they are.
+func (b *Board) claimOutputs() error {
+	outs := []struct {
+		role string
+		pin  *gpio.PinOut
+		safe gpio.Level
+	}{
+		{"relay", &b.Relay, gpio.Level(b.RelayActiveLow)}, {"green LED", &b.Green, gpio.Level(b.LEDActiveLow)},
+		{"amber LED", &b.Amber, gpio.Level(b.LEDActiveLow)}, {"red LED", &b.Red, gpio.Level(b.LEDActiveLow)},
+	}
+	var claimed []*gpiocdev.Line
+	for _, o := range outs {
+		line, ok := (*o.pin).(*gpioioctl.GPIOLine)
+		if !ok {
+			continue
+		}
+		path, offset, found := chardevPath(line)
+		if !found {
+			continue
+		}
+		l, err := gpiocdev.RequestOutput(path, offset, line.Name(), o.safe, "kioskd")
+		if err != nil {
+			for _, c := range claimed {
+				c.Close()
+			}
+			return fmt.Errorf("board %s: %s pin %q: %w", b.Kind, o.role, line.Name(), err)
+		}
+		claimed = append(claimed, l)
+		*o.pin = l
+	}
+	return nil
+}
+
+// chardevPath finds the chip and offset of one of gpioioctl's lines.
+func chardevPath(line *gpioioctl.GPIOLine) (string, int, bool) {
+	for _, c := range gpioioctl.Chips {
+		for i, l := range c.Lines() {
+			if l == line {
+				return c.Path(), i, true
+			}
+		}
+	}
+	return "", 0, false
 }
 
 // gpioregWhy says what periph loaded, for a Pi pin that did not resolve.

@@ -77,6 +77,14 @@ func cmdStatus(e *env, args []string) int {
 		Current   *payment.Txn       `json:"current"`
 		Stats     map[string]int64   `json:"pos_stats"`
 		Uptime    int64              `json:"uptime_s"`
+		Hardware  struct {
+			Watchdog struct {
+				Device  string
+				Timeout time.Duration
+				Feeding bool
+				Stalled string
+			} `json:"watchdog"`
+		} `json:"hardware"`
 	}
 	var raw json.RawMessage
 	if err := c.do(context.Background(), http.MethodGet, "/v1/status", nil, &raw); err != nil {
@@ -98,6 +106,16 @@ func cmdStatus(e *env, args []string) int {
 			peer = " " + p.Peer
 		}
 		fmt.Fprintf(w, "%s: %s%s since %s\n", p.Provider, p.State, peer, p.Since.Format(time.RFC3339))
+	}
+	if wd := st.Hardware.Watchdog; wd.Device != "" {
+		feeding := "fed"
+		switch {
+		case wd.Stalled != "":
+			feeding = "NOT fed: " + wd.Stalled + " stalled"
+		case !wd.Feeding:
+			feeding = "not fed"
+		}
+		fmt.Fprintf(w, "watchdog: %s, timeout %s, %s\n", wd.Device, wd.Timeout, feeding)
 	}
 	if st.Current != nil {
 		fmt.Fprintf(w, "payment in progress: %s\n", describe(*st.Current))

@@ -250,6 +250,11 @@ func TestClientsWithoutDaemon(t *testing.T) {
 		}
 	}
 	k := startKiosk(t)
+	// status names the watchdog the daemon holds (on a board, the
+	// kernel driver's identity: scripts/vm checks i6300esb and softdog).
+	if code, out, errs := kioskd(t, "", "status", "-config", k.cfgPath); code != exitOK || !strings.Contains(out, "watchdog: fake watchdog, timeout ") {
+		t.Errorf("status: exit %d, no watchdog line: %s%s", code, out, errs)
+	}
 	code, _, errs := kioskd(t, "", "pay", "-amount", "1.00", "-config", k.cfgPath)
 	if code != exitDeclined || !strings.Contains(errs, "not connected") {
 		t.Fatalf("pay with no POS: exit %d %s", code, errs)

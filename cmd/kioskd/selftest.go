@@ -46,7 +46,7 @@ func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse boo
 		add("relay", err, fmt.Sprintf("pulsed; %d pulses since start", h.relay.State().Pulses))
 	}
 	add("printer", h.testPage(), "test page printed")
-	add("watchdog", h.wd.Check(), fmt.Sprintf("fed, timeout %s", h.wdDev.Timeout()))
+	add("watchdog", h.wd.Check(), fmt.Sprintf("%s fed, timeout %s", h.wd.Status().Device, h.wdDev.Timeout()))
 	return out
 }
 
