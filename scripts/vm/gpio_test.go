@@ -104,6 +104,36 @@ func (g *gpioLog) pulses(line int, activeLow bool, since time.Time) []pulse {
 	return out
 }
 
+// A relay needs milliseconds to pull in: a shorter pulse on its line is
+// a glitch, not a vend. The PL061 is one source: it ignores data written
+// while a line is an input, so its Linux driver writes the level, makes
+// the line an output (which then drives the old level, low) and writes
+// the level again: two microseconds low on every request.
+const glitchMax = 50 * time.Millisecond
+
+// vends lists the relay's pulses long enough to release a product, or
+// still on when the log ends (the power went during the pulse).
+func vends(ps []pulse) []pulse {
+	var out []pulse
+	for _, p := range ps {
+		if p.off.IsZero() || p.off.Sub(p.on) >= glitchMax {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// glitches lists the pulses too short to be vends.
+func glitches(ps []pulse) []pulse {
+	var out []pulse
+	for _, p := range ps {
+		if !p.off.IsZero() && p.off.Sub(p.on) < glitchMax {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // level reports whether the line is on now, as far as the log shows.
 func (g *gpioLog) level(line int, activeLow bool) bool {
 	g.mu.Lock()
