@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,6 +52,38 @@ func TestCrashGuard(t *testing.T) {
 	}
 }
 
+// Unclean starts of an earlier boot (a power cut, a reset) do not count:
+// the next boot sells at once, while a crash loop within one boot still
+// backs off.
+func TestCrashGuardCountsThisBootOnly(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Unix(1795400000, 0)
+	before := newCrashGuard(dir)
+	before.boot = "boot-1"
+	for i := range 5 {
+		before.begin(now.Add(time.Duration(i) * time.Second))
+	}
+	g := newCrashGuard(dir)
+	g.boot = "boot-2"
+	if n, d, err := g.begin(now.Add(10 * time.Second)); err != nil || n != 0 || d != 0 {
+		t.Fatalf("first start of a new boot: %d unclean before, wait %s, %v; want 0, 0", n, d, err)
+	}
+	for i := 1; i < 3; i++ {
+		g.begin(now.Add(time.Duration(10+i) * time.Second))
+	}
+	if n, d, _ := g.begin(now.Add(14 * time.Second)); n != 3 || d != 5*time.Second {
+		t.Fatalf("fourth start in one boot: %d, %s; want 3, 5s", n, d)
+	}
+	// Records from before boot ids were kept are another boot's.
+	os.WriteFile(g.path, []byte(now.UTC().Format(time.RFC3339Nano)+"\n"), 0o600)
+	if n, _, _ := g.begin(now.Add(15 * time.Second)); n != 0 {
+		t.Fatalf("a record without a boot id counted: %d", n)
+	}
+	if id := bootID(); runtime.GOOS == "linux" && len(id) != 36 {
+		t.Errorf("boot id %q, want the kernel's uuid", id)
+	}
+}
+
 // The restart record across real daemon lives: SIGKILL leaves the start
 // recorded, a clean stop (SIGTERM) clears it, and a crash loop makes
 // kioskd wait with the fault LED before it starts anything.
@@ -72,11 +105,12 @@ func TestCrashLoopAcrossRestarts(t *testing.T) {
 	if _, err := os.Stat(record); !os.IsNotExist(err) {
 		t.Fatalf("record survived a clean stop: %v", err)
 	}
-	// Three unclean starts just now: the next start waits first.
+	// Three unclean starts just now, in this boot: the next start waits
+	// first.
 	now := time.Now().UTC()
 	var rec string
 	for i := 3; i > 0; i-- {
-		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + "\n"
+		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + " " + bootID() + "\n"
 	}
 	os.WriteFile(record, []byte(rec), 0o600)
 	cmd := exec.Command(os.Args[0], "run", "-config", cfg)
