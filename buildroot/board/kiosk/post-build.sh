@@ -46,7 +46,7 @@ fi
 [ -x "$TARGET_DIR/usr/bin/kioskd" ] || die "no /usr/bin/kioskd: is BR2_PACKAGE_KIOSKD=y?"
 conf=$TARGET_DIR/etc/kioskd/kioskd.toml
 [ -f "$conf" ] || die "no /etc/kioskd/kioskd.toml (installed by the kioskd package)"
-grep -Eq '^kind = "(rpi3|rpi4|rpi5|sim)"$' "$conf" ||
+grep -Eq '^kind = "(rpi3|rpi4|rpi5|generic|sim)"$' "$conf" ||
 	die "/etc/kioskd/kioskd.toml: no valid [board] kind (BR2_PACKAGE_KIOSKD_BOARD)"
 for f in usr/sbin/kioskd-run usr/sbin/kiosk-mount-data; do
 	[ -f "$TARGET_DIR/$f" ] || die "no /$f: is board/kiosk/rootfs-overlay in BR2_ROOTFS_OVERLAY?"

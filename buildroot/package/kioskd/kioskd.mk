@@ -53,7 +53,7 @@ KIOSKD_LDFLAGS = \
 KIOSKD_BOARD = $(call qstrip,$(BR2_PACKAGE_KIOSKD_BOARD))
 ifeq ($(BR_BUILDING)$(BR2_PACKAGE_KIOSKD),yy)
 ifeq ($(KIOSKD_BOARD),)
-$(error kioskd: BR2_PACKAGE_KIOSKD_BOARD is empty: set it to rpi3, rpi4, rpi5 or sim)
+$(error kioskd: BR2_PACKAGE_KIOSKD_BOARD is empty: set it to rpi3, rpi4, rpi5, generic or sim)
 endif
 endif
 
