@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +175,42 @@ func TestVMPayment(t *testing.T) {
 		// No second pulse after the first.
 		if ps := v.gpio.pulses(lineRelay, true, since); len(ps) != 1 {
 			t.Errorf("relay pulses: %v, want one", ps)
+		}
+	})
+}
+
+// TestVMLatency: payment latency, host's pay command to the product
+// released, on the plain virtual disk and on one throttled to an SD
+// card's 100 operations a second, where each of the journal's fsyncs
+// waits its turn. Reported, and held to a generous bound: a payment
+// that waits seconds on its journal at this rate has grown fsyncs.
+func TestVMLatency(t *testing.T) {
+	eachBoard(t, func(t *testing.T, b *board) {
+		for _, c := range []struct {
+			name string
+			iops int
+		}{{"virtio", 0}, {"sd-like", 100}} {
+			v := b.boot(t, vmOpts{disk: newDisk(t, t.TempDir(), nil), iops: c.iops, name: "latency-" + c.name})
+			v.ready(90 * time.Second)
+			var pos posSim
+			startPOS(t, v, &pos)
+			v.waitLinked(30 * time.Second)
+			var lat []time.Duration
+			for range 8 {
+				start := time.Now()
+				txn := v.pay("1.00")
+				if txn.Vend != payment.VendReleased {
+					t.Fatalf("%s: payment %s %s", c.name, txn.State, txn.Vend)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			t.Logf("%s: payment latency on the %s disk (iops %d), pay to released incl. the %s pulse: median %s, max %s",
+				b.name, c.name, c.iops, relayLen, lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+			if lat[len(lat)/2] > 5*time.Second {
+				t.Errorf("%s: median payment latency %s", c.name, lat[len(lat)/2])
+			}
+			v.kill()
 		}
 	})
 }
