@@ -89,6 +89,10 @@ unpack() { # deb dir: unpacked once per .deb
 }
 
 kdeb=$(get "$image")
+# An older kernel's package, left from before Debian moved on, goes.
+for f in "$dir/debs"/linux-image-*.deb; do
+	[ "$f" = "$kdeb" ] || rm -f "$f"
+done
 bdeb=$(get busybox-static)
 unpack "$kdeb" "$dir/kernel"
 unpack "$bdeb" "$dir/busybox"
