@@ -247,6 +247,7 @@ type VM struct {
 	gpio    *gpioLog
 	events  *qmpLog
 	printer *printertest.Fake
+	pages   *lines // one line per page cut, as the printer model sees them
 
 	shMu  sync.Mutex
 	sh    net.Conn
@@ -266,7 +267,9 @@ func (b *board) boot(t *testing.T, o vmOpts) *VM {
 	}
 	port := freePort(t)
 	v := &VM{t: t, b: b, dir: dir, done: make(chan struct{}), pos: fmt.Sprintf("127.0.0.1:%d", port),
-		console: newLines(), gpio: newGPIOLog(), events: newQMPLog(), shOut: newLines(), printer: &printertest.Fake{}}
+		console: newLines(), gpio: newGPIOLog(), events: newQMPLog(), shOut: newLines(), printer: &printertest.Fake{},
+		pages: newLines()}
+	v.printer.OnPage = func(p printertest.Page) { v.pages.add(p.Text(), time.Now()) }
 	// Without the line names the machine's own device tree: QEMU's, as
 	// it makes it (booting the dumped copy as it is hangs: it is padded
 	// to 1 MiB).

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,16 +14,20 @@ import (
 )
 
 // posSim is the host's POS terminal, connected to the guest through the
-// forwarded port, approving every payment.
+// forwarded port, approving every payment. seen holds the txn_id of every
+// payment request it received, across the boots it served.
 type posSim struct {
-	mu   sync.Mutex
-	seen []string // txn_id of every payment request it received
+	seen *lines
 }
 
-func (p *posSim) requests() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.seen...)
+func newPOSSim() *posSim { return &posSim{seen: newLines()} }
+
+func (p *posSim) requests() []string { return p.seen.since(0) }
+
+// waitRequest waits for a request after the first from, or d.
+func (p *posSim) waitRequest(from int, d time.Duration, done <-chan struct{}) bool {
+	_, _, ok := p.seen.wait(from, func(string) bool { return true }, d, done)
+	return ok
 }
 
 // startPOS runs the simulator against v until the test ends or v is
@@ -36,9 +39,7 @@ func startPOS(t *testing.T, v *VM, p *posSim) {
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
 		OnEvent: func(e mobypay.SimEvent) {
 			if e.Kind == mobypay.SimReceived && e.Msg.Type == mobypay.TypeTransactionRequest {
-				p.mu.Lock()
-				p.seen = append(p.seen, e.Msg.TxnID)
-				p.mu.Unlock()
+				p.seen.add(e.Msg.TxnID, e.At)
 			}
 		},
 	})
@@ -115,16 +116,10 @@ func (v *VM) pay(amount string) payment.Txn {
 // waitPage waits for the printer's n-th page.
 func (v *VM) waitPage(n int, d time.Duration) printertest.Page {
 	v.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if ps := v.printer.Pages(); len(ps) >= n {
-			return ps[n-1]
-		}
-		if time.Now().After(deadline) {
-			v.t.Fatalf("no receipt %d within %s (printed so far: %q)", n, d, v.printer.Partial().Text())
-		}
-		time.Sleep(50 * time.Millisecond) // polling the host-side printer model
+	if _, _, ok := v.pages.wait(n-1, func(string) bool { return true }, d, v.done); !ok {
+		v.t.Fatalf("no receipt %d within %s (printed so far: %q)", n, d, v.printer.Partial().Text())
 	}
+	return v.printer.Pages()[n-1]
 }
 
 // TestVMPayment: a payment from the host's POS simulator on the real
@@ -134,8 +129,8 @@ func TestVMPayment(t *testing.T) {
 	eachBoard(t, func(t *testing.T, b *board) {
 		v := b.boot(t, vmOpts{disk: newDisk(t, t.TempDir(), nil), name: "payment"})
 		v.ready(90 * time.Second)
-		var pos posSim
-		startPOS(t, v, &pos)
+		pos := newPOSSim()
+		startPOS(t, v, pos)
 		v.waitLinked(30 * time.Second)
 		if !v.gpio.level(lineGreen, false) {
 			t.Error("green LED not on with the POS connected")
@@ -192,8 +187,8 @@ func TestVMLatency(t *testing.T) {
 		}{{"virtio", 0}, {"sd-like", 100}} {
 			v := b.boot(t, vmOpts{disk: newDisk(t, t.TempDir(), nil), iops: c.iops, name: "latency-" + c.name})
 			v.ready(90 * time.Second)
-			var pos posSim
-			startPOS(t, v, &pos)
+			pos := newPOSSim()
+			startPOS(t, v, pos)
 			v.waitLinked(30 * time.Second)
 			var lat []time.Duration
 			for range 8 {
