@@ -30,41 +30,6 @@ import (
 	"github.com/kioskd/kioskd/device/serial"
 )
 
-// State is the printer's condition as kioskd status shows it.
-type State string
-
-// States.
-const (
-	StateUnknown      State = "unknown" // not checked yet; only right after start
-	StateOK           State = "ok"
-	StatePaperNearEnd State = "paper_near_end" // prints; reload soon
-	StatePaperOut     State = "paper_out"
-	StateOffline      State = "offline"    // cover open, error, or stopped answering
-	StateNoPrinter    State = "no_printer" // port missing or gone, or nothing ever answered
-)
-
-// Fault reports a state in which receipts do not print, for the fault LED.
-func (s State) Fault() bool {
-	return s == StatePaperOut || s == StateOffline || s == StateNoPrinter
-}
-
-// Status is a snapshot of the printer for kioskd status.
-type Status struct {
-	State State     `json:"state"`
-	Since time.Time `json:"since"` // when State last changed
-	// LastError is the latest problem seen; it stays after recovery.
-	LastError string `json:"last_error,omitempty"`
-	// Printed counts jobs (receipts, test pages, lines) put on paper.
-	Printed uint64 `json:"printed"`
-	// Failed counts jobs sent to a printer that then failed; they may be
-	// incomplete and are not sent again.
-	Failed uint64 `json:"failed"`
-	// Dropped counts receipts never sent: queue full, not printable within
-	// MaxAge, or still queued at Close.
-	Dropped uint64 `json:"dropped"`
-	Queue   int    `json:"queue"` // receipts waiting, including one held for the printer
-}
-
 // Config tunes a Printer. Zero values take the defaults below.
 type Config struct {
 	Layout Layout
@@ -166,37 +131,6 @@ type Printer struct {
 	answered bool // the printer has answered a status request since start
 	resync   bool // an exchange broke off; a late answer may still arrive
 	rbuf     [8]byte
-}
-
-type jobKind int
-
-const (
-	kindReceipt jobKind = iota
-	kindLines
-	kindTestPage
-)
-
-type job struct {
-	kind    jobKind
-	receipt Receipt
-	lines   []string
-	qr      string
-	at      time.Time
-	waiting bool // "waiting for the printer" was logged
-
-	// Set for the calls that wait for the result.
-	ctx  context.Context
-	done chan error
-}
-
-func (j *job) name() string {
-	switch j.kind {
-	case kindLines:
-		return "lines"
-	case kindTestPage:
-		return "test page"
-	}
-	return "receipt"
 }
 
 // New starts a printer on rw, which it owns: Close closes it if it is an

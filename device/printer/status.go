@@ -1,6 +1,7 @@
 package printer
 
-// The port and the DLE EOT status exchange, which set the printer's state.
+// The printer's state: what it can be, and the port and the DLE EOT status
+// exchange that set it.
 
 import (
 	"errors"
@@ -11,6 +12,41 @@ import (
 
 	"github.com/kioskd/kioskd/protocol/escpos"
 )
+
+// State is the printer's condition as kioskd status shows it.
+type State string
+
+// States.
+const (
+	StateUnknown      State = "unknown" // not checked yet; only right after start
+	StateOK           State = "ok"
+	StatePaperNearEnd State = "paper_near_end" // prints; reload soon
+	StatePaperOut     State = "paper_out"
+	StateOffline      State = "offline"    // cover open, error, or stopped answering
+	StateNoPrinter    State = "no_printer" // port missing or gone, or nothing ever answered
+)
+
+// Fault reports a state in which receipts do not print, for the fault LED.
+func (s State) Fault() bool {
+	return s == StatePaperOut || s == StateOffline || s == StateNoPrinter
+}
+
+// Status is a snapshot of the printer for kioskd status.
+type Status struct {
+	State State     `json:"state"`
+	Since time.Time `json:"since"` // when State last changed
+	// LastError is the latest problem seen; it stays after recovery.
+	LastError string `json:"last_error,omitempty"`
+	// Printed counts jobs (receipts, test pages, lines) put on paper.
+	Printed uint64 `json:"printed"`
+	// Failed counts jobs sent to a printer that then failed; they may be
+	// incomplete and are not sent again.
+	Failed uint64 `json:"failed"`
+	// Dropped counts receipts never sent: queue full, not printable within
+	// MaxAge, or still queued at Close.
+	Dropped uint64 `json:"dropped"`
+	Queue   int    `json:"queue"` // receipts waiting, including one held for the printer
+}
 
 func (p *Printer) closePort() error {
 	c, ok := p.rw.(io.Closer)

@@ -1,12 +1,45 @@
 package printer
 
-// The printer's goroutine: the queue, a held receipt's retries, and one job's attempt.
+// The printer's goroutine and its jobs: the queue, a held receipt's retries,
+// and one job's attempt.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 )
+
+type jobKind int
+
+const (
+	kindReceipt jobKind = iota
+	kindLines
+	kindTestPage
+)
+
+type job struct {
+	kind    jobKind
+	receipt Receipt
+	lines   []string
+	qr      string
+	at      time.Time
+	waiting bool // "waiting for the printer" was logged
+
+	// Set for the calls that wait for the result.
+	ctx  context.Context
+	done chan error
+}
+
+func (j *job) name() string {
+	switch j.kind {
+	case kindLines:
+		return "lines"
+	case kindTestPage:
+		return "test page"
+	}
+	return "receipt"
+}
 
 func (p *Printer) run() {
 	defer close(p.done)

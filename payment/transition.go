@@ -1,0 +1,135 @@
+package payment
+
+// The controller's commands as the loop runs them (create, cancel,
+// selectPlan), and move, through which they, the reports (report.go) and
+// the timers (deadline.go) change the payment in progress.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// move applies one journaled transition to the current payment and
+// publishes it. A journal failure stops the payment where it is: no
+// effect may follow a transition that is not on disk.
+func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
+	cur := s.cur
+	t, err := s.j.Update(cur.ID, s.now(), ev, func(t *Txn) error { fn(t); return nil })
+	if err != nil {
+		s.journalErr = err
+		s.log.Error("journal update failed", "txn_id", cur.ID, "err", err)
+		return *cur, false
+	}
+	*cur = t
+	s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "review", t.Review)
+	if t.State.Final() && t.Vend != VendReleasing {
+		s.cur = nil
+		s.disarm()
+	}
+	s.publish(Event{Kind: "payment", Txn: &t})
+	return t, true
+}
+
+func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
+	// A retry of a payment already made (in progress or not) is answered
+	// before anything else, busy and not-ready included.
+	if req.Key != "" {
+		t, err := s.j.ByKey(req.Key)
+		switch {
+		case err == nil && (t.Amount != req.Amount || t.Mode != req.Mode || t.Provider != prov.Name()):
+			return t, false, fmt.Errorf("%w: key %q is %s (%s %s via %s)", ErrKeyMismatch, req.Key, t.ID, t.Amount, t.Mode, t.Provider)
+		case err == nil:
+			if s.cur != nil && s.cur.ID == t.ID {
+				t = *s.cur
+			}
+			s.log.Info("payment exists for this idempotency key", "txn_id", t.ID, "state", t.State)
+			return t, true, nil
+		case !errors.Is(err, ErrNotFound):
+			s.log.Error("journal read failed; payment refused", "err", err)
+			return Txn{}, false, err
+		}
+	}
+	if s.cur != nil {
+		return Txn{}, false, fmt.Errorf("%w: %s", ErrBusy, s.cur.ID)
+	}
+	if err := prov.Ready(); err != nil {
+		return Txn{}, false, fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	t := Txn{Provider: prov.Name(), Mode: req.Mode, Amount: req.Amount, Key: req.Key}
+	if err := s.j.Create(&t, s.now()); err != nil {
+		s.log.Error("journal write failed; payment refused", "err", err)
+		return Txn{}, false, err
+	}
+	s.cur, s.planPref, s.cancelBy, s.cancelErr = &t, req.PlanID, timerNone, nil
+	s.log.Info("payment created", "txn_id", t.ID, "mode", t.Mode, "amount", t.Amount.String(), "provider", t.Provider)
+	err := prov.Request(&t)
+	if errors.Is(err, ErrNotDelivered) {
+		s.log.Warn("payment request not delivered", "txn_id", t.ID, "err", err)
+		out, _ := s.move(nil, func(t *Txn) { t.State = Declined; t.Error = err.Error() })
+		return out, false, nil
+	}
+	if err != nil {
+		// It may have reached the terminal: wait for the ack as usual.
+		s.log.Warn("payment request may not have been delivered", "txn_id", t.ID, "err", err)
+	}
+	s.begin(&t)
+	out, _ := s.move(nil, func(t *Txn) { t.State = Sent })
+	// Armed even when "sent" is not on disk: the payment is in progress
+	// either way and must still end by its deadlines.
+	s.arm(timerAck, s.timeouts(t.Mode).Ack)
+	return out, false, nil
+}
+
+// cancel sends cancel_transaction and waits CancelGrace for a final
+// result; why is byOperator or the timer that expired, reason its text.
+func (s *Service) cancel(id string, why timerKind, reason string) (Txn, error) {
+	if s.cur == nil || s.cur.ID != id {
+		t, err := s.j.Get(id)
+		if err != nil {
+			return Txn{}, err
+		}
+		return t, fmt.Errorf("%w: %s is %s", ErrNotActive, id, t.State)
+	}
+	if s.cur.State == CancelRequested || s.cur.State.Final() {
+		return *s.cur, nil
+	}
+	prov := s.providers[s.cur.Provider]
+	if err := prov.Cancel(s.cur); err != nil {
+		s.log.Warn("cancel not delivered; waiting for a result anyway", "txn_id", id, "err", err)
+		s.cancelErr = err
+	}
+	s.cancelBy = why
+	out, ok := s.move(nil, func(t *Txn) {
+		t.State = CancelRequested
+		if reason != "" {
+			t.Error = reason
+		}
+	})
+	if ok {
+		s.arm(timerGrace, s.cfg.CancelGrace)
+	}
+	return out, nil
+}
+
+func (s *Service) selectPlan(id, planID string) (Txn, error) {
+	if s.cur == nil || s.cur.ID != id || s.cur.State != PlansOffered {
+		t, err := s.j.Get(id)
+		if err != nil {
+			return Txn{}, err
+		}
+		return t, fmt.Errorf("%w: %s is %s, not plans_offered", ErrNotActive, id, t.State)
+	}
+	if !slices.ContainsFunc(s.cur.Plans, func(p Plan) bool { return p.ID == planID }) {
+		return *s.cur, fmt.Errorf("%w: plan %q was not offered", ErrBadRequest, planID)
+	}
+	out, ok := s.move(nil, func(t *Txn) { t.State = PlanSelected; t.PlanID = planID })
+	if !ok {
+		return out, errors.New("payment: journal write failed")
+	}
+	if err := s.providers[out.Provider].SelectPlan(s.cur, planID); err != nil {
+		s.log.Warn("plan selection may not have been delivered", "txn_id", id, "err", err)
+	}
+	s.arm(timerResult, s.timeouts(out.Mode).Result)
+	return out, nil
+}
