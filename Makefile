@@ -103,6 +103,26 @@ cross:
 	done
 	@ls -l dist/kioskd-linux-armv7 dist/kioskd-linux-arm64 | awk '{printf "%9d bytes  %s\n", $$5, $$9}'
 
+# `make cross-goos`: the code builds for every GOOS, as periph's does,
+# though the firmware runs on Linux only. Linux-only parts (watchdog,
+# GPIO character device, ptys, and serial ports where tarm/serial needs
+# cgo) sit behind build tags with stubs that return errors.ErrUnsupported,
+# so a developer's Mac or Windows machine (and gopls there) can build and
+# vet the tree; this keeps it so. vet type-checks the tests too. Nothing
+# is run or kept.
+# A target of its own, not part of `make cross`: that one makes the
+# boards' binaries and is a prerequisite of vm-test, which needs none of
+# this.
+CROSS_GOOS ?= darwin/amd64 windows/amd64 freebsd/amd64
+
+.PHONY: cross-goos
+cross-goos:
+	@set -e; for p in $(CROSS_GOOS); do \
+	  echo "build and vet $$p"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build $(PKG); \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) vet $(PKG); \
+	done
+
 # vet with the target's word size first: it type-checks every package and
 # test (cmd/ included) for 32-bit int, which the tests alone would not.
 test-arm: test-armv7 test-arm64
