@@ -58,11 +58,34 @@ test: lint
 # so it is not a dependency of the module.
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
+# go mod tidy -diff prints what tidy would change and fails, without
+# touching go.mod or go.sum: an import added or dropped without tidying
+# fails here, not in someone else's checkout.
+#
+# shellcheck (Debian's shellcheck) reads every shell script of scripts/,
+# buildroot/ and .ci/: each *.sh and each file whose #! line names a shell
+# (guest/init, rcS, the overlay's sbin scripts have no .sh), in the
+# dialect of its #! line. All but .ci/run (bash) are POSIX sh: BusyBox ash
+# on the boards and the virtual board, dash here. The etc/default/
+# fragments that init scripts source have no #! line: checked as sh.
+# A finding that is deliberate gets `# shellcheck disable=SCxxxx # why`.
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKG)
 	$(STATICCHECK) $(PKG)
+	@command -v shellcheck >/dev/null || { echo "lint: shellcheck not found (apt-get install shellcheck)" >&2; exit 1; }
+	@sh=; frag=; \
+	  for f in $$(git ls-files scripts buildroot .ci 2>/dev/null || find scripts buildroot .ci -type f); do \
+	    case $$f in \
+	    */etc/default/*) frag="$$frag $$f" ;; \
+	    *.sh) sh="$$sh $$f" ;; \
+	    *) if head -n 1 "$$f" | grep -q '^#!.*sh'; then sh="$$sh $$f"; fi ;; \
+	    esac; \
+	  done; \
+	  echo "shellcheck$$sh"; echo "shellcheck -s sh$$frag"; \
+	  shellcheck $$sh && { [ -z "$$frag" ] || shellcheck -s sh $$frag; }
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKG)

@@ -11,9 +11,7 @@ require (
 	golang.org/x/sys v0.29.0
 	periph.io/x/conn/v3 v3.7.3
 	periph.io/x/host/v3 v3.8.5
+	rsc.io/qr v0.2.0
 )
 
-require (
-	github.com/jonboulle/clockwork v0.5.0 // indirect
-	rsc.io/qr v0.2.0 // indirect
-)
+require github.com/jonboulle/clockwork v0.5.0 // indirect

@@ -148,7 +148,9 @@ checkx "kioskd.mk: -X main.version and -X main.commit, which cmd/kioskd declares
 	'grep -q -- "-X main.version=" "$mk" && grep -q -- "-X main.commit=" "$mk" &&
 	grep -Eq "^[[:space:]]*(var )?version *= *\"" "$TOP/cmd/kioskd/main.go" &&
 	grep -Eq "^[[:space:]]*(var )?commit *= *\"" "$TOP/cmd/kioskd/main.go"'
-checkx "kioskd.mk: license fields" 'grep -q "^KIOSKD_LICENSE = " "$mk" && grep -q "^KIOSKD_LICENSE_FILES = " "$mk"'
+checkx "kioskd.mk: KIOSKD_LICENSE is Apache-2.0, KIOSKD_LICENSE_FILES names LICENSE, which exists" \
+	'grep -Eq "^KIOSKD_LICENSE = Apache-2\.0(,| |\$)" "$mk" &&
+	grep -Eq "^KIOSKD_LICENSE_FILES = LICENSE( |\$)" "$mk" && test -f "$TOP/LICENSE"'
 check "kioskd.mk: checks for vendor/ (local site method)" grep -q 'vendor/modules.txt' "$mk"
 bad=$(sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\) *[:+?]*=.*/\1/p; s/^define \([A-Za-z0-9_]*\)$/\1/p' "$mk" | grep -v '^KIOSKD_')
 check "kioskd.mk: every variable is KIOSKD_* ${bad:+(not: $bad)}" [ -z "$bad" ]

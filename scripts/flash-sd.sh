@@ -436,7 +436,7 @@ if [ -n "$dec" ]; then
 		die $EX_FAIL "$tool failed (exit $(cat "$tmp/dec-failed")) decompressing $image; the card is now incomplete"
 	fi
 else
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # $ddopts is a word list
 	dd if="$image" of="$dev" $ddopts || die $EX_FAIL "dd failed writing $device; the card is now incomplete"
 fi
 sync

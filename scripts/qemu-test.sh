@@ -38,11 +38,11 @@ if [ "$magic" != 7f454c46 ]; then
 fi
 case $machine in
 40)
-	qemu=qemu-arm
+	qemu='qemu-arm'
 	cpu=${QEMU_CPU:-cortex-a7}
 	;;
 183)
-	qemu=qemu-aarch64
+	qemu='qemu-aarch64'
 	cpu=${QEMU_CPU:-cortex-a72}
 	;;
 *)

@@ -127,18 +127,18 @@ is_root=0
 [ "$(id -u)" = 0 ] && is_root=1
 
 # The scripts, run by $SH (word-split: it may be "busybox sh").
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $SH
 flash() { $SH "$FLASH" "$@"; }
 # flash-sd.sh accepting a regular file as the device.
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $SH
 tflash() { env FLASH_SD_TESTING=1 $SH "$FLASH" "$@"; }
 # provision.sh, with --owner when not root ($own).
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $own: empty or --owner UID:GID
 prov() { prov0 $own "$@"; }
 # provision.sh as it is.
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $SH
 prov0() { $SH "$PROV" "$@"; }
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $SH
 console() { $SH "$CONSOLE" "$@"; }
 
 echo "# flash-sd.sh"
@@ -531,21 +531,21 @@ shrest=${SH#"${SH%% *}"}
 # shellcheck disable=SC2086 # $shrest: the rest of TEST_SH
 run "" env PATH="$tmp/bin-none" "$shp" $shrest "$CONSOLE" /dev/null
 expect "console: neither picocom nor tio" 127 "neither picocom nor tio"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $shrest
 run "" env PATH="$tmp/bin-picocom" "$shp" $shrest "$CONSOLE" /dev/null
 expect "console: picocom at 115200 by default" 0 "^picocom -b 115200 /dev/null$"
 check "console: says how to exit picocom" grep -q "Ctrl-a then Ctrl-x" "$tmp/out"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $shrest
 run "" env PATH="$tmp/bin-tio" "$shp" $shrest "$CONSOLE" /dev/null 9600
 expect "console: tio, baud given" 0 "^tio -b 9600 /dev/null$"
 check "console: says how to exit tio" grep -q "Ctrl-t then q" "$tmp/out"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $shrest
 run "" env PATH="$tmp/bin-both" CONSOLE_TOOL=tio "$shp" $shrest "$CONSOLE" /dev/null
 expect "console: CONSOLE_TOOL picks tio" 0 "^tio -b 115200"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $shrest
 run "" env PATH="$tmp/bin-picocom" "$shp" $shrest "$CONSOLE" "$tmp/no-such-tty"
 expect "console: missing device" 2 "no such device"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $shrest
 run "" env PATH="$tmp/bin-picocom" "$shp" $shrest "$CONSOLE" "$tmp/zero4m"
 expect "console: not a character device" 2 "not a character device"
 run "" console /dev/null fast

@@ -70,10 +70,12 @@ fi
 
 get() { # package: the .deb's path in $dir/debs, downloaded if missing
 	ver=$(apt-cache policy "$1" | awk '/Candidate:/ { print $2 }')
+	# shellcheck disable=SC2010 # .deb names have no blanks: Debian package names and versions, the colon as %3a
 	f=$(ls "$dir/debs/$1_"*"_$deb_arch.deb" 2>/dev/null | grep -F "_$(echo "$ver" | sed 's/:/%3a/')_" | head -n 1 || true)
 	if [ -z "$f" ]; then
 		rm -f "$dir/debs/$1_"*.deb
 		(cd "$dir/debs" && apt-get -q download "$1" >/dev/null)
+		# shellcheck disable=SC2012 # a .deb name has no blanks (above)
 		f=$(ls "$dir/debs/$1_"*"_$deb_arch.deb" | head -n 1)
 	fi
 	echo "$f"
@@ -96,6 +98,7 @@ done
 bdeb=$(get busybox-static)
 unpack "$kdeb" "$dir/kernel"
 unpack "$bdeb" "$dir/busybox"
+# shellcheck disable=SC2012 # one directory, named for the kernel release (no blanks)
 kver=$(ls "$dir/kernel/lib/modules" | head -n 1)
 [ -f "$dir/kernel/lib/modules/$kver/modules.dep" ] || depmod -b "$dir/kernel" "$kver"
 echo "$dir"

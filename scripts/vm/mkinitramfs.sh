@@ -18,6 +18,7 @@ out=${3:?usage: mkinitramfs.sh ARCH KIOSKD OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 overlay=$here/../../buildroot/board/kiosk/rootfs-overlay
 cache=$(sh "$here/fetch.sh" "$arch")
+# shellcheck disable=SC2012 # one directory, named for the kernel release (no blanks)
 kver=$(ls "$cache/kernel/lib/modules" | head -n 1)
 
 root=$(mktemp -d)

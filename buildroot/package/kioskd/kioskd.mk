@@ -19,17 +19,16 @@ KIOSKD_SITE_METHOD = local
 KIOSKD_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/dist --exclude=/var --exclude=/_buildroot --exclude=/buildroot
 
-# kioskd itself has no licence file (all rights reserved); the vendored
-# modules' licences are listed and their files collected by legal-info.
-KIOSKD_LICENSE = \
-	PROPRIETARY, \
+# kioskd itself is Apache-2.0 (LICENSE at the top of the checkout). The
+# vendored modules are linked into the same binary, so their licences
+# follow and legal-info collects their files too.
+KIOSKD_LICENSE = Apache-2.0, \
 	MIT (BurntSushi/toml, bbolt), \
 	Apache-2.0 (go-jose, periph.io, clockwork), \
 	BSD-3-Clause (google/uuid, tarm/serial, golang.org/x/sys, rsc.io/qr, go-jose/json)
-KIOSKD_LICENSE_FILES = $(patsubst $(KIOSKD_SITE)/%,%,$(sort $(wildcard \
+KIOSKD_LICENSE_FILES = LICENSE $(patsubst $(KIOSKD_SITE)/%,%,$(sort $(wildcard \
 	$(foreach d,* */* */*/* */*/*/* */*/*/*/*,\
 		$(KIOSKD_SITE)/vendor/$(d)/LICENSE $(KIOSKD_SITE)/vendor/$(d)/COPYING))))
-KIOSKD_REDISTRIBUTE = NO
 
 KIOSKD_GOMOD = github.com/kioskd/kioskd
 KIOSKD_BUILD_TARGETS = cmd/kioskd
