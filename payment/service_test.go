@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -514,5 +516,20 @@ func TestReportAfterStopDoesNotBlock(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Report/Link blocked after the service stopped")
+	}
+}
+
+// A plan choice the journal cannot record is refused with the journal's
+// own error, not a stand-in: the controller's log should say why.
+func TestSelectPlanReturnsTheJournalError(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("ipp", 10000)
+	h.svc.Report(ack(tx.ID, "processing"))
+	h.svc.Report(Report{TxnID: tx.ID, Kind: ReportPlans, Plans: []Plan{{ID: "pay-in-full"}, {ID: "6m", TotalInstallments: 6}}})
+	h.state(tx.ID, PlansOffered)
+	h.j.Close()
+	_, err := h.svc.SelectPlan(context.Background(), tx.ID, "6m")
+	if !errors.Is(err, bolt.ErrDatabaseNotOpen) || !strings.Contains(err.Error(), `select plan "6m" for `+tx.ID) {
+		t.Fatalf("select with the journal closed: %v", err)
 	}
 }

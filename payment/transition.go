@@ -123,9 +123,10 @@ func (s *Service) selectPlan(id, planID string) (Txn, error) {
 	if !slices.ContainsFunc(s.cur.Plans, func(p Plan) bool { return p.ID == planID }) {
 		return *s.cur, fmt.Errorf("%w: plan %q was not offered", ErrBadRequest, planID)
 	}
+	s.journalErr = nil
 	out, ok := s.move(nil, func(t *Txn) { t.State = PlanSelected; t.PlanID = planID })
 	if !ok {
-		return out, errors.New("payment: journal write failed")
+		return out, fmt.Errorf("payment: select plan %q for %s: %w", planID, id, s.journalErr)
 	}
 	if err := s.providers[out.Provider].SelectPlan(s.cur, planID); err != nil {
 		s.log.Warn("plan selection may not have been delivered", "txn_id", id, "err", err)
