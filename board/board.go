@@ -148,6 +148,9 @@ func Open(p Profile) (*Board, error) {
 		}
 	}
 	if len(errs) > 0 {
+		if f := driverFailures(state); f != "" {
+			errs = append(errs, fmt.Errorf("board %s: %s", p.Kind, f))
+		}
 		return nil, errors.Join(errs...)
 	}
 	if err := b.claimOutputs(); err != nil {
@@ -215,6 +218,25 @@ func gpioregWhy(state *driverreg.State) string {
 		return "no GPIO driver loaded: is this a Raspberry Pi, and can kioskd open /dev/gpiochip* or /dev/gpiomem?"
 	}
 	return "GPIO drivers loaded: " + strings.Join(loaded, ", ")
+}
+
+// driverFailures is what periph's drivers said when they failed to load
+// (a chip that cannot be opened, a missing /dev/gpiomem): the real cause
+// behind a pin that does not exist, where there is one.
+func driverFailures(state *driverreg.State) string {
+	if state == nil || len(state.Failed) == 0 {
+		return ""
+	}
+	const most = 5
+	var fs []string
+	for i, f := range state.Failed {
+		if i == most {
+			fs = append(fs, fmt.Sprintf("and %d more", len(state.Failed)-most))
+			break
+		}
+		fs = append(fs, f.String())
+	}
+	return "periph drivers that failed to load: " + strings.Join(fs, "; ")
 }
 
 func openSim(p Profile) *Board {

@@ -1,9 +1,13 @@
 package board
 
 import (
+	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+
+	"periph.io/x/conn/v3/driver/driverreg"
 )
 
 func TestProfiles(t *testing.T) {
@@ -56,5 +60,29 @@ func TestRealBoardWithoutGPIORefuses(t *testing.T) {
 	p.Relay = ""
 	if _, err := Open(p); err == nil || !strings.Contains(err.Error(), "no relay pin configured") {
 		t.Errorf("no relay: %v", err)
+	}
+}
+
+type failingDriver string
+
+func (d failingDriver) String() string          { return string(d) }
+func (d failingDriver) Prerequisites() []string { return nil }
+func (d failingDriver) After() []string         { return nil }
+func (d failingDriver) Init() (bool, error)     { return true, errors.New("unused") }
+
+// A pin that does not resolve comes with periph's own reason, when a
+// driver failed, bounded in length.
+func TestDriverFailures(t *testing.T) {
+	if got := driverFailures(&driverreg.State{}); got != "" {
+		t.Errorf("no failures: %q", got)
+	}
+	st := &driverreg.State{}
+	for i := range 7 {
+		st.Failed = append(st.Failed, driverreg.DriverFailure{D: failingDriver(fmt.Sprintf("drv%d", i)), Err: errors.New("open /dev/gpiochip0: permission denied")})
+	}
+	got := driverFailures(st)
+	if !strings.HasPrefix(got, "periph drivers that failed to load: drv0: open /dev/gpiochip0: permission denied; drv1:") ||
+		!strings.HasSuffix(got, "; and 2 more") || strings.Contains(got, "drv5") {
+		t.Errorf("failures: %q", got)
 	}
 }
