@@ -37,7 +37,7 @@ func backoffHardware(t *testing.T) (*hardware, *watchdog.Fake, crashGuard) {
 func TestCrashBackoffFeedsWatchdog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hw, fake, guard := backoffHardware(t)
-		defer hw.close()
+		defer hw.Close()
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel() // a failed check ends the back-off too
@@ -78,7 +78,7 @@ func TestCrashBackoffFeedsWatchdog(t *testing.T) {
 func TestCrashBackoffStopDisarmsWatchdog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hw, fake, guard := backoffHardware(t)
-		defer hw.close()
+		defer hw.Close()
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kioskd/kioskd/board"
@@ -32,6 +33,7 @@ type hardware struct {
 	leds  *led.Panel
 	wd    *watchdog.Supervisor
 	wdDev watchdog.Device
+	wdRan atomic.Bool      // run started the supervisor, which owns wdDev's close
 	prn   *printer.Printer // nil when disabled
 	pcfg  printerConfig
 	sim   *simSink // nil on real boards
@@ -201,9 +203,12 @@ func (h *hardware) printPairing(addrs []string) error {
 	return h.prn.PrintLines(ctx, lines, qr)
 }
 
-// close releases the devices: the printer (and the simulated one behind
-// it) and the relay, left in its safe state.
-func (h *hardware) close() {
+// Close releases the devices: the printer (and the simulated one behind
+// it), the relay, left in its safe state, and the watchdog unless its
+// supervisor ran (the supervisor closes it itself): a kioskd that stops
+// between arming the watchdog and feeding it, on a start-up error, must
+// not leave it armed and unfed to reset the board.
+func (h *hardware) Close() {
 	if h.prn != nil {
 		h.prn.Close()
 	}
@@ -215,6 +220,12 @@ func (h *hardware) close() {
 		}
 	}
 	h.relay.Safe()
+	if !h.wdRan.Load() {
+		// The crash-loop wait may have disarmed it already.
+		if err := h.wdDev.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			h.log.Error("watchdog disarm failed", "err", err)
+		}
+	}
 }
 
 // startPrinter runs a simulated ESC/POS printer on a pseudo-terminal and
@@ -263,6 +274,7 @@ func (h *hardware) run(ctx context.Context, svc *payment.Service, j *payment.Jou
 	go func() { defer wg.Done(); h.leds.Run(ctx) }()
 	go func() { defer wg.Done(); h.probe(ctx, svc, j) }()
 	wdErr := make(chan error, 1)
+	h.wdRan.Store(true)
 	go func() { wdErr <- h.wd.Run(ctx) }()
 	if err := h.wd.Ready(); err != nil {
 		h.log.Warn("service manager not told we are ready", "err", err)

@@ -266,5 +266,17 @@ func TestHardwareRunStopsAfterSupervisorEnds(t *testing.T) {
 			t.Fatalf("round %d: hardware.run did not return after cancel", round)
 		}
 	}
-	hw.close()
+	hw.Close()
+}
+
+// A kioskd that stops between opening the hardware and feeding the
+// watchdog (a start-up error after openHardware) disarms it on Close;
+// once the supervisor ran, the supervisor owns the close.
+func TestHardwareCloseDisarmsAWatchdogNeverFed(t *testing.T) {
+	hw, _ := simHardware(t)
+	fake := hw.wdDev.(*watchdog.Fake)
+	hw.Close()
+	if !fake.MagicClosed() {
+		t.Fatal("the watchdog is still armed after Close without a supervisor")
+	}
 }

@@ -95,20 +95,21 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		log.Warn("payment needs review after restart", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "amount", t.Amount.String(), "review", t.Review)
 	}
 
+	// Each resource's cleanup is deferred as it is acquired, so every
+	// return below releases what came before it, in reverse order.
 	ctl, err := listenControl(cfg.Control.Socket)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(cfg.Control.Socket)
+	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
 	hw, err := openHardware(cfg, pv.board, log)
 	if err != nil {
-		ctl.Close()
 		return err
 	}
+	defer hw.Close()
 	guard := newCrashGuard(cfg.DataDir)
 	if crashBackoff(ctx, guard, hw, log) {
-		hw.close()
-		ctl.Close()
 		return nil
 	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
@@ -121,7 +122,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	var kposAddr string
 	if cfg.KPOS.Enabled {
 		if kp, runKPOS, kposAddr, err = startKPOS(cfg, j, log); err != nil {
-			ctl.Close()
 			return err
 		}
 		providers = append(providers, kp)
@@ -138,7 +138,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		OnProven:   func(a netip.Addr) { saveLastProven(cfg.DataDir, a, log) },
 	}, prov)
 	if err != nil {
-		ctl.Close()
 		return err
 	}
 	prov.Bind(srv, svc)
@@ -203,7 +202,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	hs.Shutdown(sctx)
 	hs.Close() // event streams do not end on Shutdown
 	wg.Wait()
-	hw.close()
 	if parent.Err() != nil {
 		if err := guard.cleanStop(); err != nil {
 			log.Warn("restart record not cleared", "err", err)
