@@ -293,9 +293,9 @@ func (s *Service) autoPlan(plans []Plan) string {
 	switch {
 	case s.planPref != "" && has(s.planPref):
 		return s.planPref
-	case s.cfg.IPPAutoSelect == "single" && len(plans) == 1:
+	case s.cfg.IPPAutoSelect == IPPSelectSingle && len(plans) == 1:
 		return plans[0].ID
-	case s.cfg.IPPAutoSelect == "first":
+	case s.cfg.IPPAutoSelect == IPPSelectFirst:
 		return plans[0].ID
 	}
 	return ""
@@ -318,7 +318,7 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		review = "result amount is not a whole number of sen"
 	case r.Amount != nil && *r.Amount != t.Amount:
 		review = fmt.Sprintf("amount mismatch: requested %s, result says %s", t.Amount, *r.Amount)
-	case t.State == CancelRequested && s.cancelBy == byOperator && s.cfg.SuccessAfterCancel == "review":
+	case t.State == CancelRequested && s.cancelBy == byOperator && s.cfg.SuccessAfterCancel == AfterCancelReview:
 		review = "success arrived after cancel; not vended by policy"
 	}
 	out, ok := s.move(ev, func(x *Txn) {

@@ -60,15 +60,12 @@ type Timeouts struct {
 
 // Config is the service's behaviour where the protocol leaves a choice.
 type Config struct {
-	Timeouts       map[string]Timeouts // by mode
-	CancelGrace    time.Duration       // after cancel, wait this long for a final result
-	ReconnectGrace time.Duration       // after the POS drops mid-payment, wait for it to come back
-	VendTimeout    time.Duration       // bound on one relay operation
-	// IPPAutoSelect picks a plan without the controller: "none", "single"
-	// (when exactly one plan is offered) or "first".
-	IPPAutoSelect string
-	// SuccessAfterCancel: "vend" (the customer paid; release) or "review".
-	SuccessAfterCancel string
+	Timeouts           map[string]Timeouts // by mode
+	CancelGrace        time.Duration       // after cancel, wait this long for a final result
+	ReconnectGrace     time.Duration       // after the POS drops mid-payment, wait for it to come back
+	VendTimeout        time.Duration       // bound on one relay operation
+	IPPAutoSelect      IPPAutoSelect
+	SuccessAfterCancel SuccessAfterCancel
 	Log                *slog.Logger
 	Now                func() time.Time
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -529,7 +529,7 @@ func TestSelectPlanReturnsTheJournalError(t *testing.T) {
 	h.state(tx.ID, PlansOffered)
 	h.j.Close()
 	_, err := h.svc.SelectPlan(context.Background(), tx.ID, "6m")
-	if !errors.Is(err, bolt.ErrDatabaseNotOpen) || !strings.Contains(err.Error(), `select plan "6m" for `+tx.ID) {
+	if !errors.Is(err, berrors.ErrDatabaseNotOpen) || !strings.Contains(err.Error(), `select plan "6m" for `+tx.ID) {
 		t.Fatalf("select with the journal closed: %v", err)
 	}
 }

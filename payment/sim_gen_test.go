@@ -122,7 +122,7 @@ func (c simConfig) service() Config {
 		to[m] = tm
 	}
 	return Config{Timeouts: to, CancelGrace: c.Grace, ReconnectGrace: c.Reconnect,
-		IPPAutoSelect: c.Auto, SuccessAfterCancel: c.AfterCancel}
+		IPPAutoSelect: IPPAutoSelect(c.Auto), SuccessAfterCancel: SuccessAfterCancel(c.AfterCancel)}
 }
 
 // deadline is how long a payment of mode may stay open at most: the ack,

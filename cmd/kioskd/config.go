@@ -229,30 +229,15 @@ func (c *Config) validate() error {
 	if _, err := c.allowPrefixes(); err != nil {
 		bad("pos.allow: %v", err)
 	}
-	for name, d := range map[string]time.Duration{"cancel_grace": c.Payment.CancelGrace.Duration, "reconnect_grace": c.Payment.ReconnectGrace.Duration} {
-		if d < time.Second || d > 10*time.Minute {
-			bad("payment.%s %s: want 1s to 10m", name, d)
-		}
+	// Each package checks its own config; errors come back by key.
+	for _, err := range unjoin(paymentConfig(c, nil).Validate()) {
+		bad("payment.%v", err)
 	}
-	switch c.Payment.IPPAutoSelect {
-	case "none", "single", "first":
-	default:
-		bad("payment.ipp_auto_select %q: want none, single or first", c.Payment.IPPAutoSelect)
+	if d := c.Payment.CancelGrace.Duration; d == 0 {
+		bad("payment.cancel_grace 0s: want 1s to 10m")
 	}
-	switch c.Payment.SuccessAfterCancel {
-	case "vend", "review":
-	default:
-		bad("payment.success_after_cancel %q: want vend or review", c.Payment.SuccessAfterCancel)
-	}
-	for mode, t := range c.Payment.Timeouts {
-		if !mobypay.ValidMode(mode) {
-			bad("payment.timeouts.%s: not a payment mode", mode)
-		}
-		for name, d := range map[string]time.Duration{"ack": t.Ack.Duration, "result": t.Result.Duration, "plan": t.Plan.Duration} {
-			if d != 0 && (d < time.Second || d > time.Hour) {
-				bad("payment.timeouts.%s.%s %s: want 1s to 1h", mode, name, d)
-			}
-		}
+	if d := c.Payment.ReconnectGrace.Duration; d == 0 {
+		bad("payment.reconnect_grace 0s: want 1s to 10m")
 	}
 	if c.KPOS.Enabled {
 		k := &c.KPOS
@@ -319,6 +304,17 @@ func (c *Config) validate() error {
 		bad("board.printer_baud %d: want 1200 to 921600", b)
 	}
 	return errors.Join(errs...)
+}
+
+// unjoin lists the errors an errors.Join made, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // boardProfile is the board's default profile with the config's

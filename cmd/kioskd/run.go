@@ -283,8 +283,8 @@ func paymentConfig(cfg *Config, log *slog.Logger) payment.Config {
 		Timeouts:           map[string]payment.Timeouts{},
 		CancelGrace:        cfg.Payment.CancelGrace.Duration,
 		ReconnectGrace:     cfg.Payment.ReconnectGrace.Duration,
-		IPPAutoSelect:      cfg.Payment.IPPAutoSelect,
-		SuccessAfterCancel: cfg.Payment.SuccessAfterCancel,
+		IPPAutoSelect:      payment.IPPAutoSelect(cfg.Payment.IPPAutoSelect),
+		SuccessAfterCancel: payment.SuccessAfterCancel(cfg.Payment.SuccessAfterCancel),
 		Log:                log,
 	}
 	for mode, t := range cfg.Payment.Timeouts {
