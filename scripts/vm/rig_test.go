@@ -82,6 +82,22 @@ var (
 	boards   = map[string]*board{}
 )
 
+// TestMain removes the boards' directories (initramfs, device trees,
+// each boot's console, trace and sockets) after a passing run; a failing
+// one keeps them, and the failing test says where.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if code == 0 && !*vmKeep {
+		for _, b := range boards {
+			if b.dir != "" {
+				os.RemoveAll(b.dir)
+			}
+		}
+	}
+	os.Exit(code)
+}
+
 // needBoard skips without -vm, fails when the board cannot be built, and
 // returns it built once per run.
 func needBoard(t *testing.T, name string) *board {
