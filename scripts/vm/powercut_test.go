@@ -74,6 +74,9 @@ func TestVMPowerCut(t *testing.T) {
 			}
 			boots = append(boots, bootRecord{ready: ready, cut: cut, pulses: ps})
 			fsckAfterCut(t, disk, i)
+			if (i+1)%50 == 0 {
+				t.Logf("%s: %d cuts so far, %d requests seen by the POS, filesystem clean after each", b.name, i+1, len(pos.requests()))
+			}
 		}
 
 		// The next payment works, then the whole journal is read back.
