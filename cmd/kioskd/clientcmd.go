@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -16,30 +15,29 @@ import (
 )
 
 func cmdCancel(e *env, args []string) int {
-	return txnAction(e, "cancel", args, func(c *client, id string, rest []string) (payment.Txn, error) {
+	return txnAction(e, args, 1, func(c *client, a []string) (payment.Txn, error) {
 		var t payment.Txn
-		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
+		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+a[0]+"/cancel", nil, &t)
 	})
 }
 
 func cmdPlan(e *env, args []string) int {
-	return txnAction(e, "plan", args, func(c *client, id string, rest []string) (payment.Txn, error) {
+	return txnAction(e, args, 2, func(c *client, a []string) (payment.Txn, error) {
 		var t payment.Txn
-		if len(rest) != 1 {
-			return t, errors.New("usage: kioskd plan TXN_ID PLAN_ID")
-		}
-		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/plan", map[string]string{"plan_id": rest[0]}, &t)
+		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+a[0]+"/plan", map[string]string{"plan_id": a[1]}, &t)
 	})
 }
 
-func txnAction(e *env, name string, args []string, f func(*client, string, []string) (payment.Txn, error)) int {
-	fs := newFlags(e, name, "[-config FILE | -control PATH] TXN_ID")
+// txnAction runs a command that takes n arguments (the txn id first) and
+// prints the payment the daemon answers with.
+func txnAction(e *env, args []string, n int, f func(*client, []string) (payment.Txn, error)) int {
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() < 1 {
+	if fs.NArg() != n {
 		fs.Usage()
 		return exitUsage
 	}
@@ -47,7 +45,7 @@ func txnAction(e *env, name string, args []string, f func(*client, string, []str
 	if err != nil {
 		return clientFail(e, err)
 	}
-	t, err := f(c, fs.Arg(0), fs.Args()[1:])
+	t, err := f(c, fs.Args())
 	if err != nil {
 		return clientFail(e, err)
 	}
@@ -56,7 +54,7 @@ func txnAction(e *env, name string, args []string, f func(*client, string, []str
 }
 
 func cmdStatus(e *env, args []string) int {
-	fs := newFlags(e, "status", "[-config FILE | -control PATH] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
@@ -130,7 +128,7 @@ func cmdStatus(e *env, args []string) int {
 }
 
 func cmdJournal(e *env, args []string) int {
-	fs := newFlags(e, "journal", "[-config FILE | -control PATH] [-unknown] [-n N] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
@@ -222,36 +220,17 @@ func printTxns(e *env, list []payment.Txn, asJSON bool) {
 }
 
 func cmdReview(e *env, args []string) int {
-	if len(args) > 0 && args[0] == "settle" {
-		fs := newFlags(e, "review settle", "[-config FILE | -control PATH] -note TEXT TXN_ID")
-		var cf clientFlags
-		cf.register(fs)
-		note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
-		if code, ok := parseFlags(fs, args[1:]); !ok {
-			return code
-		}
-		if fs.NArg() != 1 || *note == "" {
-			fs.Usage()
-			return exitUsage
-		}
-		c, err := cf.client()
-		if err != nil {
-			return clientFail(e, err)
-		}
-		var t payment.Txn
-		if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
-			return clientFail(e, err)
-		}
-		fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
-		return exitOK
-	}
-	fs := newFlags(e, "review", "[-config FILE | -control PATH] [-all] [-json] | review settle -note TEXT TXN_ID")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	all := fs.Bool("all", false, "include payments already settled")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -272,8 +251,32 @@ func cmdReview(e *env, args []string) int {
 	return exitOK
 }
 
+func cmdReviewSettle(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 || *note == "" {
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var t payment.Txn
+	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
+	return exitOK
+}
+
 func cmdLogs(e *env, args []string) int {
-	fs := newFlags(e, "logs", "[-config FILE | -control PATH] [-n N]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")

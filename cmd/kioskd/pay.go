@@ -67,7 +67,7 @@ type payer struct {
 }
 
 func cmdPay(e *env, args []string) int {
-	fs := newFlags(e, "pay", "-amount RM [-mode card|bnpl|duitnow_qr|ipp] [-plan ID] [-key ORDER_ID] [-timeout D] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	amount := fs.String("amount", "", "amount in RM, e.g. 12.50")

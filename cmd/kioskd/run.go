@@ -22,7 +22,7 @@ import (
 )
 
 func cmdRun(e *env, args []string) int {
-	fs := newFlags(e, "run", "[-config FILE]")
+	fs := e.flags()
 	cfgPath := fs.String("config", "", "config file (default: the embedded default, simulated board)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
