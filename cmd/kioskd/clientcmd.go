@@ -34,12 +34,8 @@ func txnAction(e *env, args []string, n int, f func(*client, []string) (payment.
 	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, n, n); !ok {
 		return code
-	}
-	if fs.NArg() != n {
-		fs.Usage()
-		return exitUsage
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -58,7 +54,7 @@ func cmdStatus(e *env, args []string) int {
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -134,10 +130,10 @@ func cmdJournal(e *env, args []string) int {
 	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
-	if fs.NArg() > 0 || *n < 0 {
+	if *n < 0 {
 		fs.Usage()
 		return exitUsage
 	}
@@ -225,12 +221,8 @@ func cmdReview(e *env, args []string) int {
 	cf.register(fs)
 	all := fs.Bool("all", false, "include payments already settled")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -256,10 +248,11 @@ func cmdReviewSettle(e *env, args []string) int {
 	var cf clientFlags
 	cf.register(fs)
 	note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 1, 1); !ok {
 		return code
 	}
-	if fs.NArg() != 1 || *note == "" {
+	if *note == "" {
+		fmt.Fprintln(e.stderr, "kioskd: review settle: -note is required: it is what the journal keeps of how it was settled")
 		fs.Usage()
 		return exitUsage
 	}
@@ -280,7 +273,7 @@ func cmdLogs(e *env, args []string) int {
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()

@@ -195,6 +195,32 @@ func newFlags(e *env, name, args string) *flag.FlagSet {
 	return fs
 }
 
+// parse parses the flags and checks that min to max arguments are left,
+// turning -h, a bad flag and wrong arguments into an exit code. Go's
+// flag package stops at the first argument that is not a flag, so a
+// flag typed after an argument would be taken as one: it is refused
+// with the order the usage line shows.
+func (e *env) parse(fs *flag.FlagSet, args []string, min, max int) (int, bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code, false
+	}
+	for i, a := range fs.Args() {
+		if i > 0 && len(a) > 1 && a[0] == '-' {
+			fmt.Fprintf(e.stderr, "kioskd: %s: flag %s after the argument %s: flags go before the arguments\n", fs.Name(), a, fs.Arg(0))
+			fs.Usage()
+			return exitUsage, false
+		}
+	}
+	if n := fs.NArg(); n < min || n > max {
+		if n > max {
+			fmt.Fprintf(e.stderr, "kioskd: %s: unexpected argument %q\n", fs.Name(), fs.Arg(max))
+		}
+		fs.Usage()
+		return exitUsage, false
+	}
+	return 0, true
+}
+
 // parseFlags parses and turns -h and bad flags into an exit code.
 func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	if err := fs.Parse(args); err != nil {
@@ -208,7 +234,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 
 func cmdVersion(e *env, args []string) int {
 	fs := e.flags()
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	fmt.Fprintf(e.stdout, "kioskd %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
@@ -217,7 +243,7 @@ func cmdVersion(e *env, args []string) int {
 
 func cmdConfigDefault(e *env, args []string) int {
 	fs := e.flags()
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	e.stdout.Write(defaultConfig)
@@ -228,12 +254,8 @@ func cmdConfigDefault(e *env, args []string) int {
 // and 2 for a usage error: kioskd-run starts kioskd only on a 0.
 func cmdConfigCheck(e *env, args []string) int {
 	fs := e.flags()
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 1, 1); !ok {
 		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
 	}
 	file := fs.Arg(0)
 	cfg, err := loadConfig(file)

@@ -236,6 +236,9 @@ func TestUsage(t *testing.T) {
 		{"config", "frobnicate"},
 		{"config", "check"},
 		{"config", "check", "a.toml", "b.toml"},
+		{"config", "default", "extra"},
+		{"status", "-control", "/nonexistent.sock", "extra"},
+		{"version", "extra"},
 		{"sig"},
 		{"sig", "frobnicate"},
 		{"review", "frobnicate"},
@@ -248,6 +251,29 @@ func TestUsage(t *testing.T) {
 		if code, _, errs := kioskd(t, "", args...); code != exitOK || !strings.Contains(errs, "usage: kioskd") {
 			t.Errorf("%q: exit %d, want 0 and the usage\n%s", args, code, errs)
 		}
+	}
+}
+
+// TestFlagsAfterArguments: Go's flag package stops at the first
+// argument, so `review settle TXN -note TEXT` would never see -note. It
+// is refused before anything is sent, with the usage line that shows the
+// order that works.
+func TestFlagsAfterArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"review", "settle", "TXN1", "-note", "refunded", "-control", "/nonexistent.sock"},
+		{"review", "settle", "-control", "/nonexistent.sock", "TXN1", "-note", "refunded"},
+		{"plan", "-control", "/nonexistent.sock", "TXN1", "-json", "ipp-6m"},
+		{"config", "check", "kioskd.toml", "-v"},
+	} {
+		code, _, errs := kioskd(t, "", args...)
+		if code != exitUsage || !strings.Contains(errs, "flags go before the arguments") || !strings.Contains(errs, "usage: kioskd "+args[0]) {
+			t.Errorf("%q: exit %d\n%s", args, code, errs)
+		}
+	}
+	_, _, errs := kioskd(t, "", "review", "settle", "TXN1", "-note", "refunded")
+	if !strings.Contains(errs, "kioskd: review settle: flag -note after the argument TXN1") ||
+		!strings.Contains(errs, "usage: kioskd review settle [-config FILE | -control PATH] -note TEXT TXN_ID\n") {
+		t.Errorf("settle with the note last:\n%s", errs)
 	}
 }
 

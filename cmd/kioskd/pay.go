@@ -77,10 +77,10 @@ func cmdPay(e *env, args []string) int {
 	key := fs.String("key", "", "idempotency key, e.g. the controller's order id: asking again with the same key returns the payment already made instead of making a second one, and lets pay repeat a request that got no answer")
 	timeout := fs.Duration("timeout", defaultPayTimeout, "give up waiting after this long (0: no limit) and exit 3; the payment is not cancelled")
 	asJSON := fs.Bool("json", false, "print the final transaction as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
-	if *amount == "" || fs.NArg() > 0 || *timeout < 0 {
+	if *amount == "" || *timeout < 0 {
 		fs.Usage()
 		return exitUsage
 	}

@@ -76,7 +76,7 @@ func cmdSelftest(e *env, args []string) int {
 	cf.register(fs)
 	pulse := fs.Bool("relay", false, "also pulse the vend relay (releases a product on a real machine)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -116,7 +116,7 @@ func cmdPair(e *env, args []string) int {
 	cf.register(fs)
 	print := fs.Bool("print", false, "also print the pairing slip on the receipt printer")
 	light := fs.Bool("light", false, "draw the QR code for a light-background terminal")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	addrs, err := pairAddrs(&cf)

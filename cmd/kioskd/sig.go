@@ -61,7 +61,7 @@ func (s *secretFlags) resolve(e *env) ([]byte, error) {
 // start parses the flags, resolves the secret and returns a codec and a
 // frame reader over stdin, or the exit code to return.
 func (s *secretFlags) start(e *env, fs *flag.FlagSet, args []string) (*mobypay.Codec, *mobypay.FrameReader, int, bool) {
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return nil, nil, code, false
 	}
 	secret, err := s.resolve(e)
