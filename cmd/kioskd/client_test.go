@@ -568,3 +568,67 @@ func TestJournalUnknown(t *testing.T) {
 		t.Errorf("no endpoint: exit %d %s", code, errs)
 	}
 }
+
+// TestCancelWithoutTxnID: cancel with no txn id cancels the payment the
+// daemon's status names; with none, or when that one ends before the
+// cancel arrives, there is nothing to do: exit 0, and it says so. A txn
+// id given that is not in progress is still the daemon's refusal.
+func TestCancelWithoutTxnID(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	var mu sync.Mutex
+	var current *payment.Txn
+	var cancelled []string
+	ended := false // the payment ends just before its cancel arrives
+	f.up(map[string]http.HandlerFunc{
+		"GET /v1/status": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			answer(w, http.StatusOK, map[string]any{"current": current})
+		},
+		"POST /v1/payments/{id}/cancel": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			id := r.PathValue("id")
+			cancelled = append(cancelled, id)
+			if ended || current == nil || current.ID != id {
+				answer(w, http.StatusConflict, map[string]string{"error": "payment: transaction is not in progress: " + id + " is approved"})
+				return
+			}
+			answer(w, http.StatusOK, fakeTxn(id, payment.CancelRequested, payment.VendNone))
+		},
+		"GET /v1/payments/{id}": func(w http.ResponseWriter, r *http.Request) {
+			answer(w, http.StatusOK, fakeTxn(r.PathValue("id"), payment.Approved, payment.VendReleased))
+		},
+	})
+	set := func(cur *payment.Txn, end bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		current, ended, cancelled = cur, end, nil
+	}
+	acked := fakeTxn("TXN7", payment.Acked, payment.VendNone)
+	for _, tc := range []struct {
+		name      string
+		cur       *payment.Txn
+		ended     bool
+		args      []string
+		code      int
+		out       string
+		cancelled string
+	}{
+		{"in progress", &acked, false, nil, exitOK, "cancel_requested TXN7 card RM 12.50\n", "TXN7"},
+		{"none", nil, false, nil, exitOK, "no payment in progress\n", ""},
+		{"ended first", &acked, true, nil, exitOK, "no payment in progress (TXN7 ended before the cancel): approved TXN7 card RM 12.50 vend=released\n", "TXN7"},
+		{"named", &acked, false, []string{"TXN7"}, exitOK, "cancel_requested TXN7 card RM 12.50\n", "TXN7"},
+		{"named, not in progress", nil, false, []string{"TXN6"}, exitFail, "", "TXN6"},
+	} {
+		set(tc.cur, tc.ended)
+		code, out, errs := kioskd(t, "", append([]string{"cancel", "-control", f.sock}, tc.args...)...)
+		mu.Lock()
+		got := strings.Join(cancelled, ",")
+		mu.Unlock()
+		if code != tc.code || out != tc.out || got != tc.cancelled {
+			t.Errorf("%s: exit %d %q, cancelled %q; want exit %d %q, cancelled %q\n%s", tc.name, code, out, got, tc.code, tc.out, tc.cancelled, errs)
+		}
+	}
+}

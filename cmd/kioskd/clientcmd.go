@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,35 +15,70 @@ import (
 	"github.com/kioskd/kioskd/payment"
 )
 
+// cmdCancel cancels TXN_ID or, without one, the payment in progress as
+// the daemon's status names it. With none in progress there is nothing to
+// do, which is exit 0 as for a cancel already requested: a controller
+// that cancels to be sure nothing is running gets its answer either way.
+// A cancel's exit code never says how the payment ended (a success that
+// arrives during the grace still wins); pay and the journal do.
 func cmdCancel(e *env, args []string) int {
-	return txnAction(e, args, 1, func(c *client, a []string) (payment.Txn, error) {
-		var t payment.Txn
-		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+a[0]+"/cancel", nil, &t)
-	})
-}
-
-func cmdPlan(e *env, args []string) int {
-	return txnAction(e, args, 2, func(c *client, a []string) (payment.Txn, error) {
-		var t payment.Txn
-		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+a[0]+"/plan", map[string]string{"plan_id": a[1]}, &t)
-	})
-}
-
-// txnAction runs a command that takes n arguments (the txn id first) and
-// prints the payment the daemon answers with.
-func txnAction(e *env, args []string, n int, f func(*client, []string) (payment.Txn, error)) int {
 	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
-	if code, ok := e.parse(fs, args, n, n); !ok {
+	if code, ok := e.parse(fs, args, 0, 1); !ok {
 		return code
 	}
 	c, err := cf.client()
 	if err != nil {
 		return clientFail(e, err)
 	}
-	t, err := f(c, fs.Args())
+	ctx := context.Background()
+	id := fs.Arg(0)
+	if id == "" {
+		var st struct {
+			Current *payment.Txn `json:"current"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+			return clientFail(e, err)
+		}
+		if st.Current == nil {
+			fmt.Fprintln(e.stdout, "no payment in progress")
+			return exitOK
+		}
+		id = st.Current.ID
+	}
+	var t payment.Txn
+	err = c.do(ctx, http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
+	var ae *apiError
+	if fs.NArg() == 0 && errors.As(err, &ae) && ae.Code == http.StatusConflict {
+		// The payment ended between the look-up and the cancel. Any
+		// payment started since is not cancelled: nobody has seen it.
+		if err := c.do(ctx, http.MethodGet, "/v1/payments/"+id, nil, &t); err != nil {
+			return clientFail(e, err)
+		}
+		fmt.Fprintf(e.stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
+		return exitOK
+	}
 	if err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintln(e.stdout, describe(t))
+	return exitOK
+}
+
+func cmdPlan(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	if code, ok := e.parse(fs, args, 2, 2); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var t payment.Txn
+	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/plan", map[string]string{"plan_id": fs.Arg(1)}, &t); err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintln(e.stdout, describe(t))

@@ -202,9 +202,10 @@ func TestPayThroughEveryBehaviour(t *testing.T) {
 	}
 }
 
-// TestCancelFromCLI: a cancel while the POS waits for the customer. This
-// POS acks the cancel and sends no final result, so the payment ends
-// cancelled when the grace period runs out.
+// TestCancelFromCLI: a cancel while the POS waits for the customer, as
+// a controller gives it: without the txn id. This POS acks the cancel and
+// sends no final result, so the payment ends cancelled when the grace
+// period runs out. Then there is nothing to cancel.
 func TestCancelFromCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -213,12 +214,18 @@ func TestCancelFromCLI(t *testing.T) {
 	k.sim(t, "ackonly")
 	// Once the payment is in progress, cancel it.
 	result, id := k.payAcked(t, "-amount", "3.00")
-	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath, id); code != 0 || !strings.HasPrefix(out, "cancel_requested") {
+	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath); code != 0 || !strings.HasPrefix(out, "cancel_requested "+id+" ") {
 		t.Fatalf("cancel: exit %d %q %s", code, out, errs)
 	}
 	tx := <-result
 	if tx.State != payment.Cancelled || tx.Evidence != 2 { // ack processing, ack received
 		t.Fatalf("after cancel: %+v", tx)
+	}
+	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath); code != exitOK || out != "no payment in progress\n" {
+		t.Errorf("cancel with nothing in progress: exit %d %q %s", code, out, errs)
+	}
+	if code, _, errs := kioskd(t, "", "cancel", "-config", k.cfgPath, id); code != exitFail || !strings.Contains(errs, "not in progress") {
+		t.Errorf("cancel %s once it ended: exit %d %s", id, code, errs)
 	}
 	code, out, _ := kioskd(t, "", "journal", "-json", "-n", "1", "-config", k.cfgPath)
 	var rec map[string]any

@@ -63,7 +63,7 @@ func commands() []command {
 		{name: "run", usage: "[-config FILE]", summary: "start the service", run: cmdRun},
 		{name: "pay", usage: cl + " -amount RM [-mode card|bnpl|duitnow_qr|ipp] [-plan ID] [-provider NAME] [-key ORDER_ID] [-timeout D] [-json]",
 			summary: "ask the running kioskd for a payment and wait for the outcome", run: cmdPay},
-		{name: "cancel", usage: cl + " TXN_ID", summary: "cancel the payment in progress", run: cmdCancel},
+		{name: "cancel", usage: cl + " [TXN_ID]", summary: "cancel the payment in progress (or TXN_ID)", run: cmdCancel},
 		{name: "plan", usage: cl + " TXN_ID PLAN_ID", summary: "choose an IPP plan for the payment in progress", run: cmdPlan},
 		{name: "status", usage: cl + " [-json]", summary: "show the POS link, the payment in progress and counters", run: cmdStatus},
 		{name: "journal", usage: cl + " [-unknown] [-n N] [-json]", summary: "list recent payments from the journal", run: cmdJournal},
