@@ -250,8 +250,8 @@ func (r payResult) check(t *testing.T, code int, stdout, stderr []string) {
 // TestPayDaemonDiesBeforeAnswering is the regression test for a
 // controller charging twice: the daemon took the request (it may have
 // sent it to the terminal) and died before answering. pay used to say
-// "not reachable" and exit 2, which a controller retries; the outcome is
-// unknown, so it must exit 3.
+// "not reachable" and exited as for nothing sent, which a controller
+// retries; the outcome is unknown, so it must exit 3.
 func TestPayDaemonDiesBeforeAnswering(t *testing.T) {
 	t.Parallel()
 	f := newFakeKioskd(t)
@@ -477,10 +477,10 @@ func TestPaySlowLookUp(t *testing.T) {
 	waitPay(t, res).check(t, exitUnclear, []string{"acked TXN1"}, []string{"no outcome within -timeout 1s", "TXN1 was last known as acked"})
 }
 
-// TestPayNotSentExits2: a request that could not even be sent (the
+// TestPayNotSentExits4: a request that could not even be sent (the
 // daemon stopped listening after the event stream opened) made no
-// payment: exit 2, safe to retry.
-func TestPayNotSentExits2(t *testing.T) {
+// payment: exit 4, safe to retry.
+func TestPayNotSentExits4(t *testing.T) {
 	t.Parallel()
 	f := newFakeKioskd(t)
 	f.up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
@@ -488,7 +488,7 @@ func TestPayNotSentExits2(t *testing.T) {
 		f.events(w, r)
 	}})
 	r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-1", "-control", f.sock))
-	r.check(t, exitUsage, nil, []string{"payment refused: kioskd not reachable"})
+	r.check(t, exitUnreachable, nil, []string{"payment refused: kioskd not reachable"})
 }
 
 // TestPayKeyRetryRefused: after a lost answer, the repeated request is
@@ -630,5 +630,31 @@ func TestCancelWithoutTxnID(t *testing.T) {
 		if code != tc.code || out != tc.out || got != tc.cancelled {
 			t.Errorf("%s: exit %d %q, cancelled %q; want exit %d %q, cancelled %q\n%s", tc.name, code, out, got, tc.code, tc.out, tc.cancelled, errs)
 		}
+	}
+}
+
+// TestClientExitCodes: a daemon gone in the middle of its answer is "no
+// answer" (4), like one that is not there; an answer that cannot be read
+// is the daemon's failure (1), not the command line's (2).
+func TestClientExitCodes(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{
+		"GET /v1/status": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, `{"kiosk_id":`)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // the connection closes mid-answer
+		},
+		"GET /v1/logs": func(w http.ResponseWriter, r *http.Request) {
+			answer(w, http.StatusOK, map[string]string{"not": "a list"})
+		},
+	})
+	if code, _, errs := kioskd(t, "", "status", "-control", f.sock); code != exitUnreachable || !strings.Contains(errs, "went away while answering") {
+		t.Errorf("status cut off: exit %d %s", code, errs)
+	}
+	if code, _, errs := kioskd(t, "", "logs", "-control", f.sock); code != exitFail || !strings.Contains(errs, "cannot decode") {
+		t.Errorf("logs undecodable: exit %d %s", code, errs)
 	}
 }

@@ -125,7 +125,7 @@ func cmdStatus(e *env, args []string) int {
 		return exitOK
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return clientFail(e, err)
+		return clientFail(e, &decodeError{what: "the answer to GET /v1/status", raw: raw, err: err})
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.Uptime)*time.Second)

@@ -242,18 +242,37 @@ func TestCancelFromCLI(t *testing.T) {
 	}
 }
 
-// TestClientsWithoutDaemon: every client command exits 2 when no daemon
-// answers, and pay refuses fast when no POS is connected.
+// TestClientsWithoutDaemon: every client command exits 4 when no daemon
+// answers, which a script tells apart from its own usage error (2): the
+// same command may work once the daemon is back. pay refuses fast when
+// no POS is connected.
 func TestClientsWithoutDaemon(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	for _, args := range [][]string{
 		{"pay", "-amount", "1.00", "-control", sock},
 		{"status", "-control", sock},
 		{"journal", "-control", sock},
+		{"journal", "-unknown", "-control", sock},
 		{"cancel", "-control", sock, "TXN1"},
+		{"cancel", "-control", sock},
+		{"plan", "-control", sock, "TXN1", "ipp-6m"},
+		{"review", "-control", sock},
+		{"review", "settle", "-control", sock, "-note", "refunded", "TXN1"},
+		{"logs", "-control", sock},
+		{"selftest", "-control", sock},
 	} {
-		if code, _, errs := kioskd(t, "", args...); code != exitUsage || !strings.Contains(errs, "not reachable") {
+		if code, _, errs := kioskd(t, "", args...); code != exitUnreachable || !strings.Contains(errs, "not reachable") {
 			t.Errorf("%v: exit %d %s", args, code, errs)
+		}
+	}
+	// Its own usage errors are still 2, daemon or none.
+	for _, args := range [][]string{
+		{"pay", "-control", sock},
+		{"status", "-control", sock, "extra"},
+		{"review", "settle", "-control", sock, "TXN1"},
+	} {
+		if code, _, errs := kioskd(t, "", args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2 %s", args, code, errs)
 		}
 	}
 	k := startKiosk(t)

@@ -19,11 +19,26 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes shared by every subcommand; pay adds its own outcome codes.
+// Exit codes, the same for every command; README.md and
+// docs/operations.md list them. Scripts and controllers branch on them:
+// a number never changes its meaning, new ones are added at the end.
 const (
-	exitOK    = 0
-	exitFail  = 1
+	exitOK   = 0
+	exitFail = 1 // it failed, or the daemon refused (config check: the config is refused)
+	// exitDeclined is pay's "no money taken": declined or cancelled.
+	exitDeclined = 1
+	// exitUsage is a bad command line (or a -config that cannot be
+	// loaded): nothing was tried, and trying again the same way fails
+	// the same way.
 	exitUsage = 2
+	// exitUnclear is pay without an outcome it can vouch for: timed out,
+	// unknown, or paid but needs an operator. Never retried blindly.
+	exitUnclear = 3
+	// exitUnreachable is a client command that got no answer from the
+	// daemon (not running, the wrong socket, or gone while answering):
+	// unlike a usage error, the same command may work once it is back.
+	// pay exits so only when nothing was sent.
+	exitUnreachable = 4
 )
 
 func main() {

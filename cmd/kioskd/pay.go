@@ -122,7 +122,7 @@ func cmdPay(e *env, args []string) int {
 // create asks for the payment. Until the daemon answers with a txn id
 // the outcome of a request that got no answer is unknown (the daemon may
 // have created the payment and sent it to the terminal): only a request
-// that was never sent is reported as "not reachable" (exit 2, safe to
+// that was never sent is reported as "not reachable" (exit 4, safe to
 // retry). With -key the request is repeated, which the daemon answers
 // with the payment already made; without it pay exits 3.
 func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment.Txn, int, bool) {
@@ -155,7 +155,7 @@ func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment
 		return t, p.unreadable(de), false
 	case sentNothing(err):
 		fmt.Fprintf(p.e.stderr, "kioskd: payment refused: %v\n", err)
-		return t, exitUsage, false
+		return t, exitUnreachable, false
 	}
 	if ctx.Err() != nil {
 		err = fmt.Errorf("no answer within -timeout %s", p.timeout)
