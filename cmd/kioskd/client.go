@@ -20,12 +20,6 @@ import (
 	"github.com/kioskd/kioskd/payment"
 )
 
-// Exit codes of kioskd pay.
-const (
-	exitDeclined = 1 // declined or cancelled: no money taken
-	exitUnclear  = 3 // timed out, unknown, or paid but needs an operator
-)
-
 // client talks to a running kioskd over its control socket.
 type client struct {
 	hc   *http.Client
@@ -85,6 +79,24 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Msg }
 
+// noAnswerError is a request the daemon did not answer: it could not
+// be connected to (or did not answer the event stream in time), or it
+// went away before it finished answering.
+type noAnswerError struct {
+	path      string
+	midAnswer bool
+	err       error
+}
+
+func (e *noAnswerError) Error() string {
+	if e.midAnswer {
+		return fmt.Sprintf("kioskd at %s went away while answering: %v", e.path, e.err)
+	}
+	return fmt.Sprintf("kioskd not reachable at %s: %v", e.path, e.err)
+}
+
+func (e *noAnswerError) Unwrap() error { return e.err }
+
 // decodeError is an answer from the daemon that this client cannot read.
 type decodeError struct {
 	what string
@@ -118,8 +130,9 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 
 // send makes one request and decodes a success into out. It returns the
 // success's status code; an error is an *apiError (the daemon said no), a
-// *decodeError (it answered something out cannot hold) or anything else
-// (no complete answer: the daemon is unreachable or went away).
+// *decodeError (it answered something out cannot hold), a *noAnswerError
+// (no complete answer: the daemon is unreachable or went away) or one
+// from making the request (nothing was sent).
 func (c *client) send(ctx context.Context, method, path string, hdr http.Header, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
@@ -138,7 +151,7 @@ func (c *client) send(ctx context.Context, method, path string, hdr http.Header,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("kioskd not reachable at %s: %w", c.path, err)
+		return 0, &noAnswerError{path: c.path, err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -156,7 +169,7 @@ func (c *client) send(ctx context.Context, method, path string, hdr http.Header,
 	// mid-answer is told apart from an answer that cannot be decoded.
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("kioskd at %s went away while answering: %w", c.path, err)
+		return 0, &noAnswerError{path: c.path, midAnswer: true, err: err}
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return resp.StatusCode, &decodeError{what: "the answer to " + method + " " + path, raw: b, err: err}
@@ -225,7 +238,7 @@ func (c *client) stream(ctx, wait context.Context) (*eventStream, error) {
 	}
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("kioskd not reachable at %s: %w", c.path, err)
+		return nil, &noAnswerError{path: c.path, err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -321,12 +334,19 @@ func (c *client) events(ctx context.Context) (<-chan payment.Event, error) {
 	return ch, nil
 }
 
+// clientFail reports a client command's error and returns its exit code:
+// no answer from the daemon, a refusal or an unreadable answer, or else
+// the command's own config or arguments (nothing was sent).
 func clientFail(e *env, err error) int {
 	fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
-	if answered(err) {
+	var na *noAnswerError
+	switch {
+	case errors.As(err, &na):
+		return exitUnreachable
+	case answered(err):
 		return exitFail
 	}
-	return exitUsage // daemon unreachable
+	return exitUsage
 }
 
 // done reports a payment that will not change any more.

@@ -250,8 +250,8 @@ func (r payResult) check(t *testing.T, code int, stdout, stderr []string) {
 // TestPayDaemonDiesBeforeAnswering is the regression test for a
 // controller charging twice: the daemon took the request (it may have
 // sent it to the terminal) and died before answering. pay used to say
-// "not reachable" and exit 2, which a controller retries; the outcome is
-// unknown, so it must exit 3.
+// "not reachable" and exited as for nothing sent, which a controller
+// retries; the outcome is unknown, so it must exit 3.
 func TestPayDaemonDiesBeforeAnswering(t *testing.T) {
 	t.Parallel()
 	f := newFakeKioskd(t)
@@ -477,10 +477,10 @@ func TestPaySlowLookUp(t *testing.T) {
 	waitPay(t, res).check(t, exitUnclear, []string{"acked TXN1"}, []string{"no outcome within -timeout 1s", "TXN1 was last known as acked"})
 }
 
-// TestPayNotSentExits2: a request that could not even be sent (the
+// TestPayNotSentExits4: a request that could not even be sent (the
 // daemon stopped listening after the event stream opened) made no
-// payment: exit 2, safe to retry.
-func TestPayNotSentExits2(t *testing.T) {
+// payment: exit 4, safe to retry.
+func TestPayNotSentExits4(t *testing.T) {
 	t.Parallel()
 	f := newFakeKioskd(t)
 	f.up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
@@ -488,7 +488,7 @@ func TestPayNotSentExits2(t *testing.T) {
 		f.events(w, r)
 	}})
 	r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-1", "-control", f.sock))
-	r.check(t, exitUsage, nil, []string{"payment refused: kioskd not reachable"})
+	r.check(t, exitUnreachable, nil, []string{"payment refused: kioskd not reachable"})
 }
 
 // TestPayKeyRetryRefused: after a lost answer, the repeated request is
@@ -566,5 +566,95 @@ func TestJournalUnknown(t *testing.T) {
 	f.up(nil)
 	if code, _, errs := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitFail || !strings.Contains(errs, "404") {
 		t.Errorf("no endpoint: exit %d %s", code, errs)
+	}
+}
+
+// TestCancelWithoutTxnID: cancel with no txn id cancels the payment the
+// daemon's status names; with none, or when that one ends before the
+// cancel arrives, there is nothing to do: exit 0, and it says so. A txn
+// id given that is not in progress is still the daemon's refusal.
+func TestCancelWithoutTxnID(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	var mu sync.Mutex
+	var current *payment.Txn
+	var cancelled []string
+	ended := false // the payment ends just before its cancel arrives
+	f.up(map[string]http.HandlerFunc{
+		"GET /v1/status": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			answer(w, http.StatusOK, map[string]any{"current": current})
+		},
+		"POST /v1/payments/{id}/cancel": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			id := r.PathValue("id")
+			cancelled = append(cancelled, id)
+			if ended || current == nil || current.ID != id {
+				answer(w, http.StatusConflict, map[string]string{"error": "payment: transaction is not in progress: " + id + " is approved"})
+				return
+			}
+			answer(w, http.StatusOK, fakeTxn(id, payment.CancelRequested, payment.VendNone))
+		},
+		"GET /v1/payments/{id}": func(w http.ResponseWriter, r *http.Request) {
+			answer(w, http.StatusOK, fakeTxn(r.PathValue("id"), payment.Approved, payment.VendReleased))
+		},
+	})
+	set := func(cur *payment.Txn, end bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		current, ended, cancelled = cur, end, nil
+	}
+	acked := fakeTxn("TXN7", payment.Acked, payment.VendNone)
+	for _, tc := range []struct {
+		name      string
+		cur       *payment.Txn
+		ended     bool
+		args      []string
+		code      int
+		out       string
+		cancelled string
+	}{
+		{"in progress", &acked, false, nil, exitOK, "cancel_requested TXN7 card RM 12.50\n", "TXN7"},
+		{"none", nil, false, nil, exitOK, "no payment in progress\n", ""},
+		{"ended first", &acked, true, nil, exitOK, "no payment in progress (TXN7 ended before the cancel): approved TXN7 card RM 12.50 vend=released\n", "TXN7"},
+		{"named", &acked, false, []string{"TXN7"}, exitOK, "cancel_requested TXN7 card RM 12.50\n", "TXN7"},
+		{"named, not in progress", nil, false, []string{"TXN6"}, exitFail, "", "TXN6"},
+	} {
+		set(tc.cur, tc.ended)
+		code, out, errs := kioskd(t, "", append([]string{"cancel", "-control", f.sock}, tc.args...)...)
+		mu.Lock()
+		got := strings.Join(cancelled, ",")
+		mu.Unlock()
+		if code != tc.code || out != tc.out || got != tc.cancelled {
+			t.Errorf("%s: exit %d %q, cancelled %q; want exit %d %q, cancelled %q\n%s", tc.name, code, out, got, tc.code, tc.out, tc.cancelled, errs)
+		}
+	}
+}
+
+// TestClientExitCodes: a daemon gone in the middle of its answer is "no
+// answer" (4), like one that is not there; an answer that cannot be read
+// is the daemon's failure (1), not the command line's (2).
+func TestClientExitCodes(t *testing.T) {
+	t.Parallel()
+	f := newFakeKioskd(t)
+	f.up(map[string]http.HandlerFunc{
+		"GET /v1/status": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, `{"kiosk_id":`)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // the connection closes mid-answer
+		},
+		"GET /v1/logs": func(w http.ResponseWriter, r *http.Request) {
+			answer(w, http.StatusOK, map[string]string{"not": "a list"})
+		},
+	})
+	if code, _, errs := kioskd(t, "", "status", "-control", f.sock); code != exitUnreachable || !strings.Contains(errs, "went away while answering") {
+		t.Errorf("status cut off: exit %d %s", code, errs)
+	}
+	if code, _, errs := kioskd(t, "", "logs", "-control", f.sock); code != exitFail || !strings.Contains(errs, "cannot decode") {
+		t.Errorf("logs undecodable: exit %d %s", code, errs)
 	}
 }

@@ -15,39 +15,50 @@ import (
 	"github.com/kioskd/kioskd/payment"
 )
 
+// cmdCancel cancels TXN_ID or, without one, the payment in progress as
+// the daemon's status names it. With none in progress there is nothing to
+// do, which is exit 0 as for a cancel already requested: a controller
+// that cancels to be sure nothing is running gets its answer either way.
+// A cancel's exit code never says how the payment ended (a success that
+// arrives during the grace still wins); pay and the journal do.
 func cmdCancel(e *env, args []string) int {
-	return txnAction(e, "cancel", args, func(c *client, id string, rest []string) (payment.Txn, error) {
-		var t payment.Txn
-		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
-	})
-}
-
-func cmdPlan(e *env, args []string) int {
-	return txnAction(e, "plan", args, func(c *client, id string, rest []string) (payment.Txn, error) {
-		var t payment.Txn
-		if len(rest) != 1 {
-			return t, errors.New("usage: kioskd plan TXN_ID PLAN_ID")
-		}
-		return t, c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/plan", map[string]string{"plan_id": rest[0]}, &t)
-	})
-}
-
-func txnAction(e *env, name string, args []string, f func(*client, string, []string) (payment.Txn, error)) int {
-	fs := newFlags(e, name, "[-config FILE | -control PATH] TXN_ID")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 1); !ok {
 		return code
-	}
-	if fs.NArg() < 1 {
-		fs.Usage()
-		return exitUsage
 	}
 	c, err := cf.client()
 	if err != nil {
 		return clientFail(e, err)
 	}
-	t, err := f(c, fs.Arg(0), fs.Args()[1:])
+	ctx := context.Background()
+	id := fs.Arg(0)
+	if id == "" {
+		var st struct {
+			Current *payment.Txn `json:"current"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+			return clientFail(e, err)
+		}
+		if st.Current == nil {
+			fmt.Fprintln(e.stdout, "no payment in progress")
+			return exitOK
+		}
+		id = st.Current.ID
+	}
+	var t payment.Txn
+	err = c.do(ctx, http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
+	var ae *apiError
+	if fs.NArg() == 0 && errors.As(err, &ae) && ae.Code == http.StatusConflict {
+		// The payment ended between the look-up and the cancel. Any
+		// payment started since is not cancelled: nobody has seen it.
+		if err := c.do(ctx, http.MethodGet, "/v1/payments/"+id, nil, &t); err != nil {
+			return clientFail(e, err)
+		}
+		fmt.Fprintf(e.stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
+		return exitOK
+	}
 	if err != nil {
 		return clientFail(e, err)
 	}
@@ -55,12 +66,31 @@ func txnAction(e *env, name string, args []string, f func(*client, string, []str
 	return exitOK
 }
 
+func cmdPlan(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	if code, ok := e.parse(fs, args, 2, 2); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var t payment.Txn
+	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/plan", map[string]string{"plan_id": fs.Arg(1)}, &t); err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintln(e.stdout, describe(t))
+	return exitOK
+}
+
 func cmdStatus(e *env, args []string) int {
-	fs := newFlags(e, "status", "[-config FILE | -control PATH] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -95,7 +125,7 @@ func cmdStatus(e *env, args []string) int {
 		return exitOK
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return clientFail(e, err)
+		return clientFail(e, &decodeError{what: "the answer to GET /v1/status", raw: raw, err: err})
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.Uptime)*time.Second)
@@ -130,16 +160,16 @@ func cmdStatus(e *env, args []string) int {
 }
 
 func cmdJournal(e *env, args []string) int {
-	fs := newFlags(e, "journal", "[-config FILE | -control PATH] [-unknown] [-n N] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
-	if fs.NArg() > 0 || *n < 0 {
+	if *n < 0 {
 		fs.Usage()
 		return exitUsage
 	}
@@ -222,35 +252,12 @@ func printTxns(e *env, list []payment.Txn, asJSON bool) {
 }
 
 func cmdReview(e *env, args []string) int {
-	if len(args) > 0 && args[0] == "settle" {
-		fs := newFlags(e, "review settle", "[-config FILE | -control PATH] -note TEXT TXN_ID")
-		var cf clientFlags
-		cf.register(fs)
-		note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
-		if code, ok := parseFlags(fs, args[1:]); !ok {
-			return code
-		}
-		if fs.NArg() != 1 || *note == "" {
-			fs.Usage()
-			return exitUsage
-		}
-		c, err := cf.client()
-		if err != nil {
-			return clientFail(e, err)
-		}
-		var t payment.Txn
-		if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
-			return clientFail(e, err)
-		}
-		fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
-		return exitOK
-	}
-	fs := newFlags(e, "review", "[-config FILE | -control PATH] [-all] [-json] | review settle -note TEXT TXN_ID")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	all := fs.Bool("all", false, "include payments already settled")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -272,12 +279,37 @@ func cmdReview(e *env, args []string) int {
 	return exitOK
 }
 
+func cmdReviewSettle(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
+	if code, ok := e.parse(fs, args, 1, 1); !ok {
+		return code
+	}
+	if *note == "" {
+		fmt.Fprintln(e.stderr, "kioskd: review settle: -note is required: it is what the journal keeps of how it was settled")
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	var t payment.Txn
+	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
+	return exitOK
+}
+
 func cmdLogs(e *env, args []string) int {
-	fs := newFlags(e, "logs", "[-config FILE | -control PATH] [-n N]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()

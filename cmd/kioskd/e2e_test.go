@@ -202,9 +202,10 @@ func TestPayThroughEveryBehaviour(t *testing.T) {
 	}
 }
 
-// TestCancelFromCLI: a cancel while the POS waits for the customer. This
-// POS acks the cancel and sends no final result, so the payment ends
-// cancelled when the grace period runs out.
+// TestCancelFromCLI: a cancel while the POS waits for the customer, as
+// a controller gives it: without the txn id. This POS acks the cancel and
+// sends no final result, so the payment ends cancelled when the grace
+// period runs out. Then there is nothing to cancel.
 func TestCancelFromCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -213,12 +214,18 @@ func TestCancelFromCLI(t *testing.T) {
 	k.sim(t, "ackonly")
 	// Once the payment is in progress, cancel it.
 	result, id := k.payAcked(t, "-amount", "3.00")
-	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath, id); code != 0 || !strings.HasPrefix(out, "cancel_requested") {
+	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath); code != 0 || !strings.HasPrefix(out, "cancel_requested "+id+" ") {
 		t.Fatalf("cancel: exit %d %q %s", code, out, errs)
 	}
 	tx := <-result
 	if tx.State != payment.Cancelled || tx.Evidence != 2 { // ack processing, ack received
 		t.Fatalf("after cancel: %+v", tx)
+	}
+	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath); code != exitOK || out != "no payment in progress\n" {
+		t.Errorf("cancel with nothing in progress: exit %d %q %s", code, out, errs)
+	}
+	if code, _, errs := kioskd(t, "", "cancel", "-config", k.cfgPath, id); code != exitFail || !strings.Contains(errs, "not in progress") {
+		t.Errorf("cancel %s once it ended: exit %d %s", id, code, errs)
 	}
 	code, out, _ := kioskd(t, "", "journal", "-json", "-n", "1", "-config", k.cfgPath)
 	var rec map[string]any
@@ -235,18 +242,37 @@ func TestCancelFromCLI(t *testing.T) {
 	}
 }
 
-// TestClientsWithoutDaemon: every client command exits 2 when no daemon
-// answers, and pay refuses fast when no POS is connected.
+// TestClientsWithoutDaemon: every client command exits 4 when no daemon
+// answers, which a script tells apart from its own usage error (2): the
+// same command may work once the daemon is back. pay refuses fast when
+// no POS is connected.
 func TestClientsWithoutDaemon(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	for _, args := range [][]string{
 		{"pay", "-amount", "1.00", "-control", sock},
 		{"status", "-control", sock},
 		{"journal", "-control", sock},
+		{"journal", "-unknown", "-control", sock},
 		{"cancel", "-control", sock, "TXN1"},
+		{"cancel", "-control", sock},
+		{"plan", "-control", sock, "TXN1", "ipp-6m"},
+		{"review", "-control", sock},
+		{"review", "settle", "-control", sock, "-note", "refunded", "TXN1"},
+		{"logs", "-control", sock},
+		{"selftest", "-control", sock},
 	} {
-		if code, _, errs := kioskd(t, "", args...); code != exitUsage || !strings.Contains(errs, "not reachable") {
+		if code, _, errs := kioskd(t, "", args...); code != exitUnreachable || !strings.Contains(errs, "not reachable") {
 			t.Errorf("%v: exit %d %s", args, code, errs)
+		}
+	}
+	// Its own usage errors are still 2, daemon or none.
+	for _, args := range [][]string{
+		{"pay", "-control", sock},
+		{"status", "-control", sock, "extra"},
+		{"review", "settle", "-control", sock, "TXN1"},
+	} {
+		if code, _, errs := kioskd(t, "", args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2 %s", args, code, errs)
 		}
 	}
 	k := startKiosk(t)

@@ -231,4 +231,79 @@ func TestUsage(t *testing.T) {
 	if code, out, _ := kioskd(t, "", "version"); code != 0 || !strings.HasPrefix(out, "kioskd ") {
 		t.Errorf("version: exit %d %q", code, out)
 	}
+	for _, args := range [][]string{
+		{"config"},
+		{"config", "frobnicate"},
+		{"config", "check"},
+		{"config", "check", "a.toml", "b.toml"},
+		{"config", "default", "extra"},
+		{"status", "-control", "/nonexistent.sock", "extra"},
+		{"version", "extra"},
+		{"sig"},
+		{"sig", "frobnicate"},
+		{"review", "frobnicate"},
+	} {
+		if code, _, errs := kioskd(t, "", args...); code != exitUsage || !strings.Contains(errs, "usage: kioskd "+args[0]) {
+			t.Errorf("%q: exit %d, want 2 and the usage\n%s", args, code, errs)
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"help"}, {"config", "-h"}, {"sig", "help"}} {
+		if code, _, errs := kioskd(t, "", args...); code != exitOK || !strings.Contains(errs, "usage: kioskd") {
+			t.Errorf("%q: exit %d, want 0 and the usage\n%s", args, code, errs)
+		}
+	}
+}
+
+// TestFlagsAfterArguments: Go's flag package stops at the first
+// argument, so `review settle TXN -note TEXT` would never see -note. It
+// is refused before anything is sent, with the usage line that shows the
+// order that works.
+func TestFlagsAfterArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"review", "settle", "TXN1", "-note", "refunded", "-control", "/nonexistent.sock"},
+		{"review", "settle", "-control", "/nonexistent.sock", "TXN1", "-note", "refunded"},
+		{"plan", "-control", "/nonexistent.sock", "TXN1", "-json", "ipp-6m"},
+		{"config", "check", "kioskd.toml", "-v"},
+	} {
+		code, _, errs := kioskd(t, "", args...)
+		if code != exitUsage || !strings.Contains(errs, "flags go before the arguments") || !strings.Contains(errs, "usage: kioskd "+args[0]) {
+			t.Errorf("%q: exit %d\n%s", args, code, errs)
+		}
+	}
+	_, _, errs := kioskd(t, "", "review", "settle", "TXN1", "-note", "refunded")
+	if !strings.Contains(errs, "kioskd: review settle: flag -note after the argument TXN1") ||
+		!strings.Contains(errs, "usage: kioskd review settle [-config FILE | -control PATH] -note TEXT TXN_ID\n") {
+		t.Errorf("settle with the note last:\n%s", errs)
+	}
+}
+
+// TestHelpFromTable: every command's -h prints the usage line made from
+// the command table, and the top-level help lists every command by the
+// path that runs it, nested ones too.
+func TestHelpFromTable(t *testing.T) {
+	_, _, top := kioskd(t, "", "-h")
+	var walk func(path string, cs []command)
+	walk = func(path string, cs []command) {
+		for _, c := range cs {
+			p := strings.TrimSpace(path + " " + c.name)
+			walk(p, c.subs)
+			if c.run == nil {
+				continue
+			}
+			if !strings.Contains(top, "\n  "+p+" ") {
+				t.Errorf("top-level help lacks %q:\n%s", p, top)
+			}
+			code, _, errs := kioskd(t, "", append(strings.Fields(p), "-h")...)
+			first, _, _ := strings.Cut(errs, "\n")
+			if want := "usage: " + usageLine(p, c.usage); code != exitOK || first != want {
+				t.Errorf("%s -h: exit %d, first line\n%s\nwant\n%s", p, code, first, want)
+			}
+		}
+	}
+	walk("", commands())
+	// A command with subcommands shows their usage lines in its own -h.
+	_, _, errs := kioskd(t, "", "review", "-h")
+	if !strings.Contains(errs, "\n  kioskd review settle [-config FILE | -control PATH] -note TEXT TXN_ID\n") {
+		t.Errorf("review -h:\n%s", errs)
+	}
 }

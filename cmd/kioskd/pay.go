@@ -67,7 +67,7 @@ type payer struct {
 }
 
 func cmdPay(e *env, args []string) int {
-	fs := newFlags(e, "pay", "-amount RM [-mode card|bnpl|duitnow_qr|ipp] [-plan ID] [-key ORDER_ID] [-timeout D] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	amount := fs.String("amount", "", "amount in RM, e.g. 12.50")
@@ -77,10 +77,10 @@ func cmdPay(e *env, args []string) int {
 	key := fs.String("key", "", "idempotency key, e.g. the controller's order id: asking again with the same key returns the payment already made instead of making a second one, and lets pay repeat a request that got no answer")
 	timeout := fs.Duration("timeout", defaultPayTimeout, "give up waiting after this long (0: no limit) and exit 3; the payment is not cancelled")
 	asJSON := fs.Bool("json", false, "print the final transaction as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
-	if *amount == "" || fs.NArg() > 0 || *timeout < 0 {
+	if *amount == "" || *timeout < 0 {
 		fs.Usage()
 		return exitUsage
 	}
@@ -122,7 +122,7 @@ func cmdPay(e *env, args []string) int {
 // create asks for the payment. Until the daemon answers with a txn id
 // the outcome of a request that got no answer is unknown (the daemon may
 // have created the payment and sent it to the terminal): only a request
-// that was never sent is reported as "not reachable" (exit 2, safe to
+// that was never sent is reported as "not reachable" (exit 4, safe to
 // retry). With -key the request is repeated, which the daemon answers
 // with the payment already made; without it pay exits 3.
 func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment.Txn, int, bool) {
@@ -155,7 +155,7 @@ func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment
 		return t, p.unreadable(de), false
 	case sentNothing(err):
 		fmt.Fprintf(p.e.stderr, "kioskd: payment refused: %v\n", err)
-		return t, exitUsage, false
+		return t, exitUnreachable, false
 	}
 	if ctx.Err() != nil {
 		err = fmt.Errorf("no answer within -timeout %s", p.timeout)

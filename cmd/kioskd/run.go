@@ -22,9 +22,9 @@ import (
 )
 
 func cmdRun(e *env, args []string) int {
-	fs := newFlags(e, "run", "[-config FILE]")
+	fs := e.flags()
 	cfgPath := fs.String("config", "", "config file (default: the embedded default, simulated board)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

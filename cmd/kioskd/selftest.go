@@ -71,12 +71,12 @@ func hardwareRoutes(mux *http.ServeMux, hw *hardware, svc *payment.Service, posA
 }
 
 func cmdSelftest(e *env, args []string) int {
-	fs := newFlags(e, "selftest", "[-config FILE | -control PATH] [-relay] [-json]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	pulse := fs.Bool("relay", false, "also pulse the vend relay (releases a product on a real machine)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -111,12 +111,12 @@ func cmdSelftest(e *env, args []string) int {
 // the POS app can scan, and asks the daemon to print it. Without a
 // running daemon the addresses come from the config.
 func cmdPair(e *env, args []string) int {
-	fs := newFlags(e, "pair", "[-config FILE | -control PATH] [-print] [-light]")
+	fs := e.flags()
 	var cf clientFlags
 	cf.register(fs)
 	print := fs.Bool("print", false, "also print the pairing slip on the receipt printer")
 	light := fs.Bool("light", false, "draw the QR code for a light-background terminal")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	addrs, err := pairAddrs(&cf)

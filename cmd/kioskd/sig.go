@@ -18,24 +18,6 @@ import (
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-// cmdSig is the integrator's tool for "invalid signature" reports: it
-// judges envelopes exactly as the kiosk does, minus the live-session checks
-// (timestamp window, nonces), so captured old traffic can be checked.
-func cmdSig(e *env, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: kioskd sig verify|sign [-secret S | -secret-file F | -config FILE] [-v]")
-		return exitUsage
-	}
-	switch args[0] {
-	case "verify":
-		return sigVerify(e, args[1:])
-	case "sign":
-		return sigSign(e, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "kioskd: unknown sig command %q\n", args[0])
-	return exitUsage
-}
-
 type secretFlags struct {
 	secret, secretFile, config string
 }
@@ -79,7 +61,7 @@ func (s *secretFlags) resolve(e *env) ([]byte, error) {
 // start parses the flags, resolves the secret and returns a codec and a
 // frame reader over stdin, or the exit code to return.
 func (s *secretFlags) start(e *env, fs *flag.FlagSet, args []string) (*mobypay.Codec, *mobypay.FrameReader, int, bool) {
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return nil, nil, code, false
 	}
 	secret, err := s.resolve(e)
@@ -90,8 +72,11 @@ func (s *secretFlags) start(e *env, fs *flag.FlagSet, args []string) (*mobypay.C
 	return mobypay.NewCodec(secret), mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame), 0, true
 }
 
+// sigVerify is the integrator's tool for "invalid signature" reports: it
+// judges envelopes exactly as the kiosk does, minus the live-session checks
+// (timestamp window, nonces), so captured old traffic can be checked.
 func sigVerify(e *env, args []string) int {
-	fs := newFlags(e, "sig verify", "[-secret S | -secret-file F | -config FILE] [-v] < envelopes.ndjson")
+	fs := e.flags()
 	var sf secretFlags
 	sf.register(fs)
 	verbose := fs.Bool("v", false, "also print the canonical payload and the expected signature")
@@ -152,7 +137,7 @@ func sigVerify(e *env, args []string) int {
 func reason(err error) string { return strings.TrimPrefix(err.Error(), "mobypay: ") }
 
 func sigSign(e *env, args []string) int {
-	fs := newFlags(e, "sig sign", "[-secret S | -secret-file F | -config FILE] [-fresh] < payloads.ndjson")
+	fs := e.flags()
 	var sf secretFlags
 	sf.register(fs)
 	fresh := fs.Bool("fresh", false, "set timestamp to now and nonce to a new UUID before signing, so a live kiosk accepts the message")
