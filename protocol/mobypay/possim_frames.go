@@ -73,23 +73,11 @@ func (s *Sim) seal(o *pyObject, ts time.Time, wireSig bool) []byte {
 		b = hex.AppendEncode(b, mac.Sum(nil))
 	} else {
 		var err error
-		if b, err = s.codec.appendSignature(b, payload); err != nil {
+		if b, err = s.codec.AppendSignature(b, payload); err != nil {
 			panic("mobypay: sim built an unsignable payload: " + err.Error())
 		}
 	}
 	return append(b, "\"}\n"...)
-}
-
-// appendSignature appends the hex HMAC of payload's canonical form.
-func (c *Codec) appendSignature(dst, payload []byte) ([]byte, error) {
-	root, err := c.p.Parse(payload)
-	if err != nil {
-		return dst, err
-	}
-	if c.canon, err = c.p.AppendCanonical(c.canon[:0], root); err != nil {
-		return dst, err
-	}
-	return hex.AppendEncode(dst, c.macOf(c.canon)), nil
 }
 
 func (s *Sim) ackFrame(txn, status string) simFrame {

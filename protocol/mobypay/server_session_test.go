@@ -346,7 +346,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // signed seals a payload written like the app (unsorted, spaced).
 func signed(t *testing.T, payload string) string {
 	t.Helper()
-	sig, err := NewCodec(srvSecret).appendSignature(nil, []byte(payload))
+	sig, err := NewCodec(srvSecret).AppendSignature(nil, []byte(payload))
 	if err != nil {
 		t.Fatal(err)
 	}

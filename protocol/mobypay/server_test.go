@@ -758,7 +758,7 @@ func posFrame(t *testing.T, secret []byte, txn string, ts time.Time) []byte {
 	p := `{"type": "ack", "txn_id": "` + txn + `", "status": "processing", "pos_id": "POS001", "timestamp": "` +
 		strconv.FormatInt(ts.UnixMilli(), 10) + `", "nonce": "` + rand.Text() + `"}`
 	c := NewCodec(secret)
-	sig, err := c.appendSignature(nil, []byte(p))
+	sig, err := c.AppendSignature(nil, []byte(p))
 	if err != nil {
 		t.Fatal(err)
 	}
