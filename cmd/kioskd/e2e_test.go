@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/payment"
-	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 // kiosk is the whole service in-process, as `kioskd run` wires it, on
@@ -69,11 +69,11 @@ pulse = "10ms"
 func (k *kiosk) sim(t *testing.T, behaviour string) {
 	t.Helper()
 	connected := make(chan struct{}, 1)
-	s, err := mobypay.NewSim(mobypay.SimConfig{
+	s, err := possim.New(possim.Config{
 		Addr: k.pos, Secret: []byte(testSecret), Behaviour: behaviour, Delay: 300 * time.Millisecond,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		OnEvent: func(e mobypay.SimEvent) {
-			if e.Kind == mobypay.SimConnected {
+		OnEvent: func(e possim.Event) {
+			if e.Kind == possim.Connected {
 				select {
 				case connected <- struct{}{}:
 				default:

@@ -12,6 +12,7 @@ import (
 	"github.com/kioskd/kioskd/device/printer/printertest"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 // posSim is the host's POS terminal, connected to the guest through the
@@ -31,11 +32,11 @@ func (p *posSim) requests() []string {
 // killed.
 func startPOS(t *testing.T, v *VM, p *posSim) {
 	t.Helper()
-	sim, err := mobypay.NewSim(mobypay.SimConfig{
+	sim, err := possim.New(possim.Config{
 		Addr: v.pos, Secret: []byte(secret), Behaviour: "approve",
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-		OnEvent: func(e mobypay.SimEvent) {
-			if e.Kind == mobypay.SimReceived && e.Msg.Type == mobypay.TypeTransactionRequest {
+		OnEvent: func(e possim.Event) {
+			if e.Kind == possim.Received && e.Msg.Type == mobypay.TypeTransactionRequest {
 				p.mu.Lock()
 				p.seen = append(p.seen, e.Msg.TxnID)
 				p.mu.Unlock()

@@ -1,18 +1,20 @@
-package mobypay
+package possim
 
 // How the simulator answers each kiosk message, behaviour by behaviour, and writes the frames.
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-func (s *Sim) onRequest(m *Message) error {
+func (s *Sim) onRequest(m *mobypay.Message) error {
 	b := s.cfg.Behaviour
 	if b == "error" {
 		return s.send(s.errorFrame(m.TxnID, "Unable to process transaction"))
 	}
-	if m.TxnID == "" || !m.HasAmount || !ValidMode(m.PaymentMode) {
+	if m.TxnID == "" || !m.HasAmount || !mobypay.ValidMode(m.PaymentMode) {
 		return s.send(s.errorFrame(m.TxnID, "Invalid transaction request"))
 	}
 	if s.txns[m.TxnID] != nil {
@@ -20,8 +22,8 @@ func (s *Sim) onRequest(m *Message) error {
 	}
 	t := &simTxn{id: m.TxnID, amount: m.Amount, mode: m.PaymentMode}
 	s.txns[t.id] = t
-	ack := s.ackFrame(t.id, StatusProcessing)
-	if b == "ipp" || (b == "approve" && t.mode == ModeIPP) {
+	ack := s.ackFrame(t.id, mobypay.StatusProcessing)
+	if b == "ipp" || (b == "approve" && t.mode == mobypay.ModeIPP) {
 		t.awaitingPlan = true
 		return s.send(ack, s.plansFrame(t))
 	}
@@ -69,7 +71,7 @@ func (s *Sim) after(d time.Duration, id string) {
 	}()
 }
 
-func (s *Sim) onPlanSelection(m *Message) error {
+func (s *Sim) onPlanSelection(m *mobypay.Message) error {
 	t := s.txns[m.TxnID]
 	if t == nil || !t.awaitingPlan {
 		return s.send(s.errorFrame(m.TxnID, "No installment plan pending for this transaction"))
@@ -78,7 +80,7 @@ func (s *Sim) onPlanSelection(m *Message) error {
 		return s.send(s.errorFrame(m.TxnID, "Unknown installment plan"))
 	}
 	t.awaitingPlan = false
-	if err := s.send(s.ackFrame(t.id, StatusPlanReceived)); err != nil {
+	if err := s.send(s.ackFrame(t.id, mobypay.StatusPlanReceived)); err != nil {
 		return err
 	}
 	return s.finish(t, m.PlanID)
@@ -92,8 +94,8 @@ func (s *Sim) onPlanSelection(m *Message) error {
 // already finished, or never seen, gets the ack alone. ackonly never sends
 // a result, and cancel-late plays the race the kiosk must survive: the
 // customer had already paid, so a success follows the ack.
-func (s *Sim) onCancel(m *Message) error {
-	frames := []simFrame{s.ackFrame(m.TxnID, StatusReceived)}
+func (s *Sim) onCancel(m *mobypay.Message) error {
+	frames := []simFrame{s.ackFrame(m.TxnID, mobypay.StatusReceived)}
 	if t := s.txns[m.TxnID]; t != nil {
 		switch s.cfg.Behaviour {
 		case "ackonly":
@@ -145,7 +147,7 @@ func (s *Sim) sendMerged(frames ...simFrame) error {
 }
 
 func (s *Sim) sent(f simFrame) {
-	s.event(SimEvent{Kind: SimSent, Msg: Message{Type: f.typ, TxnID: f.txn, Status: f.status}})
+	s.event(Event{Kind: Sent, Msg: mobypay.Message{Type: f.typ, TxnID: f.txn, Status: f.status}})
 	s.log.Info("sent", "type", f.typ, "status", f.status, "txn_id", f.txn)
 }
 
