@@ -38,7 +38,7 @@ func BenchmarkPaymentRoundTrip(b *testing.B) {
 	defer unsub()
 	go svc.Run(ctx)
 	go srv.Serve(ctx)
-	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: "approve", MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: possim.Approve, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

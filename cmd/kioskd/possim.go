@@ -23,7 +23,7 @@ func cmdPossim(e *env, args []string) int {
 func runPossim(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
 	addr := fs.String("addr", "", "kiosk address to connect to, HOST:PORT (required)")
-	behaviour := fs.String("behaviour", "approve", "how the POS answers (see below)")
+	behaviour := fs.String("behaviour", string(possim.Approve), "how the POS answers (see below)")
 	var sf secretFlags
 	sf.register(fs)
 	delay := fs.Duration("delay", 5*time.Second, "behaviour slow: time from ack to result")
@@ -34,7 +34,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 		usage()
 		fmt.Fprintln(e.stderr, "\nbehaviours:")
 		for _, b := range possim.Behaviours() {
-			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, possim.BehaviourHelp(b))
+			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, b.Help())
 		}
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -50,7 +50,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if possim.BehaviourHelp(*behaviour) == "" {
+	if possim.Behaviour(*behaviour).Help() == "" {
 		fmt.Fprintf(e.stderr, "kioskd: possim: unknown behaviour %q\n", *behaviour)
 		fs.Usage()
 		return exitUsage
@@ -68,7 +68,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 	sim, err := possim.New(possim.Config{
 		Addr:      *addr,
 		Secret:    secret,
-		Behaviour: *behaviour,
+		Behaviour: possim.Behaviour(*behaviour),
 		PosID:     *posID,
 		Delay:     *delay,
 		Log:       log,

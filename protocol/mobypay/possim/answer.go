@@ -11,7 +11,7 @@ import (
 
 func (s *Sim) onRequest(m *mobypay.Message) error {
 	b := s.cfg.Behaviour
-	if b == "error" {
+	if b == Error {
 		return s.send(s.errorFrame(m.TxnID, "Unable to process transaction"))
 	}
 	if m.TxnID == "" || !m.HasAmount || !mobypay.ValidMode(m.PaymentMode) {
@@ -23,23 +23,23 @@ func (s *Sim) onRequest(m *mobypay.Message) error {
 	t := &simTxn{id: m.TxnID, amount: m.Amount, mode: m.PaymentMode}
 	s.txns[t.id] = t
 	ack := s.ackFrame(t.id, mobypay.StatusProcessing)
-	if b == "ipp" || (b == "approve" && t.mode == mobypay.ModeIPP) {
+	if b == IPP || (b == Approve && t.mode == mobypay.ModeIPP) {
 		t.awaitingPlan = true
 		return s.send(ack, s.plansFrame(t))
 	}
 	switch b {
-	case "merged":
+	case Merged:
 		delete(s.txns, t.id)
 		return s.sendMerged(ack, s.resultFrame(t, ""))
-	case "ackonly", "cancel-late":
+	case AckOnly, CancelLate:
 		return s.send(ack)
-	case "slow":
+	case Slow:
 		if err := s.send(ack); err != nil {
 			return err
 		}
 		s.after(s.cfg.Delay, t.id)
 		return nil
-	case "drop":
+	case Drop:
 		if err := s.send(ack); err != nil {
 			return err
 		}
@@ -98,8 +98,8 @@ func (s *Sim) onCancel(m *mobypay.Message) error {
 	frames := []simFrame{s.ackFrame(m.TxnID, mobypay.StatusReceived)}
 	if t := s.txns[m.TxnID]; t != nil {
 		switch s.cfg.Behaviour {
-		case "ackonly":
-		case "cancel-late":
+		case AckOnly:
+		case CancelLate:
 			delete(s.txns, t.id)
 			frames = append(frames, s.resultFrame(t, ""))
 		default:
@@ -114,7 +114,7 @@ func (s *Sim) onCancel(m *mobypay.Message) error {
 func (s *Sim) finish(t *simTxn, planID string) error {
 	delete(s.txns, t.id)
 	res := s.resultFrame(t, planID)
-	if s.cfg.Behaviour == "replay" {
+	if s.cfg.Behaviour == Replay {
 		return s.send(res, res)
 	}
 	return s.send(res)
@@ -155,7 +155,7 @@ func (s *Sim) write(b []byte) error {
 	s.log.Debug("frames out", "bytes", string(b))
 	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	piece := len(b)
-	if s.cfg.Behaviour == "split" {
+	if s.cfg.Behaviour == Split {
 		piece = simPiece
 	}
 	for len(b) > 0 {

@@ -102,22 +102,22 @@ func (s *Sim) failedFrame(t *simTxn, why string) simFrame {
 // resultFrame is t's final result as the behaviour shapes it.
 func (s *Sim) resultFrame(t *simTxn, planID string) simFrame {
 	b := s.cfg.Behaviour
-	if b == "decline" {
+	if b == Decline {
 		return s.failedFrame(t, "USER_ABORT")
 	}
 	status, txn, amount, ts := mobypay.StatusSuccess, t.id, t.amount, s.cfg.Now()
 	switch b {
-	case "approved":
+	case Approved:
 		status = mobypay.StatusApproved
-	case "wrongamount":
+	case WrongAmount:
 		if sen, ok := mobypay.FloatToSen(amount); ok {
 			amount = float64(sen+100) / 100
 		} else {
 			amount++
 		}
-	case "wrongtxn":
+	case WrongTxn:
 		txn = otherTxnID(txn)
-	case "stale":
+	case Stale:
 		ts = ts.Add(-2 * time.Minute)
 	}
 	s.seq = (s.seq + 1) % 1_000_000
@@ -131,7 +131,7 @@ func (s *Sim) resultFrame(t *simTxn, planID string) simFrame {
 	if planID != "" {
 		o.str("plan_id", planID)
 	}
-	return simFrame{s.seal(o, ts, b == "badsig"), mobypay.TypeTransactionResult, txn, status}
+	return simFrame{s.seal(o, ts, b == BadSig), mobypay.TypeTransactionResult, txn, status}
 }
 
 // plansFrame offers pay-in-full and a 6-month plan, as the app's sample.

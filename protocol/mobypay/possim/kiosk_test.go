@@ -15,7 +15,7 @@ import (
 // simulator.
 
 // connected starts a server and a simulator and waits for the link.
-func connected(t *testing.T, behaviour string, scfg mobypay.ServerConfig) (*mobypay.Server, *recHandler, <-chan Event, *kiosk) {
+func connected(t *testing.T, behaviour Behaviour, scfg mobypay.ServerConfig) (*mobypay.Server, *recHandler, <-chan Event, *kiosk) {
 	t.Helper()
 	srv, rec := startServer(t, scfg)
 	ev := startSim(t, Config{Addr: srv.Addr().String(), Behaviour: behaviour, Delay: 20 * time.Millisecond})
@@ -43,55 +43,56 @@ func checkSuccess(t *testing.T, m mobypay.Message, status string, sen int64) {
 func TestServerSimBehaviours(t *testing.T) {
 	const txn = "TXN1757492341554"
 	cases := []struct {
-		behaviour, mode string
-		check           func(t *testing.T, rec *recHandler, k *kiosk)
+		behaviour Behaviour
+		mode      string
+		check     func(t *testing.T, rec *recHandler, k *kiosk)
 	}{
-		{"approve", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Approve, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			m := awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn)
 			checkSuccess(t, m, mobypay.StatusSuccess, 1000)
 			if m.CardLast4 == "" || m.AuthorizationCode == "" {
 				t.Errorf("card result without card fields: %s", m.Payload)
 			}
 		}},
-		{"approve", mobypay.ModeDuitNowQR, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Approve, mobypay.ModeDuitNowQR, func(t *testing.T, rec *recHandler, k *kiosk) {
 			m := awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn)
 			checkSuccess(t, m, mobypay.StatusSuccess, 1000)
 			if m.CardLast4 != "" {
 				t.Errorf("QR result with card fields: %s", m.Payload)
 			}
 		}},
-		{"decline", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Decline, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			m := awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusFailed, txn)
 			if m.ErrorMessage != "USER_ABORT" || m.IsSuccess() {
 				t.Errorf("decline: %s", m.Payload)
 			}
 		}},
-		{"approved", mobypay.ModeBNPL, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Approved, mobypay.ModeBNPL, func(t *testing.T, rec *recHandler, k *kiosk) {
 			checkSuccess(t, awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusApproved, txn), mobypay.StatusApproved, 1000)
 		}},
-		{"slow", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Slow, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			checkSuccess(t, awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn), mobypay.StatusSuccess, 1000)
 		}},
-		{"split", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Split, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			checkSuccess(t, awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn), mobypay.StatusSuccess, 1000)
 		}},
-		{"merged", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{Merged, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			checkSuccess(t, awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn), mobypay.StatusSuccess, 1000)
 		}},
-		{"wrongamount", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{WrongAmount, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			checkSuccess(t, awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn), mobypay.StatusSuccess, 1100)
 		}},
-		{"wrongtxn", mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
+		{WrongTxn, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
 			m := await(t, rec.msgs, "result")
 			if m.Type != mobypay.TypeTransactionResult || m.TxnID == txn || m.TxnID == "" {
 				t.Errorf("wrongtxn: %s", m.Payload)
 			}
 		}},
-		{"ipp", mobypay.ModeCard, checkIPP(txn)},
-		{"approve", mobypay.ModeIPP, checkIPP(txn)},
+		{IPP, mobypay.ModeCard, checkIPP(txn)},
+		{Approve, mobypay.ModeIPP, checkIPP(txn)},
 	}
 	for _, c := range cases {
-		t.Run(c.behaviour+"/"+c.mode, func(t *testing.T) {
+		t.Run(string(c.behaviour)+"/"+c.mode, func(t *testing.T) {
 			t.Parallel()
 			srv, rec, ev, k := connected(t, c.behaviour, mobypay.ServerConfig{})
 			k.request(txn, 1000, c.mode)
@@ -130,7 +131,7 @@ func checkIPP(txn string) func(t *testing.T, rec *recHandler, k *kiosk) {
 }
 
 func TestServerErrorBehaviour(t *testing.T) {
-	_, rec, _, k := connected(t, "error", mobypay.ServerConfig{})
+	_, rec, _, k := connected(t, Error, mobypay.ServerConfig{})
 	k.request("TXN1", 500, mobypay.ModeCard)
 	m := awaitMsg(t, rec, mobypay.TypeError, "", "TXN1")
 	if m.Text == "" {
@@ -139,7 +140,7 @@ func TestServerErrorBehaviour(t *testing.T) {
 }
 
 func TestServerBadSignatureNotDelivered(t *testing.T) {
-	srv, rec, _, k := connected(t, "badsig", mobypay.ServerConfig{})
+	srv, rec, _, k := connected(t, BadSig, mobypay.ServerConfig{})
 	k.request("TXN1", 1000, mobypay.ModeCard)
 	awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
 	// The cancel's ack comes after the forged result on the same stream:
@@ -153,7 +154,7 @@ func TestServerBadSignatureNotDelivered(t *testing.T) {
 }
 
 func TestServerReplayDeliveredOnce(t *testing.T) {
-	srv, rec, _, k := connected(t, "replay", mobypay.ServerConfig{})
+	srv, rec, _, k := connected(t, Replay, mobypay.ServerConfig{})
 	k.request("TXN1", 1000, mobypay.ModeCard)
 	awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
 	awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, "TXN1")
@@ -165,7 +166,7 @@ func TestServerReplayDeliveredOnce(t *testing.T) {
 }
 
 func TestServerStaleGoesToLate(t *testing.T) {
-	srv, rec, _, k := connected(t, "stale", mobypay.ServerConfig{})
+	srv, rec, _, k := connected(t, Stale, mobypay.ServerConfig{})
 	k.request("TXN1", 1000, mobypay.ModeCard)
 	awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
 	l := await(t, rec.late, "late result")
@@ -183,7 +184,7 @@ func TestServerCancel(t *testing.T) {
 	t.Run("in flight", func(t *testing.T) {
 		t.Parallel()
 		srv, rec := startServer(t, mobypay.ServerConfig{})
-		startSim(t, Config{Addr: srv.Addr().String(), Behaviour: "slow", Delay: time.Hour})
+		startSim(t, Config{Addr: srv.Addr().String(), Behaviour: Slow, Delay: time.Hour})
 		awaitState(t, rec, mobypay.Connected)
 		k := newKiosk(t, srv, srvSecret)
 		k.request("TXN1", 1000, mobypay.ModeCard)
@@ -196,7 +197,7 @@ func TestServerCancel(t *testing.T) {
 	})
 	t.Run("cancel-late", func(t *testing.T) {
 		t.Parallel()
-		_, rec, _, k := connected(t, "cancel-late", mobypay.ServerConfig{})
+		_, rec, _, k := connected(t, CancelLate, mobypay.ServerConfig{})
 		k.request("TXN1", 1000, mobypay.ModeCard)
 		awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
 		k.cancel("TXN1")
@@ -205,7 +206,7 @@ func TestServerCancel(t *testing.T) {
 	})
 	t.Run("ackonly", func(t *testing.T) {
 		t.Parallel()
-		_, rec, _, k := connected(t, "ackonly", mobypay.ServerConfig{})
+		_, rec, _, k := connected(t, AckOnly, mobypay.ServerConfig{})
 		k.request("TXN1", 1000, mobypay.ModeCard)
 		awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
 		k.cancel("TXN1")
@@ -215,7 +216,7 @@ func TestServerCancel(t *testing.T) {
 	})
 	t.Run("finished", func(t *testing.T) {
 		t.Parallel()
-		_, rec, _, k := connected(t, "approve", mobypay.ServerConfig{})
+		_, rec, _, k := connected(t, Approve, mobypay.ServerConfig{})
 		k.request("TXN1", 1000, mobypay.ModeCard)
 		awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
 		awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, "TXN1")
@@ -227,7 +228,7 @@ func TestServerCancel(t *testing.T) {
 }
 
 func TestServerSilentSim(t *testing.T) {
-	_, rec, ev, k := connected(t, "silent", mobypay.ServerConfig{})
+	_, rec, ev, k := connected(t, Silent, mobypay.ServerConfig{})
 	k.request("TXN1", 1000, mobypay.ModeCard)
 	awaitSim(t, ev, "request received", simKind(Received))
 	k.cancel("TXN1")
@@ -241,7 +242,7 @@ func TestServerSilentSim(t *testing.T) {
 // TestSimRefusesBadKioskFrames: the simulator judges the kiosk as the
 // kiosk judges it.
 func TestSimRefusesBadKioskFrames(t *testing.T) {
-	srv, rec, ev, k := connected(t, "approve", mobypay.ServerConfig{})
+	srv, rec, ev, k := connected(t, Approve, mobypay.ServerConfig{})
 	forged := newKiosk(t, srv, []byte("not-the-secret"))
 	forged.request("TXN1", 1000, mobypay.ModeCard)
 	if e := awaitSim(t, ev, "refusal", simKind(Refused)); !errors.Is(e.Err, mobypay.ErrSignature) {
@@ -274,7 +275,7 @@ func TestSimRefusesBadKioskFrames(t *testing.T) {
 // TestSimDropReportsAfterReconnect: the app drops mid-payment, reconnects
 // and reports the transaction that was in flight with an error message.
 func TestSimDropReportsAfterReconnect(t *testing.T) {
-	srv, rec, ev, k := connected(t, "drop", mobypay.ServerConfig{})
+	srv, rec, ev, k := connected(t, Drop, mobypay.ServerConfig{})
 	k.request("TXN1", 1000, mobypay.ModeCard)
 	// The server sees the old session end (mobypay.Disconnected, mobypay.Connected) or the
 	// reconnect replace it first (mobypay.Connected). The ack comes on the old
@@ -307,7 +308,7 @@ func TestSimDropReportsAfterReconnect(t *testing.T) {
 // (here, replaced by another connection from the same host); the
 // simulator reconnects and takes the session back.
 func TestSimReconnectsWhenDropped(t *testing.T) {
-	srv, rec, ev, k := connected(t, "approve", mobypay.ServerConfig{})
+	srv, rec, ev, k := connected(t, Approve, mobypay.ServerConfig{})
 	intruder := dial(t, srv.Addr())
 	if e := awaitState(t, rec, mobypay.Connected); e.peer != intruder.LocalAddr().String() {
 		t.Fatalf("connected %s, want %s", e.peer, intruder.LocalAddr())

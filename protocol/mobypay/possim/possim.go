@@ -29,45 +29,11 @@ import (
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-// behaviours maps each behaviour to its one-line description.
-var behaviours = map[string]string{
-	"approve":     "ack processing, then success (IPP flow when payment_mode is ipp)",
-	"decline":     "ack processing, then failed USER_ABORT",
-	"ipp":         "ack, ipp_plans (2 plans), wait for ipp_plan_selection, ack plan_received, success with plan_id",
-	"slow":        "ack processing, wait -delay, then success",
-	"drop":        "ack processing, then close the connection; after reconnecting send an error for the txn",
-	"error":       "answer the request with an error message",
-	"silent":      "never answer anything",
-	"ackonly":     "ack processing, never a result",
-	"badsig":      "ack, then a success whose signature is over the wire bytes, not the canonical payload",
-	"replay":      "ack, then the same success frame twice, byte for byte",
-	"stale":       "ack, then a correctly signed success stamped 2 minutes ago",
-	"wrongamount": "ack, then success for the amount plus RM 1.00",
-	"wrongtxn":    "ack, then success for another txn_id",
-	"split":       "like approve, every frame written in 7-byte pieces",
-	"merged":      "like approve, ack and result in one write",
-	"approved":    `like approve, with status "approved" instead of "success"`,
-	"cancel-late": "ack processing, no result until cancel_transaction, then ack received and success anyway",
-}
-
-// Behaviours returns the simulator's behaviour names, sorted.
-func Behaviours() []string {
-	names := make([]string, 0, len(behaviours))
-	for n := range behaviours {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// BehaviourHelp describes a behaviour in one line ("" if unknown).
-func BehaviourHelp(name string) string { return behaviours[name] }
-
 // Config configures a POS simulator. Zero values take the defaults noted.
 type Config struct {
 	Addr      string        // kiosk address, host:port
 	Secret    []byte        // HMAC shared secret
-	Behaviour string        // one of Behaviours ("approve")
+	Behaviour Behaviour     // one of Behaviours (Approve)
 	PosID     string        // pos_id sent ("POS001")
 	Delay     time.Duration // slow: time from ack to result (5 s)
 
@@ -171,10 +137,14 @@ func New(cfg Config) (*Sim, error) {
 		return nil, errors.New("possim: no secret")
 	}
 	if cfg.Behaviour == "" {
-		cfg.Behaviour = "approve"
+		cfg.Behaviour = Approve
 	}
-	if _, ok := behaviours[cfg.Behaviour]; !ok {
-		return nil, fmt.Errorf("possim: unknown behaviour %q (want one of %s)", cfg.Behaviour, strings.Join(Behaviours(), ", "))
+	if cfg.Behaviour.Help() == "" {
+		names := make([]string, 0, len(behaviours))
+		for _, b := range Behaviours() {
+			names = append(names, string(b))
+		}
+		return nil, fmt.Errorf("possim: unknown behaviour %q (want one of %s)", cfg.Behaviour, strings.Join(names, ", "))
 	}
 	if cfg.PosID == "" {
 		cfg.PosID = "POS001"
@@ -375,7 +345,7 @@ func (s *Sim) handleFrame(frame []byte) error {
 		attrs = append(attrs, "plan_id", m.PlanID)
 	}
 	s.log.Info("received", attrs...)
-	if s.cfg.Behaviour == "silent" {
+	if s.cfg.Behaviour == Silent {
 		return nil
 	}
 	switch m.Type {

@@ -26,7 +26,7 @@ type rawKiosk struct {
 	k     kiosk
 }
 
-func startRawKiosk(t *testing.T, behaviour string) *rawKiosk {
+func startRawKiosk(t *testing.T, behaviour Behaviour) *rawKiosk {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +73,7 @@ var (
 
 // TestSimWireFormat: the simulator writes what the app's Python writes.
 func TestSimWireFormat(t *testing.T) {
-	r := startRawKiosk(t, "approve")
+	r := startRawKiosk(t, Approve)
 	r.request("TXN1757492341554", 250, mobypay.ModeCard)
 	ack, err := r.next()
 	if err != nil {
@@ -96,7 +96,7 @@ func TestSimWireFormat(t *testing.T) {
 }
 
 func TestSimReplayWritesIdenticalBytes(t *testing.T) {
-	r := startRawKiosk(t, "replay")
+	r := startRawKiosk(t, Replay)
 	r.request("TXN1", 1000, mobypay.ModeCard)
 	r.next()
 	first, err1 := r.next()
@@ -109,7 +109,7 @@ func TestSimReplayWritesIdenticalBytes(t *testing.T) {
 // TestSimBadSigSignsWireBytes: badsig signs the bytes on the wire instead
 // of the canonical payload.
 func TestSimBadSigSignsWireBytes(t *testing.T) {
-	r := startRawKiosk(t, "badsig")
+	r := startRawKiosk(t, BadSig)
 	r.request("TXN1", 1000, mobypay.ModeCard)
 	if ack, err := r.next(); err != nil {
 		t.Fatalf("ack: %v\n%s", err, ack)
@@ -133,7 +133,7 @@ func TestSimBadSigSignsWireBytes(t *testing.T) {
 }
 
 func TestSimStaleIsSignedAndOld(t *testing.T) {
-	r := startRawKiosk(t, "stale")
+	r := startRawKiosk(t, Stale)
 	r.request("TXN1", 1000, mobypay.ModeCard)
 	r.next()
 	res, err := r.next()
@@ -151,7 +151,7 @@ func TestSimStaleIsSignedAndOld(t *testing.T) {
 }
 
 func TestSimPlans(t *testing.T) {
-	r := startRawKiosk(t, "ipp")
+	r := startRawKiosk(t, IPP)
 	r.request("TXN1", 10001, mobypay.ModeIPP)
 	r.next()
 	plans, err := r.next()
@@ -195,7 +195,7 @@ func TestSimPlans(t *testing.T) {
 }
 
 func TestSimSplitWritesPieces(t *testing.T) {
-	r := startRawKiosk(t, "split")
+	r := startRawKiosk(t, Split)
 	r.request("TXN1", 1000, mobypay.ModeCard)
 	// Written 7 bytes at a time, the frames still arrive whole and signed.
 	if ack, err := r.next(); err != nil {
@@ -280,11 +280,18 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		}
 	}
 	for _, b := range Behaviours() {
-		if _, err := New(Config{Addr: "x:1", Secret: srvSecret, Behaviour: b}); err != nil || BehaviourHelp(b) == "" {
+		if _, err := New(Config{Addr: "x:1", Secret: srvSecret, Behaviour: b}); err != nil || b.Help() == "" {
 			t.Errorf("behaviour %s: %v", b, err)
 		}
 	}
-	if len(Behaviours()) != 17 {
-		t.Errorf("%d behaviours, want 17", len(Behaviours()))
+	// The names are the CLI's (kioskd possim -behaviour NAME): scripts
+	// and operators' notes use them, so they must not change.
+	const want = "ackonly approve approved badsig cancel-late decline drop error ipp merged replay silent slow split stale wrongamount wrongtxn"
+	var got []string
+	for _, b := range Behaviours() {
+		got = append(got, string(b))
+	}
+	if strings.Join(got, " ") != want {
+		t.Errorf("behaviours %q, want %q", got, want)
 	}
 }
