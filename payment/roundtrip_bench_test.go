@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 type nopVender struct{}
@@ -37,7 +38,7 @@ func BenchmarkPaymentRoundTrip(b *testing.B) {
 	defer unsub()
 	go svc.Run(ctx)
 	go srv.Serve(ctx)
-	sim, err := mobypay.NewSim(mobypay.SimConfig{Addr: srv.Addr().String(), Secret: secret, Behaviour: "approve", MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: possim.Approve, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

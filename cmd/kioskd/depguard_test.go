@@ -4,7 +4,8 @@ package main_test
 // linux/arm64, CGO_ENABLED=0, the `make cross` flags) links no cgo, none of
 // the forbidden packages, and only modules someone has agreed to; it is a
 // static ELF and -X really stamps the version. Adding a module to the
-// firmware means adding it to depguardModules, on purpose.
+// firmware means adding it to depguardModules, on purpose; linking one of
+// our fakes or simulators means adding it to depguardOwnFakes.
 
 import (
 	"bytes"
@@ -44,6 +45,19 @@ var depguardForbidden = map[string]string{
 	"plugin":            "loads code at run time (and needs cgo)",
 	"net/http/httptest": "test helper; registers -httptest.serve",
 	"testing":           "test code linked into the firmware",
+	depguardMainModule + "/protocol/kpos/kpostest": "the fake Finexus host and the public test keys",
+}
+
+// Our own packages that are fakes or simulators by name (…test, …sim) and
+// are linked on purpose, with the reason. Any other such package of ours
+// in the binary is an error: fakes live beside what they fake so that the
+// firmware can leave them out.
+var depguardOwnFakes = map[string]string{
+	// `kioskd possim` is a firmware subcommand: the POS simulator, played
+	// from a kiosk (or a laptop) against this or another kiosk.
+	depguardMainModule + "/protocol/mobypay/possim": "kioskd possim",
+	// The sim board's printer writes receipts to data_dir/sim (hardware.go).
+	depguardMainModule + "/device/printer/printertest": "the sim board's printer",
 }
 
 var depguardTargets = []struct {
@@ -75,6 +89,10 @@ func TestDependencyGuard(t *testing.T) {
 			for _, p := range strings.Fields(out) {
 				if why, bad := depguardForbidden[p]; bad {
 					t.Errorf("kioskd links %s: %s", p, why)
+					continue
+				}
+				if depguardIsOwnFake(p) && depguardOwnFakes[p] == "" {
+					t.Errorf("kioskd links %s, a fake or simulator by its name: keep it out of the firmware, or list it in depguardOwnFakes with the reason", p)
 				}
 			}
 
@@ -156,6 +174,34 @@ func TestDependencyGuard(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDepguardIsOwnFake(t *testing.T) {
+	for p, want := range map[string]bool{
+		depguardMainModule + "/protocol/kpos/kpostest":     true,
+		depguardMainModule + "/protocol/mobypay/possim":    true,
+		depguardMainModule + "/board/sim":                  true,
+		depguardMainModule + "/protocol/kpos":              false,
+		depguardMainModule + "/cmd/kioskd":                 false,
+		"periph.io/x/conn/v3/gpio/gpiotest":                false, // not ours: judged by module
+		depguardMainModule + "test/x":                      false,
+		depguardMainModule + "/device/printer/printertest": true,
+	} {
+		if got := depguardIsOwnFake(p); got != want {
+			t.Errorf("depguardIsOwnFake(%s) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// depguardIsOwnFake says whether p is one of our packages named as a fake
+// or a simulator.
+func depguardIsOwnFake(p string) bool {
+	rest, ours := strings.CutPrefix(p, depguardMainModule+"/")
+	if !ours {
+		return false
+	}
+	name := rest[strings.LastIndex(rest, "/")+1:]
+	return strings.HasSuffix(name, "test") || strings.HasSuffix(name, "sim")
 }
 
 func depguardRun(t *testing.T, env []string, goBin string, args ...string) string {

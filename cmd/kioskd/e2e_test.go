@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/payment"
-	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 // kiosk is the whole service in-process, as `kioskd run` wires it, on
@@ -66,14 +66,14 @@ pulse = "10ms"
 
 // sim starts the POS simulator against the kiosk and waits until the
 // kiosk sees it connected.
-func (k *kiosk) sim(t *testing.T, behaviour string) {
+func (k *kiosk) sim(t *testing.T, behaviour possim.Behaviour) {
 	t.Helper()
 	connected := make(chan struct{}, 1)
-	s, err := mobypay.NewSim(mobypay.SimConfig{
+	s, err := possim.New(possim.Config{
 		Addr: k.pos, Secret: []byte(testSecret), Behaviour: behaviour, Delay: 300 * time.Millisecond,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		OnEvent: func(e mobypay.SimEvent) {
-			if e.Kind == mobypay.SimConnected {
+		OnEvent: func(e possim.Event) {
+			if e.Kind == possim.Connected {
 				select {
 				case connected <- struct{}{}:
 				default:
@@ -153,35 +153,35 @@ func TestPayThroughEveryBehaviour(t *testing.T) {
 		t.Skip("end to end")
 	}
 	cases := []struct {
-		behaviour string
+		behaviour possim.Behaviour
 		args      []string
 		exit      int
 		state     payment.State
 		review    bool
 		pulses    int
 	}{
-		{"approve", []string{"-mode", "card"}, exitOK, payment.Approved, false, 1},
-		{"approve", []string{"-mode", "bnpl"}, exitOK, payment.Approved, false, 1},
-		{"approve", []string{"-mode", "duitnow_qr"}, exitOK, payment.Approved, false, 1},
-		{"approved", []string{}, exitOK, payment.Approved, false, 1},
-		{"ipp", []string{"-mode", "ipp", "-plan", "ipp-6m"}, exitOK, payment.Approved, false, 1},
-		{"split", []string{}, exitOK, payment.Approved, false, 1},
-		{"merged", []string{}, exitOK, payment.Approved, false, 1},
-		{"slow", []string{"-mode", "duitnow_qr"}, exitOK, payment.Approved, false, 1},
-		{"replay", []string{}, exitOK, payment.Approved, false, 1},
-		{"decline", []string{}, exitDeclined, payment.Declined, false, 0},
-		{"error", []string{}, exitDeclined, payment.Declined, false, 0},
-		{"wrongamount", []string{}, exitUnclear, payment.Approved, true, 0},
-		{"silent", []string{}, exitUnclear, payment.TimedOut, false, 0},
-		{"ackonly", []string{}, exitUnclear, payment.TimedOut, false, 0},
-		{"badsig", []string{}, exitUnclear, payment.TimedOut, false, 0},
-		{"stale", []string{}, exitUnclear, payment.TimedOut, true, 0},
-		{"wrongtxn", []string{}, exitUnclear, payment.TimedOut, false, 0},
-		{"drop", []string{}, exitUnclear, payment.Unknown, true, 0},
-		{"ipp", []string{"-mode", "ipp"}, exitUnclear, payment.TimedOut, false, 0}, // nobody picks a plan
+		{possim.Approve, []string{"-mode", "card"}, exitOK, payment.Approved, false, 1},
+		{possim.Approve, []string{"-mode", "bnpl"}, exitOK, payment.Approved, false, 1},
+		{possim.Approve, []string{"-mode", "duitnow_qr"}, exitOK, payment.Approved, false, 1},
+		{possim.Approved, []string{}, exitOK, payment.Approved, false, 1},
+		{possim.IPP, []string{"-mode", "ipp", "-plan", "ipp-6m"}, exitOK, payment.Approved, false, 1},
+		{possim.Split, []string{}, exitOK, payment.Approved, false, 1},
+		{possim.Merged, []string{}, exitOK, payment.Approved, false, 1},
+		{possim.Slow, []string{"-mode", "duitnow_qr"}, exitOK, payment.Approved, false, 1},
+		{possim.Replay, []string{}, exitOK, payment.Approved, false, 1},
+		{possim.Decline, []string{}, exitDeclined, payment.Declined, false, 0},
+		{possim.Error, []string{}, exitDeclined, payment.Declined, false, 0},
+		{possim.WrongAmount, []string{}, exitUnclear, payment.Approved, true, 0},
+		{possim.Silent, []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{possim.AckOnly, []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{possim.BadSig, []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{possim.Stale, []string{}, exitUnclear, payment.TimedOut, true, 0},
+		{possim.WrongTxn, []string{}, exitUnclear, payment.TimedOut, false, 0},
+		{possim.Drop, []string{}, exitUnclear, payment.Unknown, true, 0},
+		{possim.IPP, []string{"-mode", "ipp"}, exitUnclear, payment.TimedOut, false, 0}, // nobody picks a plan
 	}
 	for _, tc := range cases {
-		name := tc.behaviour + strings.Join(tc.args, "")
+		name := string(tc.behaviour) + strings.Join(tc.args, "")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			k := startKiosk(t)
@@ -211,7 +211,7 @@ func TestCancelFromCLI(t *testing.T) {
 		t.Skip("end to end")
 	}
 	k := startKiosk(t)
-	k.sim(t, "ackonly")
+	k.sim(t, possim.AckOnly)
 	// Once the payment is in progress, cancel it.
 	result, id := k.payAcked(t, "-amount", "3.00")
 	if code, out, errs := kioskd(t, "", "cancel", "-config", k.cfgPath); code != 0 || !strings.HasPrefix(out, "cancel_requested "+id+" ") {
@@ -298,7 +298,7 @@ func TestReviewAndLogs(t *testing.T) {
 		t.Skip("end to end")
 	}
 	k := startKiosk(t)
-	k.sim(t, "wrongamount")
+	k.sim(t, possim.WrongAmount)
 	code, out, _ := kioskd(t, "", "pay", "-amount", "4.00", "-json", "-config", k.cfgPath)
 	var tx payment.Txn
 	if code != exitUnclear || json.Unmarshal([]byte(out), &tx) != nil || tx.Review == "" {

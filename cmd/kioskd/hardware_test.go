@@ -17,6 +17,7 @@ import (
 	"github.com/kioskd/kioskd/device/led"
 	"github.com/kioskd/kioskd/device/watchdog"
 	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 func simHardware(t *testing.T) (*hardware, string) {
@@ -201,7 +202,7 @@ func TestSelftestPairAndReceipt(t *testing.T) {
 	}
 	waitSim(t, k, "receipts.txt", "Connect to "+k.pos)
 
-	k.sim(t, "approve")
+	k.sim(t, possim.Approve)
 	code, out, _ = kioskd(t, "", "pay", "-amount", "7.50", "-json", "-config", k.cfgPath)
 	var tx payment.Txn
 	if code != exitOK || json.Unmarshal([]byte(out), &tx) != nil {

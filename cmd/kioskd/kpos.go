@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/kioskd/kioskd/device/serial"
@@ -71,8 +72,9 @@ func loadKPOSKeys(k *kposConfig) (*kpos.Keys, error) {
 	return keys, nil
 }
 
-// startKPOS builds the provider and the notification receiver. The
-// returned run function serves notifications until ctx ends.
+// startKPOS builds the provider and the notification receivers (HTTP,
+// and serial when kpos.serial_device is set). The returned run function
+// serves notifications until ctx ends.
 func startKPOS(cfg *Config, j *payment.Journal, log *slog.Logger) (*payment.KPOS, func(context.Context) error, string, error) {
 	k := &cfg.KPOS
 	keys, err := loadKPOSKeys(k)
@@ -99,16 +101,33 @@ func startKPOS(cfg *Config, j *payment.Journal, log *slog.Logger) (*payment.KPOS
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	var serialRecv *kpos.SerialReceiver
+	if dev, baud := k.SerialDevice, k.SerialBaud; dev != "" {
+		serialRecv = kpos.NewSerialReceiver(kpos.SerialReceiverConfig{
+			Open: func() (io.ReadWriteCloser, error) { return serial.Open(serial.Config{Device: dev, Baud: baud}) },
+			Log:  log.With("device", dev, "baud", baud),
+		}, func(ctx context.Context, n kpos.SerialNotification, data []byte) (string, error) {
+			return prov.SerialNotified(ctx, n, data, codes.UnknownMRN)
+		})
+	}
 	run := func(ctx context.Context) error {
-		if k.SerialDevice != "" {
-			go runKPOSSerial(ctx, k.SerialDevice, k.SerialBaud, prov, codes, log)
+		// The serial receiver stops with the HTTP one, whether ctx ended
+		// or Serve failed, and run returns only once both have.
+		ctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		defer func() {
+			stop()
+			wg.Wait()
+		}()
+		if serialRecv != nil {
+			wg.Go(func() { serialRecv.Run(ctx) })
 		}
-		go func() {
+		wg.Go(func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			hs.Shutdown(sctx)
-		}()
+		})
 		var err error
 		if k.TLSCert != "" {
 			err = hs.ServeTLS(ln, k.TLSCert, k.TLSKey)
@@ -122,80 +141,4 @@ func startKPOS(cfg *Config, j *payment.Journal, log *slog.Logger) (*payment.KPOS
 		return err
 	}
 	return prov, run, ln.Addr().String(), nil
-}
-
-// runKPOSSerial keeps the serial notification link open until ctx ends,
-// reopening it with back-off when the device goes away (a USB adapter
-// unplugged, the terminal power-cycled).
-func runKPOSSerial(ctx context.Context, dev string, baud int, prov *payment.KPOS, codes kpos.Codes, log *slog.Logger) {
-	log = log.With("component", "kpos-serial", "device", dev)
-	backoff := time.Second
-	for ctx.Err() == nil {
-		port, err := serial.Open(serial.Config{Device: dev, Baud: baud})
-		if err != nil {
-			log.Warn("kpos serial device not available", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		backoff = time.Second
-		log.Info("kpos serial link open", "baud", baud)
-		reason := serveKPOSSerial(ctx, port, prov, codes, log)
-		port.Close()
-		log.Warn("kpos serial link closed", "reason", reason)
-	}
-}
-
-// serveKPOSSerial answers 0025 frames until the port ends. Each frame is
-// journaled before it is answered; refusals follow
-// kpos.DefaultSerialRefusals (a damaged frame is answered so that KPOS
-// sends it again; what cannot be matched to a frame is not answered).
-func serveKPOSSerial(ctx context.Context, port serial.Port, prov *payment.KPOS, codes kpos.Codes, log *slog.Logger) string {
-	stop := context.AfterFunc(ctx, func() { port.Close() })
-	defer stop()
-	refusals := kpos.DefaultSerialRefusals
-	fr := kpos.NewFrameReader(port, 0)
-	answer := func(code string) {
-		frame := kpos.AppendFrame(nil, kpos.AppendResponseData(nil, code))
-		if _, err := port.Write(frame); err != nil {
-			log.Warn("kpos serial answer not written", "err", err)
-		}
-	}
-	refuse := func(err error) {
-		code, ok := refusals.Code(err)
-		log.Warn("kpos serial frame refused", "reason", err.Error(), "answer", code)
-		if ok {
-			answer(code)
-		}
-	}
-	for {
-		data, err := fr.Next()
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			continue // idle line; a partial frame is kept
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrClosed):
-			return err.Error()
-		default:
-			refuse(err)
-			continue
-		}
-		n, err := kpos.ParseSerialNotification(data)
-		if err != nil {
-			refuse(err)
-			continue
-		}
-		code, err := prov.SerialNotified(ctx, n, data, codes.UnknownMRN)
-		if err != nil {
-			// Not journaled: no answer, so KPOS sends it again.
-			log.Error("kpos serial notification not recorded", "mrn", n.MRN, "err", err)
-			continue
-		}
-		log.Info("kpos serial notification", "mrn", n.MRN, "result_code", n.ResultCode, "amount_sen", n.AmountSen, "answer", code)
-		answer(code)
-	}
 }

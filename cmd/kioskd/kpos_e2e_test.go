@@ -25,13 +25,14 @@ import (
 	"github.com/kioskd/kioskd/device/serial"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/kpos"
+	"github.com/kioskd/kioskd/protocol/kpos/kpostest"
 )
 
 // kposWorld is a kiosk with KPOS enabled and a fake Finexus host, each
 // holding only its own private keys and the other's public keys.
 type kposWorld struct {
 	k    *kiosk
-	host *kpos.FakeHost
+	host *kpostest.Host
 }
 
 func writeKey(t *testing.T, dir, name string, priv *ecdsa.PrivateKey) (privPath, pubPath string) {
@@ -78,7 +79,7 @@ func startKPOSWorldWith(t *testing.T, behaviour, extra string) *kposWorld {
 		t.Fatal(err)
 	}
 	hostKeys := &kpos.Keys{CEK: cek, Ours: finexusSign, Theirs: &kioskSign.PublicKey, Header: kpos.Header{EPK: &finexusECDH.PublicKey, EPKKid: "fnx", Kid: "123"}}
-	host := kpos.NewFakeHost(hostKeys, "", behaviour)
+	host := kpostest.NewHost(hostKeys, "", behaviour)
 	host.BadKeys = &kpos.Keys{CEK: cek, Ours: genKey(t, elliptic.P521()), Theirs: &kioskSign.PublicKey}
 	hs := httptest.NewServer(host)
 	t.Cleanup(hs.Close)
@@ -129,7 +130,7 @@ jwe_kid = "123"
 	return &kposWorld{k: &kiosk{dir: dir, cfgPath: cfgPath, pos: s.POSAddr}, host: host}
 }
 
-func (w *kposWorld) answer(t *testing.T) kpos.Answer {
+func (w *kposWorld) answer(t *testing.T) kpostest.Answer {
 	t.Helper()
 	select {
 	case a := <-w.host.Answers:
@@ -137,7 +138,7 @@ func (w *kposWorld) answer(t *testing.T) kpos.Answer {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no notification answered")
 	}
-	return kpos.Answer{}
+	return kpostest.Answer{}
 }
 
 func TestKPOSPayments(t *testing.T) {

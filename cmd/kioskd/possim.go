@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 // cmdPossim plays a MobyPay POS terminal against a kiosk (this one or
@@ -17,13 +17,13 @@ import (
 func cmdPossim(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return possim(ctx, e, args)
+	return runPossim(ctx, e, args)
 }
 
-func possim(ctx context.Context, e *env, args []string) int {
+func runPossim(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
 	addr := fs.String("addr", "", "kiosk address to connect to, HOST:PORT (required)")
-	behaviour := fs.String("behaviour", "approve", "how the POS answers (see below)")
+	behaviour := fs.String("behaviour", string(possim.Approve), "how the POS answers (see below)")
 	var sf secretFlags
 	sf.register(fs)
 	delay := fs.Duration("delay", 5*time.Second, "behaviour slow: time from ack to result")
@@ -33,8 +33,8 @@ func possim(ctx context.Context, e *env, args []string) int {
 	fs.Usage = func() {
 		usage()
 		fmt.Fprintln(e.stderr, "\nbehaviours:")
-		for _, b := range mobypay.SimBehaviours() {
-			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, mobypay.SimBehaviourHelp(b))
+		for _, b := range possim.Behaviours() {
+			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, b.Help())
 		}
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -50,7 +50,7 @@ func possim(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if mobypay.SimBehaviourHelp(*behaviour) == "" {
+	if possim.Behaviour(*behaviour).Help() == "" {
 		fmt.Fprintf(e.stderr, "kioskd: possim: unknown behaviour %q\n", *behaviour)
 		fs.Usage()
 		return exitUsage
@@ -65,16 +65,16 @@ func possim(ctx context.Context, e *env, args []string) int {
 		level = "debug"
 	}
 	log := newLogger(e.stderr, "text", level)
-	sim, err := mobypay.NewSim(mobypay.SimConfig{
+	sim, err := possim.New(possim.Config{
 		Addr:      *addr,
 		Secret:    secret,
-		Behaviour: *behaviour,
+		Behaviour: possim.Behaviour(*behaviour),
 		PosID:     *posID,
 		Delay:     *delay,
 		Log:       log,
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: possim: %s\n", strings.TrimPrefix(reason(err), "sim: "))
+		fmt.Fprintf(e.stderr, "kioskd: possim: %s\n", strings.TrimPrefix(err.Error(), "possim: "))
 		return exitUsage
 	}
 	log.Info("possim starting", "addr", *addr, "behaviour", *behaviour, "pos_id", *posID)

@@ -62,7 +62,7 @@ func TestPossimAgainstServer(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- possim(ctx, &env{stdout: &bytes.Buffer{}, stderr: &stderr},
+		done <- runPossim(ctx, &env{stdout: &bytes.Buffer{}, stderr: &stderr},
 			[]string{"-addr", srv.Addr().String(), "-secret", secret, "-behaviour", "decline", "-pos-id", "POS042"})
 	}()
 	wait := func(what string) {

@@ -1,4 +1,4 @@
-package kpos
+package kpos_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kioskd/kioskd/protocol/kpos"
 )
 
 // seedBody is the "Before decryption" sample of the 0025 notification
@@ -24,7 +26,7 @@ func seedBody(t testing.TB) []byte {
 
 func TestParseBodySeedSample(t *testing.T) {
 	body := seedBody(t)
-	b, err := ParseBody(body)
+	b, err := kpos.ParseBody(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +61,8 @@ func TestParseBodySeedSample(t *testing.T) {
 		t.Errorf("sample header bytes\n%s\nwant\n%s", raw, quoted)
 	}
 
-	h, err := ReadHeader(b.JWE)
-	if err != nil || h.Alg != AlgDir || h.Enc != EncA256CBCHS || h.Kid != "123" || h.EPK == nil ||
+	h, err := kpos.ReadHeader(b.JWE)
+	if err != nil || h.Alg != kpos.AlgDir || h.Enc != kpos.EncA256CBCHS || h.Kid != "123" || h.EPK == nil ||
 		h.EPK.Kid != "e86d4cfb-1d73-42d6-90ee-de5be67025e9" {
 		t.Fatalf("ReadHeader: %+v, %v", h, err)
 	}
@@ -78,7 +80,7 @@ func TestParseBodySeedSample(t *testing.T) {
 		t.Errorf("IV %d, ciphertext %d, tag %d bytes", len(iv), len(ct), len(tag))
 	}
 	// Without the keys we can only check that it is refused cleanly.
-	if _, err := Decrypt(randomCEK(t), b.JWE); !errors.Is(err, ErrDecrypt) {
+	if _, err := kpos.Decrypt(randomCEK(t), b.JWE); !errors.Is(err, kpos.ErrDecrypt) {
 		t.Errorf("decrypt under a random key: %v", err)
 	}
 }
@@ -87,7 +89,7 @@ func TestParseBody(t *testing.T) {
 	jwe := string(seedBody(t))[4:]
 	parts := strings.Split(jwe, ".")
 	for _, ok := range []string{"0025" + jwe, "001X" + jwe, "0026" + jwe, "0011" + jwe, "0000" + "e30..AA.AA.AA"} {
-		b, err := ParseBody([]byte(ok))
+		b, err := kpos.ParseBody([]byte(ok))
 		if err != nil {
 			t.Errorf("%.30q: %v", ok, err)
 			continue
@@ -132,29 +134,29 @@ func TestParseBody(t *testing.T) {
 		"NUL":                      "0025" + jwe + "\x00",
 		"UTF-8":                    "0025" + jwe + "é",
 		"JSON-wrapped":             `{"body":"0025` + jwe + `"}`,
-		"oversize":                 "0025" + join(parts[0], "", parts[2], strings.Repeat("A", MaxBody), parts[4]),
+		"oversize":                 "0025" + join(parts[0], "", parts[2], strings.Repeat("A", kpos.MaxBody), parts[4]),
 	}
 	for name, body := range cases {
-		b, err := ParseBody([]byte(body))
+		b, err := kpos.ParseBody([]byte(body))
 		if err == nil {
 			t.Errorf("%s: accepted as %q + %.20q", name, b.MTI, b.JWE)
 			continue
 		}
-		if !errors.Is(err, ErrBody) || !strings.HasPrefix(err.Error(), "kpos: ") {
+		if !errors.Is(err, kpos.ErrBody) || !strings.HasPrefix(err.Error(), "kpos: ") {
 			t.Errorf("%s: error %q is not a kpos ErrBody", name, err)
 		}
-		if b != (Body{}) {
+		if b != (kpos.Body{}) {
 			t.Errorf("%s: non-zero Body with an error", name)
 		}
 	}
 
 	// Exactly MaxBody is fine, one more is not.
 	frame := "0025e30..AA." + "." + "AAA"
-	atMax := "0025e30..AA." + strings.Repeat("A", MaxBody-len(frame)) + ".AAA"
-	if _, err := ParseBody([]byte(atMax)); err != nil || len(atMax) != MaxBody {
+	atMax := "0025e30..AA." + strings.Repeat("A", kpos.MaxBody-len(frame)) + ".AAA"
+	if _, err := kpos.ParseBody([]byte(atMax)); err != nil || len(atMax) != kpos.MaxBody {
 		t.Errorf("body of %d bytes: %v", len(atMax), err)
 	}
-	if _, err := ParseBody([]byte(atMax + "A")); err == nil || !strings.Contains(err.Error(), "exceeds") {
+	if _, err := kpos.ParseBody([]byte(atMax + "A")); err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Errorf("body of %d bytes: %v", len(atMax)+1, err)
 	}
 }
@@ -169,7 +171,7 @@ func TestParseBodyErrorsAreClear(t *testing.T) {
 		"0025" + strings.Replace(jwe, "..", ".AAAA.", 1): "encrypted key",
 		"0025" + jwe + "=": "padding",
 	} {
-		_, err := ParseBody([]byte(body))
+		_, err := kpos.ParseBody([]byte(body))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%.12q…: error %v, want it to mention %q", body, err, want)
 		}

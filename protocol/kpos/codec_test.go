@@ -1,4 +1,4 @@
-package kpos
+package kpos_test
 
 import (
 	"bytes"
@@ -6,6 +6,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/kioskd/kioskd/protocol/kpos"
+	"github.com/kioskd/kioskd/protocol/kpos/kpostest"
 )
 
 // sampleNotification is the 0025 sample of the docs with its fields where they
@@ -15,7 +18,7 @@ const sampleNotification = `{"msgVer":"1.0","billerType":"AM","callerDeviceType"
 	`"authIdResp":"484684","paymentScheme":"VS","maskedPAN":"443322XXX1234","htr":"","paymentMethod":"01"}`
 
 func TestSealOpen(t *testing.T) {
-	kiosk, finexus := testPeers(t)
+	kiosk, finexus := kpostest.Peers()
 	body, sig, err := finexus.Seal("0025", []byte(sampleNotification))
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +30,7 @@ func TestSealOpen(t *testing.T) {
 	if err != nil || mti != "0025" || string(pt) != sampleNotification {
 		t.Fatalf("Open: %q %q %v", mti, pt, err)
 	}
-	h, err := ReadHeader(string(body[4:]))
+	h, err := kpos.ReadHeader(string(body[4:]))
 	if err != nil || !h.EPK.Matches(finexus.Header.EPK) || h.Kid != "123" {
 		t.Fatalf("header %+v, %v", h, err)
 	}
@@ -60,7 +63,7 @@ func TestSealOpen(t *testing.T) {
 }
 
 func TestOpenErrorClasses(t *testing.T) {
-	kiosk, finexus := testPeers(t)
+	kiosk, finexus := kpostest.Peers()
 	body, sig, err := finexus.Seal("0025", []byte(sampleNotification))
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +71,7 @@ func TestOpenErrorClasses(t *testing.T) {
 	// signed re-signs a changed body with Finexus's key, so that the
 	// failure is the body's, not the signature's.
 	signed := func(b []byte) ([]byte, string) {
-		s, err := Sign(finexus.Ours, b)
+		s, err := kpos.Sign(finexus.Ours, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,18 +91,18 @@ func TestOpenErrorClasses(t *testing.T) {
 		sig  string
 		want error
 	}{
-		{"tampered body", tampered, sig, ErrSignature},
-		{"our own signature reflected back", ownMessage, ownSig, ErrSignature},
-		{"no signature", body, "", ErrSignature},
-		{"signature of another message", body, otherSig, ErrSignature},
-		{"trailing newline", append(bytes.Clone(body), '\n'), sig, ErrSignature},
-		{"signed, trailing newline", nil, "", ErrBody},
-		{"signed, bad MTI", nil, "", ErrBody},
-		{"signed, 4 parts", nil, "", ErrBody},
-		{"signed, empty", nil, "", ErrBody},
-		{"oversize", bytes.Repeat([]byte("A"), MaxBody+1), sig, ErrBody},
-		{"signed, other content key", otherKey, otherSig, ErrDecrypt},
-		{"signed, other alg", otherAlg, otherAlgSig, ErrDecrypt},
+		{"tampered body", tampered, sig, kpos.ErrSignature},
+		{"our own signature reflected back", ownMessage, ownSig, kpos.ErrSignature},
+		{"no signature", body, "", kpos.ErrSignature},
+		{"signature of another message", body, otherSig, kpos.ErrSignature},
+		{"trailing newline", append(bytes.Clone(body), '\n'), sig, kpos.ErrSignature},
+		{"signed, trailing newline", nil, "", kpos.ErrBody},
+		{"signed, bad MTI", nil, "", kpos.ErrBody},
+		{"signed, 4 parts", nil, "", kpos.ErrBody},
+		{"signed, empty", nil, "", kpos.ErrBody},
+		{"oversize", bytes.Repeat([]byte("A"), kpos.MaxBody+1), sig, kpos.ErrBody},
+		{"signed, other content key", otherKey, otherSig, kpos.ErrDecrypt},
+		{"signed, other alg", otherAlg, otherAlgSig, kpos.ErrDecrypt},
 	}
 	cases[5].body, cases[5].sig = signed(append(bytes.Clone(body), '\n'))
 	cases[6].body, cases[6].sig = signed(append([]byte("0X25"), body[4:]...))
@@ -111,7 +114,7 @@ func TestOpenErrorClasses(t *testing.T) {
 			t.Errorf("%s: opened as %q %q", c.name, mti, pt)
 			continue
 		}
-		for _, class := range []error{ErrSignature, ErrBody, ErrDecrypt} {
+		for _, class := range []error{kpos.ErrSignature, kpos.ErrBody, kpos.ErrDecrypt} {
 			if errors.Is(err, class) != (class == c.want) {
 				t.Errorf("%s: %v; errors.Is(%v) = %v", c.name, err, class, !(class == c.want))
 			}
@@ -119,24 +122,24 @@ func TestOpenErrorClasses(t *testing.T) {
 		if mti != "" || pt != nil {
 			t.Errorf("%s: returned %q %q with the error", c.name, mti, pt)
 		}
-		if strings.Contains(err.Error(), "resultCode") || strings.Contains(err.Error(), "A256KW") && c.want != ErrDecrypt {
+		if strings.Contains(err.Error(), "resultCode") || strings.Contains(err.Error(), "A256KW") && c.want != kpos.ErrDecrypt {
 			t.Errorf("%s: error leaks content: %v", c.name, err)
 		}
 	}
 }
 
 func TestKeysMisconfigured(t *testing.T) {
-	kiosk, finexus := testPeers(t)
+	kiosk, finexus := kpostest.Peers()
 	body, sig, _ := finexus.Seal("0025", []byte("{}"))
 
 	noTheirs := *kiosk
 	noTheirs.Theirs = nil
-	if _, _, err := noTheirs.Open(body, sig); err == nil || errors.Is(err, ErrSignature) {
+	if _, _, err := noTheirs.Open(body, sig); err == nil || errors.Is(err, kpos.ErrSignature) {
 		t.Errorf("no verification key: %v", err)
 	}
 	shortCEK := *kiosk
 	shortCEK.CEK = kiosk.CEK[:32]
-	if _, _, err := shortCEK.Open(body, sig); err == nil || errors.Is(err, ErrDecrypt) {
+	if _, _, err := shortCEK.Open(body, sig); err == nil || errors.Is(err, kpos.ErrDecrypt) {
 		t.Errorf("short content key: %v", err)
 	}
 	if _, _, err := shortCEK.Seal("0026", []byte("{}")); err == nil {
@@ -152,7 +155,7 @@ func TestKeysMisconfigured(t *testing.T) {
 			t.Errorf("sealed with MTI %q", mti)
 		}
 	}
-	if _, _, err := kiosk.Seal("0026", bytes.Repeat([]byte("a"), MaxBody)); err == nil {
+	if _, _, err := kiosk.Seal("0026", bytes.Repeat([]byte("a"), kpos.MaxBody)); err == nil {
 		t.Error("sealed an oversize body")
 	}
 	// A key in the error would be a leak; check the messages we make.

@@ -1,4 +1,4 @@
-package kpos
+package kpos_test
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/kioskd/kioskd/protocol/kpos"
 )
 
 // The tests in this file check the codec against an independent Finexus
@@ -72,7 +73,7 @@ func writePEM(t *testing.T, dir, name, typ string, der []byte) {
 // interopSetup makes fresh keys for both sides, writes Finexus's private
 // keys and our public keys where node reads them, and returns our Keys as
 // kioskd would load them from PEM.
-func interopSetup(t *testing.T) (dir string, kiosk *Keys, finexusECDH *ecdsa.PublicKey, epkKid string) {
+func interopSetup(t *testing.T) (dir string, kiosk *kpos.Keys, finexusECDH *ecdsa.PublicKey, epkKid string) {
 	t.Helper()
 	dir = t.TempDir()
 	kE, fE := genKey(t, elliptic.P256()), genKey(t, elliptic.P256())
@@ -105,19 +106,19 @@ func interopSetup(t *testing.T) (dir string, kiosk *Keys, finexusECDH *ecdsa.Pub
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := ParsePublicKeyPEM(b)
+		k, err := kpos.ParsePublicKeyPEM(b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return k
 	}
 	fEPub, fSPub := load("finexus-ecdh.pub.pem"), load("finexus-sign.pub.pem")
-	cek, err := DeriveKey(kE, fEPub, OtherInfoRaw)
+	cek, err := kpos.DeriveKey(kE, fEPub, kpos.OtherInfoRaw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kiosk = &Keys{CEK: cek, Ours: kS, Theirs: fSPub,
-		Header: Header{EPK: &kE.PublicKey, EPKKid: uuid.NewString(), Kid: "123"}}
+	kiosk = &kpos.Keys{CEK: cek, Ours: kS, Theirs: fSPub,
+		Header: kpos.Header{EPK: &kE.PublicKey, EPKKid: uuid.NewString(), Kid: "123"}}
 	return dir, kiosk, fEPub, epkKid
 }
 
@@ -133,7 +134,7 @@ func TestNodeInterop(t *testing.T) {
 		const n = 20
 		out := runNode(t, node, nil, "finexus", dir, strconv.Itoa(n))
 		sc := bufio.NewScanner(bytes.NewReader(out))
-		sc.Buffer(nil, 4*MaxBody)
+		sc.Buffer(nil, 4*kpos.MaxBody)
 		if !sc.Scan() {
 			t.Fatalf("no output: %q", out)
 		}
@@ -159,11 +160,11 @@ func TestNodeInterop(t *testing.T) {
 			// The signature also verifies un-encoded, as a lenient peer
 			// might send it.
 			raw, _ := url.QueryUnescape(m.Signature)
-			if err := Verify(kiosk.Theirs, []byte(m.Body), raw); err != nil {
+			if err := kpos.Verify(kiosk.Theirs, []byte(m.Body), raw); err != nil {
 				t.Fatalf("message %d: un-encoded signature: %v", count, err)
 			}
-			h, err := ReadHeader(m.Body[4:])
-			if err != nil || h.Alg != AlgDir || h.Enc != EncA256CBCHS || h.Kid != "123" ||
+			h, err := kpos.ReadHeader(m.Body[4:])
+			if err != nil || h.Alg != kpos.AlgDir || h.Enc != kpos.EncA256CBCHS || h.Kid != "123" ||
 				h.EPK == nil || h.EPK.Kid != epkKid || !h.EPK.Matches(finexusECDH) {
 				t.Fatalf("message %d: header %s (%v)", count, h.Raw, err)
 			}
@@ -250,7 +251,7 @@ func TestNodeInterop(t *testing.T) {
 				t.Fatalf("message %d: node: %s", i, line)
 			}
 			epk, _ := r.Header["epk"].(map[string]any)
-			if r.Header["alg"] != AlgDir || r.Header["enc"] != EncA256CBCHS || r.Header["kid"] != "123" ||
+			if r.Header["alg"] != kpos.AlgDir || r.Header["enc"] != kpos.EncA256CBCHS || r.Header["kid"] != "123" ||
 				epk == nil || epk["kid"] != kiosk.Header.EPKKid {
 				t.Fatalf("message %d: node read header %v", i, r.Header)
 			}

@@ -1,4 +1,4 @@
-package kpos
+package kpos_test
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kioskd/kioskd/protocol/kpos"
+	"github.com/kioskd/kioskd/protocol/kpos/kpostest"
+
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -23,7 +26,7 @@ var b64 = base64.RawURLEncoding
 
 func randomCEK(t testing.TB) []byte {
 	t.Helper()
-	k := make([]byte, CEKSize)
+	k := make([]byte, kpos.CEKSize)
 	if _, err := rand.Read(k); err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +66,14 @@ const stdHeader = `{"alg":"dir","enc":"A256CBC-HS512"}`
 func TestEncryptDecryptRoundTrip(t *testing.T) {
 	cek := randomCEK(t)
 	epk := genKey(t, elliptic.P256())
-	for _, h := range []Header{{}, {Kid: "123"}, {EPK: &epk.PublicKey, EPKKid: "k", Kid: "123"}} {
+	for _, h := range []kpos.Header{{}, {Kid: "123"}, {EPK: &epk.PublicKey, EPKKid: "k", Kid: "123"}} {
 		for _, n := range []int{0, 1, 15, 16, 17, 1000} {
 			pt := bytes.Repeat([]byte{'a'}, n)
-			jwe, err := Encrypt(cek, pt, h)
+			jwe, err := kpos.Encrypt(cek, pt, h)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Decrypt(cek, jwe)
+			got, err := kpos.Decrypt(cek, jwe)
 			if err != nil || !bytes.Equal(got, pt) {
 				t.Fatalf("len %d: %q, %v", n, got, err)
 			}
@@ -80,8 +83,8 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 		}
 	}
 	// The same plaintext twice gives two ciphertexts: the IV is random.
-	a, _ := Encrypt(cek, []byte("x"), Header{})
-	b, _ := Encrypt(cek, []byte("x"), Header{})
+	a, _ := kpos.Encrypt(cek, []byte("x"), kpos.Header{})
+	b, _ := kpos.Encrypt(cek, []byte("x"), kpos.Header{})
 	if a == b {
 		t.Fatal("two encryptions are identical")
 	}
@@ -92,11 +95,11 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 func TestDecryptIndependent(t *testing.T) {
 	cek := randomCEK(t)
 	pt := []byte(`{"resultCode":"00000"}`)
-	got, err := Decrypt(cek, sealRaw(t, cek, stdHeader, pt))
+	got, err := kpos.Decrypt(cek, sealRaw(t, cek, stdHeader, pt))
 	if err != nil || !bytes.Equal(got, pt) {
 		t.Fatalf("hand-sealed JWE: %q, %v", got, err)
 	}
-	jwe, err := Encrypt(cek, pt, Header{Kid: "1"})
+	jwe, err := kpos.Encrypt(cek, pt, kpos.Header{Kid: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +131,8 @@ func openRaw(t *testing.T, cek []byte, jwe string) []byte {
 
 func TestEncryptHeaderShape(t *testing.T) {
 	cek := randomCEK(t)
-	kE := mustPriv(t, kioskECDHPEM)
-	jwe, err := Encrypt(cek, []byte("{}"), Header{EPK: &kE.PublicKey, EPKKid: testEPKKid, Kid: "123"})
+	kE := kpostest.MustPrivateKey(kpostest.KioskECDHPEM)
+	jwe, err := kpos.Encrypt(cek, []byte("{}"), kpos.Header{EPK: &kE.PublicKey, EPKKid: kpostest.KioskEPKKid, Kid: "123"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +144,10 @@ func TestEncryptHeaderShape(t *testing.T) {
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatal(err)
 	}
-	// The coordinates of kioskECDHPEM, read off its DER with openssl.
+	// The coordinates of kpostest.KioskECDHPEM, read off its DER with openssl.
 	want := map[string]any{
 		"epk": map[string]any{
-			"kty": "EC", "crv": "P-256", "kid": testEPKKid,
+			"kty": "EC", "crv": "P-256", "kid": kpostest.KioskEPKKid,
 			"x": "GqN2KkQy3dFQNnqiWpAF8uE6n92fS29k3KIASjaDOH0",
 			"y": "6872cJ8RrQqA6BzzEx_NMPvy5y-oyacJlLXHcMG9eTk",
 		},
@@ -154,30 +157,30 @@ func TestEncryptHeaderShape(t *testing.T) {
 		t.Fatalf("header\n%s\nwant the shape of\n%v", raw, want)
 	}
 	// Inside epk, the sample's member order.
-	if !bytes.Contains(raw, []byte(`{"kty":"EC","crv":"P-256","kid":"`+testEPKKid+`","x":"`)) {
+	if !bytes.Contains(raw, []byte(`{"kty":"EC","crv":"P-256","kid":"`+kpostest.KioskEPKKid+`","x":"`)) {
 		t.Errorf("epk members out of the samples' order: %s", raw)
 	}
 
-	h, err := ReadHeader(jwe)
+	h, err := kpos.ReadHeader(jwe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Alg != "dir" || h.Enc != "A256CBC-HS512" || h.Kid != "123" || h.EPK == nil || h.EPK.Kid != testEPKKid {
+	if h.Alg != "dir" || h.Enc != "A256CBC-HS512" || h.Kid != "123" || h.EPK == nil || h.EPK.Kid != kpostest.KioskEPKKid {
 		t.Fatalf("ReadHeader: %+v", h)
 	}
-	if !h.EPK.Matches(&kE.PublicKey) || h.EPK.Matches(&mustPriv(t, finexusECDHPEM).PublicKey) {
+	if !h.EPK.Matches(&kE.PublicKey) || h.EPK.Matches(&kpostest.MustPrivateKey(kpostest.FinexusECDHPEM).PublicKey) {
 		t.Fatal("JWK.Matches is wrong")
 	}
 
 	// Without EPK or kids, those members are absent rather than empty.
-	jwe, _ = Encrypt(cek, []byte("{}"), Header{})
+	jwe, _ = kpos.Encrypt(cek, []byte("{}"), kpos.Header{})
 	raw, _ = b64.DecodeString(strings.Split(jwe, ".")[0])
 	got = nil
 	_ = json.Unmarshal(raw, &got)
 	if !reflect.DeepEqual(got, map[string]any{"enc": "A256CBC-HS512", "alg": "dir"}) {
 		t.Fatalf("bare header: %s", raw)
 	}
-	jwe, _ = Encrypt(cek, []byte("{}"), Header{EPK: &kE.PublicKey})
+	jwe, _ = kpos.Encrypt(cek, []byte("{}"), kpos.Header{EPK: &kE.PublicKey})
 	raw, _ = b64.DecodeString(strings.Split(jwe, ".")[0])
 	if bytes.Contains(raw, []byte(`"kid"`)) {
 		t.Fatalf("empty kids were written: %s", raw)
@@ -185,10 +188,10 @@ func TestEncryptHeaderShape(t *testing.T) {
 }
 
 func TestEncryptRefuses(t *testing.T) {
-	if _, err := Encrypt(make([]byte, 32), nil, Header{}); err == nil {
+	if _, err := kpos.Encrypt(make([]byte, 32), nil, kpos.Header{}); err == nil {
 		t.Error("32-byte key accepted")
 	}
-	if _, err := Encrypt(randomCEK(t), nil, Header{EPK: &genKey(t, elliptic.P256()).PublicKey}); err != nil {
+	if _, err := kpos.Encrypt(randomCEK(t), nil, kpos.Header{EPK: &genKey(t, elliptic.P256()).PublicKey}); err != nil {
 		t.Error(err)
 	}
 }
@@ -196,7 +199,7 @@ func TestEncryptRefuses(t *testing.T) {
 func TestDecryptRefuses(t *testing.T) {
 	cek := randomCEK(t)
 	pt := []byte(`{"mrn":"1"}`)
-	good, err := Encrypt(cek, pt, Header{Kid: "123"})
+	good, err := kpos.Encrypt(cek, pt, kpos.Header{Kid: "123"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,25 +268,25 @@ func TestDecryptRefuses(t *testing.T) {
 		"JWS":                        "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
 	}
 	for name, jwe := range cases {
-		got, err := Decrypt(cek, jwe)
+		got, err := kpos.Decrypt(cek, jwe)
 		if err == nil {
 			t.Errorf("%s: accepted, plaintext %q", name, got)
 			continue
 		}
-		if !errors.Is(err, ErrDecrypt) || !strings.HasPrefix(err.Error(), "kpos: ") {
+		if !errors.Is(err, kpos.ErrDecrypt) || !strings.HasPrefix(err.Error(), "kpos: ") {
 			t.Errorf("%s: error %q is not a kpos ErrDecrypt", name, err)
 		}
 	}
 
 	// The right JWE under the wrong key, and a key of the wrong size.
-	if _, err := Decrypt(randomCEK(t), good); !errors.Is(err, ErrDecrypt) {
+	if _, err := kpos.Decrypt(randomCEK(t), good); !errors.Is(err, kpos.ErrDecrypt) {
 		t.Errorf("wrong key: %v", err)
 	}
-	if _, err := Decrypt(cek[:32], good); !errors.Is(err, ErrDecrypt) {
+	if _, err := kpos.Decrypt(cek[:32], good); !errors.Is(err, kpos.ErrDecrypt) {
 		t.Errorf("short key: %v", err)
 	}
 	// The control: the untouched JWE opens.
-	if _, err := Decrypt(cek, good); err != nil {
+	if _, err := kpos.Decrypt(cek, good); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -294,7 +297,7 @@ func TestDecryptIgnoresEPK(t *testing.T) {
 	cek := randomCEK(t)
 	pt := []byte(`{"ok":true}`)
 	stranger := genKey(t, elliptic.P256())
-	j, _ := NewJWK(&stranger.PublicKey, "x")
+	j, _ := kpos.NewJWK(&stranger.PublicKey, "x")
 	jj, _ := json.Marshal(j)
 	for _, extra := range []string{
 		`"epk":` + string(jj) + `,"kid":"123"`,
@@ -306,7 +309,7 @@ func TestDecryptIgnoresEPK(t *testing.T) {
 		`"ALG":"A256KW","ENC":"A128GCM"`, // member names are case-sensitive
 	} {
 		jwe := sealRaw(t, cek, `{`+extra+`,"enc":"A256CBC-HS512","alg":"dir"}`, pt)
-		got, err := Decrypt(cek, jwe)
+		got, err := kpos.Decrypt(cek, jwe)
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Errorf("header with %s: %q, %v", extra, got, err)
 		}
@@ -315,11 +318,11 @@ func TestDecryptIgnoresEPK(t *testing.T) {
 
 func TestReadHeaderRefuses(t *testing.T) {
 	for _, h := range []string{`{"kid":5}`, `{"epk":"x"}`, `{"epk":{"x":1}}`, `[]`, `{"a":1,"a":2}`} {
-		if _, err := ReadHeader(b64.EncodeToString([]byte(h)) + "..a.b.c"); err == nil {
+		if _, err := kpos.ReadHeader(b64.EncodeToString([]byte(h)) + "..a.b.c"); err == nil {
 			t.Errorf("ReadHeader accepted %s", h)
 		}
 	}
-	if _, err := ReadHeader("not*base64"); err == nil {
+	if _, err := kpos.ReadHeader("not*base64"); err == nil {
 		t.Error("ReadHeader accepted bad base64")
 	}
 }

@@ -1,4 +1,4 @@
-package kpos
+package kpos_test
 
 import (
 	"bytes"
@@ -13,9 +13,12 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/kioskd/kioskd/protocol/kpos"
+	"github.com/kioskd/kioskd/protocol/kpos/kpostest"
 )
 
-// Pinned once from the fixed keys in testkeys_test.go and cross-checked
+// Pinned once from the fixed keys in kpostest and cross-checked
 // outside Go: `openssl pkeyutl -derive` for Z, then sha256sum over
 // counter||Z||otherInfo for each of the two rounds.
 const (
@@ -26,9 +29,9 @@ const (
 
 // The two "other info" layouts spelled out byte by byte rather than built
 // the way keys.go builds them.
-var handOtherInfo = map[OtherInfo][]byte{
-	OtherInfoRaw: {'1', '.', '0'},
-	OtherInfoJOSE: []byte("\x00\x00\x00\x0d" + "A256CBC-HS512" + // AlgorithmID
+var handOtherInfo = map[kpos.OtherInfo][]byte{
+	kpos.OtherInfoRaw: {'1', '.', '0'},
+	kpos.OtherInfoJOSE: []byte("\x00\x00\x00\x0d" + "A256CBC-HS512" + // AlgorithmID
 		"\x00\x00\x00\x00" + // PartyUInfo: empty
 		"\x00\x00\x00\x03" + "1.0" + // PartyVInfo
 		"\x00\x00\x02\x00"), // SuppPubInfo: 512 bits
@@ -43,7 +46,7 @@ func handKDF(z, other []byte) []byte {
 }
 
 func TestDeriveKeyPinned(t *testing.T) {
-	kE, fE := mustPriv(t, kioskECDHPEM), mustPriv(t, finexusECDHPEM)
+	kE, fE := kpostest.MustPrivateKey(kpostest.KioskECDHPEM), kpostest.MustPrivateKey(kpostest.FinexusECDHPEM)
 	z, err := mustECDH(t, kE).ECDH(mustECDHPub(t, &fE.PublicKey))
 	if err != nil {
 		t.Fatal(err)
@@ -51,12 +54,12 @@ func TestDeriveKeyPinned(t *testing.T) {
 	if hex.EncodeToString(z) != pinnedZ {
 		t.Fatalf("Z = %x, want %s", z, pinnedZ)
 	}
-	for info, want := range map[OtherInfo]string{OtherInfoRaw: pinnedCEKRaw, OtherInfoJOSE: pinnedCEKJOSE} {
+	for info, want := range map[kpos.OtherInfo]string{kpos.OtherInfoRaw: pinnedCEKRaw, kpos.OtherInfoJOSE: pinnedCEKJOSE} {
 		if got := hex.EncodeToString(handKDF(z, handOtherInfo[info])); got != want {
 			t.Fatalf("%v: hand KDF = %s, pinned %s", info, got, want)
 		}
 		for _, pair := range [][2]*ecdsa.PrivateKey{{kE, fE}, {fE, kE}} {
-			k, err := DeriveKey(pair[0], &pair[1].PublicKey, info)
+			k, err := kpos.DeriveKey(pair[0], &pair[1].PublicKey, info)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,25 +77,25 @@ func TestDeriveKeyIndependent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, info := range []OtherInfo{OtherInfoRaw, OtherInfoJOSE} {
+		for _, info := range []kpos.OtherInfo{kpos.OtherInfoRaw, kpos.OtherInfoJOSE} {
 			want := handKDF(z, handOtherInfo[info])
-			ab, err := DeriveKey(a, &b.PublicKey, info)
+			ab, err := kpos.DeriveKey(a, &b.PublicKey, info)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ba, err := DeriveKey(b, &a.PublicKey, info)
+			ba, err := kpos.DeriveKey(b, &a.PublicKey, info)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(ab, want) || !bytes.Equal(ba, want) {
 				t.Fatalf("round %d %v: ours/theirs %x, theirs/ours %x, by hand %x", i, info, ab, ba, want)
 			}
-			if len(ab) != CEKSize {
+			if len(ab) != kpos.CEKSize {
 				t.Fatalf("key of %d bytes", len(ab))
 			}
 		}
-		raw, _ := DeriveKey(a, &b.PublicKey, OtherInfoRaw)
-		jose, _ := DeriveKey(a, &b.PublicKey, OtherInfoJOSE)
+		raw, _ := kpos.DeriveKey(a, &b.PublicKey, kpos.OtherInfoRaw)
+		jose, _ := kpos.DeriveKey(a, &b.PublicKey, kpos.OtherInfoJOSE)
 		if bytes.Equal(raw, jose) {
 			t.Fatal("both other-info layouts give the same key")
 		}
@@ -107,16 +110,16 @@ func TestDeriveKeyRefuses(t *testing.T) {
 		name   string
 		ours   *ecdsa.PrivateKey
 		theirs *ecdsa.PublicKey
-		info   OtherInfo
+		info   kpos.OtherInfo
 	}{
-		{"nil ours", nil, &p256.PublicKey, OtherInfoRaw},
-		{"nil theirs", p256, nil, OtherInfoRaw},
-		{"ours P-521", p521, &p256.PublicKey, OtherInfoRaw},
-		{"theirs P-384", p256, &p384.PublicKey, OtherInfoRaw},
-		{"unknown other info", p256, &p256.PublicKey, OtherInfo(7)},
+		{"nil ours", nil, &p256.PublicKey, kpos.OtherInfoRaw},
+		{"nil theirs", p256, nil, kpos.OtherInfoRaw},
+		{"ours P-521", p521, &p256.PublicKey, kpos.OtherInfoRaw},
+		{"theirs P-384", p256, &p384.PublicKey, kpos.OtherInfoRaw},
+		{"unknown other info", p256, &p256.PublicKey, kpos.OtherInfo(7)},
 	}
 	for _, c := range cases {
-		if k, err := DeriveKey(c.ours, c.theirs, c.info); err == nil || k != nil {
+		if k, err := kpos.DeriveKey(c.ours, c.theirs, c.info); err == nil || k != nil {
 			t.Errorf("%s: accepted", c.name)
 		} else if !strings.HasPrefix(err.Error(), "kpos: ") {
 			t.Errorf("%s: error %q lacks the kpos prefix", c.name, err)
@@ -125,12 +128,12 @@ func TestDeriveKeyRefuses(t *testing.T) {
 }
 
 func TestParseOtherInfo(t *testing.T) {
-	for in, want := range map[string]OtherInfo{"": OtherInfoRaw, "raw": OtherInfoRaw, " JOSE ": OtherInfoJOSE, "jwa": OtherInfoJOSE} {
-		if got, err := ParseOtherInfo(in); err != nil || got != want {
+	for in, want := range map[string]kpos.OtherInfo{"": kpos.OtherInfoRaw, "raw": kpos.OtherInfoRaw, " JOSE ": kpos.OtherInfoJOSE, "jwa": kpos.OtherInfoJOSE} {
+		if got, err := kpos.ParseOtherInfo(in); err != nil || got != want {
 			t.Errorf("ParseOtherInfo(%q) = %v, %v", in, got, err)
 		}
 	}
-	if _, err := ParseOtherInfo("1.0"); err == nil {
+	if _, err := kpos.ParseOtherInfo("1.0"); err == nil {
 		t.Error("accepted 1.0")
 	}
 }
@@ -152,7 +155,7 @@ func TestParsePrivateKeyPEM(t *testing.T) {
 			"PKCS#8":              pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
 			"openssl ecparam out": append(params, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})...),
 		} {
-			got, err := ParsePrivateKeyPEM(text)
+			got, err := kpos.ParsePrivateKeyPEM(text)
 			if err != nil {
 				t.Fatalf("%s %s: %v", c.Params().Name, name, err)
 			}
@@ -183,7 +186,7 @@ func TestParsePrivateKeyPEM(t *testing.T) {
 			Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-128-CBC,00"}}),
 		"garbage DER": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte{0x30, 0x03, 1, 2, 3}}),
 	} {
-		if _, err := ParsePrivateKeyPEM(text); err == nil {
+		if _, err := kpos.ParsePrivateKeyPEM(text); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if !strings.HasPrefix(err.Error(), "kpos: ") {
 			t.Errorf("%s: error %q lacks the kpos prefix", name, err)
@@ -195,7 +198,7 @@ func TestParsePublicKeyPEM(t *testing.T) {
 	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
 		k := genKey(t, c)
 		der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-		got, err := ParsePublicKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		got, err := kpos.ParsePublicKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 		if err != nil || !got.Equal(&k.PublicKey) {
 			t.Fatalf("%s: %v", c.Params().Name, err)
 		}
@@ -210,14 +213,14 @@ func TestParsePublicKeyPEM(t *testing.T) {
 		"X25519":      pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: xder}),
 		"garbage":     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("nope")}),
 	} {
-		if _, err := ParsePublicKeyPEM(text); err == nil {
+		if _, err := kpos.ParsePublicKeyPEM(text); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 }
 
 func TestParseRawKey(t *testing.T) {
-	key := make([]byte, CEKSize)
+	key := make([]byte, kpos.CEKSize)
 	for i := range key {
 		key[i] = byte(0xfb - i) // high bytes give '+' '/' in base64
 	}
@@ -230,7 +233,7 @@ func TestParseRawKey(t *testing.T) {
 		base64.RawURLEncoding.EncodeToString(key),
 		"  " + base64.StdEncoding.EncodeToString(key) + "\n",
 	} {
-		got, err := ParseRawKey(s)
+		got, err := kpos.ParseRawKey(s)
 		if err != nil || !bytes.Equal(got, key) {
 			t.Errorf("ParseRawKey(%q) = %x, %v", s, got, err)
 		}
@@ -246,7 +249,7 @@ func TestParseRawKey(t *testing.T) {
 		"!!" + secret,
 		secret,
 	} {
-		_, err := ParseRawKey(s)
+		_, err := kpos.ParseRawKey(s)
 		if err == nil {
 			t.Errorf("ParseRawKey(%q) accepted", s)
 			continue
@@ -273,4 +276,14 @@ func mustECDHPub(t *testing.T, k *ecdsa.PublicKey) *ecdh.PublicKey {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// genKey makes a fresh key, for tests that need any key of a curve.
+func genKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(c, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

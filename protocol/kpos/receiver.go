@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -147,20 +146,4 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return strings.ToValidUTF8(s, "?")
-}
-
-// ReplyCode opens a signed 0026 answer (for the fake host and tests).
-func (k *Keys) ReplyCode(body []byte, signature string) (string, error) {
-	mti, plain, err := k.Open(body, signature)
-	if err != nil {
-		return "", err
-	}
-	if mti != MTINotificationOK {
-		return "", fmt.Errorf("%w: answer has MTI %s", ErrInvalid, mti)
-	}
-	var r Reply
-	if err := json.Unmarshal(plain, &r); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return r.ResultCode, nil
 }

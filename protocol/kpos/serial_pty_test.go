@@ -3,6 +3,7 @@
 package kpos
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -12,42 +13,6 @@ import (
 
 	"github.com/kioskd/kioskd/device/serial"
 )
-
-// kioskSerial is the kiosk's side of the cable as the service will run it:
-// frames in, 0026 out, notifications handed on. It returns when the port
-// is closed.
-func kioskSerial(port serial.Port, refusals SerialRefusals, notes chan<- SerialNotification) error {
-	fr := NewFrameReader(port, 0)
-	answer := func(code string) error {
-		_, err := port.Write(AppendFrame(nil, AppendResponseData(nil, code)))
-		return err
-	}
-	for {
-		data, err := fr.Next()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			continue // a quiet line
-		}
-		if errors.Is(err, os.ErrClosed) || err == io.EOF {
-			return nil
-		}
-		var n SerialNotification
-		if err == nil {
-			n, err = ParseSerialNotification(data)
-		}
-		if err != nil {
-			if code, ok := refusals.Code(err); ok {
-				if err := answer(code); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		notes <- n
-		if err := answer("00000"); err != nil {
-			return err
-		}
-	}
-}
 
 func TestSerialOverPTY(t *testing.T) {
 	master, path, err := serial.OpenPTY()
@@ -63,9 +28,30 @@ func TestSerialOverPTY(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The kiosk's side as the service runs it: the SerialReceiver on a
+	// real serial.Port, handing notifications on before it answers.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	notes := make(chan SerialNotification, 4)
-	done := make(chan error, 1)
-	go func() { done <- kioskSerial(port, DefaultSerialRefusals, notes) }()
+	opened := false
+	recv := NewSerialReceiver(SerialReceiverConfig{
+		Open: func() (io.ReadWriteCloser, error) {
+			if opened { // once only: the pty's other end is the test's
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			opened = true
+			return port, nil
+		},
+	}, func(_ context.Context, n SerialNotification, _ []byte) (string, error) {
+		notes <- n
+		return ResultSuccess, nil
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		recv.Run(ctx)
+	}()
 
 	// The fake KPOS: writes frames on the master, reads the answers back.
 	replies := NewFrameReader(master, 0)
@@ -129,15 +115,11 @@ func TestSerialOverPTY(t *testing.T) {
 	expectReply("00000")
 	expectNote(n2)
 
-	if err := port.Close(); err != nil {
-		t.Fatal(err)
-	}
+	cancel()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
+	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("kiosk side still running 5s after Close")
+		t.Fatal("kiosk side still running 5s after cancel")
 	}
+	expectNoReceiverGoroutines(t)
 }

@@ -1,4 +1,4 @@
-package kpos
+package kpos_test
 
 import (
 	"crypto/ecdsa"
@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/kioskd/kioskd/protocol/kpos"
 )
 
 var sigBody = []byte("001XeyJlcGsiOnsia3R5IjoiRUMifQ..UIzHIjrFX8fPX91SEUzZpA.9hmt.Q3Ys")
@@ -20,14 +22,14 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	for _, c := range []elliptic.Curve{elliptic.P521(), elliptic.P256(), elliptic.P384()} {
 		k := genKey(t, c)
 		for range 10 {
-			sig, err := Sign(k, sigBody)
+			sig, err := kpos.Sign(k, sigBody)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if strings.ContainsAny(sig, "+/= ") {
 				t.Fatalf("%s: signature not URL-encoded: %s", c.Params().Name, sig)
 			}
-			if err := Verify(&k.PublicKey, sigBody, sig); err != nil {
+			if err := kpos.Verify(&k.PublicKey, sigBody, sig); err != nil {
 				t.Fatalf("%s: %v", c.Params().Name, err)
 			}
 			// What Sign wrote is DER in standard base64, URL-encoded.
@@ -93,7 +95,7 @@ func TestVerifyEncodings(t *testing.T) {
 			"raw r||s, un-encoded":      base64.StdEncoding.EncodeToString(raw),
 		}
 		for name, v := range forms {
-			if err := Verify(&k.PublicKey, sigBody, v); err != nil {
+			if err := kpos.Verify(&k.PublicKey, sigBody, v); err != nil {
 				t.Errorf("%s %s (%s): %v", c.Params().Name, name, v, err)
 			}
 		}
@@ -117,14 +119,14 @@ func TestVerifyRefuses(t *testing.T) {
 	k := genKey(t, elliptic.P521())
 	other := genKey(t, elliptic.P521())
 	p256 := genKey(t, elliptic.P256())
-	sig, err := Sign(k, sigBody)
+	sig, err := kpos.Sign(k, sigBody)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tampered := append([]byte(nil), sigBody...)
 	tampered[len(tampered)-1] ^= 1
 	der, _ := signWithPlusAndSlash(t, k, sigBody)
-	otherSig, err := Sign(k, tampered)
+	otherSig, err := kpos.Sign(k, tampered)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,16 +156,16 @@ func TestVerifyRefuses(t *testing.T) {
 		{"zero r||s", &k.PublicKey, sigBody, base64.StdEncoding.EncodeToString(make([]byte, 132))},
 	}
 	for _, c := range cases {
-		err := Verify(c.pub, c.body, c.sig)
+		err := kpos.Verify(c.pub, c.body, c.sig)
 		if err == nil {
 			t.Errorf("%s: verified", c.name)
 			continue
 		}
-		if !errors.Is(err, ErrSignature) || !strings.HasPrefix(err.Error(), "kpos: ") {
+		if !errors.Is(err, kpos.ErrSignature) || !strings.HasPrefix(err.Error(), "kpos: ") {
 			t.Errorf("%s: error %q is not a kpos ErrSignature", c.name, err)
 		}
 	}
-	if _, err := Sign(nil, sigBody); err == nil {
+	if _, err := kpos.Sign(nil, sigBody); err == nil {
 		t.Error("Sign without a key")
 	}
 }

@@ -110,30 +110,55 @@ func (c *Codec) Canonical() []byte { return c.canon }
 // should have carried.
 func (c *Codec) ExpectedSignature() string { return hex.EncodeToString(c.sum[:]) }
 
+// AppendSignature appends the signature of a payload object: the hex
+// HMAC-SHA256 of its canonical form. A peer that writes the payload its
+// own way (another key order, Python's spacing), as the POS simulator
+// does, puts this beside it. Seal and the Append* builders sign through
+// the same appendSig, so there is one way a signature is made.
+func (c *Codec) AppendSignature(dst, payload []byte) ([]byte, error) {
+	if err := c.canonicalise(payload); err != nil {
+		return dst, fmt.Errorf("mobypay: sign: %w", err)
+	}
+	return c.appendSig(dst), nil
+}
+
 // Seal appends a signed envelope for an arbitrary JSON payload object,
-// followed by '\n'. It serves tools and the POS simulator; the kiosk's own
-// messages are built by the Append* methods without a parse.
+// followed by '\n'; the payload goes out in canonical form. It serves
+// tools and tests; the kiosk's own messages are built by the Append*
+// methods without a parse.
 func (c *Codec) Seal(dst, payload []byte) ([]byte, error) {
-	c.root = -1 // the parse below replaces the tree Decode would read
-	root, err := c.p.Parse(payload)
-	if err != nil {
-		return dst, fmt.Errorf("mobypay: seal: %w", err)
-	}
-	if c.p.nodes[root].kind != kObject {
-		return dst, errors.New("mobypay: seal: payload is not a JSON object")
-	}
-	if c.canon, err = c.p.AppendCanonical(c.canon[:0], root); err != nil {
+	if err := c.canonicalise(payload); err != nil {
 		return dst, fmt.Errorf("mobypay: seal: %w", err)
 	}
 	return c.envelope(dst), nil
 }
 
+// canonicalise parses payload, which must be a JSON object, and leaves its
+// canonical form in c.canon.
+func (c *Codec) canonicalise(payload []byte) error {
+	c.root = -1 // the parse below replaces the tree Decode would read
+	root, err := c.p.Parse(payload)
+	if err != nil {
+		return err
+	}
+	if c.p.nodes[root].kind != kObject {
+		return errors.New("payload is not a JSON object")
+	}
+	c.canon, err = c.p.AppendCanonical(c.canon[:0], root)
+	return err
+}
+
 // envelope appends {"payload":<canon>,"signature":"<hex>"} and a newline.
 func (c *Codec) envelope(dst []byte) []byte {
-	sum := c.macOf(c.canon)
 	dst = append(dst, `{"payload":`...)
 	dst = append(dst, c.canon...)
 	dst = append(dst, `,"signature":"`...)
-	dst = hex.AppendEncode(dst, sum)
+	dst = c.appendSig(dst)
 	return append(dst, '"', '}', '\n')
+}
+
+// appendSig appends the hex HMAC of c.canon. Every signature the package
+// writes is made here; Open checks against the same macOf.
+func (c *Codec) appendSig(dst []byte) []byte {
+	return hex.AppendEncode(dst, c.macOf(c.canon))
 }

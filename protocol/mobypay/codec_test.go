@@ -122,6 +122,33 @@ func TestTampering(t *testing.T) {
 	}
 }
 
+// TestAppendSignature: the signature a peer puts beside a payload it wrote
+// its own way is the one Seal puts beside the canonical form, and Open
+// takes the peer's envelope as it is.
+func TestAppendSignature(t *testing.T) {
+	c := NewCodec([]byte("k"))
+	wire := `{"type": "ack", "txn_id": "TXN1", "status": "processing", "amount": 2.50}`
+	sig, err := c.AppendSignature(nil, []byte(wire))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := c.Seal(nil, []byte(wire))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"signature":"` + string(sig) + `"}` + "\n"; !strings.HasSuffix(string(sealed), want) {
+		t.Errorf("Seal signed differently:\n%s\nwant suffix %s", sealed, want)
+	}
+	if err := c.Open([]byte(`{"payload": ` + wire + `, "signature": "` + string(sig) + `"}`)); err != nil {
+		t.Errorf("peer envelope: %v", err)
+	}
+	for _, bad := range []string{`[1]`, `{"a":`} {
+		if _, err := c.AppendSignature(nil, []byte(bad)); err == nil {
+			t.Errorf("AppendSignature(%s) accepted", bad)
+		}
+	}
+}
+
 func TestDecodeResultAndPlans(t *testing.T) {
 	c := NewCodec([]byte("k"))
 	payload := `{"type":"transaction_result","txn_id":"TXN1","status":"ipp_plans","pos_id":"POS\u0030\u00e9","amount":100.0,"timestamp":"1757492763490","nonce":"K6LQ","future_field":{"x":[1,2]},

@@ -13,9 +13,11 @@ import (
 	"time"
 )
 
-// The server tests use real loopback TCP: the POS simulator, or raw
-// clients for what no POS app would send. They synchronise on the
-// handler's and the simulator's events, never on sleeps.
+// The server tests use real loopback TCP and raw clients, for what no POS
+// app would send as much as for what it does. They synchronise on the
+// handler's events, never on sleeps. The server against the POS simulator,
+// behaviour by behaviour, is tested in package possim: mobypay cannot
+// import its own simulator.
 
 var srvSecret = []byte("server-test-secret")
 
@@ -71,43 +73,6 @@ func startServer(t *testing.T, cfg ServerConfig) (*Server, *recHandler) {
 	return srv, rec
 }
 
-// startSim runs a simulator against srv until the test ends and returns
-// its events.
-func startSim(t *testing.T, cfg SimConfig) <-chan SimEvent {
-	t.Helper()
-	ctx := t.Context()
-	if cfg.Secret == nil {
-		cfg.Secret = srvSecret
-	}
-	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	}
-	events := make(chan SimEvent, 256)
-	cfg.OnEvent = func(e SimEvent) {
-		select {
-		case events <- e:
-		case <-ctx.Done():
-		}
-	}
-	sim, err := NewSim(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx) }()
-	t.Cleanup(func() {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(srvWait):
-			t.Errorf("Run did not return")
-		}
-	})
-	return events
-}
-
 func await[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
@@ -117,26 +82,6 @@ func await[T any](t *testing.T, ch <-chan T, what string) T {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 	panic("unreachable")
-}
-
-// awaitSim skips simulator events until one matches.
-func awaitSim(t *testing.T, ch <-chan SimEvent, what string, match func(SimEvent) bool) SimEvent {
-	t.Helper()
-	deadline := time.After(srvWait)
-	for {
-		select {
-		case e := <-ch:
-			if match(e) {
-				return e
-			}
-		case <-deadline:
-			t.Fatalf("timed out waiting for simulator event: %s", what)
-		}
-	}
-}
-
-func simKind(k SimEventKind) func(SimEvent) bool {
-	return func(e SimEvent) bool { return e.Kind == k }
 }
 
 // expectNothing fails if anything is queued on ch now. It is only used
@@ -200,328 +145,6 @@ func (k *kiosk) request(txn string, sen int64, mode string) {
 		k.t.Fatal(err)
 	}
 	k.send(f)
-}
-
-func (k *kiosk) selectPlan(txn, plan string) {
-	k.t.Helper()
-	k.send(k.codec.AppendPlanSelection(nil, k.header(txn), plan))
-}
-
-func (k *kiosk) cancel(txn string) {
-	k.t.Helper()
-	k.send(k.codec.AppendCancel(nil, k.header(txn)))
-}
-
-// connected starts a server and a simulator and waits for the link.
-func connected(t *testing.T, behaviour string, scfg ServerConfig) (*Server, *recHandler, <-chan SimEvent, *kiosk) {
-	t.Helper()
-	srv, rec := startServer(t, scfg)
-	ev := startSim(t, SimConfig{Addr: srv.Addr().String(), Behaviour: behaviour, Delay: 20 * time.Millisecond})
-	awaitState(t, rec, Connected)
-	awaitSim(t, ev, "connected", simKind(SimConnected))
-	return srv, rec, ev, newKiosk(t, srv, srvSecret)
-}
-
-func checkSuccess(t *testing.T, m Message, status string, sen int64) {
-	t.Helper()
-	if !m.IsSuccess() || m.Status != status {
-		t.Fatalf("not a %s result: %s", status, m.Payload)
-	}
-	if got, ok := m.AmountSen(); !ok || got != sen {
-		t.Errorf("amount %v, want %d sen", m.Amount, sen)
-	}
-	if len(m.TransactionID) != 6 || strings.Trim(m.TransactionID, "0123456789") != "" {
-		t.Errorf("transaction_id %q, want 6 digits", m.TransactionID)
-	}
-	if m.PosID != "POS001" || m.Nonce == "" || m.Timestamp == "" {
-		t.Errorf("header fields missing: %s", m.Payload)
-	}
-}
-
-func TestServerSimBehaviours(t *testing.T) {
-	const txn = "TXN1757492341554"
-	cases := []struct {
-		behaviour, mode string
-		check           func(t *testing.T, rec *recHandler, k *kiosk)
-	}{
-		{"approve", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			m := awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn)
-			checkSuccess(t, m, StatusSuccess, 1000)
-			if m.CardLast4 == "" || m.AuthorizationCode == "" {
-				t.Errorf("card result without card fields: %s", m.Payload)
-			}
-		}},
-		{"approve", ModeDuitNowQR, func(t *testing.T, rec *recHandler, k *kiosk) {
-			m := awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn)
-			checkSuccess(t, m, StatusSuccess, 1000)
-			if m.CardLast4 != "" {
-				t.Errorf("QR result with card fields: %s", m.Payload)
-			}
-		}},
-		{"decline", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			m := awaitMsg(t, rec, TypeTransactionResult, StatusFailed, txn)
-			if m.ErrorMessage != "USER_ABORT" || m.IsSuccess() {
-				t.Errorf("decline: %s", m.Payload)
-			}
-		}},
-		{"approved", ModeBNPL, func(t *testing.T, rec *recHandler, k *kiosk) {
-			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusApproved, txn), StatusApproved, 1000)
-		}},
-		{"slow", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1000)
-		}},
-		{"split", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1000)
-		}},
-		{"merged", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1000)
-		}},
-		{"wrongamount", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn), StatusSuccess, 1100)
-		}},
-		{"wrongtxn", ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			m := await(t, rec.msgs, "result")
-			if m.Type != TypeTransactionResult || m.TxnID == txn || m.TxnID == "" {
-				t.Errorf("wrongtxn: %s", m.Payload)
-			}
-		}},
-		{"ipp", ModeCard, checkIPP(txn)},
-		{"approve", ModeIPP, checkIPP(txn)},
-	}
-	for _, c := range cases {
-		t.Run(c.behaviour+"/"+c.mode, func(t *testing.T) {
-			t.Parallel()
-			srv, rec, ev, k := connected(t, c.behaviour, ServerConfig{})
-			k.request(txn, 1000, c.mode)
-			// The simulator verified the kiosk's signature before answering.
-			got := awaitSim(t, ev, "request received", simKind(SimReceived)).Msg
-			if got.Type != TypeTransactionRequest || got.TxnID != txn || got.Amount != 10 || got.PaymentMode != c.mode {
-				t.Fatalf("simulator received %+v", got)
-			}
-			awaitMsg(t, rec, TypeAck, StatusProcessing, txn)
-			c.check(t, rec, k)
-			st := srv.Stats()
-			if n := st.BadSig.Load() + st.Malformed.Load() + st.Replayed.Load() + st.Late.Load() + st.Undecoded.Load(); n != 0 {
-				t.Errorf("%d refused or late messages", n)
-			}
-		})
-	}
-}
-
-func checkIPP(txn string) func(t *testing.T, rec *recHandler, k *kiosk) {
-	return func(t *testing.T, rec *recHandler, k *kiosk) {
-		plans := awaitMsg(t, rec, TypeTransactionResult, StatusIPPPlans, txn)
-		if len(plans.Plans) != 2 || plans.Plans[0].ID != "pay-in-full" || plans.Plans[1].TotalInstallments != 6 {
-			t.Fatalf("plans: %s", plans.Payload)
-		}
-		if !strings.Contains(plans.Plans[0].Raw, `"installmentDetails":[]`) {
-			t.Errorf("pay-in-full plan: %s", plans.Plans[0].Raw)
-		}
-		k.selectPlan(txn, plans.Plans[1].ID)
-		awaitMsg(t, rec, TypeAck, StatusPlanReceived, txn)
-		m := awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, txn)
-		checkSuccess(t, m, StatusSuccess, 1000)
-		if m.PlanID != plans.Plans[1].ID {
-			t.Errorf("plan_id %q, want %q", m.PlanID, plans.Plans[1].ID)
-		}
-	}
-}
-
-func TestServerErrorBehaviour(t *testing.T) {
-	_, rec, _, k := connected(t, "error", ServerConfig{})
-	k.request("TXN1", 500, ModeCard)
-	m := awaitMsg(t, rec, TypeError, "", "TXN1")
-	if m.Text == "" {
-		t.Errorf("error without message: %s", m.Payload)
-	}
-}
-
-func TestServerBadSignatureNotDelivered(t *testing.T) {
-	srv, rec, _, k := connected(t, "badsig", ServerConfig{})
-	k.request("TXN1", 1000, ModeCard)
-	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-	// The cancel's ack comes after the forged result on the same stream:
-	// once it is here, the result has been judged.
-	k.cancel("TXN1")
-	awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
-	if n := srv.Stats().BadSig.Load(); n != 1 {
-		t.Errorf("BadSig = %d, want 1", n)
-	}
-	expectNothing(t, rec.late, "late message")
-}
-
-func TestServerReplayDeliveredOnce(t *testing.T) {
-	srv, rec, _, k := connected(t, "replay", ServerConfig{})
-	k.request("TXN1", 1000, ModeCard)
-	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-	awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
-	k.cancel("TXN1")
-	awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1") // not the duplicate
-	if n := srv.Stats().Replayed.Load(); n != 1 {
-		t.Errorf("Replayed = %d, want 1", n)
-	}
-}
-
-func TestServerStaleGoesToLate(t *testing.T) {
-	srv, rec, _, k := connected(t, "stale", ServerConfig{})
-	k.request("TXN1", 1000, ModeCard)
-	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-	l := await(t, rec.late, "late result")
-	if !errors.Is(l.err, ErrStale) || !l.m.IsSuccess() || l.m.TxnID != "TXN1" {
-		t.Errorf("late: %v %s", l.err, l.m.Payload)
-	}
-	k.cancel("TXN1")
-	awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
-	if st := srv.Stats(); st.Late.Load() != 1 || st.Received.Load() != 2 {
-		t.Errorf("Late = %d, Received = %d; want 1, 2", st.Late.Load(), st.Received.Load())
-	}
-}
-
-func TestServerCancel(t *testing.T) {
-	t.Run("in flight", func(t *testing.T) {
-		t.Parallel()
-		srv, rec := startServer(t, ServerConfig{})
-		startSim(t, SimConfig{Addr: srv.Addr().String(), Behaviour: "slow", Delay: time.Hour})
-		awaitState(t, rec, Connected)
-		k := newKiosk(t, srv, srvSecret)
-		k.request("TXN1", 1000, ModeCard)
-		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-		k.cancel("TXN1")
-		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
-		if m := awaitMsg(t, rec, TypeTransactionResult, StatusFailed, "TXN1"); m.ErrorMessage != "USER_ABORT" {
-			t.Errorf("after cancel: %s", m.Payload)
-		}
-	})
-	t.Run("cancel-late", func(t *testing.T) {
-		t.Parallel()
-		_, rec, _, k := connected(t, "cancel-late", ServerConfig{})
-		k.request("TXN1", 1000, ModeCard)
-		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-		k.cancel("TXN1")
-		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
-		checkSuccess(t, awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1"), StatusSuccess, 1000)
-	})
-	t.Run("ackonly", func(t *testing.T) {
-		t.Parallel()
-		_, rec, _, k := connected(t, "ackonly", ServerConfig{})
-		k.request("TXN1", 1000, ModeCard)
-		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-		k.cancel("TXN1")
-		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
-		k.request("TXN2", 1000, ModeCard)
-		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2") // no result came between
-	})
-	t.Run("finished", func(t *testing.T) {
-		t.Parallel()
-		_, rec, _, k := connected(t, "approve", ServerConfig{})
-		k.request("TXN1", 1000, ModeCard)
-		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-		awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
-		k.cancel("TXN1")
-		awaitMsg(t, rec, TypeAck, StatusReceived, "TXN1")
-		k.request("TXN2", 1000, ModeCard)
-		awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
-	})
-}
-
-func TestServerSilentSim(t *testing.T) {
-	_, rec, ev, k := connected(t, "silent", ServerConfig{})
-	k.request("TXN1", 1000, ModeCard)
-	awaitSim(t, ev, "request received", simKind(SimReceived))
-	k.cancel("TXN1")
-	awaitSim(t, ev, "cancel received", simKind(SimReceived))
-	// Nothing was sent: the simulator would have reported it before
-	// handling the cancel.
-	expectNothing(t, ev, "simulator event")
-	expectNothing(t, rec.msgs, "message")
-}
-
-// TestSimRefusesBadKioskFrames: the simulator judges the kiosk as the
-// kiosk judges it.
-func TestSimRefusesBadKioskFrames(t *testing.T) {
-	srv, rec, ev, k := connected(t, "approve", ServerConfig{})
-	forged := newKiosk(t, srv, []byte("not-the-secret"))
-	forged.request("TXN1", 1000, ModeCard)
-	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrSignature) {
-		t.Errorf("forged request refused with %v", e.Err)
-	}
-	f, err := k.codec.AppendTransactionRequest(nil, k.header("TXN2"), 1000, ModeCard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.send(f)
-	k.send(f)
-	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
-	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrReplay) {
-		t.Errorf("replayed request refused with %v", e.Err)
-	}
-	h := k.header("TXN3")
-	h.Timestamp -= 2 * time.Minute.Milliseconds()
-	f, _ = k.codec.AppendTransactionRequest(nil, h, 1000, ModeCard)
-	k.send(f)
-	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrStale) {
-		t.Errorf("stale request refused with %v", e.Err)
-	}
-	awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN2")
-	k.send([]byte("{\"payload\": {\"type\": \"ping\"}}\n"))
-	if e := awaitSim(t, ev, "refusal", simKind(SimRefused)); !errors.Is(e.Err, ErrSignature) {
-		t.Errorf("unsigned ping refused with %v", e.Err)
-	}
-}
-
-// TestSimDropReportsAfterReconnect: the app drops mid-payment, reconnects
-// and reports the transaction that was in flight with an error message.
-func TestSimDropReportsAfterReconnect(t *testing.T) {
-	srv, rec, ev, k := connected(t, "drop", ServerConfig{})
-	k.request("TXN1", 1000, ModeCard)
-	// The server sees the old session end (Disconnected, Connected) or the
-	// reconnect replace it first (Connected). The ack comes on the old
-	// session and the error on the new one, so they may arrive in either
-	// order, but neither may be lost.
-	if e := await(t, rec.states, "ConnState"); e.s == Disconnected {
-		awaitState(t, rec, Connected)
-	} else if e.s != Connected {
-		t.Fatalf("ConnState %v", e.s)
-	}
-	got := map[string]Message{}
-	for range 2 {
-		m := await(t, rec.msgs, "message")
-		got[m.Type+" "+m.Status+" "+m.TxnID] = m
-	}
-	if _, ok := got["ack processing TXN1"]; !ok {
-		t.Errorf("no ack: %v", got)
-	}
-	if m, ok := got["error  TXN1"]; !ok || m.Text == "" || m.PosID != "POS001" {
-		t.Errorf("no error after reconnect: %v", got)
-	}
-	awaitSim(t, ev, "disconnected", simKind(SimDisconnected))
-	awaitSim(t, ev, "reconnected", simKind(SimConnected))
-	if n := srv.Stats().Sessions.Load(); n != 2 {
-		t.Errorf("Sessions = %d, want 2", n)
-	}
-}
-
-// TestSimReconnectsWhenDropped: the server drops the simulator's session
-// (here, replaced by another connection from the same host); the
-// simulator reconnects and takes the session back.
-func TestSimReconnectsWhenDropped(t *testing.T) {
-	srv, rec, ev, k := connected(t, "approve", ServerConfig{})
-	intruder := dialFrom(t, srv.Addr(), "")
-	if e := awaitState(t, rec, Connected); e.peer != intruder.LocalAddr().String() {
-		t.Fatalf("connected %s, want %s", e.peer, intruder.LocalAddr())
-	}
-	awaitSim(t, ev, "disconnected", simKind(SimDisconnected))
-	awaitSim(t, ev, "reconnected", simKind(SimConnected))
-	if e := awaitState(t, rec, Connected); e.peer == intruder.LocalAddr().String() {
-		t.Fatalf("connected %s again", e.peer)
-	}
-	expectClosed(t, intruder)
-	if n := srv.Stats().Replaced.Load(); n != 2 {
-		t.Errorf("Replaced = %d, want 2", n)
-	}
-	k.request("TXN1", 1000, ModeCard)
-	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
-	awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
 }
 
 // dialFrom opens a raw client connection from a chosen loopback address.
@@ -606,12 +229,10 @@ func TestServerGarbageClosesSessionKeepsAccepting(t *testing.T) {
 	if n := srv.Stats().Malformed.Load(); n != 3 {
 		t.Errorf("Malformed = %d, want 3", n)
 	}
-	// The server still accepts, and a real POS works.
-	ev := startSim(t, SimConfig{Addr: srv.Addr().String()})
+	// The server still accepts, and a POS that signs is heard.
+	pos := dialFrom(t, srv.Addr(), "")
 	awaitState(t, rec, Connected)
-	awaitSim(t, ev, "connected", simKind(SimConnected))
-	k := newKiosk(t, srv, srvSecret)
-	k.request("TXN1", 1000, ModeCard)
+	write(t, pos, string(posFrame(t, srvSecret, "TXN1", time.Now())))
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
 }
 
@@ -758,7 +379,7 @@ func posFrame(t *testing.T, secret []byte, txn string, ts time.Time) []byte {
 	p := `{"type": "ack", "txn_id": "` + txn + `", "status": "processing", "pos_id": "POS001", "timestamp": "` +
 		strconv.FormatInt(ts.UnixMilli(), 10) + `", "nonce": "` + rand.Text() + `"}`
 	c := NewCodec(secret)
-	sig, err := c.appendSignature(nil, []byte(p))
+	sig, err := c.AppendSignature(nil, []byte(p))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/kioskd/kioskd/device/printer/printertest"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 // posSim is the host's POS terminal, connected to the guest through the
@@ -34,11 +35,11 @@ func (p *posSim) waitRequest(from int, d time.Duration, done <-chan struct{}) bo
 // killed.
 func startPOS(t *testing.T, v *VM, p *posSim) {
 	t.Helper()
-	sim, err := mobypay.NewSim(mobypay.SimConfig{
-		Addr: v.pos, Secret: []byte(secret), Behaviour: "approve",
+	sim, err := possim.New(possim.Config{
+		Addr: v.pos, Secret: []byte(secret), Behaviour: possim.Approve,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-		OnEvent: func(e mobypay.SimEvent) {
-			if e.Kind == mobypay.SimReceived && e.Msg.Type == mobypay.TypeTransactionRequest {
+		OnEvent: func(e possim.Event) {
+			if e.Kind == possim.Received && e.Msg.Type == mobypay.TypeTransactionRequest {
 				p.seen.add(e.Msg.TxnID, e.At)
 			}
 		},

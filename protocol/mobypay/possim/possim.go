@@ -1,4 +1,13 @@
-package mobypay
+// Package possim plays MobyPay's POS terminal app against a kiosk: it
+// connects as the TCP client, reconnects with the app's back-off, verifies
+// every kiosk message and answers as the chosen behaviour says. It writes
+// like the app's Python test client: json.dumps with default separators
+// (", " and ": "), payload keys in the app's order, not sorted, so the
+// kiosk has to re-canonicalise to verify.
+//
+// It is a firmware tool, not only a test fake: `kioskd possim` runs it
+// against a kiosk in the field, so it is linked into the kioskd binary.
+package possim
 
 import (
 	"bytes"
@@ -16,54 +25,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-// The POS terminal simulator. It plays MobyPay's POS app against a kiosk:
-// it connects as the TCP client, reconnects with the app's back-off,
-// verifies every kiosk message and answers as the chosen behaviour says.
-// It writes like the app's Python test client: json.dumps with default
-// separators (", " and ": "), payload keys in the app's order, not sorted,
-// so the kiosk has to re-canonicalise to verify.
-
-// simBehaviours maps each behaviour to its one-line description.
-var simBehaviours = map[string]string{
-	"approve":     "ack processing, then success (IPP flow when payment_mode is ipp)",
-	"decline":     "ack processing, then failed USER_ABORT",
-	"ipp":         "ack, ipp_plans (2 plans), wait for ipp_plan_selection, ack plan_received, success with plan_id",
-	"slow":        "ack processing, wait -delay, then success",
-	"drop":        "ack processing, then close the connection; after reconnecting send an error for the txn",
-	"error":       "answer the request with an error message",
-	"silent":      "never answer anything",
-	"ackonly":     "ack processing, never a result",
-	"badsig":      "ack, then a success whose signature is over the wire bytes, not the canonical payload",
-	"replay":      "ack, then the same success frame twice, byte for byte",
-	"stale":       "ack, then a correctly signed success stamped 2 minutes ago",
-	"wrongamount": "ack, then success for the amount plus RM 1.00",
-	"wrongtxn":    "ack, then success for another txn_id",
-	"split":       "like approve, every frame written in 7-byte pieces",
-	"merged":      "like approve, ack and result in one write",
-	"approved":    `like approve, with status "approved" instead of "success"`,
-	"cancel-late": "ack processing, no result until cancel_transaction, then ack received and success anyway",
-}
-
-// SimBehaviours returns the simulator's behaviour names, sorted.
-func SimBehaviours() []string {
-	names := make([]string, 0, len(simBehaviours))
-	for n := range simBehaviours {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// SimBehaviourHelp describes a behaviour in one line ("" if unknown).
-func SimBehaviourHelp(name string) string { return simBehaviours[name] }
-
-// SimConfig configures a POS simulator. Zero values take the defaults noted.
-type SimConfig struct {
+// Config configures a POS simulator. Zero values take the defaults noted.
+type Config struct {
 	Addr      string        // kiosk address, host:port
 	Secret    []byte        // HMAC shared secret
-	Behaviour string        // one of SimBehaviours ("approve")
+	Behaviour Behaviour     // one of Behaviours (Approve)
 	PosID     string        // pos_id sent ("POS001")
 	Delay     time.Duration // slow: time from ack to result (5 s)
 
@@ -77,55 +47,55 @@ type SimConfig struct {
 	Now func() time.Time // clock for timestamps and the replay window (time.Now)
 	// OnEvent, if set, is called from Run's goroutine for every event, in
 	// order. It should not block for long: the simulator waits for it.
-	OnEvent func(SimEvent)
+	OnEvent func(Event)
 }
 
-// SimEventKind says what happened.
-type SimEventKind int
+// EventKind says what happened.
+type EventKind int
 
 // Simulator events.
 const (
-	SimConnected    SimEventKind = iota + 1 // Addr: the kiosk
-	SimDisconnected                         // Err: why
-	SimReceived                             // Msg: a verified, fresh kiosk message
-	SimRefused                              // Err: a kiosk frame refused (signature, stale, replay, malformed)
-	SimSent                                 // Msg: Type, TxnID, Status of a message written
-	SimDialFailed                           // Err: why the kiosk could not be reached
+	Connected    EventKind = iota + 1 // Addr: the kiosk
+	Disconnected                      // Err: why
+	Received                          // Msg: a verified, fresh kiosk message
+	Refused                           // Err: a kiosk frame refused (signature, stale, replay, malformed)
+	Sent                              // Msg: Type, TxnID, Status of a message written
+	DialFailed                        // Err: why the kiosk could not be reached
 )
 
-func (k SimEventKind) String() string {
+func (k EventKind) String() string {
 	switch k {
-	case SimConnected:
+	case Connected:
 		return "connected"
-	case SimDisconnected:
+	case Disconnected:
 		return "disconnected"
-	case SimReceived:
+	case Received:
 		return "received"
-	case SimRefused:
+	case Refused:
 		return "refused"
-	case SimSent:
+	case Sent:
 		return "sent"
-	case SimDialFailed:
+	case DialFailed:
 		return "dial failed"
 	}
-	return "SimEventKind(" + strconv.Itoa(int(k)) + ")"
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// SimEvent is one thing the simulator did or saw.
-type SimEvent struct {
+// Event is one thing the simulator did or saw.
+type Event struct {
 	At   time.Time // when the simulator emitted it, so gaps survive a slow reader
-	Kind SimEventKind
+	Kind EventKind
 	Addr string
-	Msg  Message
+	Msg  mobypay.Message
 	Err  error
 }
 
 // Sim is a simulated POS terminal. Run it once.
 type Sim struct {
-	cfg     SimConfig
+	cfg     Config
 	log     *slog.Logger
-	codec   *Codec
-	guard   *ReplayGuard
+	codec   *mobypay.Codec
+	guard   *mobypay.ReplayGuard
 	running atomic.Bool
 
 	// Transactions acked but not finished, by txn_id. They survive a
@@ -158,19 +128,23 @@ var errDropped = errors.New("connection dropped mid-payment (behaviour drop)")
 
 const simPiece = 7 // split: bytes per write
 
-// NewSim checks cfg and returns a simulator.
-func NewSim(cfg SimConfig) (*Sim, error) {
+// New checks cfg and returns a simulator.
+func New(cfg Config) (*Sim, error) {
 	if cfg.Addr == "" {
-		return nil, errors.New("mobypay: sim: no kiosk address")
+		return nil, errors.New("possim: no kiosk address")
 	}
 	if len(cfg.Secret) == 0 {
-		return nil, errors.New("mobypay: sim: no secret")
+		return nil, errors.New("possim: no secret")
 	}
 	if cfg.Behaviour == "" {
-		cfg.Behaviour = "approve"
+		cfg.Behaviour = Approve
 	}
-	if _, ok := simBehaviours[cfg.Behaviour]; !ok {
-		return nil, fmt.Errorf("mobypay: sim: unknown behaviour %q (want one of %s)", cfg.Behaviour, strings.Join(SimBehaviours(), ", "))
+	if cfg.Behaviour.Help() == "" {
+		names := make([]string, 0, len(behaviours))
+		for _, b := range Behaviours() {
+			names = append(names, string(b))
+		}
+		return nil, fmt.Errorf("possim: unknown behaviour %q (want one of %s)", cfg.Behaviour, strings.Join(names, ", "))
 	}
 	if cfg.PosID == "" {
 		cfg.PosID = "POS001"
@@ -196,8 +170,8 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	return &Sim{
 		cfg:   cfg,
 		log:   cfg.Log.With("component", "possim", "behaviour", cfg.Behaviour),
-		codec: NewCodec(cfg.Secret),
-		guard: NewReplayGuard(0, 0),
+		codec: mobypay.NewCodec(cfg.Secret),
+		guard: mobypay.NewReplayGuard(0, 0),
 		txns:  make(map[string]*simTxn),
 		seq:   int(seq[0])<<8 | int(seq[1]),
 	}, nil
@@ -208,7 +182,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 // nil.
 func (s *Sim) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("mobypay: sim: Run called twice")
+		return errors.New("possim: Run called twice")
 	}
 	defer s.running.Store(false)
 	d := net.Dialer{Timeout: 10 * time.Second}
@@ -223,22 +197,22 @@ func (s *Sim) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			s.event(SimEvent{Kind: SimDialFailed, Err: err})
+			s.event(Event{Kind: DialFailed, Err: err})
 			s.log.Warn("cannot connect", "addr", s.cfg.Addr, "err", err, "retry_in", backoff)
 		} else {
 			since := time.Now()
-			s.event(SimEvent{Kind: SimConnected, Addr: conn.RemoteAddr().String()})
+			s.event(Event{Kind: Connected, Addr: conn.RemoteAddr().String()})
 			s.log.Info("connected", "kiosk", conn.RemoteAddr().String(), "local", conn.LocalAddr().String())
 			err = s.session(ctx, conn)
 			if ctx.Err() != nil {
-				s.event(SimEvent{Kind: SimDisconnected, Err: context.Cause(ctx)})
+				s.event(Event{Kind: Disconnected, Err: context.Cause(ctx)})
 				s.log.Info("stopped")
 				return nil
 			}
 			if errors.Is(err, io.EOF) {
 				err = errors.New("closed by kiosk")
 			}
-			s.event(SimEvent{Kind: SimDisconnected, Err: err})
+			s.event(Event{Kind: Disconnected, Err: err})
 			if time.Since(since) >= s.cfg.MaxBackoff {
 				backoff = s.cfg.MinBackoff
 			}
@@ -256,7 +230,7 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Sim) event(e SimEvent) {
+func (s *Sim) event(e Event) {
 	e.At = time.Now()
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)
@@ -273,10 +247,10 @@ func (s *Sim) session(ctx context.Context, conn net.Conn) error {
 	s.swg.Add(1)
 	go func() {
 		defer s.swg.Done()
-		fr := NewFrameReader(conn, MaxFrame)
+		fr := mobypay.NewFrameReader(conn, mobypay.MaxFrame)
 		for {
 			f, err := fr.Next()
-			if errors.Is(err, ErrFrameTooLarge) {
+			if errors.Is(err, mobypay.ErrFrameTooLarge) {
 				f, err = nil, nil // reported as a refusal; Next skips the rest
 			} else if err != nil {
 				readErr <- err
@@ -326,19 +300,30 @@ func (s *Sim) session(ctx context.Context, conn net.Conn) error {
 	}
 }
 
+// reason is err's text without mobypay's prefixes, for log lines; the
+// kiosk's server logs refusals the same way.
+func reason(err error) string {
+	s := err.Error()
+	const p = "mobypay: "
+	for len(s) > len(p) && s[:len(p)] == p {
+		s = s[len(p):]
+	}
+	return s
+}
+
 func (s *Sim) refuse(err error, frame []byte) {
-	s.event(SimEvent{Kind: SimRefused, Err: err})
+	s.event(Event{Kind: Refused, Err: err})
 	s.log.Warn("kiosk message refused", "reason", reason(err), "bytes", len(frame))
 }
 
 // handleFrame verifies one kiosk frame and answers it.
 func (s *Sim) handleFrame(frame []byte) error {
 	if frame == nil {
-		s.refuse(ErrFrameTooLarge, nil)
+		s.refuse(mobypay.ErrFrameTooLarge, nil)
 		return nil
 	}
 	s.log.Debug("frame in", "frame", string(frame))
-	var m Message
+	var m mobypay.Message
 	if err := s.codec.Open(frame); err != nil {
 		s.refuse(err, frame)
 		return nil
@@ -351,7 +336,7 @@ func (s *Sim) handleFrame(frame []byte) error {
 		s.refuse(err, frame)
 		return nil
 	}
-	s.event(SimEvent{Kind: SimReceived, Msg: m})
+	s.event(Event{Kind: Received, Msg: m})
 	attrs := []any{"type", m.Type, "txn_id", m.TxnID}
 	if m.HasAmount {
 		attrs = append(attrs, "amount", m.Amount, "payment_mode", m.PaymentMode)
@@ -360,15 +345,15 @@ func (s *Sim) handleFrame(frame []byte) error {
 		attrs = append(attrs, "plan_id", m.PlanID)
 	}
 	s.log.Info("received", attrs...)
-	if s.cfg.Behaviour == "silent" {
+	if s.cfg.Behaviour == Silent {
 		return nil
 	}
 	switch m.Type {
-	case TypeTransactionRequest:
+	case mobypay.TypeTransactionRequest:
 		return s.onRequest(&m)
-	case TypeIPPPlanSelection:
+	case mobypay.TypeIPPPlanSelection:
 		return s.onPlanSelection(&m)
-	case TypeCancelTransaction:
+	case mobypay.TypeCancelTransaction:
 		return s.onCancel(&m)
 	}
 	s.log.Info("unknown message type ignored", "type", m.Type)

@@ -1,18 +1,20 @@
-package mobypay
+package possim
 
 // How the simulator answers each kiosk message, behaviour by behaviour, and writes the frames.
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-func (s *Sim) onRequest(m *Message) error {
+func (s *Sim) onRequest(m *mobypay.Message) error {
 	b := s.cfg.Behaviour
-	if b == "error" {
+	if b == Error {
 		return s.send(s.errorFrame(m.TxnID, "Unable to process transaction"))
 	}
-	if m.TxnID == "" || !m.HasAmount || !ValidMode(m.PaymentMode) {
+	if m.TxnID == "" || !m.HasAmount || !mobypay.ValidMode(m.PaymentMode) {
 		return s.send(s.errorFrame(m.TxnID, "Invalid transaction request"))
 	}
 	if s.txns[m.TxnID] != nil {
@@ -20,24 +22,24 @@ func (s *Sim) onRequest(m *Message) error {
 	}
 	t := &simTxn{id: m.TxnID, amount: m.Amount, mode: m.PaymentMode}
 	s.txns[t.id] = t
-	ack := s.ackFrame(t.id, StatusProcessing)
-	if b == "ipp" || (b == "approve" && t.mode == ModeIPP) {
+	ack := s.ackFrame(t.id, mobypay.StatusProcessing)
+	if b == IPP || (b == Approve && t.mode == mobypay.ModeIPP) {
 		t.awaitingPlan = true
 		return s.send(ack, s.plansFrame(t))
 	}
 	switch b {
-	case "merged":
+	case Merged:
 		delete(s.txns, t.id)
 		return s.sendMerged(ack, s.resultFrame(t, ""))
-	case "ackonly", "cancel-late":
+	case AckOnly, CancelLate:
 		return s.send(ack)
-	case "slow":
+	case Slow:
 		if err := s.send(ack); err != nil {
 			return err
 		}
 		s.after(s.cfg.Delay, t.id)
 		return nil
-	case "drop":
+	case Drop:
 		if err := s.send(ack); err != nil {
 			return err
 		}
@@ -69,7 +71,7 @@ func (s *Sim) after(d time.Duration, id string) {
 	}()
 }
 
-func (s *Sim) onPlanSelection(m *Message) error {
+func (s *Sim) onPlanSelection(m *mobypay.Message) error {
 	t := s.txns[m.TxnID]
 	if t == nil || !t.awaitingPlan {
 		return s.send(s.errorFrame(m.TxnID, "No installment plan pending for this transaction"))
@@ -78,7 +80,7 @@ func (s *Sim) onPlanSelection(m *Message) error {
 		return s.send(s.errorFrame(m.TxnID, "Unknown installment plan"))
 	}
 	t.awaitingPlan = false
-	if err := s.send(s.ackFrame(t.id, StatusPlanReceived)); err != nil {
+	if err := s.send(s.ackFrame(t.id, mobypay.StatusPlanReceived)); err != nil {
 		return err
 	}
 	return s.finish(t, m.PlanID)
@@ -92,12 +94,12 @@ func (s *Sim) onPlanSelection(m *Message) error {
 // already finished, or never seen, gets the ack alone. ackonly never sends
 // a result, and cancel-late plays the race the kiosk must survive: the
 // customer had already paid, so a success follows the ack.
-func (s *Sim) onCancel(m *Message) error {
-	frames := []simFrame{s.ackFrame(m.TxnID, StatusReceived)}
+func (s *Sim) onCancel(m *mobypay.Message) error {
+	frames := []simFrame{s.ackFrame(m.TxnID, mobypay.StatusReceived)}
 	if t := s.txns[m.TxnID]; t != nil {
 		switch s.cfg.Behaviour {
-		case "ackonly":
-		case "cancel-late":
+		case AckOnly:
+		case CancelLate:
 			delete(s.txns, t.id)
 			frames = append(frames, s.resultFrame(t, ""))
 		default:
@@ -112,7 +114,7 @@ func (s *Sim) onCancel(m *Message) error {
 func (s *Sim) finish(t *simTxn, planID string) error {
 	delete(s.txns, t.id)
 	res := s.resultFrame(t, planID)
-	if s.cfg.Behaviour == "replay" {
+	if s.cfg.Behaviour == Replay {
 		return s.send(res, res)
 	}
 	return s.send(res)
@@ -145,7 +147,7 @@ func (s *Sim) sendMerged(frames ...simFrame) error {
 }
 
 func (s *Sim) sent(f simFrame) {
-	s.event(SimEvent{Kind: SimSent, Msg: Message{Type: f.typ, TxnID: f.txn, Status: f.status}})
+	s.event(Event{Kind: Sent, Msg: mobypay.Message{Type: f.typ, TxnID: f.txn, Status: f.status}})
 	s.log.Info("sent", "type", f.typ, "status", f.status, "txn_id", f.txn)
 }
 
@@ -153,7 +155,7 @@ func (s *Sim) write(b []byte) error {
 	s.log.Debug("frames out", "bytes", string(b))
 	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	piece := len(b)
-	if s.cfg.Behaviour == "split" {
+	if s.cfg.Behaviour == Split {
 		piece = simPiece
 	}
 	for len(b) > 0 {

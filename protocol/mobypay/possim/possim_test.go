@@ -1,4 +1,4 @@
-package mobypay
+package possim
 
 import (
 	"crypto/hmac"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
 // rawKiosk is a bare listener the simulator connects to, so that tests
@@ -19,19 +21,19 @@ import (
 type rawKiosk struct {
 	t     *testing.T
 	conn  net.Conn
-	fr    *FrameReader
-	codec *Codec
+	fr    *mobypay.FrameReader
+	codec *mobypay.Codec
 	k     kiosk
 }
 
-func startRawKiosk(t *testing.T, behaviour string) *rawKiosk {
+func startRawKiosk(t *testing.T, behaviour Behaviour) *rawKiosk {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	startSim(t, SimConfig{Addr: ln.Addr().String(), Behaviour: behaviour})
+	startSim(t, Config{Addr: ln.Addr().String(), Behaviour: behaviour})
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(srvWait))
 	c, err := ln.Accept()
 	if err != nil {
@@ -39,7 +41,7 @@ func startRawKiosk(t *testing.T, behaviour string) *rawKiosk {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(srvWait))
-	return &rawKiosk{t: t, conn: c, fr: NewFrameReader(c, 0), codec: NewCodec(srvSecret), k: kiosk{t: t, codec: NewCodec(srvSecret)}}
+	return &rawKiosk{t: t, conn: c, fr: mobypay.NewFrameReader(c, 0), codec: mobypay.NewCodec(srvSecret), k: kiosk{t: t, codec: mobypay.NewCodec(srvSecret)}}
 }
 
 func (r *rawKiosk) request(txn string, sen int64, mode string) {
@@ -71,8 +73,8 @@ var (
 
 // TestSimWireFormat: the simulator writes what the app's Python writes.
 func TestSimWireFormat(t *testing.T) {
-	r := startRawKiosk(t, "approve")
-	r.request("TXN1757492341554", 250, ModeCard)
+	r := startRawKiosk(t, Approve)
+	r.request("TXN1757492341554", 250, mobypay.ModeCard)
 	ack, err := r.next()
 	if err != nil {
 		t.Fatalf("ack does not verify: %v\n%s", err, ack)
@@ -94,8 +96,8 @@ func TestSimWireFormat(t *testing.T) {
 }
 
 func TestSimReplayWritesIdenticalBytes(t *testing.T) {
-	r := startRawKiosk(t, "replay")
-	r.request("TXN1", 1000, ModeCard)
+	r := startRawKiosk(t, Replay)
+	r.request("TXN1", 1000, mobypay.ModeCard)
 	r.next()
 	first, err1 := r.next()
 	second, err2 := r.next()
@@ -107,14 +109,14 @@ func TestSimReplayWritesIdenticalBytes(t *testing.T) {
 // TestSimBadSigSignsWireBytes: badsig signs the bytes on the wire instead
 // of the canonical payload.
 func TestSimBadSigSignsWireBytes(t *testing.T) {
-	r := startRawKiosk(t, "badsig")
-	r.request("TXN1", 1000, ModeCard)
+	r := startRawKiosk(t, BadSig)
+	r.request("TXN1", 1000, mobypay.ModeCard)
 	if ack, err := r.next(); err != nil {
 		t.Fatalf("ack: %v\n%s", err, ack)
 	}
 	res, err := r.next()
-	if !errors.Is(err, ErrSignature) {
-		t.Fatalf("badsig result: %v, want ErrSignature\n%s", err, res)
+	if !errors.Is(err, mobypay.ErrSignature) {
+		t.Fatalf("badsig result: %v, want mobypay.ErrSignature\n%s", err, res)
 	}
 	var env struct {
 		Payload   json.RawMessage
@@ -131,14 +133,14 @@ func TestSimBadSigSignsWireBytes(t *testing.T) {
 }
 
 func TestSimStaleIsSignedAndOld(t *testing.T) {
-	r := startRawKiosk(t, "stale")
-	r.request("TXN1", 1000, ModeCard)
+	r := startRawKiosk(t, Stale)
+	r.request("TXN1", 1000, mobypay.ModeCard)
 	r.next()
 	res, err := r.next()
 	if err != nil {
 		t.Fatalf("stale result does not verify: %v", err)
 	}
-	var m Message
+	var m mobypay.Message
 	if err := r.codec.Decode(&m); err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +151,8 @@ func TestSimStaleIsSignedAndOld(t *testing.T) {
 }
 
 func TestSimPlans(t *testing.T) {
-	r := startRawKiosk(t, "ipp")
-	r.request("TXN1", 10001, ModeIPP)
+	r := startRawKiosk(t, IPP)
+	r.request("TXN1", 10001, mobypay.ModeIPP)
 	r.next()
 	plans, err := r.next()
 	if err != nil {
@@ -159,7 +161,7 @@ func TestSimPlans(t *testing.T) {
 	if !strings.Contains(plans, `"plans": [{"planId": "pay-in-full", "frequency": "", "totalInstallments": 0, "installmentDetails": []}, {"planId": `) {
 		t.Errorf("plans not in the app's format:\n%s", plans)
 	}
-	var m Message
+	var m mobypay.Message
 	if err := r.codec.Decode(&m); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestSimPlans(t *testing.T) {
 	}
 	var sum int64
 	for _, d := range six.InstallmentDetails {
-		sen, ok := FloatToSen(d.Amount)
+		sen, ok := mobypay.FloatToSen(d.Amount)
 		if !ok {
 			t.Fatalf("instalment amount %v", d.Amount)
 		}
@@ -193,8 +195,8 @@ func TestSimPlans(t *testing.T) {
 }
 
 func TestSimSplitWritesPieces(t *testing.T) {
-	r := startRawKiosk(t, "split")
-	r.request("TXN1", 1000, ModeCard)
+	r := startRawKiosk(t, Split)
+	r.request("TXN1", 1000, mobypay.ModeCard)
 	// Written 7 bytes at a time, the frames still arrive whole and signed.
 	if ack, err := r.next(); err != nil {
 		t.Fatalf("ack: %v\n%s", err, ack)
@@ -214,7 +216,7 @@ func TestSimBackoff(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	const unit = 10 * time.Millisecond
-	ev := startSim(t, SimConfig{Addr: ln.Addr().String(), MinBackoff: unit, MaxBackoff: 4 * unit})
+	ev := startSim(t, Config{Addr: ln.Addr().String(), MinBackoff: unit, MaxBackoff: 4 * unit})
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(srvWait))
 	go func() {
 		for range 6 {
@@ -229,7 +231,7 @@ func TestSimBackoff(t *testing.T) {
 	// slow test goroutine must not squeeze them together.
 	var at []time.Time
 	for range 6 {
-		e := awaitSim(t, ev, "connect", func(e SimEvent) bool { return e.Kind == SimConnected })
+		e := awaitSim(t, ev, "connect", func(e Event) bool { return e.Kind == Connected })
 		at = append(at, e.At)
 	}
 	want := []time.Duration{unit, 2 * unit, 4 * unit, 4 * unit, 4 * unit}
@@ -245,14 +247,14 @@ func TestSimBackoff(t *testing.T) {
 func TestSimDialBackoff(t *testing.T) {
 	const unit = 10 * time.Millisecond
 	// Port 1 (tcpmux) is unused on any test machine: connect is refused.
-	ev := startSim(t, SimConfig{Addr: "127.0.0.1:1", MinBackoff: unit, MaxBackoff: 2 * unit})
+	ev := startSim(t, Config{Addr: "127.0.0.1:1", MinBackoff: unit, MaxBackoff: 2 * unit})
 	var at []time.Time
 	for range 4 {
-		e := awaitSim(t, ev, "dial failure", func(e SimEvent) bool {
-			if e.Kind == SimConnected {
+		e := awaitSim(t, ev, "dial failure", func(e Event) bool {
+			if e.Kind == Connected {
 				t.Skip("something listens on 127.0.0.1:1")
 			}
-			return e.Kind == SimDialFailed
+			return e.Kind == DialFailed
 		})
 		if e.Err == nil {
 			t.Fatal("dial failure without error")
@@ -266,23 +268,30 @@ func TestSimDialBackoff(t *testing.T) {
 	}
 }
 
-func TestNewSimRefusesBadConfig(t *testing.T) {
-	cases := []SimConfig{
+func TestNewRefusesBadConfig(t *testing.T) {
+	cases := []Config{
 		{Secret: srvSecret},
 		{Addr: "127.0.0.1:1"},
 		{Addr: "127.0.0.1:1", Secret: srvSecret, Behaviour: "aprove"},
 	}
 	for _, c := range cases {
-		if _, err := NewSim(c); err == nil {
-			t.Errorf("NewSim(%+v) accepted", c)
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) accepted", c)
 		}
 	}
-	for _, b := range SimBehaviours() {
-		if _, err := NewSim(SimConfig{Addr: "x:1", Secret: srvSecret, Behaviour: b}); err != nil || SimBehaviourHelp(b) == "" {
+	for _, b := range Behaviours() {
+		if _, err := New(Config{Addr: "x:1", Secret: srvSecret, Behaviour: b}); err != nil || b.Help() == "" {
 			t.Errorf("behaviour %s: %v", b, err)
 		}
 	}
-	if len(SimBehaviours()) != 17 {
-		t.Errorf("%d behaviours, want 17", len(SimBehaviours()))
+	// The names are the CLI's (kioskd possim -behaviour NAME): scripts
+	// and operators' notes use them, so they must not change.
+	const want = "ackonly approve approved badsig cancel-late decline drop error ipp merged replay silent slow split stale wrongamount wrongtxn"
+	var got []string
+	for _, b := range Behaviours() {
+		got = append(got, string(b))
+	}
+	if strings.Join(got, " ") != want {
+		t.Errorf("behaviours %q, want %q", got, want)
 	}
 }

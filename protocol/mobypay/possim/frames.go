@@ -1,4 +1,4 @@
-package mobypay
+package possim
 
 import (
 	"crypto/hmac"
@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-// Message builders. Keys come in the app's order (see the samples in the
+// mobypay.Message builders. Keys come in the app's order (see the samples in the
 // integration document), with Python's default separators.
 
 // pyObject writes a JSON object as Python's json.dumps does by default.
@@ -24,13 +26,13 @@ func (o *pyObject) key(k string) {
 	} else {
 		o.b = append(o.b, ", "...)
 	}
-	o.b = AppendPyString(o.b, k)
+	o.b = mobypay.AppendPyString(o.b, k)
 	o.b = append(o.b, ": "...)
 }
 
 func (o *pyObject) str(k, v string) *pyObject {
 	o.key(k)
-	o.b = AppendPyString(o.b, v)
+	o.b = mobypay.AppendPyString(o.b, v)
 	return o
 }
 
@@ -73,82 +75,70 @@ func (s *Sim) seal(o *pyObject, ts time.Time, wireSig bool) []byte {
 		b = hex.AppendEncode(b, mac.Sum(nil))
 	} else {
 		var err error
-		if b, err = s.codec.appendSignature(b, payload); err != nil {
-			panic("mobypay: sim built an unsignable payload: " + err.Error())
+		if b, err = s.codec.AppendSignature(b, payload); err != nil {
+			panic("possim: built an unsignable payload: " + err.Error())
 		}
 	}
 	return append(b, "\"}\n"...)
 }
 
-// appendSignature appends the hex HMAC of payload's canonical form.
-func (c *Codec) appendSignature(dst, payload []byte) ([]byte, error) {
-	root, err := c.p.Parse(payload)
-	if err != nil {
-		return dst, err
-	}
-	if c.canon, err = c.p.AppendCanonical(c.canon[:0], root); err != nil {
-		return dst, err
-	}
-	return hex.AppendEncode(dst, c.macOf(c.canon)), nil
-}
-
 func (s *Sim) ackFrame(txn, status string) simFrame {
-	o := s.head(TypeAck, txn, status)
-	return simFrame{s.seal(o, s.cfg.Now(), false), TypeAck, txn, status}
+	o := s.head(mobypay.TypeAck, txn, status)
+	return simFrame{s.seal(o, s.cfg.Now(), false), mobypay.TypeAck, txn, status}
 }
 
 func (s *Sim) errorFrame(txn, text string) simFrame {
 	o := &pyObject{}
-	o.str("type", TypeError).str("txn_id", txn).str("message", text).str("pos_id", s.cfg.PosID)
-	return simFrame{s.seal(o, s.cfg.Now(), false), TypeError, txn, ""}
+	o.str("type", mobypay.TypeError).str("txn_id", txn).str("message", text).str("pos_id", s.cfg.PosID)
+	return simFrame{s.seal(o, s.cfg.Now(), false), mobypay.TypeError, txn, ""}
 }
 
 func (s *Sim) failedFrame(t *simTxn, why string) simFrame {
-	o := s.head(TypeTransactionResult, t.id, StatusFailed)
-	o.str("error_message", why).raw("amount", AppendPyFloat(nil, t.amount))
-	return simFrame{s.seal(o, s.cfg.Now(), false), TypeTransactionResult, t.id, StatusFailed}
+	o := s.head(mobypay.TypeTransactionResult, t.id, mobypay.StatusFailed)
+	o.str("error_message", why).raw("amount", mobypay.AppendPyFloat(nil, t.amount))
+	return simFrame{s.seal(o, s.cfg.Now(), false), mobypay.TypeTransactionResult, t.id, mobypay.StatusFailed}
 }
 
 // resultFrame is t's final result as the behaviour shapes it.
 func (s *Sim) resultFrame(t *simTxn, planID string) simFrame {
 	b := s.cfg.Behaviour
-	if b == "decline" {
+	if b == Decline {
 		return s.failedFrame(t, "USER_ABORT")
 	}
-	status, txn, amount, ts := StatusSuccess, t.id, t.amount, s.cfg.Now()
+	status, txn, amount, ts := mobypay.StatusSuccess, t.id, t.amount, s.cfg.Now()
 	switch b {
-	case "approved":
-		status = StatusApproved
-	case "wrongamount":
-		if sen, ok := FloatToSen(amount); ok {
+	case Approved:
+		status = mobypay.StatusApproved
+	case WrongAmount:
+		if sen, ok := mobypay.FloatToSen(amount); ok {
 			amount = float64(sen+100) / 100
 		} else {
 			amount++
 		}
-	case "wrongtxn":
+	case WrongTxn:
 		txn = otherTxnID(txn)
-	case "stale":
+	case Stale:
 		ts = ts.Add(-2 * time.Minute)
 	}
 	s.seq = (s.seq + 1) % 1_000_000
-	o := s.head(TypeTransactionResult, txn, status)
+	o := s.head(mobypay.TypeTransactionResult, txn, status)
 	o.str("transaction_id", fmt.Sprintf("%06d", s.seq))
-	o.raw("amount", AppendPyFloat(nil, amount))
-	if t.mode == ModeCard || t.mode == ModeIPP {
+	o.raw("amount", mobypay.AppendPyFloat(nil, amount))
+	if t.mode == mobypay.ModeCard || t.mode == mobypay.ModeIPP {
 		o.str("authorization_code", fmt.Sprintf("A%05d", (s.seq*7919)%100000))
 		o.str("card_last4", "4242")
 	}
 	if planID != "" {
 		o.str("plan_id", planID)
 	}
-	return simFrame{s.seal(o, ts, b == "badsig"), TypeTransactionResult, txn, status}
+	return simFrame{s.seal(o, ts, b == BadSig), mobypay.TypeTransactionResult, txn, status}
 }
 
 // plansFrame offers pay-in-full and a 6-month plan, as the app's sample.
 func (s *Sim) plansFrame(t *simTxn) simFrame {
 	p := []byte(`[{"planId": "pay-in-full", "frequency": "", "totalInstallments": 0, "installmentDetails": []}, `)
 	p = append(p, `{"planId": "ipp-6m", "frequency": "monthly", "totalInstallments": 6, "installmentDetails": [`...)
-	if sen, ok := FloatToSen(t.amount); ok && sen > 0 {
+	if sen, ok := mobypay.FloatToSen(t.amount); ok && sen > 0 {
 		each := sen / 6
 		for i := range int64(6) {
 			amt := each
@@ -159,14 +149,16 @@ func (s *Sim) plansFrame(t *simTxn) simFrame {
 				p = append(p, ", "...)
 			}
 			p = fmt.Appendf(p, `{"installment": %d, "amount": `, i+1)
-			p = appendAmount(p, amt)
+			// Python's repr of sen/100, as the app's amounts: the same
+			// float division gives the same digits here.
+			p = mobypay.AppendPyFloat(p, float64(amt)/100)
 			p = append(p, '}')
 		}
 	}
 	p = append(p, "]}]"...)
-	o := s.head(TypeTransactionResult, t.id, StatusIPPPlans)
-	o.raw("plans", p).raw("amount", AppendPyFloat(nil, t.amount))
-	return simFrame{s.seal(o, s.cfg.Now(), false), TypeTransactionResult, t.id, StatusIPPPlans}
+	o := s.head(mobypay.TypeTransactionResult, t.id, mobypay.StatusIPPPlans)
+	o.raw("plans", p).raw("amount", mobypay.AppendPyFloat(nil, t.amount))
+	return simFrame{s.seal(o, s.cfg.Now(), false), mobypay.TypeTransactionResult, t.id, mobypay.StatusIPPPlans}
 }
 
 // otherTxnID returns a plausible different txn_id: the next millisecond.

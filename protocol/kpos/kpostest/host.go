@@ -1,4 +1,8 @@
-package kpos
+// Package kpostest fakes KPOS's peers for tests and demos: Host plays the
+// Finexus host and the KPOS terminal behind it, with the same
+// cryptography. It is test-only: nothing in the kioskd binary imports it
+// (cmd/kioskd's dependency guard checks).
+package kpostest
 
 import (
 	"bytes"
@@ -10,9 +14,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/kpos"
 )
 
-// FakeHost plays the Finexus host and the KPOS terminal behind it, with
+// Host plays the Finexus host and the KPOS terminal behind it, with
 // the same cryptography, for tests and demos. After a submit it notifies
 // the kiosk according to Behaviour:
 //
@@ -28,9 +34,9 @@ import (
 //	refuse    the submit itself is refused (KP022 invalid amount)
 //
 // An abort marks the payment KA005 (cancel) unless already notified.
-type FakeHost struct {
-	Keys      *Keys // host side: Ours signs as Finexus, Theirs is the kiosk's key
-	BadKeys   *Keys // for badsig: a different signing key
+type Host struct {
+	Keys      *kpos.Keys // host side: Ours signs as Finexus, Theirs is the kiosk's key
+	BadKeys   *kpos.Keys // for badsig: a different signing key
 	NotifyURL string
 	Behaviour string
 	HTTP      *http.Client
@@ -49,14 +55,14 @@ type Answer struct {
 	Err    error
 }
 
-// NewFakeHost returns a host; Answers and Requests are buffered.
-func NewFakeHost(keys *Keys, notifyURL, behaviour string) *FakeHost {
-	return &FakeHost{Keys: keys, NotifyURL: notifyURL, Behaviour: behaviour, outcome: map[string]string{},
+// NewHost returns a host; Answers and Requests are buffered.
+func NewHost(keys *kpos.Keys, notifyURL, behaviour string) *Host {
+	return &Host{Keys: keys, NotifyURL: notifyURL, Behaviour: behaviour, outcome: map[string]string{},
 		Answers: make(chan Answer, 64), Requests: make(chan string, 64), HTTP: &http.Client{Timeout: 10 * time.Second}}
 }
 
-func (f *FakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+func (f *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, kpos.MaxBody))
 	if err != nil {
 		http.Error(w, "body", http.StatusBadRequest)
 		return
@@ -71,39 +77,39 @@ func (f *FakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	var req struct {
-		SequenceNo string   `json:"sequenceNo"`
-		MRN        string   `json:"mrn"`
-		Payment    *Payment `json:"payment"`
+		SequenceNo string        `json:"sequenceNo"`
+		MRN        string        `json:"mrn"`
+		Payment    *kpos.Payment `json:"payment"`
 	}
 	json.Unmarshal(plain, &req)
 	mrn := req.MRN
 	if req.Payment != nil {
 		mrn = req.Payment.MRN
 	}
-	reply := HostReply{SequenceNo: req.SequenceNo, ResultCode: ResultSuccess}
+	reply := kpos.HostReply{SequenceNo: req.SequenceNo, ResultCode: kpos.ResultSuccess}
 	f.mu.Lock()
 	switch {
-	case mti == MTISubmit && f.Behaviour == "refuse":
+	case mti == kpos.MTISubmit && f.Behaviour == "refuse":
 		reply.ResultCode = "KP022"
-	case mti == MTISubmit:
+	case mti == kpos.MTISubmit:
 		f.outcome[mrn] = "KA024"
 		if f.Behaviour == "decline" {
 			f.outcome[mrn] = "KA004"
 		}
 		go f.afterSubmit(mrn)
-	case mti == MTIInquiry:
+	case mti == kpos.MTIInquiry:
 		code, ok := f.outcome[mrn]
 		switch {
 		case !ok:
 			code = "KP063"
 		case code == "KA024" && (f.Behaviour == "silent" || f.Behaviour == "pending"):
-			code = ResultSuccess
+			code = kpos.ResultSuccess
 		}
 		reply.ResultCode = code
-		if code == ResultSuccess {
+		if code == kpos.ResultSuccess {
 			reply.AuthIDResp, reply.HTR = "484684", "HTR"+mrn
 		}
-	case mti == MTIAbort:
+	case mti == kpos.MTIAbort:
 		if code := f.outcome[mrn]; code == "KA024" {
 			f.outcome[mrn] = "KA005"
 		}
@@ -114,15 +120,15 @@ func (f *FakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func replyMTI(mti string) string {
 	switch mti {
-	case MTISubmit:
-		return MTISubmitReply
-	case MTIAbort:
-		return MTIAbortReply
+	case kpos.MTISubmit:
+		return kpos.MTISubmitReply
+	case kpos.MTIAbort:
+		return kpos.MTIAbortReply
 	}
 	return mti
 }
 
-func (f *FakeHost) answer(w http.ResponseWriter, mti string, v any) {
+func (f *Host) answer(w http.ResponseWriter, mti string, v any) {
 	plain, _ := json.Marshal(v)
 	body, sig, err := f.Keys.Seal(mti, plain)
 	if err != nil {
@@ -133,11 +139,11 @@ func (f *FakeHost) answer(w http.ResponseWriter, mti string, v any) {
 	w.Write(body)
 }
 
-func (f *FakeHost) afterSubmit(mrn string) {
+func (f *Host) afterSubmit(mrn string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n := Notification{MsgVer: "1.0", BillerType: "AM", CallerDeviceType: "17", CallerDeviceVer: "1",
-		SequenceNo: fmt.Sprint(time.Now().UnixMilli() % 1e12), MRN: mrn, ResultCode: ResultSuccess,
+	n := kpos.Notification{MsgVer: "1.0", BillerType: "AM", CallerDeviceType: "17", CallerDeviceVer: "1",
+		SequenceNo: fmt.Sprint(time.Now().UnixMilli() % 1e12), MRN: mrn, ResultCode: kpos.ResultSuccess,
 		AuthIDResp: "484684", PaymentScheme: "VS", MaskedPAN: "443322XXX1234", HTR: "HTR" + mrn, PaymentMethod: "01"}
 	switch f.Behaviour {
 	case "silent", "refuse", "wait":
@@ -149,9 +155,9 @@ func (f *FakeHost) afterSubmit(mrn string) {
 	case "unknown":
 		n.MRN = "TXN0000000000001"
 	}
-	if n.ResultCode == ResultSuccess && n.MRN == mrn {
+	if n.ResultCode == kpos.ResultSuccess && n.MRN == mrn {
 		f.mu.Lock()
-		f.outcome[mrn] = ResultSuccess
+		f.outcome[mrn] = kpos.ResultSuccess
 		f.mu.Unlock()
 	}
 	times := 1
@@ -165,13 +171,13 @@ func (f *FakeHost) afterSubmit(mrn string) {
 
 // Notify posts one 0025 to the kiosk; how is "tampered", "badsig" or
 // anything else for a correct message.
-func (f *FakeHost) Notify(ctx context.Context, n Notification, how string) Answer {
+func (f *Host) Notify(ctx context.Context, n kpos.Notification, how string) Answer {
 	plain, _ := json.Marshal(n)
 	keys := f.Keys
 	if how == "badsig" && f.BadKeys != nil {
 		keys = f.BadKeys
 	}
-	body, sig, err := keys.Seal(MTINotification, plain)
+	body, sig, err := keys.Seal(kpos.MTINotification, plain)
 	if err != nil {
 		return Answer{MRN: n.MRN, Err: err}
 	}
@@ -192,11 +198,28 @@ func (f *FakeHost) Notify(ctx context.Context, n Notification, how string) Answe
 		return Answer{MRN: n.MRN, Err: err}
 	}
 	defer resp.Body.Close()
-	rb, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, kpos.MaxBody))
 	a := Answer{MRN: n.MRN, Status: resp.StatusCode}
-	a.Code, a.Err = f.Keys.ReplyCode(rb, resp.Header.Get("Signature"))
+	a.Code, a.Err = replyCode(f.Keys, rb, resp.Header.Get("Signature"))
 	if a.Err != nil && strings.TrimSpace(string(rb)) == "" {
 		a.Err = fmt.Errorf("empty answer, HTTP %d", resp.StatusCode)
 	}
 	return a
+}
+
+// replyCode opens the kiosk's signed 0026 answer and returns its
+// resultCode.
+func replyCode(k *kpos.Keys, body []byte, signature string) (string, error) {
+	mti, plain, err := k.Open(body, signature)
+	if err != nil {
+		return "", err
+	}
+	if mti != kpos.MTINotificationOK {
+		return "", fmt.Errorf("%w: answer has MTI %s", kpos.ErrInvalid, mti)
+	}
+	var r kpos.Reply
+	if err := json.Unmarshal(plain, &r); err != nil {
+		return "", fmt.Errorf("%w: %w", kpos.ErrInvalid, err)
+	}
+	return r.ResultCode, nil
 }
