@@ -57,10 +57,14 @@ func TestVMBoot(t *testing.T) {
 		if n := len(vends(ps)); n != 0 {
 			t.Fatalf("relay pulses at boot: %v", ps)
 		}
+		// Counted in register writes, not time (TCG's timing stretches
+		// with the host's load): the driver's direction change is one
+		// write with the line low; a request at the wrong level and a
+		// second ioctl to correct it (periph's way) are two or more.
 		for _, g := range glitches(ps) {
-			t.Logf("%s: relay line low for %s when requested (the PL061's write order)", b.name, g.off.Sub(g.on))
-			if g.off.Sub(g.on) > 100*time.Microsecond {
-				t.Errorf("relay line low for %s at boot: a release pulse on an active-low relay", g.off.Sub(g.on))
+			t.Logf("%s: relay line low for %s over %d register write(s) when requested (the PL061's write order)", b.name, g.off.Sub(g.on), g.writes)
+			if g.writes > 1 {
+				t.Errorf("relay line low for %s over %d register writes at boot: requested at the release level first", g.off.Sub(g.on), g.writes)
 			}
 		}
 

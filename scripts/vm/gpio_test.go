@@ -76,6 +76,7 @@ func (s gpioState) on(line int, activeLow bool) bool {
 // pulse is one interval of a line driving its load.
 type pulse struct {
 	on, off time.Time // off is zero for a pulse still on when the log ends
+	writes  int       // register writes that left the line on
 }
 
 func (p pulse) String() string {
@@ -93,10 +94,13 @@ func (g *gpioLog) pulses(line int, activeLow bool, since time.Time) []pulse {
 	was := false
 	for _, s := range g.states {
 		now := s.on(line, activeLow)
+		open := len(out) > 0 && out[len(out)-1].off.IsZero()
 		switch {
 		case now && !was && !s.at.Before(since):
-			out = append(out, pulse{on: s.at})
-		case !now && was && len(out) > 0 && out[len(out)-1].off.IsZero():
+			out = append(out, pulse{on: s.at, writes: 1})
+		case now && was && open:
+			out[len(out)-1].writes++
+		case !now && was && open:
 			out[len(out)-1].off = s.at
 		}
 		was = now
