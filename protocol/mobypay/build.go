@@ -1,7 +1,6 @@
 package mobypay
 
 import (
-	"fmt"
 	"strconv"
 )
 
@@ -27,10 +26,10 @@ type Header struct {
 // AppendTransactionRequest appends a signed transaction_request.
 func (c *Codec) AppendTransactionRequest(dst []byte, h Header, amountSen int64, mode string) ([]byte, error) {
 	if amountSen <= 0 || amountSen > MaxAmountSen {
-		return dst, fmt.Errorf("mobypay: amount %d sen out of range", amountSen)
+		return dst, errorf("amount %d sen out of range", amountSen)
 	}
 	if !ValidMode(mode) {
-		return dst, fmt.Errorf("mobypay: unknown payment mode %q", mode)
+		return dst, errorf("unknown payment mode %q", mode)
 	}
 	b := append(c.canon[:0], `{"amount":`...)
 	b = appendAmount(b, amountSen)

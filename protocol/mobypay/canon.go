@@ -27,8 +27,12 @@ type SyntaxError struct {
 	Msg    string
 }
 
-func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("mobypay: json: %s at offset %d", e.Msg, e.Offset)
+func (e *SyntaxError) Error() string { return errPrefix + e.detail() }
+
+// detail is the text without the package prefix, for the envelope error
+// that wraps it (see errorf).
+func (e *SyntaxError) detail() string {
+	return fmt.Sprintf("json: %s at offset %d", e.Msg, e.Offset)
 }
 
 type kind uint8

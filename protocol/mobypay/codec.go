@@ -4,8 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"hash"
 )
 
@@ -16,8 +14,8 @@ const DevSecret = "POS-KIOSK-SECRET-KEY-2024"
 // Errors returned by Codec.Open. Callers match them with errors.Is; the
 // wrapped text says which part of the envelope was wrong.
 var (
-	ErrMalformed = errors.New("mobypay: malformed envelope")
-	ErrSignature = errors.New("mobypay: invalid signature")
+	ErrMalformed = newError("malformed envelope")
+	ErrSignature = newError("invalid signature")
 )
 
 // Codec signs outgoing and verifies incoming envelopes
@@ -54,11 +52,11 @@ func (c *Codec) Open(frame []byte) error {
 	c.root = -1
 	root, err := c.p.Parse(frame)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
+		return errorf("%w: %w", ErrMalformed, err)
 	}
 	env := c.p.nodes[root]
 	if env.kind != kObject {
-		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
+		return errorf("%w: not a JSON object", ErrMalformed)
 	}
 	payload, sig := int32(-1), int32(-1)
 	for _, k := range c.p.kids[env.kids : env.kids+env.nkids] {
@@ -70,35 +68,35 @@ func (c *Codec) Open(frame []byte) error {
 		}
 	}
 	if payload < 0 {
-		return fmt.Errorf("%w: no payload", ErrMalformed)
+		return errorf("%w: no payload", ErrMalformed)
 	}
 	if c.p.nodes[payload].kind != kObject {
-		return fmt.Errorf("%w: payload is not an object", ErrMalformed)
+		return errorf("%w: payload is not an object", ErrMalformed)
 	}
 	if c.canon, err = c.p.AppendCanonical(c.canon, payload); err != nil {
-		return fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+		return errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	c.root = payload
 	c.macOf(c.canon)
 	if sig < 0 {
-		return fmt.Errorf("%w: no signature", ErrSignature)
+		return errorf("%w: no signature", ErrSignature)
 	}
 	sn := c.p.nodes[sig]
 	if sn.kind != kString {
-		return fmt.Errorf("%w: signature is not a string", ErrSignature)
+		return errorf("%w: signature is not a string", ErrSignature)
 	}
 	// Hex digits need no JSON escapes; a signature that uses them is
 	// refused rather than decoded.
 	raw := frame[sn.start+1 : sn.end-1]
 	var got [sha256.Size]byte
 	if len(raw) != 2*sha256.Size {
-		return fmt.Errorf("%w: signature has %d characters, want %d hex digits", ErrSignature, len(raw), 2*sha256.Size)
+		return errorf("%w: signature has %d characters, want %d hex digits", ErrSignature, len(raw), 2*sha256.Size)
 	}
 	if _, err := hex.Decode(got[:], raw); err != nil {
-		return fmt.Errorf("%w: signature is not hex", ErrSignature)
+		return errorf("%w: signature is not hex", ErrSignature)
 	}
 	if !hmac.Equal(got[:], c.sum[:]) {
-		return fmt.Errorf("%w: does not match the payload", ErrSignature)
+		return errorf("%w: does not match the payload", ErrSignature)
 	}
 	return nil
 }
@@ -117,7 +115,7 @@ func (c *Codec) ExpectedSignature() string { return hex.EncodeToString(c.sum[:])
 // the same appendSig, so there is one way a signature is made.
 func (c *Codec) AppendSignature(dst, payload []byte) ([]byte, error) {
 	if err := c.canonicalise(payload); err != nil {
-		return dst, fmt.Errorf("mobypay: sign: %w", err)
+		return dst, errorf("sign: %w", err)
 	}
 	return c.appendSig(dst), nil
 }
@@ -128,7 +126,7 @@ func (c *Codec) AppendSignature(dst, payload []byte) ([]byte, error) {
 // methods without a parse.
 func (c *Codec) Seal(dst, payload []byte) ([]byte, error) {
 	if err := c.canonicalise(payload); err != nil {
-		return dst, fmt.Errorf("mobypay: seal: %w", err)
+		return dst, errorf("seal: %w", err)
 	}
 	return c.envelope(dst), nil
 }
@@ -142,7 +140,7 @@ func (c *Codec) canonicalise(payload []byte) error {
 		return err
 	}
 	if c.p.nodes[root].kind != kObject {
-		return errors.New("payload is not a JSON object")
+		return newError("payload is not a JSON object")
 	}
 	c.canon, err = c.p.AppendCanonical(c.canon[:0], root)
 	return err

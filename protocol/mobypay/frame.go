@@ -2,8 +2,6 @@ package mobypay
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 )
 
@@ -14,7 +12,7 @@ const MaxFrame = 64 << 10
 // ErrFrameTooLarge is returned by FrameReader.Next for a line longer than
 // the reader's bound. A connection should be closed on it; a tool reading
 // a file may call Next again, which skips the rest of the long line.
-var ErrFrameTooLarge = errors.New("mobypay: frame too large")
+var ErrFrameTooLarge = newError("frame too large")
 
 // initialFrameBuf is a FrameReader's first buffer. Real frames are a few
 // hundred bytes; the buffer doubles on demand up to the frame bound, so
@@ -84,7 +82,7 @@ func (f *FrameReader) Next() ([]byte, error) {
 				// A whole bound without a newline: the frame is too large.
 				f.end, f.scanned = 0, 0
 				f.skipping = true
-				return nil, fmt.Errorf("%w: no newline within %d bytes", ErrFrameTooLarge, f.limit-1)
+				return nil, errorf("%w: no newline within %d bytes", ErrFrameTooLarge, f.limit-1)
 			}
 		}
 		n, err := f.r.Read(f.buf[f.end:])
@@ -119,10 +117,10 @@ func trimLine(b []byte) []byte {
 // concurrent writers on a connection never interleave halves of messages.
 func WriteFrame(w io.Writer, frame []byte) error {
 	if len(frame) == 0 || frame[len(frame)-1] != '\n' {
-		return errors.New("mobypay: frame does not end with a newline")
+		return newError("frame does not end with a newline")
 	}
 	if _, err := w.Write(frame); err != nil {
-		return fmt.Errorf("mobypay: write frame: %w", err)
+		return errorf("write frame: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package mobypay
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -160,11 +159,11 @@ func (m *Message) TimestampMillis() (int64, error) {
 
 func parseMillis(s string) (int64, error) {
 	if s == "" {
-		return 0, errors.New("mobypay: no timestamp")
+		return 0, newError("no timestamp")
 	}
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || ms < 0 {
-		return 0, fmt.Errorf("mobypay: timestamp %.20q is not epoch milliseconds", s)
+		return 0, errorf("timestamp %.20q is not epoch milliseconds", s)
 	}
 	return ms, nil
 }
@@ -191,7 +190,7 @@ func FloatToSen(f float64) (int64, bool) {
 	return int64(n), true
 }
 
-var errNotOpened = errors.New("mobypay: decode: no payload opened")
+var errNotOpened = newError("decode: no payload opened")
 
 // Decode fills m from the payload of the last Open. It fails only when
 // that Open did not get as far as a canonical payload (or there was none);

@@ -1,8 +1,6 @@
 package mobypay
 
 import (
-	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -10,12 +8,12 @@ import (
 
 // Replay guard errors.
 var (
-	ErrStale  = errors.New("mobypay: timestamp outside window")
-	ErrReplay = errors.New("mobypay: nonce already used")
-	ErrFull   = errors.New("mobypay: replay guard full")
+	ErrStale  = newError("timestamp outside window")
+	ErrReplay = newError("nonce already used")
+	ErrFull   = newError("replay guard full")
 	// ErrNoNonce: the message carries no nonce (or an empty one), so it
 	// cannot be replay-checked. Such a message is evidence, never acted on.
-	ErrNoNonce = errors.New("mobypay: no nonce")
+	ErrNoNonce = newError("no nonce")
 )
 
 // DefaultWindow is the seed's 60 s timestamp window.
@@ -120,7 +118,7 @@ func (g *ReplayGuard) CheckTime(now time.Time, timestamp string) error {
 		skew = -skew
 	}
 	if skew >= g.window {
-		return fmt.Errorf("%w: %s off the kiosk clock, window %s", ErrStale, skew.Round(time.Millisecond), g.window)
+		return errorf("%w: %s off the kiosk clock, window %s", ErrStale, skew.Round(time.Millisecond), g.window)
 	}
 	return nil
 }
@@ -133,7 +131,7 @@ func (g *ReplayGuard) Check(now time.Time, timestamp, nonce string) error {
 	terr := g.CheckTime(now, timestamp)
 	if nonce == "" {
 		if terr != nil {
-			return fmt.Errorf("%w; %w", ErrNoNonce, terr)
+			return errorf("%w; %w", ErrNoNonce, terr)
 		}
 		return ErrNoNonce
 	}
@@ -145,7 +143,7 @@ func (g *ReplayGuard) Check(now time.Time, timestamp, nonce string) error {
 		return ErrReplay
 	}
 	if len(g.seen) >= g.cap {
-		return fmt.Errorf("%w: %d nonces in the last %s", ErrFull, len(g.seen), 2*g.window)
+		return errorf("%w: %d nonces in the last %s", ErrFull, len(g.seen), 2*g.window)
 	}
 	// Clone so that a remembered nonce does not pin its whole message.
 	nonce = strings.Clone(nonce)

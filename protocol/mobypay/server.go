@@ -5,7 +5,6 @@ package mobypay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -123,7 +122,7 @@ const maxDrain = 2 * time.Second
 const maxRetired = 8
 
 // ErrNotConnected is returned by Send when no POS is connected.
-var ErrNotConnected = errors.New("mobypay: no POS connected")
+var ErrNotConnected = newError("no POS connected")
 
 // Server is the kiosk side of the POS link: it accepts the POS terminal's
 // connection, verifies everything it sends, and writes the kiosk's frames.
@@ -190,7 +189,7 @@ type Stats struct {
 // NewServer listens on cfg.Addr. It does not accept until Serve.
 func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 	if len(cfg.Secret) == 0 {
-		return nil, errors.New("mobypay: server needs a secret")
+		return nil, newError("server needs a secret")
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
@@ -233,7 +232,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 	}}
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("mobypay: listen: %w", err)
+		return nil, errorf("listen: %w", err)
 	}
 	guard := NewReplayGuard(cfg.Window, 0)
 	for _, n := range cfg.Seen {
@@ -308,7 +307,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.hmu.Lock()
 	s.handler.ConnState(ConnError, "")
 	s.hmu.Unlock()
-	return fmt.Errorf("mobypay: accept: %w", err)
+	return errorf("accept: %w", err)
 }
 
 // startNotifier runs OnProven calls on a goroutine of their own. The
@@ -378,7 +377,7 @@ func (s *Server) Send(frame []byte) error {
 		if current {
 			sess.conn.Close()
 		}
-		return fmt.Errorf("mobypay: send to %s: %w", sess.peer, err)
+		return errorf("send to %s: %w", sess.peer, err)
 	}
 	return nil
 }

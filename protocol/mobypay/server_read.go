@@ -198,7 +198,7 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 			s.stats.Malformed.Add(1)
 		}
 		s.agg.event(slog.LevelWarn, ss.host, "pos messages refused", class,
-			"pos message refused", "peer", ss.peer, "reason", reason(err), "bytes", len(frame))
+			"pos message refused", "peer", ss.peer, "reason", err.Error(), "bytes", len(frame))
 		return err
 	}
 	if err := codec.Decode(m); err != nil {
@@ -208,7 +208,7 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 		}
 		s.stats.Undecoded.Add(1)
 		s.agg.event(slog.LevelWarn, ss.host, "pos messages refused", "signed but not usable",
-			"pos message refused: signed but not usable", "peer", ss.peer, "reason", reason(err), "payload", string(codec.Canonical()))
+			"pos message refused: signed but not usable", "peer", ss.peer, "reason", err.Error(), "payload", string(codec.Canonical()))
 		return err
 	}
 	ping := m.Type == typePing
@@ -249,7 +249,7 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 		s.hmu.Unlock()
 		s.stats.Replayed.Add(1)
 		s.agg.event(slog.LevelWarn, ss.host, "pos messages refused", "replayed",
-			"pos message refused", "peer", ss.peer, "reason", reason(err), "type", m.Type, "txn_id", m.TxnID, "nonce", m.Nonce)
+			"pos message refused", "peer", ss.peer, "reason", err.Error(), "type", m.Type, "txn_id", m.TxnID, "nonce", m.Nonce)
 		if ping {
 			return nil
 		}
@@ -271,7 +271,7 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 	s.handler.Late(m, err)
 	s.hmu.Unlock()
 	s.agg.event(slog.LevelWarn, ss.host, "pos messages not acted on; kept as evidence", class,
-		"pos message not acted on; kept as evidence", "peer", ss.peer, "reason", reason(err),
+		"pos message not acted on; kept as evidence", "peer", ss.peer, "reason", err.Error(),
 		"type", m.Type, "status", m.Status, "txn_id", m.TxnID)
 	return nil
 }
@@ -279,13 +279,4 @@ func (s *Server) handle(ss *session, codec *Codec, frame []byte, m *Message) err
 func (s *Server) stampedSinceStart(timestamp string) bool {
 	ms, err := parseMillis(timestamp)
 	return err == nil && ms >= s.started.UnixMilli() // stamps are whole milliseconds
-}
-
-func reason(err error) string {
-	s := err.Error()
-	const p = "mobypay: "
-	for len(s) > len(p) && s[:len(p)] == p {
-		s = s[len(p):]
-	}
-	return s
 }
