@@ -300,20 +300,9 @@ func (s *Sim) session(ctx context.Context, conn net.Conn) error {
 	}
 }
 
-// reason is err's text without mobypay's prefixes, for log lines; the
-// kiosk's server logs refusals the same way.
-func reason(err error) string {
-	s := err.Error()
-	const p = "mobypay: "
-	for len(s) > len(p) && s[:len(p)] == p {
-		s = s[len(p):]
-	}
-	return s
-}
-
 func (s *Sim) refuse(err error, frame []byte) {
 	s.event(Event{Kind: Refused, Err: err})
-	s.log.Warn("kiosk message refused", "reason", reason(err), "bytes", len(frame))
+	s.log.Warn("kiosk message refused", "reason", err.Error(), "bytes", len(frame))
 }
 
 // handleFrame verifies one kiosk frame and answers it.
