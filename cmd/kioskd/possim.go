@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -74,7 +73,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 		Log:       log,
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: possim: %s\n", strings.TrimPrefix(err.Error(), "possim: "))
+		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitUsage
 	}
 	log.Info("possim starting", "addr", *addr, "behaviour", *behaviour, "pos_id", *posID)
