@@ -57,7 +57,7 @@ func TestSigVerifySeedVectors(t *testing.T) {
 			t.Errorf("line %d: %q, want ok", i+1, l)
 		}
 	}
-	if lines[5] != "bad: invalid signature: does not match the payload" {
+	if lines[5] != "bad: mobypay: invalid signature: does not match the payload" {
 		t.Errorf("line 6: %q", lines[5])
 	}
 	// All good: exit 0.
@@ -65,7 +65,7 @@ func TestSigVerifySeedVectors(t *testing.T) {
 		t.Errorf("five valid vectors: exit %d\n%s", code, out)
 	}
 	// Wrong secret: every line bad.
-	if code, out, _ := kioskd(t, wires[0], "sig", "verify", "-secret", "nope"); code != 1 || !strings.HasPrefix(out, "bad: invalid signature") {
+	if code, out, _ := kioskd(t, wires[0], "sig", "verify", "-secret", "nope"); code != 1 || !strings.HasPrefix(out, "bad: mobypay: invalid signature") {
 		t.Errorf("wrong secret: exit %d, %q", code, out)
 	}
 }
@@ -77,10 +77,10 @@ func TestSigVerifyVerbose(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	want := []string{
-		"bad: invalid signature: does not match the payload",
+		"bad: mobypay: invalid signature: does not match the payload",
 		`  canonical: {"amount":80.0,"error_message":"USER_ABORT",`,
 		"  expected:  ",
-		"bad: malformed envelope: ",
+		"bad: mobypay: malformed envelope: json: ",
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w) {

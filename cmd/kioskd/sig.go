@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,7 +95,7 @@ func sigVerify(e *env, args []string) int {
 		n++
 		if errors.Is(err, mobypay.ErrFrameTooLarge) {
 			bad++
-			fmt.Fprintf(out, "bad: %s\n", reason(err))
+			fmt.Fprintf(out, "bad: %v\n", err)
 			continue
 		}
 		if err != nil {
@@ -106,7 +105,7 @@ func sigVerify(e *env, args []string) int {
 		err = codec.Open(frame)
 		if err != nil {
 			bad++
-			fmt.Fprintf(out, "bad: %s\n", reason(err))
+			fmt.Fprintf(out, "bad: %v\n", err)
 		} else {
 			desc := ""
 			if codec.Decode(&m) == nil {
@@ -133,8 +132,6 @@ func sigVerify(e *env, args []string) int {
 	}
 	return exitOK
 }
-
-func reason(err error) string { return strings.TrimPrefix(err.Error(), "mobypay: ") }
 
 func sigSign(e *env, args []string) int {
 	fs := e.flags()
@@ -164,7 +161,7 @@ func sigSign(e *env, args []string) int {
 		}
 		if err != nil {
 			bad++
-			fmt.Fprintf(e.stderr, "kioskd: payload %d: %s\n", n, reason(err))
+			fmt.Fprintf(e.stderr, "kioskd: payload %d: %v\n", n, err)
 			continue
 		}
 		out.Write(buf)
