@@ -15,9 +15,10 @@ import (
 // It is served on a unix socket: whoever can open the socket is trusted.
 type API struct {
 	svc *Service
-	// Status adds service-wide facts (listen addresses, counters) to
-	// GET /v1/status.
-	Status func() map[string]any
+	// Status, when set, is what GET /v1/status answers: the daemon knows
+	// more than the service (listen addresses, counters, the board).
+	// Unset, the answer is the links and the payment in progress.
+	Status func() any
 }
 
 // NewAPI returns the control API for svc.
@@ -274,13 +275,14 @@ func (a *API) settle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
-	st := map[string]any{"pos": a.svc.POS(), "current": a.svc.Current()}
 	if a.Status != nil {
-		for k, v := range a.Status() {
-			st[k] = v
-		}
+		writeJSON(w, http.StatusOK, a.Status())
+		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, struct {
+		POS     []POSState `json:"pos"`
+		Current *Txn       `json:"current"`
+	}{a.svc.POS(), a.svc.Current()})
 }
 
 // events streams Event objects as server-sent events. It starts with the

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -35,9 +36,7 @@ func cmdCancel(e *env, args []string) int {
 	ctx := context.Background()
 	id := fs.Arg(0)
 	if id == "" {
-		var st struct {
-			Current *payment.Txn `json:"current"`
-		}
+		var st control.Status
 		if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
 			return clientFail(e, err)
 		}
@@ -78,7 +77,7 @@ func cmdPlan(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	var t payment.Txn
-	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/plan", map[string]string{"plan_id": fs.Arg(1)}, &t); err != nil {
+	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/plan", control.PlanRequest{PlanID: fs.Arg(1)}, &t); err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintln(e.stdout, describe(t))
@@ -97,25 +96,7 @@ func cmdStatus(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var st struct {
-		KioskID   string             `json:"kiosk_id"`
-		Version   string             `json:"version"`
-		Board     string             `json:"board"`
-		Listen    string             `json:"pos_listen"`
-		ConnectTo []string           `json:"pos_connect_to"`
-		POS       []payment.POSState `json:"pos"`
-		Current   *payment.Txn       `json:"current"`
-		Stats     map[string]int64   `json:"pos_stats"`
-		Uptime    int64              `json:"uptime_s"`
-		Hardware  struct {
-			Watchdog struct {
-				Device  string
-				Timeout time.Duration
-				Feeding bool
-				Stalled string
-			} `json:"watchdog"`
-		} `json:"hardware"`
-	}
+	var st control.Status
 	var raw json.RawMessage
 	if err := c.do(context.Background(), http.MethodGet, "/v1/status", nil, &raw); err != nil {
 		return clientFail(e, err)
@@ -128,8 +109,8 @@ func cmdStatus(e *env, args []string) int {
 		return clientFail(e, &decodeError{what: "the answer to GET /v1/status", raw: raw, err: err})
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.Uptime)*time.Second)
-	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", st.Listen, strings.Join(st.ConnectTo, " or "))
+	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.UptimeS)*time.Second)
+	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", st.POSListen, strings.Join(st.POSConnectTo, " or "))
 	for _, p := range st.POS {
 		peer := ""
 		if p.Peer != "" {
@@ -152,10 +133,11 @@ func cmdStatus(e *env, args []string) int {
 	} else {
 		fmt.Fprintln(w, "no payment in progress")
 	}
+	ps := st.POSStats
 	fmt.Fprintf(w, "pos messages: %d accepted, %d late, %d bad signature, %d malformed, %d replayed, %d oversize\n",
-		st.Stats["received"], st.Stats["late"], st.Stats["bad_signature"], st.Stats["malformed"], st.Stats["replayed"], st.Stats["oversize"])
+		ps.Received, ps.Late, ps.BadSignature, ps.Malformed, ps.Replayed, ps.Oversize)
 	fmt.Fprintf(w, "pos connections: %d sessions, %d refused, %d held pending, %d took over, %d squatters displaced; %d pings, %d signed without a nonce\n",
-		st.Stats["sessions"], st.Stats["rejected"], st.Stats["pending"], st.Stats["promoted"], st.Stats["displaced"], st.Stats["pings"], st.Stats["no_nonce"])
+		ps.Sessions, ps.Rejected, ps.Pending, ps.Promoted, ps.Displaced, ps.Pings, ps.NoNonce)
 	return exitOK
 }
 
@@ -297,7 +279,7 @@ func cmdReviewSettle(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	var t payment.Txn
-	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
+	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", control.SettleRequest{Note: *note}, &t); err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)

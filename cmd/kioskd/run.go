@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -143,12 +144,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	prov.Bind(srv, svc)
 	startedAt := time.Now()
 	api := payment.NewAPI(svc)
-	api.Status = func() map[string]any {
-		return map[string]any{
-			"kiosk_id": cfg.KioskID, "version": version, "board": cfg.Board.Kind,
-			"pos_listen": srv.Addr().String(), "pos_connect_to": connectAddrs(srv.Addr()),
-			"pos_stats": statsMap(srv.Stats()), "uptime_s": int64(time.Since(startedAt).Seconds()),
-			"kpos_listen": kposAddr, "hardware": hw.state(),
+	api.Status = func() any {
+		return control.Status{
+			POS: svc.POS(), Current: svc.Current(),
+			KioskID: cfg.KioskID, Version: version, Board: cfg.Board.Kind,
+			POSListen: srv.Addr().String(), POSConnectTo: connectAddrs(srv.Addr()),
+			POSStats: posStats(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
+			KPOSListen: kposAddr, Hardware: hw.state(),
 		}
 	}
 	mux := http.NewServeMux()
@@ -340,13 +342,13 @@ func connectAddrs(a net.Addr) []string {
 	return out
 }
 
-func statsMap(s *mobypay.Stats) map[string]int64 {
-	return map[string]int64{
-		"sessions": s.Sessions.Load(), "replaced": s.Replaced.Load(), "rejected": s.Rejected.Load(),
-		"received": s.Received.Load(), "late": s.Late.Load(), "malformed": s.Malformed.Load(),
-		"bad_signature": s.BadSig.Load(), "replayed": s.Replayed.Load(), "oversize": s.Oversize.Load(),
-		"undecoded": s.Undecoded.Load(), "pending": s.Pending.Load(), "promoted": s.Promoted.Load(),
-		"displaced": s.Displaced.Load(), "no_nonce": s.NoNonce.Load(), "pings": s.Pings.Load(),
+func posStats(s *mobypay.Stats) control.POSStats {
+	return control.POSStats{
+		Sessions: s.Sessions.Load(), Replaced: s.Replaced.Load(), Rejected: s.Rejected.Load(),
+		Received: s.Received.Load(), Late: s.Late.Load(), Malformed: s.Malformed.Load(),
+		BadSignature: s.BadSig.Load(), Replayed: s.Replayed.Load(), Oversize: s.Oversize.Load(),
+		Undecoded: s.Undecoded.Load(), Pending: s.Pending.Load(), Promoted: s.Promoted.Load(),
+		Displaced: s.Displaced.Load(), NoNonce: s.NoNonce.Load(), Pings: s.Pings.Load(),
 	}
 }
 

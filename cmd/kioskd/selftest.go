@@ -13,23 +13,17 @@ import (
 
 	"rsc.io/qr"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
-
-// check is one selftest result.
-type check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-}
 
 // selftest exercises each device. The relay is pulsed only when asked,
 // and never while a payment is in progress: a selftest must not hand out
 // a product someone is paying for.
-func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse bool) []check {
-	var out []check
+func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse bool) []control.Check {
+	var out []control.Check
 	add := func(name string, err error, okDetail string) {
-		c := check{Name: name, OK: err == nil, Detail: okDetail}
+		c := control.Check{Name: name, OK: err == nil, Detail: okDetail}
 		if err != nil {
 			c.Detail = err.Error()
 		}
@@ -38,7 +32,7 @@ func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse boo
 	add("leds", h.leds.Cycle(ctx, 300*time.Millisecond), "green, amber, red, all, none")
 	switch {
 	case !pulse:
-		out = append(out, check{Name: "relay", OK: true, Detail: "not pulsed (use -relay)"})
+		out = append(out, control.Check{Name: "relay", OK: true, Detail: "not pulsed (use -relay)"})
 	case svc.Current() != nil:
 		add("relay", errors.New("a payment is in progress; not pulsing"), "")
 	default:
@@ -63,10 +57,10 @@ func hardwareRoutes(mux *http.ServeMux, hw *hardware, svc *payment.Service, posA
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			json.NewEncoder(w).Encode(control.Error{Error: err.Error()})
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{"printed": addrs})
+		json.NewEncoder(w).Encode(control.PairPrinted{Printed: addrs})
 	})
 }
 
@@ -87,7 +81,7 @@ func cmdSelftest(e *env, args []string) int {
 	if *pulse {
 		path += "?relay=1"
 	}
-	var res []check
+	var res []control.Check
 	if err := c.do(context.Background(), http.MethodPost, path, nil, &res); err != nil {
 		return clientFail(e, err)
 	}
@@ -156,13 +150,11 @@ func pairText(addr string) string {
 
 func pairAddrs(cf *clientFlags) ([]string, error) {
 	if c, err := cf.client(); err == nil {
-		var st struct {
-			ConnectTo []string `json:"pos_connect_to"`
-		}
+		var st control.Status
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if c.do(ctx, http.MethodGet, "/v1/status", nil, &st) == nil && len(st.ConnectTo) > 0 {
-			return st.ConnectTo, nil
+		if c.do(ctx, http.MethodGet, "/v1/status", nil, &st) == nil && len(st.POSConnectTo) > 0 {
+			return st.POSConnectTo, nil
 		}
 	}
 	cfg, err := loadConfig(cf.configPath())
