@@ -44,24 +44,26 @@ func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse boo
 	return out
 }
 
-// hardwareRoutes adds the maintenance endpoints that need the devices.
-func hardwareRoutes(mux *http.ServeMux, hw *hardware, svc *payment.Service, posAddr func() []string) {
-	mux.HandleFunc("POST /v1/selftest", func(w http.ResponseWriter, r *http.Request) {
-		res := hw.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(res)
-	})
-	mux.HandleFunc("POST /v1/pair/print", func(w http.ResponseWriter, r *http.Request) {
-		addrs := posAddr()
-		err := hw.printPairing(addrs)
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(control.Error{Error: err.Error()})
-			return
-		}
-		json.NewEncoder(w).Encode(control.PairPrinted{Printed: addrs})
-	})
+// hardwareRoutes are the maintenance endpoints that need the devices.
+func hardwareRoutes(hw *hardware, svc *payment.Service, posAddr func() []string) []payment.Route {
+	return []payment.Route{
+		{Pattern: "POST /v1/selftest", Handler: func(w http.ResponseWriter, r *http.Request) {
+			res := hw.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(res)
+		}},
+		{Pattern: "POST /v1/pair/print", Handler: func(w http.ResponseWriter, r *http.Request) {
+			addrs := posAddr()
+			err := hw.printPairing(addrs)
+			w.Header().Set("Content-Type", "application/json")
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				json.NewEncoder(w).Encode(control.Error{Error: err.Error()})
+				return
+			}
+			json.NewEncoder(w).Encode(control.PairPrinted{Printed: addrs})
+		}},
+	}
 }
 
 func cmdSelftest(e *env, args []string) int {
