@@ -19,9 +19,17 @@ import (
 // loopback with its control socket in a temp dir.
 type kiosk struct {
 	dir, cfgPath, pos string
+	routes            []string // the control API's mux patterns
 }
 
 func startKiosk(t *testing.T) *kiosk {
+	t.Helper()
+	return startKioskWith(t, nil)
+}
+
+// startKioskWith is startKiosk with seed, when not nil, run on the data
+// directory before the service starts (to leave a journal behind).
+func startKioskWith(t *testing.T, seed func(dataDir string)) *kiosk {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := writeTestConfig(t, dir, `[payment]
@@ -42,6 +50,9 @@ pulse = "10ms"
 	if err != nil {
 		t.Fatal(err)
 	}
+	if seed != nil {
+		seed(cfg.DataDir)
+	}
 	ring := newLogRing(100)
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan started, 1)
@@ -57,7 +68,7 @@ pulse = "10ms"
 	})
 	select {
 	case s := <-up:
-		return &kiosk{dir: dir, cfgPath: cfgPath, pos: s.POSAddr}
+		return &kiosk{dir: dir, cfgPath: cfgPath, pos: s.POSAddr, routes: s.Routes}
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
