@@ -36,8 +36,8 @@ func cmdCancel(e *env, args []string) int {
 	ctx := context.Background()
 	id := fs.Arg(0)
 	if id == "" {
-		var st control.Status
-		if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+		st, err := c.Status(ctx)
+		if err != nil {
 			return clientFail(e, err)
 		}
 		if st.Current == nil {
@@ -46,13 +46,12 @@ func cmdCancel(e *env, args []string) int {
 		}
 		id = st.Current.ID
 	}
-	var t payment.Txn
-	err = c.do(ctx, http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
-	var ae *apiError
+	t, err := c.Cancel(ctx, id)
+	var ae *control.APIError
 	if fs.NArg() == 0 && errors.As(err, &ae) && ae.Code == http.StatusConflict {
 		// The payment ended between the look-up and the cancel. Any
 		// payment started since is not cancelled: nobody has seen it.
-		if err := c.do(ctx, http.MethodGet, "/v1/payments/"+id, nil, &t); err != nil {
+		if t, err = c.Payment(ctx, id); err != nil {
 			return clientFail(e, err)
 		}
 		fmt.Fprintf(e.stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
@@ -76,8 +75,8 @@ func cmdPlan(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var t payment.Txn
-	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/plan", control.PlanRequest{PlanID: fs.Arg(1)}, &t); err != nil {
+	t, err := c.SelectPlan(context.Background(), fs.Arg(0), fs.Arg(1))
+	if err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintln(e.stdout, describe(t))
@@ -97,8 +96,8 @@ func cmdStatus(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	var st control.Status
-	var raw json.RawMessage
-	if err := c.do(context.Background(), http.MethodGet, "/v1/status", nil, &raw); err != nil {
+	raw, err := c.StatusJSON(context.Background())
+	if err != nil {
 		return clientFail(e, err)
 	}
 	if *asJSON {
@@ -106,7 +105,7 @@ func cmdStatus(e *env, args []string) int {
 		return exitOK
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return clientFail(e, &decodeError{what: "the answer to GET /v1/status", raw: raw, err: err})
+		return clientFail(e, &control.DecodeError{What: "the answer to GET /v1/status", Raw: raw, Err: err})
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.UptimeS)*time.Second)
@@ -162,8 +161,8 @@ func cmdJournal(e *env, args []string) int {
 	if *unknown {
 		return journalUnknown(e, c, *n, *asJSON)
 	}
-	var list []payment.Txn
-	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/payments?limit=%d", *n), nil, &list); err != nil {
+	list, err := c.Journal(context.Background(), *n)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	printTxns(e, list, *asJSON)
@@ -173,9 +172,9 @@ func cmdJournal(e *env, args []string) int {
 // journalUnknown lists GET /v1/evidence: the evidence about no known
 // payment, newest first. -json passes each object on as the daemon wrote
 // it, so no field is lost to this client's idea of Evidence.
-func journalUnknown(e *env, c *client, n int, asJSON bool) int {
-	var list []json.RawMessage
-	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/evidence?limit=%d", n), nil, &list); err != nil {
+func journalUnknown(e *env, c *control.Client, n int, asJSON bool) int {
+	list, err := c.Evidence(context.Background(), n)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	code := exitOK
@@ -246,12 +245,8 @@ func cmdReview(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	path := "/v1/reviews"
-	if *all {
-		path += "?all=1"
-	}
-	var list []payment.Txn
-	if err := c.do(context.Background(), http.MethodGet, path, nil, &list); err != nil {
+	list, err := c.Reviews(context.Background(), *all)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	printTxns(e, list, *asJSON)
@@ -278,8 +273,8 @@ func cmdReviewSettle(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var t payment.Txn
-	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", control.SettleRequest{Note: *note}, &t); err != nil {
+	t, err := c.Settle(context.Background(), fs.Arg(0), *note)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
@@ -298,8 +293,8 @@ func cmdLogs(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var lines []string
-	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/logs?n=%d", *n), nil, &lines); err != nil {
+	lines, err := c.Logs(context.Background(), *n)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	for _, l := range lines {

@@ -118,7 +118,7 @@ func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ch, err := c.events(ctx)
+	ch, err := c.Follow(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestClientFindsTheMachineConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.path
+		return c.Socket()
 	}
 	if got := sock(clientFlags{}); got != "/run/from-data.sock" {
 		t.Errorf("search found %s, want the data partition's config", got)

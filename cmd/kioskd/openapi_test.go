@@ -187,7 +187,7 @@ func waitTxn(t *testing.T, k *kiosk, a *apiTester, id string, ok func(payment.Tx
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ch, err := c.events(ctx)
+	ch, err := c.Follow(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

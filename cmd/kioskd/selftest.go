@@ -79,12 +79,8 @@ func cmdSelftest(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	path := "/v1/selftest"
-	if *pulse {
-		path += "?relay=1"
-	}
-	var res []control.Check
-	if err := c.do(context.Background(), http.MethodPost, path, nil, &res); err != nil {
+	res, err := c.Selftest(context.Background(), *pulse)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	if *asJSON {
@@ -132,7 +128,7 @@ func cmdPair(e *env, args []string) int {
 		if err != nil {
 			return clientFail(e, err)
 		}
-		if err := c.do(context.Background(), http.MethodPost, "/v1/pair/print", nil, nil); err != nil {
+		if _, err := c.Pair(context.Background()); err != nil {
 			return clientFail(e, err)
 		}
 		fmt.Fprintln(e.stdout, "pairing slip printed")
@@ -152,10 +148,9 @@ func pairText(addr string) string {
 
 func pairAddrs(cf *clientFlags) ([]string, error) {
 	if c, err := cf.client(); err == nil {
-		var st control.Status
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if c.do(ctx, http.MethodGet, "/v1/status", nil, &st) == nil && len(st.POSConnectTo) > 0 {
+		if st, err := c.Status(ctx); err == nil && len(st.POSConnectTo) > 0 {
 			return st.POSConnectTo, nil
 		}
 	}
