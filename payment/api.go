@@ -15,9 +15,10 @@ import (
 // It is served on a unix socket: whoever can open the socket is trusted.
 type API struct {
 	svc *Service
-	// Status adds service-wide facts (listen addresses, counters) to
-	// GET /v1/status.
-	Status func() map[string]any
+	// Status, when set, is what GET /v1/status answers: the daemon knows
+	// more than the service (listen addresses, counters, the board).
+	// Unset, the answer is the links and the payment in progress.
+	Status func() any
 }
 
 // NewAPI returns the control API for svc.
@@ -31,20 +32,38 @@ type PaymentRequest struct {
 	PlanID   string `json:"plan_id,omitempty"`
 }
 
-// Handler returns the routes.
+// Route is one route of the control API: a ServeMux pattern ("METHOD
+// /path") and its handler.
+type Route struct {
+	Pattern string
+	Handler http.HandlerFunc
+}
+
+// Routes returns the service's routes. The daemon registers them beside
+// its own on one mux, and its tests hold the list against the OpenAPI
+// document, so a route added here that the document lacks fails a test.
+func (a *API) Routes() []Route {
+	return []Route{
+		{"POST /v1/payments", a.create},
+		{"GET /v1/payments", a.list},
+		{"GET /v1/payments/{id}", a.get},
+		{"POST /v1/payments/{id}/cancel", a.cancel},
+		{"POST /v1/payments/{id}/plan", a.plan},
+		{"GET /v1/status", a.status},
+		{"GET /v1/reviews", a.reviews},
+		{"POST /v1/payments/{id}/settle", a.settle},
+		{"GET /v1/events", a.events},
+		{"GET /v1/evidence", a.evidence},
+		{"GET /v1/quarantine", a.quarantine},
+	}
+}
+
+// Handler returns the routes on a mux of their own.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/payments", a.create)
-	mux.HandleFunc("GET /v1/payments", a.list)
-	mux.HandleFunc("GET /v1/payments/{id}", a.get)
-	mux.HandleFunc("POST /v1/payments/{id}/cancel", a.cancel)
-	mux.HandleFunc("POST /v1/payments/{id}/plan", a.plan)
-	mux.HandleFunc("GET /v1/status", a.status)
-	mux.HandleFunc("GET /v1/reviews", a.reviews)
-	mux.HandleFunc("POST /v1/payments/{id}/settle", a.settle)
-	mux.HandleFunc("GET /v1/events", a.events)
-	mux.HandleFunc("GET /v1/evidence", a.evidence)
-	mux.HandleFunc("GET /v1/quarantine", a.quarantine)
+	for _, r := range a.Routes() {
+		mux.HandleFunc(r.Pattern, r.Handler)
+	}
 	return mux
 }
 
@@ -274,13 +293,14 @@ func (a *API) settle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
-	st := map[string]any{"pos": a.svc.POS(), "current": a.svc.Current()}
 	if a.Status != nil {
-		for k, v := range a.Status() {
-			st[k] = v
-		}
+		writeJSON(w, http.StatusOK, a.Status())
+		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, struct {
+		POS     []POSState `json:"pos"`
+		Current *Txn       `json:"current"`
+	}{a.svc.POS(), a.svc.Current()})
 }
 
 // events streams Event objects as server-sent events. It starts with the

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -35,10 +36,8 @@ func cmdCancel(e *env, args []string) int {
 	ctx := context.Background()
 	id := fs.Arg(0)
 	if id == "" {
-		var st struct {
-			Current *payment.Txn `json:"current"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+		st, err := c.Status(ctx)
+		if err != nil {
 			return clientFail(e, err)
 		}
 		if st.Current == nil {
@@ -47,13 +46,12 @@ func cmdCancel(e *env, args []string) int {
 		}
 		id = st.Current.ID
 	}
-	var t payment.Txn
-	err = c.do(ctx, http.MethodPost, "/v1/payments/"+id+"/cancel", nil, &t)
-	var ae *apiError
+	t, err := c.Cancel(ctx, id)
+	var ae *control.APIError
 	if fs.NArg() == 0 && errors.As(err, &ae) && ae.Code == http.StatusConflict {
 		// The payment ended between the look-up and the cancel. Any
 		// payment started since is not cancelled: nobody has seen it.
-		if err := c.do(ctx, http.MethodGet, "/v1/payments/"+id, nil, &t); err != nil {
+		if t, err = c.Payment(ctx, id); err != nil {
 			return clientFail(e, err)
 		}
 		fmt.Fprintf(e.stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
@@ -77,8 +75,8 @@ func cmdPlan(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var t payment.Txn
-	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/plan", map[string]string{"plan_id": fs.Arg(1)}, &t); err != nil {
+	t, err := c.SelectPlan(context.Background(), fs.Arg(0), fs.Arg(1))
+	if err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintln(e.stdout, describe(t))
@@ -97,27 +95,9 @@ func cmdStatus(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var st struct {
-		KioskID   string             `json:"kiosk_id"`
-		Version   string             `json:"version"`
-		Board     string             `json:"board"`
-		Listen    string             `json:"pos_listen"`
-		ConnectTo []string           `json:"pos_connect_to"`
-		POS       []payment.POSState `json:"pos"`
-		Current   *payment.Txn       `json:"current"`
-		Stats     map[string]int64   `json:"pos_stats"`
-		Uptime    int64              `json:"uptime_s"`
-		Hardware  struct {
-			Watchdog struct {
-				Device  string
-				Timeout time.Duration
-				Feeding bool
-				Stalled string
-			} `json:"watchdog"`
-		} `json:"hardware"`
-	}
-	var raw json.RawMessage
-	if err := c.do(context.Background(), http.MethodGet, "/v1/status", nil, &raw); err != nil {
+	var st control.Status
+	raw, err := c.StatusJSON(context.Background())
+	if err != nil {
 		return clientFail(e, err)
 	}
 	if *asJSON {
@@ -125,11 +105,11 @@ func cmdStatus(e *env, args []string) int {
 		return exitOK
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return clientFail(e, &decodeError{what: "the answer to GET /v1/status", raw: raw, err: err})
+		return clientFail(e, &control.DecodeError{What: "the answer to GET /v1/status", Raw: raw, Err: err})
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.Uptime)*time.Second)
-	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", st.Listen, strings.Join(st.ConnectTo, " or "))
+	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.UptimeS)*time.Second)
+	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", st.POSListen, strings.Join(st.POSConnectTo, " or "))
 	for _, p := range st.POS {
 		peer := ""
 		if p.Peer != "" {
@@ -152,10 +132,11 @@ func cmdStatus(e *env, args []string) int {
 	} else {
 		fmt.Fprintln(w, "no payment in progress")
 	}
+	ps := st.POSStats
 	fmt.Fprintf(w, "pos messages: %d accepted, %d late, %d bad signature, %d malformed, %d replayed, %d oversize\n",
-		st.Stats["received"], st.Stats["late"], st.Stats["bad_signature"], st.Stats["malformed"], st.Stats["replayed"], st.Stats["oversize"])
+		ps.Received, ps.Late, ps.BadSignature, ps.Malformed, ps.Replayed, ps.Oversize)
 	fmt.Fprintf(w, "pos connections: %d sessions, %d refused, %d held pending, %d took over, %d squatters displaced; %d pings, %d signed without a nonce\n",
-		st.Stats["sessions"], st.Stats["rejected"], st.Stats["pending"], st.Stats["promoted"], st.Stats["displaced"], st.Stats["pings"], st.Stats["no_nonce"])
+		ps.Sessions, ps.Rejected, ps.Pending, ps.Promoted, ps.Displaced, ps.Pings, ps.NoNonce)
 	return exitOK
 }
 
@@ -180,8 +161,8 @@ func cmdJournal(e *env, args []string) int {
 	if *unknown {
 		return journalUnknown(e, c, *n, *asJSON)
 	}
-	var list []payment.Txn
-	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/payments?limit=%d", *n), nil, &list); err != nil {
+	list, err := c.Journal(context.Background(), *n)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	printTxns(e, list, *asJSON)
@@ -191,9 +172,9 @@ func cmdJournal(e *env, args []string) int {
 // journalUnknown lists GET /v1/evidence: the evidence about no known
 // payment, newest first. -json passes each object on as the daemon wrote
 // it, so no field is lost to this client's idea of Evidence.
-func journalUnknown(e *env, c *client, n int, asJSON bool) int {
-	var list []json.RawMessage
-	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/evidence?limit=%d", n), nil, &list); err != nil {
+func journalUnknown(e *env, c *control.Client, n int, asJSON bool) int {
+	list, err := c.Evidence(context.Background(), n)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	code := exitOK
@@ -264,12 +245,8 @@ func cmdReview(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	path := "/v1/reviews"
-	if *all {
-		path += "?all=1"
-	}
-	var list []payment.Txn
-	if err := c.do(context.Background(), http.MethodGet, path, nil, &list); err != nil {
+	list, err := c.Reviews(context.Background(), *all)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	printTxns(e, list, *asJSON)
@@ -296,8 +273,8 @@ func cmdReviewSettle(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var t payment.Txn
-	if err := c.do(context.Background(), http.MethodPost, "/v1/payments/"+fs.Arg(0)+"/settle", map[string]string{"note": *note}, &t); err != nil {
+	t, err := c.Settle(context.Background(), fs.Arg(0), *note)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
@@ -316,8 +293,8 @@ func cmdLogs(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	var lines []string
-	if err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("/v1/logs?n=%d", *n), nil, &lines); err != nil {
+	lines, err := c.Logs(context.Background(), *n)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	for _, l := range lines {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -34,7 +34,7 @@ type daemon struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	posAddr string
-	c       *client
+	c       *control.Client
 	exited  chan struct{}
 	lines   chan string // the daemon's log, one event per line
 	mu      sync.Mutex
@@ -213,7 +213,7 @@ type watch struct {
 }
 
 func (d *daemon) watch(ctx context.Context) *watch {
-	ch, err := d.c.events(ctx)
+	ch, err := d.c.Follow(ctx)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -259,8 +259,8 @@ func vendPulses(t *testing.T, dir, id string) int {
 
 func (d *daemon) pay(mode, amount string) payment.Txn {
 	d.t.Helper()
-	var tx payment.Txn
-	if err := d.c.do(context.Background(), http.MethodPost, "/v1/payments", payment.PaymentRequest{Amount: amount, Mode: mode}, &tx); err != nil {
+	tx, _, err := d.c.Pay(context.Background(), control.PayRequest{Amount: amount, Mode: mode}, "")
+	if err != nil {
 		d.t.Fatalf("pay: %v", err)
 	}
 	return tx
@@ -268,8 +268,8 @@ func (d *daemon) pay(mode, amount string) payment.Txn {
 
 func (d *daemon) get(id string) payment.Txn {
 	d.t.Helper()
-	var tx payment.Txn
-	if err := d.c.do(context.Background(), http.MethodGet, "/v1/payments/"+id, nil, &tx); err != nil {
+	tx, err := d.c.Payment(context.Background(), id)
+	if err != nil {
 		d.t.Fatalf("get %s: %v", id, err)
 	}
 	return tx
@@ -308,7 +308,7 @@ func TestCrashAtEveryState(t *testing.T) {
 		{"plan_selected", "ipp", func(d *daemon, p *posPeer, w *watch, id string) {
 			p.send(`"type":"transaction_result","status":"ipp_plans","txn_id":"` + id + `","amount":12.5,"plans":[{"planId":"6m","frequency":"monthly","totalInstallments":6,"installmentDetails":[]},{"planId":"pay-in-full"}]`)
 			w.txn(id, func(t payment.Txn) bool { return t.State == payment.PlansOffered })
-			if err := d.c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/plan", map[string]string{"plan_id": "6m"}, nil); err != nil {
+			if _, err := d.c.SelectPlan(context.Background(), id, "6m"); err != nil {
 				t.Fatal(err)
 			}
 			if m := p.expect(mobypay.TypeIPPPlanSelection); m.PlanID != "6m" {
@@ -316,7 +316,7 @@ func TestCrashAtEveryState(t *testing.T) {
 			}
 		}, outcome{payment.Unknown, payment.VendNone, true, 0}},
 		{"cancel_requested", "card", func(d *daemon, p *posPeer, w *watch, id string) {
-			if err := d.c.do(context.Background(), http.MethodPost, "/v1/payments/"+id+"/cancel", nil, nil); err != nil {
+			if _, err := d.c.Cancel(context.Background(), id); err != nil {
 				t.Fatal(err)
 			}
 			p.expect(mobypay.TypeCancelTransaction)

@@ -19,9 +19,17 @@ import (
 // loopback with its control socket in a temp dir.
 type kiosk struct {
 	dir, cfgPath, pos string
+	routes            []string // the control API's mux patterns
 }
 
 func startKiosk(t *testing.T) *kiosk {
+	t.Helper()
+	return startKioskWith(t, nil)
+}
+
+// startKioskWith is startKiosk with seed, when not nil, run on the data
+// directory before the service starts (to leave a journal behind).
+func startKioskWith(t *testing.T, seed func(dataDir string)) *kiosk {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := writeTestConfig(t, dir, `[payment]
@@ -42,6 +50,9 @@ pulse = "10ms"
 	if err != nil {
 		t.Fatal(err)
 	}
+	if seed != nil {
+		seed(cfg.DataDir)
+	}
 	ring := newLogRing(100)
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan started, 1)
@@ -57,7 +68,7 @@ pulse = "10ms"
 	})
 	select {
 	case s := <-up:
-		return &kiosk{dir: dir, cfgPath: cfgPath, pos: s.POSAddr}
+		return &kiosk{dir: dir, cfgPath: cfgPath, pos: s.POSAddr, routes: s.Routes}
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
@@ -107,7 +118,7 @@ func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ch, err := c.events(ctx)
+	ch, err := c.Follow(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +357,7 @@ func TestClientFindsTheMachineConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.path
+		return c.Socket()
 	}
 	if got := sock(clientFlags{}); got != "/run/from-data.sock" {
 		t.Errorf("search found %s, want the data partition's config", got)

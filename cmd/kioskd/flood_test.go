@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -139,18 +139,18 @@ type payFigures struct {
 }
 
 // payLoop runs n sequential payments and measures request to final.
-func payLoop(t *testing.T, c *client, n int) payFigures {
+func payLoop(t *testing.T, c *control.Client, n int) payFigures {
 	var d []time.Duration
 	failed := 0
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		ev, err := c.events(ctx)
+		ev, err := c.Follow(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		began := time.Now()
-		var tx payment.Txn
-		if err := c.do(ctx, http.MethodPost, "/v1/payments", payment.PaymentRequest{Amount: "1.00", Mode: "card"}, &tx); err != nil {
+		tx, _, err := c.Pay(ctx, control.PayRequest{Amount: "1.00", Mode: "card"}, "")
+		if err != nil {
 			t.Logf("payment %d refused: %v", i, err)
 			failed++
 			cancel()

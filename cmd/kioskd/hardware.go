@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/board"
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/device/led"
 	"github.com/kioskd/kioskd/device/printer"
 	"github.com/kioskd/kioskd/device/printer/printertest"
@@ -363,38 +364,45 @@ func (h *hardware) probe(ctx context.Context, svc *payment.Service, j *payment.J
 	}
 }
 
-// hwState is the board section of `kioskd status`.
-type hwState struct {
-	Board    string            `json:"board"`
-	Relay    relay.State       `json:"relay"`
-	LEDs     led.State         `json:"leds"`
-	Pins     map[string]bool   `json:"pins,omitempty"`
-	Watchdog watchdog.Status   `json:"watchdog"`
-	Printer  *printer.Status   `json:"printer,omitempty"`
-	Faults   map[string]string `json:"faults,omitempty"`
-}
-
-func (h *hardware) state() hwState {
+// state is the board section of `kioskd status` (and of the sim board's
+// board.json), copied out of the devices' own states into control's
+// mirror of them.
+func (h *hardware) state() control.Hardware {
 	h.mu.Lock()
 	faults := make(map[string]string, len(h.faults))
 	for k, v := range h.faults {
 		faults[k] = v
 	}
 	h.mu.Unlock()
-	s := hwState{Board: h.board.Kind, Relay: h.relay.State(), LEDs: h.leds.State(time.Now()), Watchdog: h.wd.Status(), Faults: faults}
+	ls := h.leds.State(time.Now())
+	wd := h.wd.Status()
+	s := control.Hardware{
+		Board: h.board.Kind,
+		Relay: control.Relay(h.relay.State()),
+		LEDs: control.LEDs{Pattern: string(ls.Pattern), Green: ls.Green, Amber: ls.Amber, Red: ls.Red,
+			Faults: ls.Faults, LastError: ls.LastError},
+		Watchdog: control.Watchdog{Running: wd.Running, Feeding: wd.Feeding, Stalled: wd.Stalled,
+			Device: wd.Device, Timeout: wd.Timeout, Interval: wd.Interval, Feeds: wd.Feeds,
+			LastFeedAge: wd.LastFeedAge, FeedError: wd.FeedError},
+		Faults: faults,
+	}
+	for _, hb := range wd.Heartbeats {
+		s.Watchdog.Heartbeats = append(s.Watchdog.Heartbeats, control.Heartbeat(hb))
+	}
 	if h.board.Sim() {
 		s.Pins = h.board.Levels()
 	}
 	if h.prn != nil {
 		ps := h.prn.Status()
-		s.Printer = &ps
+		s.Printer = &control.Printer{State: string(ps.State), Since: ps.Since, LastError: ps.LastError,
+			Printed: ps.Printed, Failed: ps.Failed, Dropped: ps.Dropped, Queue: ps.Queue}
 	}
 	return s
 }
 
 // writeState keeps data_dir/sim/board.json: what a real board's pins,
 // relay and watchdog would be doing now.
-func (s *simSink) writeState(st hwState) {
+func (s *simSink) writeState(st control.Hardware) {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return

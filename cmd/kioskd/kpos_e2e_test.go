@@ -187,8 +187,8 @@ func TestKPOSPayments(t *testing.T) {
 			if tc.behaviour == "replay" {
 				cf := clientFlags{config: w.k.cfgPath}
 				c, _ := cf.client()
-				var rec struct{ Messages []payment.Evidence }
-				if err := c.do(context.Background(), http.MethodGet, "/v1/payments/"+tx.ID+"?evidence=1", nil, &rec); err != nil {
+				rec, err := c.PaymentEvidence(context.Background(), tx.ID)
+				if err != nil {
 					t.Fatal(err)
 				}
 				n := 0

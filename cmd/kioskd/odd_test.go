@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -65,12 +65,12 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 			pos.t = t
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			ev, err := c.events(ctx)
+			ev, err := c.Follow(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var tx payment.Txn
-			if err := c.do(ctx, http.MethodPost, "/v1/payments", payment.PaymentRequest{Amount: "1.00", Mode: "card"}, &tx); err != nil {
+			tx, _, err := c.Pay(ctx, control.PayRequest{Amount: "1.00", Mode: "card"}, "")
+			if err != nil {
 				t.Fatal(err)
 			}
 			if m := pos.expect(mobypay.TypeTransactionRequest); m.TxnID != tx.ID {
@@ -93,11 +93,8 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 			if tx.State != tc.state || tx.Vend != payment.VendNone {
 				t.Fatalf("%s: %s", tc.name, describe(tx))
 			}
-			var full struct {
-				payment.Txn
-				Messages []payment.Evidence `json:"messages"`
-			}
-			if err := c.do(ctx, http.MethodGet, "/v1/payments/"+tx.ID+"?evidence=1", nil, &full); err != nil {
+			full, err := c.PaymentEvidence(ctx, tx.ID)
+			if err != nil {
 				t.Fatalf("journal does not read back: %v", err)
 			}
 			if len(full.Messages) != 1 || full.Messages[0].Status != strings.Trim(strings.SplitN(strings.SplitN(tc.payload, `"status":`, 2)[1], ",", 2)[0], `"`) {
@@ -105,7 +102,7 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 			}
 			if tx.State == payment.Sent {
 				// Not acted on: the payment is still open; end it.
-				if err := c.do(ctx, http.MethodPost, "/v1/payments/"+tx.ID+"/cancel", nil, nil); err != nil {
+				if _, err := c.Cancel(ctx, tx.ID); err != nil {
 					t.Fatal(err)
 				}
 				pos.expect(mobypay.TypeCancelTransaction)
@@ -122,8 +119,8 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 			}
 		})
 	}
-	var list []payment.Txn
-	if err := c.do(context.Background(), http.MethodGet, "/v1/payments?limit=0", nil, &list); err != nil || len(list) != len(cases) {
+	list, err := c.Journal(context.Background(), 0)
+	if err != nil || len(list) != len(cases) {
 		t.Fatalf("journal list: %v (%d payments)", err, len(list))
 	}
 	if n := k.pulses(t); n != 0 {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -58,12 +59,12 @@ func checkKey(k string) error {
 // payer follows one kioskd pay to its outcome.
 type payer struct {
 	e        *env
-	c        *client
+	c        *control.Client
 	progress io.Writer
 	asJSON   bool
 	key      string
 	timeout  time.Duration
-	st       *eventStream // nil while the daemon is out of reach
+	st       *control.Stream // nil while the daemon is out of reach
 }
 
 func cmdPay(e *env, args []string) int {
@@ -107,9 +108,9 @@ func cmdPay(e *env, args []string) int {
 	if *asJSON {
 		p.progress = e.stderr
 	}
-	defer func() { p.st.close() }()
+	defer func() { p.st.Close() }()
 	// Subscribe before asking, so no step of the payment is missed.
-	if p.st, err = c.stream(ctx, ctx); err != nil {
+	if p.st, err = c.Events(ctx, ctx); err != nil {
 		return clientFail(e, err) // nothing was asked: safe to retry
 	}
 	t, code, ok := p.create(ctx, payment.PaymentRequest{Amount: *amount, Mode: *mode, PlanID: *plan, Provider: *provider})
@@ -126,24 +127,15 @@ func cmdPay(e *env, args []string) int {
 // retry). With -key the request is repeated, which the daemon answers
 // with the payment already made; without it pay exits 3.
 func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment.Txn, int, bool) {
-	var hdr http.Header
-	if p.key != "" {
-		hdr = http.Header{"Idempotency-Key": {p.key}}
+	post := func(ctx context.Context) (payment.Txn, bool, error) {
+		return p.c.Pay(ctx, req, p.key)
 	}
-	post := func(ctx context.Context) (payment.Txn, int, error) {
-		var t payment.Txn
-		status, err := p.c.send(ctx, http.MethodPost, "/v1/payments", hdr, req, &t)
-		if err == nil && t.ID == "" {
-			err = &decodeError{what: "the answer to POST /v1/payments", err: errors.New("no txn_id")}
-		}
-		return t, status, err
-	}
-	t, status, err := post(ctx)
+	t, created, err := post(ctx)
 	if err == nil {
-		return p.accepted(t, status)
+		return p.accepted(t, created)
 	}
-	var ae *apiError
-	var de *decodeError
+	var ae *control.APIError
+	var de *control.DecodeError
 	switch {
 	case errors.As(err, &ae):
 		fmt.Fprintf(p.e.stderr, "kioskd: payment refused: %v\n", err)
@@ -153,7 +145,7 @@ func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment
 		return t, exitFail, false
 	case errors.As(err, &de):
 		return t, p.unreadable(de), false
-	case sentNothing(err):
+	case control.SentNothing(err):
 		fmt.Fprintf(p.e.stderr, "kioskd: payment refused: %v\n", err)
 		return t, exitUnreachable, false
 	}
@@ -174,20 +166,20 @@ func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment
 			break
 		}
 		// The daemon may have restarted: subscribe again before asking.
-		if p.st == nil || p.st.dead() {
-			p.st.close()
-			if p.st, err = p.c.stream(ctx, wctx); err != nil {
+		if p.st == nil || p.st.Dead() {
+			p.st.Close()
+			if p.st, err = p.c.Events(ctx, wctx); err != nil {
 				continue
 			}
 		}
-		t, status, err = post(wctx)
+		t, created, err = post(wctx)
 		if err == nil {
-			return p.accepted(t, status)
+			return p.accepted(t, created)
 		}
 		if errors.As(err, &de) {
 			return t, p.unreadable(de), false
 		}
-		if answered(err) {
+		if control.Answered(err) {
 			fmt.Fprintf(p.e.stderr, "kioskd: asking again with key %q: payment refused: %v. The first request's outcome is unknown: look it up with `kioskd journal` before asking again.\n", p.key, err)
 			return t, exitUnclear, false
 		}
@@ -200,11 +192,11 @@ func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment
 	return t, exitUnclear, false
 }
 
-// accepted reports the daemon's answer: 201 a new payment, 200 the one
+// accepted reports the daemon's answer: a new payment, or the one
 // already made with this key (which is followed the same way, and may
 // already be over).
-func (p *payer) accepted(t payment.Txn, status int) (payment.Txn, int, bool) {
-	if status == http.StatusOK && p.key != "" {
+func (p *payer) accepted(t payment.Txn, created bool) (payment.Txn, int, bool) {
+	if !created && p.key != "" {
 		fmt.Fprintf(p.progress, "%s %s RM %s: %s (already made for key %q)\n", t.ID, t.Mode, t.Amount, t.State, p.key)
 	} else {
 		fmt.Fprintf(p.progress, "%s %s RM %s: %s\n", t.ID, t.Mode, t.Amount, t.State)
@@ -214,16 +206,16 @@ func (p *payer) accepted(t payment.Txn, status int) (payment.Txn, int, bool) {
 
 // unreadable reports a payment the daemon accepted with an answer this
 // client cannot decode: it exists, its outcome is unknown here.
-func (p *payer) unreadable(de *decodeError) int {
+func (p *payer) unreadable(de *control.DecodeError) int {
 	var head struct {
 		ID string `json:"txn_id"`
 	}
-	json.Unmarshal(de.raw, &head)
+	json.Unmarshal(de.Raw, &head)
 	id := head.ID
 	if id == "" {
 		id = "(no txn_id)"
 	}
-	fmt.Fprintf(p.e.stderr, "kioskd: the daemon accepted payment %s but its answer cannot be decoded: %v. The outcome is unknown: look it up with `kioskd journal` or `kioskd review`.\n", id, de.err)
+	fmt.Fprintf(p.e.stderr, "kioskd: the daemon accepted payment %s but its answer cannot be decoded: %v. The outcome is unknown: look it up with `kioskd journal` or `kioskd review`.\n", id, de.Err)
 	return exitUnclear
 }
 
@@ -237,15 +229,15 @@ func (p *payer) follow(ctx context.Context, t payment.Txn) int {
 	defer signal.Stop(sig)
 	last := t.State
 	for !done(t) {
-		var items <-chan streamItem
+		var items <-chan control.StreamItem
 		if p.st != nil {
-			items = p.st.ch
+			items = p.st.C
 		}
 		select {
 		case <-sig:
 			fmt.Fprintf(p.progress, "%s: cancelling\n", t.ID)
 			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			if err := p.c.do(rctx, http.MethodPost, "/v1/payments/"+t.ID+"/cancel", nil, nil); err != nil {
+			if _, err := p.c.Cancel(rctx, t.ID); err != nil {
 				fmt.Fprintf(p.e.stderr, "kioskd: cancel: %v\n", err)
 			}
 			cancel()
@@ -257,21 +249,21 @@ func (p *payer) follow(ctx context.Context, t payment.Txn) int {
 			switch {
 			case !open:
 				why := "the event stream ended"
-				if p.st.err != nil {
-					why += ": " + p.st.err.Error()
+				if err := p.st.Err(); err != nil {
+					why += ": " + err.Error()
 				}
-				p.st.close()
+				p.st.Close()
 				p.st = nil
 				t, code, ok = p.reconnect(ctx, t, why)
-			case it.err != nil:
+			case it.Err != nil:
 				about := ""
-				if it.txn != "" {
-					about = " about " + it.txn
+				if it.TxnID != "" {
+					about = " about " + it.TxnID
 				}
-				fmt.Fprintf(p.e.stderr, "kioskd: cannot decode a %q event%s from the daemon: %v; looking %s up instead\n", it.kind, about, it.err, t.ID)
+				fmt.Fprintf(p.e.stderr, "kioskd: cannot decode a %q event%s from the daemon: %v; looking %s up instead\n", it.Kind, about, it.Err, t.ID)
 				t, code, ok = p.lookUp(ctx, t)
-			case it.ev.Txn != nil && it.ev.Txn.ID == t.ID:
-				t, ok = *it.ev.Txn, true
+			case it.Event.Txn != nil && it.Event.Txn.ID == t.ID:
+				t, ok = *it.Event.Txn, true
 			default:
 				continue
 			}
@@ -300,19 +292,17 @@ func (p *payer) follow(ctx context.Context, t payment.Txn) int {
 func (p *payer) get(ctx context.Context, id string) (payment.Txn, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	var t payment.Txn
-	_, err := p.c.send(ctx, http.MethodGet, "/v1/payments/"+id, nil, nil, &t)
-	return t, err
+	return p.c.Payment(ctx, id)
 }
 
 // retryable reports a look-up worth repeating: no answer, or the daemon
 // not ready yet (starting or stopping).
 func retryable(err error) bool {
-	var ae *apiError
+	var ae *control.APIError
 	if errors.As(err, &ae) {
 		return ae.Code == http.StatusServiceUnavailable
 	}
-	return !answered(err)
+	return !control.Answered(err)
 }
 
 // lookUp reads the record while the event stream still runs; a lost
@@ -327,7 +317,7 @@ func (p *payer) lookUp(ctx context.Context, t payment.Txn) (payment.Txn, int, bo
 	case !retryable(err):
 		return t, p.unclear(t, fmt.Sprintf("%s cannot be looked up: %v", t.ID, err)), false
 	}
-	p.st.close()
+	p.st.Close()
 	p.st = nil
 	return p.reconnect(ctx, t, err.Error())
 }
@@ -341,15 +331,15 @@ func (p *payer) reconnect(ctx context.Context, t payment.Txn, why string) (payme
 	defer cancel()
 	var err error
 	for wait := retryFirst; ; wait = min(2*wait, retryMax) {
-		var st *eventStream
-		if st, err = p.c.stream(ctx, wctx); err == nil {
+		var st *control.Stream
+		if st, err = p.c.Events(ctx, wctx); err == nil {
 			var nt payment.Txn
 			if nt, err = p.get(wctx, t.ID); err == nil {
 				fmt.Fprintf(p.e.stderr, "kioskd: reconnected; %s is %s\n", nt.ID, nt.State)
 				p.st = st
 				return nt, 0, true
 			}
-			st.close()
+			st.Close()
 			if !retryable(err) {
 				return t, p.unclear(t, fmt.Sprintf("%s cannot be looked up: %v", t.ID, err)), false
 			}

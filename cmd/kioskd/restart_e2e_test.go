@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,22 +93,17 @@ func TestRestartKeepsNoncesAndTheProvenPOS(t *testing.T) {
 	// has certainly been judged.
 	p.send(`"type":"ack","status":"processing","txn_id":"` + tx.ID + `"`)
 	w.txn(tx.ID, func(t payment.Txn) bool { return t.Evidence >= 2 })
-	var st struct {
-		Stats map[string]int64 `json:"pos_stats"`
-	}
-	if err := d.c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+	st, err := d.c.Status(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var full struct {
-		payment.Txn
-		Messages []payment.Evidence `json:"messages"`
-	}
-	if err := d.c.do(ctx, http.MethodGet, "/v1/payments/"+tx.ID+"?evidence=1", nil, &full); err != nil {
+	full, err := d.c.PaymentEvidence(ctx, tx.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Stats["replayed"] != 1 || len(full.Messages) != 2 || full.Messages[1].Type != "ack" {
+	if st.POSStats.Replayed != 1 || len(full.Messages) != 2 || full.Messages[1].Type != "ack" {
 		b, _ := json.Marshal(full.Messages)
-		t.Fatalf("replay after restart: stats %v, evidence %s", st.Stats, b)
+		t.Fatalf("replay after restart: stats %v, evidence %s", st.POSStats, b)
 	}
 	if n := vendPulses(t, dir, tx.ID); n != 1 {
 		t.Fatalf("%d pulses", n)
@@ -153,8 +147,8 @@ func TestPayKeyAcrossRestart(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.out, m.TxnID) || !strings.Contains(r.out+r.err, "already") {
 		t.Fatalf("same key after restart: exit %d\n%s%s", r.code, r.out, r.err)
 	}
-	var list []payment.Txn
-	if err := d.c.do(context.Background(), http.MethodGet, "/v1/payments?limit=0", nil, &list); err != nil || len(list) != 1 {
+	list, err := d.c.Journal(context.Background(), 0)
+	if err != nil || len(list) != 1 {
 		t.Fatalf("journal: %v, %d payments", err, len(list))
 	}
 	if n := vendPulses(t, dir, m.TxnID); n != 1 {

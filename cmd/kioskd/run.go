@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -63,6 +64,7 @@ type started struct {
 	POSAddr  string
 	KPOSAddr string
 	Control  string
+	Routes   []string // the control API's mux patterns, "METHOD /path"
 }
 
 // serve runs the service until ctx ends. Everything that can be checked is
@@ -143,26 +145,18 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	prov.Bind(srv, svc)
 	startedAt := time.Now()
 	api := payment.NewAPI(svc)
-	api.Status = func() map[string]any {
-		return map[string]any{
-			"kiosk_id": cfg.KioskID, "version": version, "board": cfg.Board.Kind,
-			"pos_listen": srv.Addr().String(), "pos_connect_to": connectAddrs(srv.Addr()),
-			"pos_stats": statsMap(srv.Stats()), "uptime_s": int64(time.Since(startedAt).Seconds()),
-			"kpos_listen": kposAddr, "hardware": hw.state(),
+	api.Status = func() any {
+		return control.Status{
+			POS: svc.POS(), Current: svc.Current(),
+			KioskID: cfg.KioskID, Version: version, Board: cfg.Board.Kind,
+			POSListen: srv.Addr().String(), POSConnectTo: connectAddrs(srv.Addr()),
+			POSStats: posStats(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
+			KPOSListen: kposAddr, Hardware: hw.state(),
 		}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", api.Handler())
-	hardwareRoutes(mux, hw, svc, func() []string { return connectAddrs(srv.Addr()) })
-	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
-		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		lines := []string{}
-		if ring != nil {
-			lines = ring.last(n)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(lines)
-	})
+	routes := append(api.Routes(), hardwareRoutes(hw, svc, func() []string { return connectAddrs(srv.Addr()) })...)
+	routes = append(routes, payment.Route{Pattern: "GET /v1/logs", Handler: logsHandler(ring)})
+	mux, patterns := controlMux(routes)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	parent := ctx
@@ -192,7 +186,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		"board", cfg.Board.Kind, "data_dir", cfg.DataDir, "control", cfg.Control.Socket,
 		"pos_listen", srv.Addr().String(), "pos_connect_to", connectAddrs(srv.Addr()))
 	if up != nil {
-		up <- started{POSAddr: srv.Addr().String(), KPOSAddr: kposAddr, Control: cfg.Control.Socket}
+		up <- started{POSAddr: srv.Addr().String(), KPOSAddr: kposAddr, Control: cfg.Control.Socket, Routes: patterns}
 	}
 	<-ctx.Done()
 	cause := context.Cause(ctx)
@@ -340,13 +334,40 @@ func connectAddrs(a net.Addr) []string {
 	return out
 }
 
-func statsMap(s *mobypay.Stats) map[string]int64 {
-	return map[string]int64{
-		"sessions": s.Sessions.Load(), "replaced": s.Replaced.Load(), "rejected": s.Rejected.Load(),
-		"received": s.Received.Load(), "late": s.Late.Load(), "malformed": s.Malformed.Load(),
-		"bad_signature": s.BadSig.Load(), "replayed": s.Replayed.Load(), "oversize": s.Oversize.Load(),
-		"undecoded": s.Undecoded.Load(), "pending": s.Pending.Load(), "promoted": s.Promoted.Load(),
-		"displaced": s.Displaced.Load(), "no_nonce": s.NoNonce.Load(), "pings": s.Pings.Load(),
+func posStats(s *mobypay.Stats) control.POSStats {
+	return control.POSStats{
+		Sessions: s.Sessions.Load(), Replaced: s.Replaced.Load(), Rejected: s.Rejected.Load(),
+		Received: s.Received.Load(), Late: s.Late.Load(), Malformed: s.Malformed.Load(),
+		BadSignature: s.BadSig.Load(), Replayed: s.Replayed.Load(), Oversize: s.Oversize.Load(),
+		Undecoded: s.Undecoded.Load(), Pending: s.Pending.Load(), Promoted: s.Promoted.Load(),
+		Displaced: s.Displaced.Load(), NoNonce: s.NoNonce.Load(), Pings: s.Pings.Load(),
+	}
+}
+
+// controlMux registers every route of the control API on one mux and
+// returns their patterns with it: the one list that docs/control-api.json
+// is tested against, in both directions.
+func controlMux(routes []payment.Route) (*http.ServeMux, []string) {
+	mux := http.NewServeMux()
+	patterns := make([]string, 0, len(routes))
+	for _, r := range routes {
+		mux.HandleFunc(r.Pattern, r.Handler)
+		patterns = append(patterns, r.Pattern)
+	}
+	return mux, patterns
+}
+
+// logsHandler is GET /v1/logs?n=N: the last N lines of the log ring
+// (all it keeps when N is missing or 0).
+func logsHandler(ring *logRing) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		lines := []string{}
+		if ring != nil {
+			lines = ring.last(n)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(lines)
 	}
 }
 

@@ -13,23 +13,17 @@ import (
 
 	"rsc.io/qr"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
-
-// check is one selftest result.
-type check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-}
 
 // selftest exercises each device. The relay is pulsed only when asked,
 // and never while a payment is in progress: a selftest must not hand out
 // a product someone is paying for.
-func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse bool) []check {
-	var out []check
+func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse bool) []control.Check {
+	var out []control.Check
 	add := func(name string, err error, okDetail string) {
-		c := check{Name: name, OK: err == nil, Detail: okDetail}
+		c := control.Check{Name: name, OK: err == nil, Detail: okDetail}
 		if err != nil {
 			c.Detail = err.Error()
 		}
@@ -38,7 +32,7 @@ func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse boo
 	add("leds", h.leds.Cycle(ctx, 300*time.Millisecond), "green, amber, red, all, none")
 	switch {
 	case !pulse:
-		out = append(out, check{Name: "relay", OK: true, Detail: "not pulsed (use -relay)"})
+		out = append(out, control.Check{Name: "relay", OK: true, Detail: "not pulsed (use -relay)"})
 	case svc.Current() != nil:
 		add("relay", errors.New("a payment is in progress; not pulsing"), "")
 	default:
@@ -50,24 +44,26 @@ func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse boo
 	return out
 }
 
-// hardwareRoutes adds the maintenance endpoints that need the devices.
-func hardwareRoutes(mux *http.ServeMux, hw *hardware, svc *payment.Service, posAddr func() []string) {
-	mux.HandleFunc("POST /v1/selftest", func(w http.ResponseWriter, r *http.Request) {
-		res := hw.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(res)
-	})
-	mux.HandleFunc("POST /v1/pair/print", func(w http.ResponseWriter, r *http.Request) {
-		addrs := posAddr()
-		err := hw.printPairing(addrs)
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-			return
-		}
-		json.NewEncoder(w).Encode(map[string]any{"printed": addrs})
-	})
+// hardwareRoutes are the maintenance endpoints that need the devices.
+func hardwareRoutes(hw *hardware, svc *payment.Service, posAddr func() []string) []payment.Route {
+	return []payment.Route{
+		{Pattern: "POST /v1/selftest", Handler: func(w http.ResponseWriter, r *http.Request) {
+			res := hw.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(res)
+		}},
+		{Pattern: "POST /v1/pair/print", Handler: func(w http.ResponseWriter, r *http.Request) {
+			addrs := posAddr()
+			err := hw.printPairing(addrs)
+			w.Header().Set("Content-Type", "application/json")
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				json.NewEncoder(w).Encode(control.Error{Error: err.Error()})
+				return
+			}
+			json.NewEncoder(w).Encode(control.PairPrinted{Printed: addrs})
+		}},
+	}
 }
 
 func cmdSelftest(e *env, args []string) int {
@@ -83,12 +79,8 @@ func cmdSelftest(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	path := "/v1/selftest"
-	if *pulse {
-		path += "?relay=1"
-	}
-	var res []check
-	if err := c.do(context.Background(), http.MethodPost, path, nil, &res); err != nil {
+	res, err := c.Selftest(context.Background(), *pulse)
+	if err != nil {
 		return clientFail(e, err)
 	}
 	if *asJSON {
@@ -136,7 +128,7 @@ func cmdPair(e *env, args []string) int {
 		if err != nil {
 			return clientFail(e, err)
 		}
-		if err := c.do(context.Background(), http.MethodPost, "/v1/pair/print", nil, nil); err != nil {
+		if _, err := c.Pair(context.Background()); err != nil {
 			return clientFail(e, err)
 		}
 		fmt.Fprintln(e.stdout, "pairing slip printed")
@@ -156,13 +148,10 @@ func pairText(addr string) string {
 
 func pairAddrs(cf *clientFlags) ([]string, error) {
 	if c, err := cf.client(); err == nil {
-		var st struct {
-			ConnectTo []string `json:"pos_connect_to"`
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if c.do(ctx, http.MethodGet, "/v1/status", nil, &st) == nil && len(st.ConnectTo) > 0 {
-			return st.ConnectTo, nil
+		if st, err := c.Status(ctx); err == nil && len(st.POSConnectTo) > 0 {
+			return st.POSConnectTo, nil
 		}
 	}
 	cfg, err := loadConfig(cf.configPath())

@@ -1,0 +1,182 @@
+// Package control holds the shapes of kioskd's local control API (HTTP
+// and JSON over a unix socket): one Go type per request and response
+// body, so that the daemon, its CLI and the OpenAPI document in
+// docs/control-api.json describe the same wire format.
+//
+// The payment types a route answers with (Txn, Event, Evidence,
+// Quarantined) are the payment package's own, aliased here: they are what
+// the journal stores, and a second copy could drift from it. The wire
+// format is the one the daemon has always spoken; field names and JSON
+// types do not change with this package.
+package control
+
+import (
+	"time"
+
+	"github.com/kioskd/kioskd/payment"
+)
+
+// HeaderIdempotencyKey carries the controller's idempotency key (its
+// order id) on POST /v1/payments.
+const HeaderIdempotencyKey = payment.HeaderIdempotencyKey
+
+// The payment types as they are on the wire.
+type (
+	// Txn is one payment: the answer of every route that acts on one.
+	Txn = payment.Txn
+	// Plan is an IPP plan the terminal offered.
+	Plan = payment.Plan
+	// Event is one item of GET /v1/events (text/event-stream): the
+	// event's name is its Kind, its data the Event as JSON.
+	Event = payment.Event
+	// POSState is one terminal link, in Status and in "pos" events.
+	POSState = payment.POSState
+	// Evidence is one journaled message (GET /v1/evidence, and the
+	// messages of GET /v1/payments/{id}?evidence=1).
+	Evidence = payment.Evidence
+	// Quarantined is one journal record that cannot be decoded (GET
+	// /v1/quarantine).
+	Quarantined = payment.Quarantined
+	// PayRequest is the body of POST /v1/payments.
+	PayRequest = payment.PaymentRequest
+)
+
+// TxnWithEvidence is GET /v1/payments/{id}?evidence=1: the payment and
+// every message journaled about it.
+type TxnWithEvidence struct {
+	Txn
+	Messages []Evidence `json:"messages"`
+}
+
+// PlanRequest is the body of POST /v1/payments/{id}/plan.
+type PlanRequest struct {
+	PlanID string `json:"plan_id"`
+}
+
+// SettleRequest is the body of POST /v1/payments/{id}/settle: how the
+// operator settled the payment, 1 to 500 characters.
+type SettleRequest struct {
+	Note string `json:"note"`
+}
+
+// Error is the body of every refusal (4xx, 5xx) the daemon writes itself.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Check is one result of POST /v1/selftest.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// PairPrinted is the answer of POST /v1/pair/print: the addresses the
+// slip tells the POS to connect to.
+type PairPrinted struct {
+	Printed []string `json:"printed"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	POS     []POSState `json:"pos"`
+	Current *Txn       `json:"current"` // the payment in progress, or null
+
+	KioskID      string   `json:"kiosk_id"`
+	Version      string   `json:"version"`
+	Board        string   `json:"board"`
+	POSListen    string   `json:"pos_listen"`
+	POSConnectTo []string `json:"pos_connect_to"`
+	POSStats     POSStats `json:"pos_stats"`
+	UptimeS      int64    `json:"uptime_s"`
+	KPOSListen   string   `json:"kpos_listen"` // "" when KPOS is off
+	Hardware     Hardware `json:"hardware"`
+}
+
+// POSStats counts what the POS server saw since start.
+type POSStats struct {
+	Sessions     int64 `json:"sessions"`
+	Replaced     int64 `json:"replaced"`
+	Rejected     int64 `json:"rejected"`
+	Received     int64 `json:"received"`
+	Late         int64 `json:"late"`
+	Malformed    int64 `json:"malformed"`
+	BadSignature int64 `json:"bad_signature"`
+	Replayed     int64 `json:"replayed"`
+	Oversize     int64 `json:"oversize"`
+	Undecoded    int64 `json:"undecoded"`
+	Pending      int64 `json:"pending"`
+	Promoted     int64 `json:"promoted"`
+	Displaced    int64 `json:"displaced"`
+	NoNonce      int64 `json:"no_nonce"`
+	Pings        int64 `json:"pings"`
+}
+
+// Hardware is the board section of Status. It mirrors the device
+// packages' own states field for field instead of importing them: control
+// is imported by clients (a controller's Go program, the CLI) that must
+// not link GPIO and serial drivers. cmd/kioskd fills it; the relay's
+// state converts directly, so a change there fails to compile there.
+type Hardware struct {
+	Board    string            `json:"board"`
+	Relay    Relay             `json:"relay"`
+	LEDs     LEDs              `json:"leds"`
+	Pins     map[string]bool   `json:"pins,omitempty"` // sim board only
+	Watchdog Watchdog          `json:"watchdog"`
+	Printer  *Printer          `json:"printer,omitempty"` // nil: disabled or not found
+	Faults   map[string]string `json:"faults,omitempty"`
+}
+
+// Relay is the vend relay.
+type Relay struct {
+	On        bool      `json:"on"`
+	Pulses    int       `json:"pulses"`
+	LastPulse time.Time `json:"last_pulse,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// LEDs is the LED panel: its pattern and the levels last written.
+type LEDs struct {
+	Pattern   string   `json:"pattern"`
+	Green     bool     `json:"green"`
+	Amber     bool     `json:"amber"`
+	Red       bool     `json:"red"`
+	Faults    []string `json:"faults,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
+}
+
+// Watchdog is the watchdog supervisor. Its fields have no JSON tags
+// because the supervisor's status never had any: the wire names are the
+// Go names, and durations are integer nanoseconds.
+type Watchdog struct {
+	Running     bool
+	Feeding     bool
+	Stalled     string
+	Device      string
+	Timeout     time.Duration
+	Interval    time.Duration
+	Feeds       uint64
+	LastFeedAge time.Duration
+	FeedError   string
+	Heartbeats  []Heartbeat // null before the loops register
+}
+
+// Heartbeat is one loop the watchdog judges.
+type Heartbeat struct {
+	Name       string
+	MaxSilence time.Duration
+	Age        time.Duration
+	Healthy    bool
+	Stopped    bool
+}
+
+// Printer is the receipt printer.
+type Printer struct {
+	State     string    `json:"state"`
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	Printed   uint64    `json:"printed"`
+	Failed    uint64    `json:"failed"`
+	Dropped   uint64    `json:"dropped"`
+	Queue     int       `json:"queue"`
+}
