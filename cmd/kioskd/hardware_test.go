@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,6 +131,76 @@ func TestRunRefusesGenericBoardWithoutChardev(t *testing.T) {
 	want := `board generic: relay pin \"gpiochip0:17\" does not exist (no GPIO character devices (/dev/gpiochip*): is the kernel built with CONFIG_GPIO_CDEV?)`
 	if code != exitFail || !strings.Contains(errs, want) {
 		t.Fatalf("exit %d, want %d and %s\n%s", code, exitFail, want, errs)
+	}
+}
+
+// Past the crash guard's threshold, a kioskd that cannot open its board
+// waits before it exits, so that init does not restart it every second
+// and fill the console; a stop request ends the wait at once.
+func TestRunRefusalBacksOff(t *testing.T) {
+	if devs, _ := filepath.Glob("/dev/gpiochip*"); len(devs) > 0 {
+		t.Skipf("GPIO character devices present: %v", devs)
+	}
+	dir := t.TempDir()
+	cfg := writeTestConfig(t, dir, "[printer]\nenabled = false\n\n[board]\nkind = \"generic\"\nrelay_pin = \"gpiochip0:17\"\n"+
+		"watchdog_device = \"/dev/watchdog\"\n")
+	var rec string
+	for i := 3; i > 0; i-- {
+		rec += time.Now().UTC().Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + " " + bootID() + "\n"
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "restarts"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "run", "-config", cfg)
+	cmd.Env = append(os.Environ(), "KIOSKD_TEST_AS_DAEMON=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 256)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	exited := make(chan error, 1)
+	deadline := time.After(10 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("kioskd exited without waiting")
+			}
+			waiting = strings.Contains(l, "the board cannot be opened: waiting before exiting") && strings.Contains(l, "wait=5s")
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatal("no refusal wait")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+		exited <- cmd.Wait()
+	}()
+	cmd.Process.Signal(syscall.SIGTERM)
+	// Well inside the 5 s wait: the signal ended it.
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitFail {
+			t.Fatalf("exit %v, want %d: the board was still not opened", err, exitFail)
+		}
+	case <-time.After(3 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("SIGTERM did not end the refusal wait")
 	}
 }
 

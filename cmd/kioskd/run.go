@@ -107,6 +107,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
 	hw, err := openHardware(cfg, pv.board, log)
 	if err != nil {
+		refusalBackoff(ctx, newCrashGuard(cfg.DataDir), err, log)
 		return err
 	}
 	defer hw.Close()
@@ -217,6 +218,26 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 // watchdog until the wait is over would leave a hang here unwatched.
 // Asked to stop while waiting, it disarms the watchdog as any clean stop
 // does; the supervisor that would otherwise do it never ran.
+// refusalBackoff holds off the exit of a kioskd whose board cannot be
+// opened (a pin missing from the device tree, no watchdog), past the
+// crash guard's threshold: init would start it again every second and
+// the console fill with the same refusal. Nothing is open to feed or
+// keep safe; the start counts as an unclean one, as it is.
+func refusalBackoff(ctx context.Context, guard crashGuard, cause error, log *slog.Logger) {
+	n, delay, err := guard.begin(time.Now())
+	if err != nil || delay == 0 {
+		return
+	}
+	log.Error("the board cannot be opened: waiting before exiting, so that init does not restart kioskd every second",
+		"unclean_starts", n, "window", guard.window, "wait", delay, "err", cause)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) bool {
 	n, delay, err := guard.begin(time.Now())
 	if err != nil {
