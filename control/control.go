@@ -1,7 +1,8 @@
 // Package control holds the shapes of kioskd's local control API (HTTP
 // and JSON over a unix socket): one Go type per request and response
 // body, so that the daemon, its CLI and the OpenAPI document in
-// docs/control-api.json describe the same wire format.
+// docs/control-api.json describe the same wire format. Server (server.go)
+// serves it for a payment.Service; Client (client.go) speaks it.
 //
 // The payment types a route answers with (Txn, Event, Evidence,
 // Quarantined) are the payment package's own, aliased here: they are what
@@ -17,8 +18,8 @@ import (
 )
 
 // HeaderIdempotencyKey carries the controller's idempotency key (its
-// order id) on POST /v1/payments.
-const HeaderIdempotencyKey = payment.HeaderIdempotencyKey
+// order id) on POST /v1/payments: 1 to 64 printable ASCII characters.
+const HeaderIdempotencyKey = "Idempotency-Key"
 
 // The payment types as they are on the wire.
 type (
@@ -37,9 +38,15 @@ type (
 	// Quarantined is one journal record that cannot be decoded (GET
 	// /v1/quarantine).
 	Quarantined = payment.Quarantined
-	// PayRequest is the body of POST /v1/payments.
-	PayRequest = payment.PaymentRequest
 )
+
+// PayRequest is the body of POST /v1/payments.
+type PayRequest struct {
+	Amount   string `json:"amount"` // RM as a decimal string, "12.50"
+	Mode     string `json:"mode"`
+	Provider string `json:"provider,omitempty"`
+	PlanID   string `json:"plan_id,omitempty"`
+}
 
 // TxnWithEvidence is GET /v1/payments/{id}?evidence=1: the payment and
 // every message journaled about it.

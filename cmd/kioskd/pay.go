@@ -113,7 +113,7 @@ func cmdPay(e *env, args []string) int {
 	if p.st, err = c.Events(ctx, ctx); err != nil {
 		return clientFail(e, err) // nothing was asked: safe to retry
 	}
-	t, code, ok := p.create(ctx, payment.PaymentRequest{Amount: *amount, Mode: *mode, PlanID: *plan, Provider: *provider})
+	t, code, ok := p.create(ctx, control.PayRequest{Amount: *amount, Mode: *mode, PlanID: *plan, Provider: *provider})
 	if !ok {
 		return code
 	}
@@ -126,7 +126,7 @@ func cmdPay(e *env, args []string) int {
 // that was never sent is reported as "not reachable" (exit 4, safe to
 // retry). With -key the request is repeated, which the daemon answers
 // with the payment already made; without it pay exits 3.
-func (p *payer) create(ctx context.Context, req payment.PaymentRequest) (payment.Txn, int, bool) {
+func (p *payer) create(ctx context.Context, req control.PayRequest) (payment.Txn, int, bool) {
 	post := func(ctx context.Context) (payment.Txn, bool, error) {
 		return p.c.Pay(ctx, req, p.key)
 	}

@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	}
 	prov.Bind(srv, svc)
 	startedAt := time.Now()
-	api := payment.NewAPI(svc)
+	api := control.NewServer(svc)
 	api.Status = func() any {
 		return control.Status{
 			POS: svc.POS(), Current: svc.Current(),
@@ -156,7 +156,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		}
 	}
 	routes := append(api.Routes(), hardwareRoutes(hw, svc, func() []string { return connectAddrs(srv.Addr()) })...)
-	routes = append(routes, payment.Route{Pattern: "GET /v1/logs", Handler: logsHandler(ring)})
+	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: logsHandler(ring)})
 	mux, patterns := controlMux(routes)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
@@ -368,7 +368,7 @@ func posStats(s *mobypay.Stats) control.POSStats {
 // controlMux registers every route of the control API on one mux and
 // returns their patterns with it: the one list that docs/control-api.json
 // is tested against, in both directions.
-func controlMux(routes []payment.Route) (*http.ServeMux, []string) {
+func controlMux(routes []control.Route) (*http.ServeMux, []string) {
 	mux := http.NewServeMux()
 	patterns := make([]string, 0, len(routes))
 	for _, r := range routes {

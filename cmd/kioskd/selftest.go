@@ -45,8 +45,8 @@ func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse boo
 }
 
 // hardwareRoutes are the maintenance endpoints that need the devices.
-func hardwareRoutes(hw *hardware, svc *payment.Service, posAddr func() []string) []payment.Route {
-	return []payment.Route{
+func hardwareRoutes(hw *hardware, svc *payment.Service, posAddr func() []string) []control.Route {
+	return []control.Route{
 		{Pattern: "POST /v1/selftest", Handler: func(w http.ResponseWriter, r *http.Request) {
 			res := hw.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
 			w.Header().Set("Content-Type", "application/json")
