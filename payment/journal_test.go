@@ -634,3 +634,24 @@ func TestUnknownEvidenceBounded(t *testing.T) {
 		t.Errorf("defaults %d %v", j.UnknownMax, j.UnknownMaxAge)
 	}
 }
+
+// Defect 1, while running: a record that goes bad under a running service
+// is skipped by List and listed by Reviews (GET /v1/payments and
+// /v1/reviews, tested in control). It stays here because it writes raw
+// bytes into the journal's open bbolt file, which only this package can
+// reach; control's tests cover the records found bad at start.
+func TestRecordGoesBadWhileRunning(t *testing.T) {
+	h := start(t, fastConfig())
+	good := newTxn(t, h.j, t0)
+	h.j.Update(good.ID, t0, nil, func(t *Txn) error { t.State = Declined; return nil })
+	const worse = "TXN1757492341002"
+	if err := h.j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTxns).Put([]byte(worse), brokenRecords[worse]) }); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := h.j.List(0); err != nil || len(list) != 1 || list[0].ID != good.ID {
+		t.Errorf("list with a bad record: %v %+v", err, list)
+	}
+	if reviews, err := h.j.Reviews(false); err != nil || len(reviews) != 1 || reviews[0].ID != worse || !reviews[0].Quarantined {
+		t.Errorf("reviews with a bad record: %v %+v", err, reviews)
+	}
+}

@@ -92,6 +92,33 @@ func start(t *testing.T, cfg Config) *harness {
 	return h
 }
 
+// startAt is start on the journal file at path, recovered first as kioskd
+// run does; stop ends the service and closes the journal, so that a test
+// can start again on the same file (a restart).
+func startAt(t *testing.T, cfg Config, path string) (h *harness, recovered []Txn, stop func()) {
+	t.Helper()
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recovered, err = j.Recover(time.Now()); err != nil {
+		j.Close()
+		t.Fatal(err)
+	}
+	h = &harness{t: t, prov: &fakeProvider{sent: make(chan sent, 16)}, vend: &fakeVender{}, print: &fakePrinter{}, j: j}
+	h.prov.ready.Store(true)
+	h.svc = NewService(cfg, j, h.vend, h.print, h.prov)
+	ev, unsub := h.svc.Subscribe()
+	h.events = ev
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done; unsub(); j.Close() }) }
+	t.Cleanup(stop)
+	return h, recovered, stop
+}
+
 // wait returns the first payment event for id that satisfies ok.
 func (h *harness) wait(id string, ok func(Txn) bool) Txn {
 	h.t.Helper()
