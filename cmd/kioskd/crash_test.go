@@ -36,6 +36,7 @@ type daemon struct {
 	posAddr string
 	c       *control.Client
 	exited  chan struct{}
+	waitErr error       // how the process ended, once exited is closed
 	lines   chan string // the daemon's log, one event per line
 	mu      sync.Mutex
 	log     strings.Builder
@@ -112,7 +113,9 @@ pulse = %q
 
 var posListenRE = regexp.MustCompile(`pos_listen=(127\.0\.0\.1:\d+)`)
 
-func startDaemon(t *testing.T, cfgPath string) *daemon {
+// spawnDaemon starts `kioskd run` as a process of its own and follows
+// its log; the process is killed when the test ends.
+func spawnDaemon(t *testing.T, cfgPath string) *daemon {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "run", "-config", cfgPath)
 	cmd.Env = append(os.Environ(), "KIOSKD_TEST_AS_DAEMON=1")
@@ -124,7 +127,9 @@ func startDaemon(t *testing.T, cfgPath string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, cmd: cmd, exited: make(chan struct{}), lines: make(chan string, 4096)}
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			d.mu.Lock()
@@ -137,14 +142,23 @@ func startDaemon(t *testing.T, cfgPath string) *daemon {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
-	go func() { cmd.Wait(); close(d.exited) }()
+	// Wait only once the log is read to its end, as exec requires.
+	go func() { <-read; d.waitErr = cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() { d.kill() })
+	return d
+}
+
+// startDaemon spawns kioskd and waits until it takes payments.
+func startDaemon(t *testing.T, cfgPath string) *daemon {
+	t.Helper()
+	d := spawnDaemon(t, cfgPath)
 	m := posListenRE.FindStringSubmatch(d.waitLog("kioskd started"))
 	if m == nil {
 		t.Fatalf("no pos_listen in the start line:\n%s", d.logText())
 	}
 	d.posAddr = m[1]
 	cf := clientFlags{config: cfgPath}
+	var err error
 	if d.c, err = cf.client(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -113,45 +111,15 @@ func TestCrashLoopAcrossRestarts(t *testing.T) {
 		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + " " + bootID() + "\n"
 	}
 	os.WriteFile(record, []byte(rec), 0o600)
-	cmd := exec.Command(os.Args[0], "run", "-config", cfg)
-	cmd.Env = append(os.Environ(), "KIOSKD_TEST_AS_DAEMON=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 256)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waiting := false
-	timeout := time.After(10 * time.Second)
-	for !waiting {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("kioskd exited before the crash-loop wait")
-			}
-			waiting = strings.Contains(l, "crash loop: waiting before starting")
-		case <-timeout:
-			cmd.Process.Kill()
-			t.Fatal("no crash-loop wait")
-		}
-	}
+	w := spawnDaemon(t, cfg)
+	w.waitLog("crash loop: waiting before starting")
 	// Asked to stop while it waits, it stops without starting anything.
-	cmd.Process.Signal(syscall.SIGTERM)
-	for l := range lines {
-		if strings.Contains(l, "kioskd started") {
-			t.Errorf("started during the crash-loop wait: %s", l)
-		}
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	<-w.exited
+	if strings.Contains(w.logText(), "kioskd started") {
+		t.Errorf("started during the crash-loop wait:\n%s", w.logText())
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("stop during the wait: %v", err)
+	if w.waitErr != nil {
+		t.Fatalf("stop during the wait: %v", w.waitErr)
 	}
 }

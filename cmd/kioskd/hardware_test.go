@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -154,52 +153,19 @@ func TestRunRefusalBacksOff(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "data", "restarts"), []byte(rec), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "run", "-config", cfg)
-	cmd.Env = append(os.Environ(), "KIOSKD_TEST_AS_DAEMON=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	d := spawnDaemon(t, cfg)
+	if l := d.waitLog("the board cannot be opened: waiting before exiting"); !strings.Contains(l, "wait=5s") {
+		t.Fatalf("refusal wait %q, want 5s", l)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 256)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	exited := make(chan error, 1)
-	deadline := time.After(10 * time.Second)
-	for waiting := false; !waiting; {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("kioskd exited without waiting")
-			}
-			waiting = strings.Contains(l, "the board cannot be opened: waiting before exiting") && strings.Contains(l, "wait=5s")
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatal("no refusal wait")
-		}
-	}
-	go func() {
-		for range lines {
-		}
-		exited <- cmd.Wait()
-	}()
-	cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Process.Signal(syscall.SIGTERM)
 	// Well inside the 5 s wait: the signal ended it.
 	select {
-	case err := <-exited:
+	case <-d.exited:
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitFail {
-			t.Fatalf("exit %v, want %d: the board was still not opened", err, exitFail)
+		if !errors.As(d.waitErr, &ee) || ee.ExitCode() != exitFail {
+			t.Fatalf("exit %v, want %d: the board was still not opened", d.waitErr, exitFail)
 		}
 	case <-time.After(3 * time.Second):
-		cmd.Process.Kill()
 		t.Fatal("SIGTERM did not end the refusal wait")
 	}
 }
