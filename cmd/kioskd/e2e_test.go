@@ -109,7 +109,9 @@ func (k *kiosk) sim(t *testing.T, behaviour possim.Behaviour) {
 	k.waitEvent(t, "POS connected", func(e payment.Event) bool { return e.POS != nil && e.POS.State == "connected" })
 }
 
-func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool) payment.Event {
+// follow subscribes to the daemon's event stream for 10 s at most, or
+// until stop; the stream opens with the present state.
+func (k *kiosk) follow(t *testing.T) (events <-chan payment.Event, stop func()) {
 	t.Helper()
 	cf := clientFlags{config: k.cfgPath}
 	c, err := cf.client()
@@ -117,11 +119,18 @@ func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	ch, err := c.Follow(ctx)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	return ch, cancel
+}
+
+func (k *kiosk) waitEvent(t *testing.T, what string, ok func(payment.Event) bool) payment.Event {
+	t.Helper()
+	ch, stop := k.follow(t)
+	defer stop()
 	for e := range ch {
 		if ok(e) {
 			return e

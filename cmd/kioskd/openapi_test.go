@@ -180,17 +180,8 @@ func (a *apiTester) events() {
 // up, then follow the stream, so that no change is missed.
 func waitTxn(t *testing.T, k *kiosk, a *apiTester, id string, ok func(payment.Txn) bool) payment.Txn {
 	t.Helper()
-	cf := clientFlags{config: k.cfgPath}
-	c, err := cf.client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ch, err := c.Follow(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, stop := k.follow(t)
+	defer stop()
 	if tx := a.txn(apiCall{op: "GET /v1/payments/{id}", path: "/v1/payments/" + id, status: 200}); ok(tx) {
 		return tx
 	}
