@@ -199,7 +199,7 @@ func (h *hardware) printPairing(addrs []string) error {
 	}
 	qr := ""
 	if len(addrs) > 0 {
-		qr = pairText(addrs[0])
+		qr = control.PairText(addrs[0])
 	}
 	return h.prn.PrintLines(ctx, lines, qr)
 }

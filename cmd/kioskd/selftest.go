@@ -116,7 +116,7 @@ func cmdPair(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	for _, a := range addrs {
-		text := pairText(a)
+		text := control.PairText(a)
 		fmt.Fprintf(e.stdout, "Connect the POS to %s (scan: %q)\n", a, text)
 		if err := writeQR(e.stdout, text, *light); err != nil {
 			fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
@@ -134,16 +134,6 @@ func cmdPair(e *env, args []string) int {
 		fmt.Fprintln(e.stdout, "pairing slip printed")
 	}
 	return exitOK
-}
-
-// pairText is what the QR code holds: the bare IP when the POS app's
-// default port is used (the app's field is "IP address"), else ip:port.
-func pairText(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err == nil && port == "8080" {
-		return host
-	}
-	return addr
 }
 
 func pairAddrs(cf *clientFlags) ([]string, error) {
