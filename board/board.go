@@ -1,20 +1,20 @@
 // Package board knows the machines kioskd runs on: which pins drive the
 // relay and LEDs, where the printer and watchdog are, and, for real
-// boards, the one call to periph's host.Init. The sim board gives the
-// same pins as periph gpiotest fakes, for development and tests.
+// boards, the one call to periph's host.Init. Each kind of board is a
+// Driver in one registry; the simulated board (board/sim) registers
+// itself there like any other, so every kind goes through the same pin
+// checks in Open.
 package board
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
-	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/conn/v3/gpio/gpiotest"
-	"periph.io/x/host/v3"
 	"periph.io/x/host/v3/gpioioctl"
 
 	"github.com/kioskd/kioskd/device/gpiocdev"
@@ -30,10 +30,71 @@ type Profile struct {
 	LEDAmber       string
 	LEDRed         string
 	LEDActiveLow   bool
-	PrinterDevice  string // serial device of the receipt printer ("" on sim: simulated)
+	PrinterDevice  string // serial device of the receipt printer ("" on sim: its Sidecar's)
 	PrinterBaud    int
 	WatchdogDevice string // "" on sim: simulated
 }
+
+// Driver is one kind of board: its default wiring and how its pins come
+// to exist. Open runs the same slot checks, error messages and safe-level
+// claim for every kind; only the lookup differs.
+type Driver interface {
+	// Profile is the kind's default wiring; config may override any of it.
+	Profile() Profile
+	// Open prepares one opening of a board of this kind.
+	Open(p Profile, o Options) (Pins, error)
+}
+
+// Pins is the pin lookup of one opened board.
+type Pins interface {
+	// Resolve returns the pin of each spec in order, nil where the spec
+	// names none, and an error for each pin that does not exist, naming
+	// its role and pin (Open adds the board's kind).
+	Resolve(specs []PinSpec) ([]gpio.PinIO, []error)
+	// Sidecar is what the board adds beyond its pins: nil on a real one.
+	Sidecar() Sidecar
+}
+
+// PinSpec is one configured pin and the role it plays, for messages.
+type PinSpec struct{ Role, Pin string }
+
+// Sidecar is what a board that is not real hardware offers besides its
+// pins, so that the machine adapter can show what a real machine would
+// have done without knowing which board it drives. Real boards have none.
+type Sidecar interface {
+	// VendOn records that the relay energises for a payment (the product
+	// drops), VendOff that its pulse ended. An error from VendOn stops
+	// the vend: a simulated vend nobody can see is not a vend.
+	VendOn(txnID, amount string) error
+	VendOff(txnID string)
+	// Printer starts the board's own receipt printer, for a profile that
+	// names no printer device, and returns the serial device to open.
+	Printer() (device string, err error)
+	// Snapshot is given the machine's view of the board (its status, as
+	// JSON-encodable), about once a second, to show where a person can
+	// look at it.
+	Snapshot(state any)
+	// Levels are the pins' levels by name, for status.
+	Levels() map[string]bool
+	// Close waits for what the sidecar started (the printer, once the
+	// machine closed its side of it).
+	Close()
+}
+
+// Options are what a driver may need besides the profile.
+type Options struct {
+	DataDir string       // where a simulated board keeps what it records; "" for nowhere
+	Log     *slog.Logger // never nil when a driver sees it
+}
+
+// Option sets one of the Options of Open.
+type Option func(*Options)
+
+// WithDataDir gives the board kioskd's data directory.
+func WithDataDir(dir string) Option { return func(o *Options) { o.DataDir = dir } }
+
+// WithLogger gives the board a logger for what it reports on its own.
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Log = l } }
 
 // The Pi profiles use BCM numbering on the 40-pin header: GPIO17 (pin 11)
 // for the relay, GPIO22/23/24 (pins 15/16/18) for the LEDs, the primary
@@ -42,22 +103,40 @@ type Profile struct {
 // watchdog is known, so the config names each (only the polarity that
 // most relay modules share is assumed), and its pins resolve through the
 // GPIO character devices alone.
-var profiles = map[string]Profile{
-	"rpi3": {Kind: "rpi3", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
-		PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
-	"rpi4": {Kind: "rpi4", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
-		PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
-	"rpi5": {Kind: "rpi5", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
-		PrinterDevice: "/dev/ttyAMA0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"},
-	"generic": {Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600},
-	"sim": {Kind: "sim", Relay: "SIM_RELAY", RelayActiveLow: true, LEDGreen: "SIM_LED_GREEN", LEDAmber: "SIM_LED_AMBER",
-		LEDRed: "SIM_LED_RED", PrinterBaud: 9600},
+var (
+	mu      sync.Mutex
+	drivers = map[string]Driver{
+		"rpi3": periphBoard{Profile{Kind: "rpi3", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
+			PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"}},
+		"rpi4": periphBoard{Profile{Kind: "rpi4", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
+			PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"}},
+		"rpi5": periphBoard{Profile{Kind: "rpi5", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
+			PrinterDevice: "/dev/ttyAMA0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"}},
+		"generic": chardevBoard{Profile{Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600}},
+	}
+)
+
+// Register adds a kind of board, from an init function, as periph's host
+// drivers do: a program has the kinds whose packages it links. A kind
+// registered twice is a programming error and panics.
+func Register(kind string, d Driver) {
+	mu.Lock()
+	defer mu.Unlock()
+	if kind == "" || d == nil {
+		panic("board: Register with an empty kind or a nil driver")
+	}
+	if _, dup := drivers[kind]; dup {
+		panic("board: kind " + kind + " registered twice")
+	}
+	drivers[kind] = d
 }
 
 // Kinds lists the known boards.
 func Kinds() []string {
-	var k []string
-	for name := range profiles {
+	mu.Lock()
+	defer mu.Unlock()
+	k := make([]string, 0, len(drivers))
+	for name := range drivers {
 		k = append(k, name)
 	}
 	slices.Sort(k)
@@ -66,11 +145,21 @@ func Kinds() []string {
 
 // Lookup returns the default profile of a board kind.
 func Lookup(kind string) (Profile, error) {
-	p, ok := profiles[kind]
-	if !ok {
-		return Profile{}, fmt.Errorf("board: unknown kind %q (want %s)", kind, strings.Join(Kinds(), ", "))
+	d, err := driver(kind)
+	if err != nil {
+		return Profile{}, err
 	}
-	return p, nil
+	return d.Profile(), nil
+}
+
+func driver(kind string) (Driver, error) {
+	mu.Lock()
+	d, ok := drivers[kind]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("board: unknown kind %q (want %s)", kind, strings.Join(Kinds(), ", "))
+	}
+	return d, nil
 }
 
 // Board is an opened board: every configured pin resolved.
@@ -79,83 +168,73 @@ type Board struct {
 	Relay             gpio.PinOut
 	Sense             gpio.PinIO // nil without a drop sensor
 	Green, Amber, Red gpio.PinOut
-	// SimPins are the fake pins of the sim board, by name, so that tests
-	// and the simulator's display can read and drive them.
-	SimPins map[string]*gpiotest.Pin
+	// Sidecar is what a simulated board adds beyond its pins; nil on a
+	// real board.
+	Sidecar Sidecar
 }
 
-// Sim reports the simulated board.
-func (b *Board) Sim() bool { return b.Kind == "sim" }
-
-// Open resolves every pin of the profile. periph's host.Init returns no
-// error when no driver loaded (on a PC, or with /dev/gpiomem missing), so
-// each pin is looked up and a board whose pins do not all resolve is
-// refused, naming the pin.
-func Open(p Profile) (*Board, error) {
-	if p.Kind == "sim" {
-		return openSim(p), nil
-	}
-	state, err := host.Init()
+// Open resolves every pin of the profile through its kind's driver. A
+// driver's lookup can come back empty without failing (periph's
+// host.Init returns no error when no driver loaded, on a PC or with
+// /dev/gpiomem missing), so each pin is looked up and a board whose pins
+// do not all resolve is refused, naming the pin.
+func Open(p Profile, opts ...Option) (*Board, error) {
+	d, err := driver(p.Kind)
 	if err != nil {
-		return nil, fmt.Errorf("board: periph host init: %w", err)
+		return nil, err
+	}
+	o := Options{Log: slog.New(slog.DiscardHandler)}
+	for _, f := range opts {
+		f(&o)
 	}
 	b := &Board{Profile: p}
 	out := func(dst *gpio.PinOut) func(gpio.PinIO) { return func(p gpio.PinIO) { *dst = p } }
 	slots := []struct {
-		pinSpec
+		PinSpec
 		optional bool
 		set      func(gpio.PinIO)
 	}{
-		{pinSpec{"relay", p.Relay}, false, out(&b.Relay)}, {pinSpec{"relay sense", p.RelaySense}, true, func(p gpio.PinIO) { b.Sense = p }},
-		{pinSpec{"green LED", p.LEDGreen}, true, out(&b.Green)}, {pinSpec{"amber LED", p.LEDAmber}, true, out(&b.Amber)},
-		{pinSpec{"red LED", p.LEDRed}, true, out(&b.Red)},
+		{PinSpec{"relay", p.Relay}, false, out(&b.Relay)}, {PinSpec{"relay sense", p.RelaySense}, true, func(p gpio.PinIO) { b.Sense = p }},
+		{PinSpec{"green LED", p.LEDGreen}, true, out(&b.Green)}, {PinSpec{"amber LED", p.LEDAmber}, true, out(&b.Amber)},
+		{PinSpec{"red LED", p.LEDRed}, true, out(&b.Red)},
 	}
 	var errs []error
 	for _, s := range slots {
-		if s.pin == "" && !s.optional {
-			errs = append(errs, fmt.Errorf("board %s: no %s pin configured", p.Kind, s.role))
+		if s.Pin == "" && !s.optional {
+			errs = append(errs, fmt.Errorf("board %s: no %s pin configured", p.Kind, s.Role))
 		}
 	}
-	if p.Kind == "generic" {
-		// Only the chardev driver's lines: periph's sysfs-gpio driver
-		// registers the same lines in gpioreg under global numbers, and
-		// touching one of those exports it through sysfs, after which
-		// the chardev request for it fails "busy".
-		specs := make([]pinSpec, len(slots))
-		for i, s := range slots {
-			specs[i] = s.pinSpec
-		}
-		refs, rerrs := resolveLines(chardevChips(gpioioctl.Chips), specs)
-		for _, err := range rerrs {
-			errs = append(errs, fmt.Errorf("board %s: %w", p.Kind, err))
-		}
-		for i, r := range refs {
-			if r.chip >= 0 {
-				slots[i].set(gpioioctl.Chips[r.chip].Lines()[r.offset])
-			}
-		}
-	} else {
-		for _, s := range slots {
-			if s.pin == "" {
-				continue
-			}
-			pin := gpioreg.ByName(s.pin)
-			if pin == nil {
-				errs = append(errs, fmt.Errorf("board %s: %s pin %q does not exist (%s)", p.Kind, s.role, s.pin, gpioregWhy(state)))
-				continue
-			}
-			s.set(pin)
-		}
+	pins, err := d.Open(p, o)
+	if err != nil {
+		return nil, fmt.Errorf("board %s: %w", p.Kind, err)
 	}
+	specs := make([]PinSpec, len(slots))
+	for i, s := range slots {
+		specs[i] = s.PinSpec
+	}
+	got, rerrs := pins.Resolve(specs)
+	for _, err := range rerrs {
+		errs = append(errs, fmt.Errorf("board %s: %w", p.Kind, err))
+	}
+	sc := pins.Sidecar()
 	if len(errs) > 0 {
-		if f := driverFailures(state); f != "" {
-			errs = append(errs, fmt.Errorf("board %s: %s", p.Kind, f))
+		if sc != nil {
+			sc.Close()
 		}
 		return nil, errors.Join(errs...)
 	}
+	for i, pin := range got {
+		if pin != nil {
+			slots[i].set(pin)
+		}
+	}
 	if err := b.claimOutputs(); err != nil {
+		if sc != nil {
+			sc.Close()
+		}
 		return nil, err
 	}
+	b.Sidecar = sc
 	return b, nil
 }
 
@@ -163,7 +242,8 @@ func Open(p Profile) (*Board, error) {
 // again at its safe level (relay off, LEDs off) in one ioctl, through
 // gpiocdev: periph's line would come up low first, which is a release
 // pulse on an active-low relay (see package gpiocdev). Lines of other
-// drivers (the Pi 3/4's memory-mapped one) are kept as they are.
+// drivers (the Pi 3/4's memory-mapped one, the sim's fakes) are kept as
+// they are.
 func (b *Board) claimOutputs() error {
 	outs := []struct {
 		role string
@@ -206,64 +286,4 @@ func chardevPath(line *gpioioctl.GPIOLine) (string, int, bool) {
 		}
 	}
 	return "", 0, false
-}
-
-// gpioregWhy says what periph loaded, for a Pi pin that did not resolve.
-func gpioregWhy(state *driverreg.State) string {
-	loaded := make([]string, 0, len(state.Loaded))
-	for _, d := range state.Loaded {
-		loaded = append(loaded, d.String())
-	}
-	if len(loaded) == 0 {
-		return "no GPIO driver loaded: is this a Raspberry Pi, and can kioskd open /dev/gpiochip* or /dev/gpiomem?"
-	}
-	return "GPIO drivers loaded: " + strings.Join(loaded, ", ")
-}
-
-// driverFailures is what periph's drivers said when they failed to load
-// (a chip that cannot be opened, a missing /dev/gpiomem): the real cause
-// behind a pin that does not exist, where there is one.
-func driverFailures(state *driverreg.State) string {
-	if state == nil || len(state.Failed) == 0 {
-		return ""
-	}
-	const most = 5
-	var fs []string
-	for i, f := range state.Failed {
-		if i == most {
-			fs = append(fs, fmt.Sprintf("and %d more", len(state.Failed)-most))
-			break
-		}
-		fs = append(fs, f.String())
-	}
-	return "periph drivers that failed to load: " + strings.Join(fs, "; ")
-}
-
-func openSim(p Profile) *Board {
-	b := &Board{Profile: p, SimPins: map[string]*gpiotest.Pin{}}
-	pin := func(name string, num int) gpio.PinIO {
-		if name == "" {
-			return nil
-		}
-		tp := &gpiotest.Pin{N: name, Num: num, EdgesChan: make(chan gpio.Level, 1)}
-		b.SimPins[name] = tp
-		return tp
-	}
-	b.Relay = pin(p.Relay, 17)
-	b.Sense = pin(p.RelaySense, 27)
-	b.Green = pin(p.LEDGreen, 22)
-	b.Amber = pin(p.LEDAmber, 23)
-	b.Red = pin(p.LEDRed, 24)
-	return b
-}
-
-// Levels returns the sim board's pin levels, for status.
-func (b *Board) Levels() map[string]bool {
-	out := map[string]bool{}
-	for name, p := range b.SimPins {
-		p.Lock()
-		out[name] = p.L == gpio.High
-		p.Unlock()
-	}
-	return out
 }

@@ -11,12 +11,12 @@ import (
 )
 
 func TestProfiles(t *testing.T) {
-	for _, k := range []string{"rpi3", "rpi4", "rpi5", "sim"} {
+	for _, k := range []string{"rpi3", "rpi4", "rpi5"} {
 		p, err := Lookup(k)
-		if err != nil || p.Relay == "" || p.LEDGreen == "" || p.PrinterBaud == 0 {
+		if err != nil || p.Relay == "" || p.LEDGreen == "" || p.PrinterBaud == 0 || p.Kind != k {
 			t.Errorf("%s: %+v %v", k, p, err)
 		}
-		if k != "sim" && (p.PrinterDevice == "" || p.WatchdogDevice == "" || !p.RelayActiveLow) {
+		if p.PrinterDevice == "" || p.WatchdogDevice == "" || !p.RelayActiveLow {
 			t.Errorf("%s lacks printer, watchdog or relay polarity: %+v", k, p)
 		}
 	}
@@ -25,18 +25,20 @@ func TestProfiles(t *testing.T) {
 	}
 }
 
-func TestSimBoard(t *testing.T) {
-	p, _ := Lookup("sim")
-	p.RelaySense = "SIM_DROP"
-	b, err := Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !b.Sim() || b.Relay == nil || b.Sense == nil || b.Green == nil || len(b.SimPins) != 5 {
-		t.Fatalf("sim board %+v", b)
-	}
-	if lv := b.Levels(); len(lv) != 5 {
-		t.Fatalf("levels %v", lv)
+// A kind registered twice is a programming error, caught at init.
+func TestRegisterTwicePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("a second rpi4 was registered")
+		}
+	}()
+	Register("rpi4", periphBoard{})
+}
+
+// A profile of a kind nobody registered is refused by Open as by Lookup.
+func TestOpenUnknownKind(t *testing.T) {
+	if _, err := Open(Profile{Kind: "pi", Relay: "GPIO17"}); err == nil || !strings.Contains(err.Error(), `board: unknown kind "pi"`) {
+		t.Errorf("unknown kind: %v", err)
 	}
 }
 

@@ -49,30 +49,27 @@ type chipInfo struct {
 // that chip.
 type lineRef struct{ chip, offset int }
 
-// pinSpec is one configured pin and the role it plays, for messages.
-type pinSpec struct{ role, pin string }
-
 // resolveLines resolves every non-empty pin on chips; an empty pin gives
 // lineRef{-1, -1}. Two roles on one line are refused even when spelt
 // differently ("GPIO17" and "gpiochip0:17"): the config check compares
 // only the spellings.
-func resolveLines(chips []chipInfo, pins []pinSpec) ([]lineRef, []error) {
+func resolveLines(chips []chipInfo, pins []PinSpec) ([]lineRef, []error) {
 	refs := make([]lineRef, len(pins))
 	var errs []error
-	owner := map[lineRef]pinSpec{}
+	owner := map[lineRef]PinSpec{}
 	for i, p := range pins {
 		refs[i] = lineRef{-1, -1}
-		if p.pin == "" {
+		if p.Pin == "" {
 			continue
 		}
-		ref, err := resolveLine(chips, p.role, p.pin)
+		ref, err := resolveLine(chips, p.Role, p.Pin)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if o, ok := owner[ref]; ok {
 			errs = append(errs, fmt.Errorf("%s pin %q is the same line as %s pin %q (%s:%d)",
-				p.role, p.pin, o.role, o.pin, chips[ref.chip].name, ref.offset))
+				p.Role, p.Pin, o.Role, o.Pin, chips[ref.chip].name, ref.offset))
 			continue
 		}
 		owner[ref] = p

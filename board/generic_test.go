@@ -179,7 +179,7 @@ func TestDescribeChipsIsBounded(t *testing.T) {
 
 func TestResolveLinesRefusesOneLineTwice(t *testing.T) {
 	chips := twoChips()
-	refs, errs := resolveLines(chips, []pinSpec{{"relay", "RELAY"}, {"relay sense", ""}, {"green LED", "gpiochip0:4"},
+	refs, errs := resolveLines(chips, []PinSpec{{"relay", "RELAY"}, {"relay sense", ""}, {"green LED", "gpiochip0:4"},
 		{"amber LED", "GPIO99"}, {"red LED", "LED_R"}})
 	want := []lineRef{{0, 4}, {-1, -1}, {-1, -1}, {-1, -1}, {0, 6}}
 	if fmt.Sprint(refs) != fmt.Sprint(want) {

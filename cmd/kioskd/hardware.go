@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/device/led"
 	"github.com/kioskd/kioskd/device/printer"
-	"github.com/kioskd/kioskd/device/printer/printertest"
 	"github.com/kioskd/kioskd/device/relay"
 	"github.com/kioskd/kioskd/device/serial"
 	"github.com/kioskd/kioskd/device/watchdog"
@@ -37,7 +34,6 @@ type hardware struct {
 	wdRan atomic.Bool      // run started the supervisor, which owns wdDev's close
 	prn   *printer.Printer // nil when disabled
 	pcfg  printerConfig
-	sim   *simSink // nil on real boards
 	log   *slog.Logger
 
 	mu     sync.Mutex
@@ -47,7 +43,7 @@ type hardware struct {
 // openHardware opens the board of the provisioned profile and puts every
 // output in its safe state.
 func openHardware(cfg *Config, prof board.Profile, log *slog.Logger) (*hardware, error) {
-	b, err := board.Open(prof)
+	b, err := board.Open(prof, board.WithDataDir(cfg.DataDir), board.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -61,9 +57,6 @@ func openHardware(cfg *Config, prof board.Profile, log *slog.Logger) (*hardware,
 		return nil, err
 	}
 	h.leds = led.New(led.Config{Green: b.Green, Amber: b.Amber, Red: b.Red, ActiveLow: prof.LEDActiveLow})
-	if b.Sim() {
-		h.sim = newSimSink(cfg.DataDir, cfg.Relay.Pulse.Duration, log)
-	}
 
 	if h.wdDev, err = openWatchdog(prof, cfg.Board.WatchdogTimeout.Duration, h.log); err != nil {
 		h.relay.Safe()
@@ -106,14 +99,15 @@ func openWatchdog(prof board.Profile, timeout time.Duration, log *slog.Logger) (
 
 // Vend implements payment.Vender: one relay pulse.
 func (h *hardware) Vend(ctx context.Context, t payment.Txn) error {
-	if h.sim != nil {
-		if err := h.sim.recordOn(t); err != nil {
+	sc := h.board.Sidecar
+	if sc != nil {
+		if err := sc.VendOn(t.ID, t.Amount.String()); err != nil {
 			return err
 		}
 	}
 	err := h.relay.Pulse(ctx)
-	if h.sim != nil && err == nil {
-		h.sim.recordOff(t)
+	if sc != nil && err == nil {
+		sc.VendOff(t.ID)
 	}
 	h.fault("vend", err)
 	return err
@@ -163,8 +157,8 @@ func (h *hardware) openPrinter(cfg *Config, prof board.Profile) error {
 			h.fault("printer", err)
 		}}
 	device := prof.PrinterDevice
-	if device == "" && h.sim != nil {
-		if device, err = h.sim.startPrinter(); err != nil {
+	if device == "" && h.board.Sidecar != nil {
+		if device, err = h.board.Sidecar.Printer(); err != nil {
 			h.log.Warn("simulated printer not available", "err", err)
 			return nil
 		}
@@ -213,12 +207,8 @@ func (h *hardware) Close() {
 	if h.prn != nil {
 		h.prn.Close()
 	}
-	if h.sim != nil && h.sim.printerDone != nil {
-		select {
-		case <-h.sim.printerDone:
-		case <-time.After(5 * time.Second):
-			h.log.Warn("simulated printer did not stop")
-		}
+	if h.board.Sidecar != nil {
+		h.board.Sidecar.Close()
 	}
 	h.relay.Safe()
 	if !h.wdRan.Load() {
@@ -227,27 +217,6 @@ func (h *hardware) Close() {
 			h.log.Error("watchdog disarm failed", "err", err)
 		}
 	}
-}
-
-// startPrinter runs a simulated ESC/POS printer on a pseudo-terminal and
-// writes what it prints to data_dir/sim/receipts.txt.
-func (s *simSink) startPrinter() (string, error) {
-	master, slave, err := serial.OpenPTY()
-	if err != nil {
-		return "", err
-	}
-	fake := &printertest.Fake{OnPage: func(p printertest.Page) {
-		if err := s.appendLine("receipts.txt", p.Text()+"\n----"); err != nil {
-			s.log.Warn("simulated receipt not written", "err", err)
-		}
-	}}
-	s.printerDone = make(chan struct{})
-	go func() {
-		defer close(s.printerDone)
-		fake.Serve(master) // ends when the printer side closes the tty
-		master.Close()
-	}()
-	return slave, nil
 }
 
 // fault raises (err != nil) or clears a named fault on the red LED.
@@ -304,8 +273,8 @@ func (h *hardware) run(ctx context.Context, svc *payment.Service, j *payment.Jou
 			}
 			h.fault("watchdog", err)
 		case <-snap.C:
-			if h.sim != nil {
-				h.sim.writeState(h.state())
+			if h.board.Sidecar != nil {
+				h.board.Sidecar.Snapshot(h.state())
 			}
 		case e, ok := <-events:
 			if !ok {
@@ -389,8 +358,8 @@ func (h *hardware) state() control.Hardware {
 	for _, hb := range wd.Heartbeats {
 		s.Watchdog.Heartbeats = append(s.Watchdog.Heartbeats, control.Heartbeat(hb))
 	}
-	if h.board.Sim() {
-		s.Pins = h.board.Levels()
+	if h.board.Sidecar != nil {
+		s.Pins = h.board.Sidecar.Levels()
 	}
 	if h.prn != nil {
 		ps := h.prn.Status()
@@ -398,20 +367,4 @@ func (h *hardware) state() control.Hardware {
 			Printed: ps.Printed, Failed: ps.Failed, Dropped: ps.Dropped, Queue: ps.Queue}
 	}
 	return s
-}
-
-// writeState keeps data_dir/sim/board.json: what a real board's pins,
-// relay and watchdog would be doing now.
-func (s *simSink) writeState(st control.Hardware) {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return
-	}
-	tmp := filepath.Join(s.dir, "board.json.tmp")
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
-		return
-	}
-	if os.WriteFile(tmp, append(b, '\n'), 0o640) == nil {
-		os.Rename(tmp, filepath.Join(s.dir, "board.json"))
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/board"
+	"github.com/kioskd/kioskd/board/sim"
 	"github.com/kioskd/kioskd/device/led"
 	"github.com/kioskd/kioskd/device/watchdog"
 	"github.com/kioskd/kioskd/payment"
@@ -51,8 +52,8 @@ func openSimHardware(t *testing.T, body string) (*hardware, string) {
 // events, the relay pulses once, and faults show in red.
 func TestHardwareFollowsAPayment(t *testing.T) {
 	hw, dir := simHardware(t)
-	relayPin := hw.board.SimPins["SIM_RELAY"]
-	if hw.board.Levels()["SIM_RELAY"] != true {
+	relayPin := sim.Pins(hw.board)["SIM_RELAY"]
+	if hw.board.Sidecar.Levels()["SIM_RELAY"] != true {
 		t.Fatal("active-low sim relay not high (off) at start")
 	}
 	now := time.Now()
