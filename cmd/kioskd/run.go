@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -105,14 +106,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	}
 	defer os.Remove(cfg.Control.Socket)
 	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
-	hw, err := openHardware(cfg, pv.board, log)
+	hw, err := machine.Open(machineConfig(cfg), pv.board, log)
 	if err != nil {
-		refusalBackoff(ctx, newCrashGuard(cfg.DataDir), err, log)
+		machine.RefusalBackoff(ctx, machine.NewCrashGuard(cfg.DataDir), err, log)
 		return err
 	}
 	defer hw.Close()
-	guard := newCrashGuard(cfg.DataDir)
-	if crashBackoff(ctx, guard, hw, log) {
+	guard := machine.NewCrashGuard(cfg.DataDir)
+	if hw.CrashBackoff(ctx, guard, log) {
 		return nil
 	}
 	prov := payment.NewMobyPay(cfg.KioskID, secret, log)
@@ -152,10 +153,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 			KioskID: cfg.KioskID, Version: version, Board: cfg.Board.Kind,
 			POSListen: srv.Addr().String(), POSConnectTo: connectAddrs(srv.Addr()),
 			POSStats: posStats(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
-			KPOSListen: kposAddr, Hardware: hw.state(),
+			KPOSListen: kposAddr, Hardware: hw.State(),
 		}
 	}
-	routes := append(api.Routes(), hardwareRoutes(hw, svc, func() []string { return connectAddrs(srv.Addr()) })...)
+	routes := append(api.Routes(), hw.Routes(svc, func() []string { return connectAddrs(srv.Addr()) })...)
 	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: logsHandler(ring)})
 	mux, patterns := controlMux(routes)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -174,7 +175,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		go func() { defer wg.Done(); fail("kpos receiver", runKPOS(ctx)) }()
 	}
 	wg.Add(4)
-	go func() { defer wg.Done(); fail("hardware", hw.run(ctx, svc, j)) }()
+	go func() { defer wg.Done(); fail("machine", hw.Run(ctx, svc, j)) }()
 	go func() { defer wg.Done(); fail("payment service", svc.Run(ctx)) }()
 	go func() { defer wg.Done(); fail("pos server", srv.Serve(ctx)) }()
 	go func() {
@@ -198,98 +199,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	hs.Close() // event streams do not end on Shutdown
 	wg.Wait()
 	if parent.Err() != nil {
-		if err := guard.cleanStop(); err != nil {
+		if err := guard.CleanStop(); err != nil {
 			log.Warn("restart record not cleared", "err", err)
 		}
 		return nil // asked to stop
 	}
 	return cause
-}
-
-// crashBackoff records this start and, in a crash loop, waits with the
-// fault pattern on the LEDs before anything is started. It reports
-// whether the service was asked to stop meanwhile.
-//
-// openHardware has armed the watchdog by then, so the wait feeds it,
-// from the same loop that waits: a kioskd that is alive and holding off
-// keeps the board up (an unfed wait reset the board in every back-off,
-// each reset adding an unclean start, forever), while a back-off that
-// hangs still stops the feeding and the board resets. Not arming the
-// watchdog until the wait is over would leave a hang here unwatched.
-// Asked to stop while waiting, it disarms the watchdog as any clean stop
-// does; the supervisor that would otherwise do it never ran.
-// refusalBackoff holds off the exit of a kioskd whose board cannot be
-// opened (a pin missing from the device tree, no watchdog), past the
-// crash guard's threshold: init would start it again every second and
-// the console fill with the same refusal. Nothing is open to feed or
-// keep safe; the start counts as an unclean one, as it is.
-func refusalBackoff(ctx context.Context, guard crashGuard, cause error, log *slog.Logger) {
-	n, delay, err := guard.begin(time.Now())
-	if err != nil || delay == 0 {
-		return
-	}
-	log.Error("the board cannot be opened: waiting before exiting, so that init does not restart kioskd every second",
-		"unclean_starts", n, "window", guard.window, "wait", delay, "err", cause)
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-func crashBackoff(ctx context.Context, guard crashGuard, hw *hardware, log *slog.Logger) bool {
-	n, delay, err := guard.begin(time.Now())
-	if err != nil {
-		log.Warn("restart record unusable; starting anyway", "err", err)
-		return false
-	}
-	if delay == 0 {
-		return false
-	}
-	every := hw.wdDev.Timeout() / 3
-	if every <= 0 {
-		every = time.Second
-	}
-	log.Error("crash loop: waiting before starting", "unclean_starts", n, "window", guard.window, "wait", delay, "watchdog_feed_every", every)
-	hw.leds.SetFault("crash-loop", true)
-	defer hw.leds.SetFault("crash-loop", false)
-	lctx, cancel := context.WithCancel(ctx)
-	ledsDone := make(chan struct{})
-	go func() { defer close(ledsDone); hw.leds.Run(lctx) }()
-	defer func() { cancel(); <-ledsDone }()
-
-	var feedErr error
-	feed := func() {
-		err := hw.wdDev.Feed()
-		switch {
-		case err != nil && feedErr == nil:
-			log.Warn("watchdog feed failed during the crash-loop wait", "err", err)
-		case err == nil && feedErr != nil:
-			log.Info("watchdog feed recovered")
-		}
-		feedErr = err
-	}
-	feed()
-	feeder := time.NewTicker(every)
-	defer feeder.Stop()
-	wait := time.NewTimer(delay)
-	defer wait.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if err := hw.wdDev.Close(); err != nil {
-				log.Error("watchdog disarm failed", "err", err)
-			} else {
-				log.Info("watchdog disarmed")
-			}
-			return true
-		case <-wait.C:
-			return false
-		case <-feeder.C:
-			feed()
-		}
-	}
 }
 
 func paymentConfig(cfg *Config, log *slog.Logger) payment.Config {

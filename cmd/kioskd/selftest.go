@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -14,57 +12,7 @@ import (
 	"rsc.io/qr"
 
 	"github.com/kioskd/kioskd/control"
-	"github.com/kioskd/kioskd/payment"
 )
-
-// selftest exercises each device. The relay is pulsed only when asked,
-// and never while a payment is in progress: a selftest must not hand out
-// a product someone is paying for.
-func (h *hardware) selftest(ctx context.Context, svc *payment.Service, pulse bool) []control.Check {
-	var out []control.Check
-	add := func(name string, err error, okDetail string) {
-		c := control.Check{Name: name, OK: err == nil, Detail: okDetail}
-		if err != nil {
-			c.Detail = err.Error()
-		}
-		out = append(out, c)
-	}
-	add("leds", h.leds.Cycle(ctx, 300*time.Millisecond), "green, amber, red, all, none")
-	switch {
-	case !pulse:
-		out = append(out, control.Check{Name: "relay", OK: true, Detail: "not pulsed (use -relay)"})
-	case svc.Current() != nil:
-		add("relay", errors.New("a payment is in progress; not pulsing"), "")
-	default:
-		err := h.relay.Pulse(ctx)
-		add("relay", err, fmt.Sprintf("pulsed; %d pulses since start", h.relay.State().Pulses))
-	}
-	add("printer", h.testPage(), "test page printed")
-	add("watchdog", h.wd.Check(), fmt.Sprintf("%s fed, timeout %s", h.wd.Status().Device, h.wdDev.Timeout()))
-	return out
-}
-
-// hardwareRoutes are the maintenance endpoints that need the devices.
-func hardwareRoutes(hw *hardware, svc *payment.Service, posAddr func() []string) []control.Route {
-	return []control.Route{
-		{Pattern: "POST /v1/selftest", Handler: func(w http.ResponseWriter, r *http.Request) {
-			res := hw.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(res)
-		}},
-		{Pattern: "POST /v1/pair/print", Handler: func(w http.ResponseWriter, r *http.Request) {
-			addrs := posAddr()
-			err := hw.printPairing(addrs)
-			w.Header().Set("Content-Type", "application/json")
-			if err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				json.NewEncoder(w).Encode(control.Error{Error: err.Error()})
-				return
-			}
-			json.NewEncoder(w).Encode(control.PairPrinted{Printed: addrs})
-		}},
-	}
-}
 
 func cmdSelftest(e *env, args []string) int {
 	fs := e.flags()

@@ -1,4 +1,4 @@
-package main
+package machine
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// crashGuard keeps a persistent record of starts that did not end in a
+// CrashGuard keeps a persistent record of starts that did not end in a
 // clean stop. init respawns a dying kioskd about once a second, forever;
 // past a threshold of unclean starts in a window, kioskd waits before
 // starting (doubling each time, up to a ceiling) and shows the fault
@@ -22,7 +22,7 @@ import (
 // crashing, and the board's own boot already spaces those out: counted,
 // a few brown-outs in ten minutes kept a machine from selling for a
 // minute and more after the power came back (seen on the virtual board).
-type crashGuard struct {
+type CrashGuard struct {
 	path      string
 	boot      string // the kernel's boot id, "" where there is none
 	window    time.Duration
@@ -30,8 +30,9 @@ type crashGuard struct {
 	base, max time.Duration
 }
 
-func newCrashGuard(dataDir string) crashGuard {
-	return crashGuard{path: filepath.Join(dataDir, "restarts"), boot: bootID(), window: 10 * time.Minute, threshold: 3,
+// NewCrashGuard is the guard whose record lives in dataDir/restarts.
+func NewCrashGuard(dataDir string) CrashGuard {
+	return CrashGuard{path: filepath.Join(dataDir, "restarts"), boot: bootID(), window: 10 * time.Minute, threshold: 3,
 		base: 5 * time.Second, max: 5 * time.Minute}
 }
 
@@ -46,7 +47,7 @@ func bootID() string {
 
 // begin records this start and returns how many unclean starts came
 // before it within the window, and how long to wait before going on.
-func (g crashGuard) begin(now time.Time) (int, time.Duration, error) {
+func (g CrashGuard) begin(now time.Time) (int, time.Duration, error) {
 	var recent []time.Time
 	b, err := os.ReadFile(g.path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -80,8 +81,8 @@ func (g crashGuard) begin(now time.Time) (int, time.Duration, error) {
 	return n, min(d, g.max), nil
 }
 
-// cleanStop forgets the record: the next start is a fresh one.
-func (g crashGuard) cleanStop() error {
+// CleanStop forgets the record: the next start is a fresh one.
+func (g CrashGuard) CleanStop() error {
 	if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("restart record: %w", err)
 	}

@@ -1,9 +1,8 @@
-package main
+package machine
 
 import (
 	"context"
-	"io"
-	"log/slog"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,23 +10,20 @@ import (
 	"github.com/kioskd/kioskd/device/watchdog"
 )
 
-// backoffHardware opens the sim board (no printer, so nothing outlives
-// the bubble) and prepares a restart record of nine unclean starts: the
-// next start waits the 5 min ceiling.
-func backoffHardware(t *testing.T) (*hardware, *watchdog.Fake, crashGuard) {
+// crashLooping opens the sim board (no printer, so nothing outlives the
+// bubble) and leaves a restart record of nine unclean starts: the next
+// start waits the 5 min ceiling.
+func crashLooping(t *testing.T) (*Machine, *watchdog.Fake, CrashGuard) {
 	t.Helper()
-	hw, dir := openSimHardware(t, "[printer]\nenabled = false\n")
-	fake, ok := hw.wdDev.(*watchdog.Fake)
-	if !ok {
-		t.Fatalf("sim board watchdog is %T, want the fake", hw.wdDev)
-	}
-	guard := newCrashGuard(dir)
+	cfg := testConfig(t)
+	m := openSim(t, cfg, nil)
+	guard := NewCrashGuard(cfg.DataDir)
 	for range 9 {
 		if _, _, err := guard.begin(time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return hw, fake, guard
+	return m, fakeWatchdog(t, m), guard
 }
 
 // Defect 7: opening the watchdog arms it, and the crash-loop back-off
@@ -36,14 +32,12 @@ func backoffHardware(t *testing.T) (*hardware, *watchdog.Fake, crashGuard) {
 // pass in synctest's fake time; the fake is checked every second.
 func TestCrashBackoffFeedsWatchdog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hw, fake, guard := backoffHardware(t)
-		defer hw.Close()
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		m, fake, guard := crashLooping(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel() // a failed check ends the back-off too
 		start := time.Now()
 		done := make(chan bool, 1)
-		go func() { done <- crashBackoff(ctx, guard, hw, log) }()
+		go func() { done <- m.CrashBackoff(ctx, guard, discard) }()
 		check := time.NewTicker(time.Second)
 		defer check.Stop()
 		for {
@@ -61,11 +55,18 @@ func TestCrashBackoffFeedsWatchdog(t *testing.T) {
 				if fake.Expired(time.Now()) || fake.MagicClosed() {
 					t.Fatalf("after the back-off: expired %v, disarmed %v", fake.Expired(time.Now()), fake.MagicClosed())
 				}
+				if faults := m.leds.Faults(); len(faults) != 0 {
+					t.Fatalf("faults after the back-off: %v", faults)
+				}
 				return
 			case now := <-check.C:
 				if fake.Expired(now) {
 					t.Fatalf("watchdog expired %s into the back-off (last fed %s in, timeout %s): the board would reset",
 						now.Sub(start), fake.LastFeed().Sub(start), fake.Timeout())
+				}
+				// At 5m the wait ends in the same instant as this check.
+				if faults := m.leds.Faults(); now.Sub(start) < 5*time.Minute && (len(faults) != 1 || faults[0] != "crash-loop") {
+					t.Fatalf("faults during the back-off: %v, want crash-loop", faults)
 				}
 			}
 		}
@@ -77,13 +78,11 @@ func TestCrashBackoffFeedsWatchdog(t *testing.T) {
 // of being left to reset the board after the process exits.
 func TestCrashBackoffStopDisarmsWatchdog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hw, fake, guard := backoffHardware(t)
-		defer hw.Close()
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		m, fake, guard := crashLooping(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan bool, 1)
-		go func() { done <- crashBackoff(ctx, guard, hw, log) }()
+		go func() { done <- m.CrashBackoff(ctx, guard, discard) }()
 		time.Sleep(time.Minute) // fake time: one minute into the wait
 		synctest.Wait()         // and the feeds due by then have run
 		if fake.Expired(time.Now()) {
@@ -95,6 +94,49 @@ func TestCrashBackoffStopDisarmsWatchdog(t *testing.T) {
 		}
 		if !fake.MagicClosed() {
 			t.Fatal("watchdog left armed after a clean stop during the back-off")
+		}
+	})
+}
+
+// Below the threshold there is no wait at all.
+func TestCrashBackoffFirstStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t)
+		m := openSim(t, cfg, nil)
+		guard := NewCrashGuard(cfg.DataDir)
+		start := time.Now()
+		for i := range 3 {
+			if m.CrashBackoff(context.Background(), guard, discard) || time.Since(start) != 0 {
+				t.Fatalf("start %d waited %s", i, time.Since(start))
+			}
+		}
+	})
+}
+
+// A kioskd whose board cannot be opened waits, past the threshold,
+// before it exits (doubling like the crash back-off), and a stop request
+// ends the wait at once.
+func TestRefusalBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		guard := NewCrashGuard(t.TempDir())
+		cause := errors.New("relay pin missing")
+		waits := []time.Duration{0, 0, 0, 5 * time.Second, 10 * time.Second}
+		for i, want := range waits {
+			start := time.Now()
+			RefusalBackoff(context.Background(), guard, cause, discard)
+			if got := time.Since(start); got != want {
+				t.Fatalf("refusal %d waited %s, want %s", i, got, want)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { defer close(done); RefusalBackoff(ctx, guard, cause, discard) }()
+		time.Sleep(time.Second)
+		cancel()
+		<-done
+		if got := time.Since(start); got != time.Second {
+			t.Fatalf("stopped after %s, want at once (1s in)", got)
 		}
 	})
 }

@@ -1,17 +1,15 @@
-package main
+package machine
 
 import (
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 func TestCrashGuard(t *testing.T) {
-	g := newCrashGuard(t.TempDir())
+	g := NewCrashGuard(t.TempDir())
 	now := time.Unix(1795400000, 0)
 	want := []time.Duration{0, 0, 0, 5 * time.Second, 10 * time.Second, 20 * time.Second}
 	for i, w := range want {
@@ -33,7 +31,7 @@ func TestCrashGuard(t *testing.T) {
 	}
 	// A clean stop forgets everything.
 	g.begin(now.Add(20*time.Minute + time.Second))
-	if err := g.cleanStop(); err != nil {
+	if err := g.CleanStop(); err != nil {
 		t.Fatal(err)
 	}
 	if n, _, _ := g.begin(now.Add(21 * time.Minute)); n != 0 {
@@ -56,12 +54,12 @@ func TestCrashGuard(t *testing.T) {
 func TestCrashGuardCountsThisBootOnly(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Unix(1795400000, 0)
-	before := newCrashGuard(dir)
+	before := NewCrashGuard(dir)
 	before.boot = "boot-1"
 	for i := range 5 {
 		before.begin(now.Add(time.Duration(i) * time.Second))
 	}
-	g := newCrashGuard(dir)
+	g := NewCrashGuard(dir)
 	g.boot = "boot-2"
 	if n, d, err := g.begin(now.Add(10 * time.Second)); err != nil || n != 0 || d != 0 {
 		t.Fatalf("first start of a new boot: %d unclean before, wait %s, %v; want 0, 0", n, d, err)
@@ -79,47 +77,5 @@ func TestCrashGuardCountsThisBootOnly(t *testing.T) {
 	}
 	if id := bootID(); runtime.GOOS == "linux" && len(id) != 36 {
 		t.Errorf("boot id %q, want the kernel's uuid", id)
-	}
-}
-
-// The restart record across real daemon lives: SIGKILL leaves the start
-// recorded, a clean stop (SIGTERM) clears it, and a crash loop makes
-// kioskd wait with the fault LED before it starts anything.
-func TestCrashLoopAcrossRestarts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts daemons")
-	}
-	dir := t.TempDir()
-	cfg := writeTestConfig(t, dir, "")
-	record := filepath.Join(dir, "data", "restarts")
-	d := startDaemon(t, cfg)
-	d.kill()
-	if b, _ := os.ReadFile(record); strings.Count(string(b), "\n") != 1 {
-		t.Fatalf("after SIGKILL the record holds %q", b)
-	}
-	d = startDaemon(t, cfg)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	<-d.exited
-	if _, err := os.Stat(record); !os.IsNotExist(err) {
-		t.Fatalf("record survived a clean stop: %v", err)
-	}
-	// Three unclean starts just now, in this boot: the next start waits
-	// first.
-	now := time.Now().UTC()
-	var rec string
-	for i := 3; i > 0; i-- {
-		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + " " + bootID() + "\n"
-	}
-	os.WriteFile(record, []byte(rec), 0o600)
-	w := spawnDaemon(t, cfg)
-	w.waitLog("crash loop: waiting before starting")
-	// Asked to stop while it waits, it stops without starting anything.
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	<-w.exited
-	if strings.Contains(w.logText(), "kioskd started") {
-		t.Errorf("started during the crash-loop wait:\n%s", w.logText())
-	}
-	if w.waitErr != nil {
-		t.Fatalf("stop during the wait: %v", w.waitErr)
 	}
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testBootID is the kernel's id of this boot, as the crash guard records
+// it, so that a test can leave a record of unclean starts behind.
+func testBootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+func readSim(t *testing.T, k *kiosk, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(k.dir, "data", "sim", name))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitSim waits until a file of the sim board contains want. It polls:
+// the daemon runs behind serve with the sim board built inside it, and
+// no seam hands the simulated printer's pages out; the file is the
+// interface README documents. The ticker bounds the work and the
+// deadline the wait (board/sim's own tests wait on the page itself).
+func waitSim(t *testing.T, k *kiosk, name, want string) string {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s := readSim(t, k, name)
+		if strings.Contains(s, want) {
+			return s
+		}
+		select {
+		case <-deadline.C:
+			t.Fatalf("%s never contained %q:\n%s", name, want, s)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,211 @@
+// Package machine adapts the payment service to the vending machine: it
+// owns the board's devices, is the service's payment.Vender (one relay
+// pulse) and payment.Printer (receipts), follows the service's events on
+// the LEDs, proves the service alive to the watchdog, runs the selftest,
+// and keeps kioskd from hammering the machine in a crash loop.
+//
+// Nothing here can block a payment decision: the vend is bounded by the
+// relay pulse, receipts are queued, LEDs are best effort. It knows no
+// board kind by name: what a simulated board adds reaches it through
+// board.Sidecar.
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kioskd/kioskd/board"
+	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/device/led"
+	"github.com/kioskd/kioskd/device/printer"
+	"github.com/kioskd/kioskd/device/relay"
+	"github.com/kioskd/kioskd/device/watchdog"
+	"github.com/kioskd/kioskd/payment"
+)
+
+// Config is what the machine needs of kioskd's config, as plain values:
+// the TOML shape and its checks stay with the command.
+type Config struct {
+	KioskID string
+	// DataDir holds the crash guard's record and what a simulated board
+	// records.
+	DataDir         string
+	Pulse           time.Duration // one vend's relay pulse
+	WatchdogTimeout time.Duration
+	Printer         PrinterConfig
+}
+
+// PrinterConfig is the receipt printer's part of Config.
+type PrinterConfig struct {
+	Enabled          bool
+	Merchant, Footer []string // lines above and below each receipt
+	Width            int      // characters per line, 0 for the printer package's default
+	CodePage         string   // escpos.ParseCodePage's names
+}
+
+// Machine is an opened machine: every output in its safe state.
+type Machine struct {
+	board *board.Board
+	relay *relay.Relay
+	leds  *led.Panel
+	wd    *watchdog.Supervisor
+	wdDev watchdog.Device
+	wdRan atomic.Bool      // Run started the supervisor, which owns wdDev's close
+	prn   *printer.Printer // nil when disabled or not found
+	pcfg  PrinterConfig
+	kiosk string
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	faults map[string]string
+}
+
+// Open opens the board of the provisioned profile and puts every output
+// in its safe state. The watchdog is armed from here on: Close disarms it
+// unless Run handed it to its supervisor.
+func Open(cfg Config, prof board.Profile, log *slog.Logger) (*Machine, error) {
+	b, err := board.Open(prof, board.WithDataDir(cfg.DataDir), board.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{board: b, kiosk: cfg.KioskID, pcfg: cfg.Printer, log: log.With("component", "machine"),
+		faults: map[string]string{}}
+	rc := relay.Config{Pin: b.Relay, ActiveLow: prof.RelayActiveLow, Pulse: cfg.Pulse}
+	if b.Sense != nil {
+		rc.Sense = b.Sense
+	}
+	if m.relay, err = relay.New(rc); err != nil {
+		return nil, fmt.Errorf("machine: %w", err)
+	}
+	m.leds = led.New(led.Config{Green: b.Green, Amber: b.Amber, Red: b.Red, ActiveLow: prof.LEDActiveLow})
+	if m.wdDev, err = openWatchdog(prof, cfg.WatchdogTimeout, m.log); err != nil {
+		m.relay.Safe()
+		return nil, err
+	}
+	if cfg.Printer.Enabled {
+		if err := m.openPrinter(prof); err != nil {
+			m.relay.Safe()
+			m.wdDev.Close()
+			return nil, err
+		}
+	}
+	notifier, err := watchdog.NotifierFromEnv()
+	if err != nil {
+		m.log.Warn("NOTIFY_SOCKET unusable; not notifying the service manager", "err", err)
+	}
+	m.wd = watchdog.NewSupervisor(m.wdDev, log, watchdog.WithNotifier(notifier))
+	return m, nil
+}
+
+// openWatchdog opens the profile's watchdog device, or a fake where the
+// profile names none (the sim board). A Pi whose kernel lacks its
+// watchdog driver runs on a fake, with a warning, as it always has. A
+// generic board's watchdog is one the config named explicitly: a missing
+// one is a wrong path or a missing driver, and running unguarded would
+// hide that, so the start is refused.
+func openWatchdog(prof board.Profile, timeout time.Duration, log *slog.Logger) (watchdog.Device, error) {
+	if prof.WatchdogDevice == "" {
+		return watchdog.NewFake(timeout), nil
+	}
+	dev, err := watchdog.Open(prof.WatchdogDevice, timeout)
+	if errors.Is(err, os.ErrNotExist) {
+		if prof.Kind == "generic" {
+			return nil, fmt.Errorf("board.watchdog_device: %w (board kind %q does not run without its watchdog)", err, prof.Kind)
+		}
+		log.Warn("no hardware watchdog; continuing without one", "device", prof.WatchdogDevice, "err", err)
+		return watchdog.NewFake(timeout), nil
+	}
+	return dev, err
+}
+
+// Vend implements payment.Vender: one relay pulse. A board's sidecar
+// records it first, and a vend it cannot record is not made.
+func (m *Machine) Vend(ctx context.Context, t payment.Txn) error {
+	sc := m.board.Sidecar
+	if sc != nil {
+		if err := sc.VendOn(t.ID, t.Amount.String()); err != nil {
+			return err
+		}
+	}
+	err := m.relay.Pulse(ctx)
+	if sc != nil && err == nil {
+		sc.VendOff(t.ID)
+	}
+	m.fault("vend", err)
+	return err
+}
+
+// Close releases the devices: the printer (and the sidecar's model of
+// it), the relay, left in its safe state, and the watchdog unless its
+// supervisor ran (the supervisor closes it itself): a kioskd that stops
+// between arming the watchdog and feeding it, on a start-up error, must
+// not leave it armed and unfed to reset the board.
+func (m *Machine) Close() {
+	if m.prn != nil {
+		m.prn.Close()
+	}
+	if m.board.Sidecar != nil {
+		m.board.Sidecar.Close()
+	}
+	m.relay.Safe()
+	if !m.wdRan.Load() {
+		// The crash-loop wait may have disarmed it already.
+		if err := m.wdDev.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			m.log.Error("watchdog disarm failed", "err", err)
+		}
+	}
+}
+
+// fault raises (err != nil) or clears a named fault on the red LED.
+func (m *Machine) fault(name string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		delete(m.faults, name)
+	} else {
+		m.faults[name] = err.Error()
+	}
+	m.leds.SetFault(name, err != nil)
+}
+
+// State is the board section of `kioskd status` (and of a simulated
+// board's snapshot), copied out of the devices' own states into
+// control's mirror of them.
+func (m *Machine) State() control.Hardware {
+	m.mu.Lock()
+	faults := make(map[string]string, len(m.faults))
+	for k, v := range m.faults {
+		faults[k] = v
+	}
+	m.mu.Unlock()
+	ls := m.leds.State(time.Now())
+	wd := m.wd.Status()
+	s := control.Hardware{
+		Board: m.board.Kind,
+		Relay: control.Relay(m.relay.State()),
+		LEDs: control.LEDs{Pattern: string(ls.Pattern), Green: ls.Green, Amber: ls.Amber, Red: ls.Red,
+			Faults: ls.Faults, LastError: ls.LastError},
+		Watchdog: control.Watchdog{Running: wd.Running, Feeding: wd.Feeding, Stalled: wd.Stalled,
+			Device: wd.Device, Timeout: wd.Timeout, Interval: wd.Interval, Feeds: wd.Feeds,
+			LastFeedAge: wd.LastFeedAge, FeedError: wd.FeedError},
+		Faults: faults,
+	}
+	for _, hb := range wd.Heartbeats {
+		s.Watchdog.Heartbeats = append(s.Watchdog.Heartbeats, control.Heartbeat(hb))
+	}
+	if m.board.Sidecar != nil {
+		s.Pins = m.board.Sidecar.Levels()
+	}
+	if m.prn != nil {
+		ps := m.prn.Status()
+		s.Printer = &control.Printer{State: string(ps.State), Since: ps.Since, LastError: ps.LastError,
+			Printed: ps.Printed, Failed: ps.Failed, Dropped: ps.Dropped, Queue: ps.Queue}
+	}
+	return s
+}
