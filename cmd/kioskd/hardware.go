@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/board"
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/device/led"
 	"github.com/kioskd/kioskd/device/printer"
@@ -46,7 +47,7 @@ type hardware struct {
 
 // openHardware opens the board of the provisioned profile and puts every
 // output in its safe state.
-func openHardware(cfg *Config, prof board.Profile, log *slog.Logger) (*hardware, error) {
+func openHardware(cfg *config.Config, prof board.Profile, log *slog.Logger) (*hardware, error) {
 	b, err := board.Open(prof)
 	if err != nil {
 		return nil, err
@@ -148,7 +149,7 @@ type printerConfig struct {
 
 // openPrinter opens the receipt printer. A missing printer is not an
 // error: it shows as no_printer in status and on the fault LED.
-func (h *hardware) openPrinter(cfg *Config, prof board.Profile) error {
+func (h *hardware) openPrinter(cfg *config.Config, prof board.Profile) error {
 	cp, err := escpos.ParseCodePage(cfg.Printer.CodePage)
 	if err != nil {
 		return err

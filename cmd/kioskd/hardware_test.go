@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/board"
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/device/led"
 	"github.com/kioskd/kioskd/device/watchdog"
 	"github.com/kioskd/kioskd/payment"
@@ -32,11 +33,11 @@ func simHardware(t *testing.T) (*hardware, string) {
 func openSimHardware(t *testing.T, body string) (*hardware, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := parseConfig([]byte("data_dir = \"" + dir + "\"\n" + body))
+	cfg, err := config.Parse([]byte("data_dir = \"" + dir + "\"\n" + body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	prof, err := cfg.boardProfile()
+	prof, err := cfg.BoardProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
