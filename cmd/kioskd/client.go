@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
@@ -45,7 +46,7 @@ func (c *clientFlags) configPath() string {
 func (c *clientFlags) client() (*control.Client, error) {
 	path := c.control
 	if path == "" {
-		cfg, err := loadConfig(c.configPath())
+		cfg, err := config.Load(c.configPath())
 		if err != nil {
 			return nil, err
 		}

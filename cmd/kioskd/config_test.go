@@ -124,7 +124,7 @@ func TestConfigCheckRefusesWhatRunRefuses(t *testing.T) {
 		{"pos secret_file missing", fmt.Sprintf("secret_file = %q", missing), "",
 			[]string{"pos: secret file: open " + missing}},
 		{"board pin twice", secret, "[board]\nled_red = \"SIM_RELAY\"\n",
-			[]string{`board.led_red "SIM_RELAY" is also board.relay_pin`}},
+			[]string{`board.led_red "SIM_RELAY" is also relay_pin`}},
 		{"generic board without its keys", secret, "[board]\nkind = \"generic\"\nled_green = \"gpiochip0:\"\n",
 			[]string{"board.relay_pin: required", "board.watchdog_device: required", "board.printer_device: required",
 				`board.led_green "gpiochip0:": line offset ""`}},
@@ -217,7 +217,7 @@ func TestConfigCheckGenericBoard(t *testing.T) {
 				`board.relay_sense_pin " GPIO27": leading or trailing space`,
 			}, []string{noRelay, noWatchdog, noPrinter}},
 		{"a pin twice", "[board]\n" + complete + "led_red = \"GPIO17\"\n",
-			[]string{`board.led_red "GPIO17" is also board.relay_pin`}, nil},
+			[]string{`board.led_red "GPIO17" is also relay_pin`}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -253,23 +253,5 @@ func TestConfigCheckGenericBoard(t *testing.T) {
 		if code, out, errs := kioskd(t, "", "config", "check", cfgPath); code != exitOK || !strings.HasPrefix(out, "ok ") {
 			t.Errorf("%s: exit %d\n%s%s", name, code, out, errs)
 		}
-	}
-}
-
-// The overrides reach the profile run opens: nothing of a Pi is left in
-// a generic board's profile.
-func TestConfigGenericBoardProfile(t *testing.T) {
-	cfg, err := parseConfig([]byte("data_dir = " + fmt.Sprintf("%q", t.TempDir()) + "\n[printer]\nenabled = false\n[board]\nkind = \"generic\"\n" +
-		"relay_pin = \"gpiochip0:17\"\nwatchdog_device = \"/dev/watchdog1\"\nled_red = \"LED_R\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := cfg.boardProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Kind != "generic" || p.Relay != "gpiochip0:17" || p.WatchdogDevice != "/dev/watchdog1" || p.LEDRed != "LED_R" ||
-		p.LEDGreen != "" || p.LEDAmber != "" || p.PrinterDevice != "" || !p.RelayActiveLow || p.LEDActiveLow || p.PrinterBaud != 9600 {
-		t.Errorf("generic profile %+v", p)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/device/serial"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/kpos"
@@ -106,7 +107,7 @@ finexus_signing_public_key = "`+fSignPub+`"
 finexus_source_system = "FNX"
 jwe_kid = "123"
 `+extra)
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

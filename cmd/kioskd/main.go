@@ -11,6 +11,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+
+	"github.com/kioskd/kioskd/config"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -261,7 +263,7 @@ func cmdConfigDefault(e *env, args []string) int {
 	if code, ok := e.parse(fs, args, 0, 0); !ok {
 		return code
 	}
-	e.stdout.Write(defaultConfig)
+	e.stdout.Write(config.Default())
 	return exitOK
 }
 
@@ -273,20 +275,20 @@ func cmdConfigCheck(e *env, args []string) int {
 		return code
 	}
 	file := fs.Arg(0)
-	cfg, err := loadConfig(file)
+	cfg, err := config.Load(file)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
 	}
 	// The very provisioning run does first: what passes here, run
 	// accepts.
-	p, err := provision(cfg)
+	p, err := config.Provision(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
 	}
 	fmt.Fprintf(e.stdout, "ok %s\n", file)
-	if isDevSecret(p.secret) {
+	if config.IsDevSecret(p.Secret) {
 		fmt.Fprintln(e.stdout, "warning: pos secret is the public development key")
 	}
 	return exitOK

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -104,7 +105,7 @@ func TestSigVerifySecretSources(t *testing.T) {
 		t.Errorf("secret file with newline: exit %d %s %s", code, out, errs)
 	}
 	cfg := filepath.Join(dir, "kioskd.toml")
-	conf := strings.Replace(string(defaultConfig), `secret = "POS-KIOSK-SECRET-KEY-2024"`, `secret = ""`, 1)
+	conf := strings.Replace(string(config.Default()), `secret = "POS-KIOSK-SECRET-KEY-2024"`, `secret = ""`, 1)
 	conf = strings.Replace(conf, `secret_file = ""`, `secret_file = "`+sf+`"`, 1)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -146,34 +147,10 @@ func TestSigSignThenVerify(t *testing.T) {
 	}
 }
 
-func TestDefaultConfigIsValid(t *testing.T) {
-	cfg, err := loadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.KioskID != "KIOSK001" || cfg.POS.Listen != "0.0.0.0:8080" || cfg.Board.Kind != "sim" ||
-		cfg.POS.TimestampWindow.Seconds() != 60 || cfg.Control.Socket == "" || cfg.DataDir == "" {
-		t.Errorf("default config: %+v", cfg)
-	}
+func TestConfigDefault(t *testing.T) {
 	code, out, _ := kioskd(t, "", "config", "default")
-	if code != 0 || out != string(defaultConfig) {
+	if code != 0 || out != string(config.Default()) {
 		t.Errorf("config default: exit %d", code)
-	}
-}
-
-func TestPartialConfigTakesDefaults(t *testing.T) {
-	cfg, err := parseConfig([]byte("kiosk_id = \"K9\"\n[pos]\nsecret_file = \"/data/pos.secret\"\n[payment.timeouts.card]\nresult = \"90s\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.KioskID != "K9" || cfg.POS.Secret != "" || cfg.POS.SecretFile != "/data/pos.secret" ||
-		cfg.POS.Listen != "0.0.0.0:8080" || cfg.Board.Kind != "sim" || cfg.Payment.Timeouts["card"].Result.Seconds() != 90 ||
-		cfg.Payment.Timeouts["bnpl"].Result.Minutes() != 5 || cfg.Relay.Pulse.Milliseconds() != 500 {
-		t.Fatalf("partial config: %+v", cfg)
-	}
-	cfg, err = parseConfig([]byte("kiosk_id = \"K9\"\n"))
-	if err != nil || cfg.POS.Secret != "POS-KIOSK-SECRET-KEY-2024" {
-		t.Fatalf("no secret named: %v %+v", err, cfg)
 	}
 }
 
@@ -186,26 +163,26 @@ func TestConfigCheck(t *testing.T) {
 		}
 		return p
 	}
-	good := write("good.toml", string(defaultConfig))
+	good := write("good.toml", string(config.Default()))
 	code, out, _ := kioskd(t, "", "config", "check", good)
 	if code != 0 || !strings.Contains(out, "public development key") {
 		t.Errorf("check default: exit %d %q", code, out)
 	}
 	bad := map[string]string{
-		"unknown key":   strings.Replace(string(defaultConfig), "kind = ", "knd = ", 1),
-		"both secrets":  strings.Replace(string(defaultConfig), `secret_file = ""`, `secret_file = "/x"`, 1),
-		"bad board":     strings.Replace(string(defaultConfig), `kind = "sim"`, `kind = "pi"`, 1),
-		"bad window":    strings.Replace(string(defaultConfig), `"60s"`, `"60"`, 1),
-		"tiny window":   strings.Replace(string(defaultConfig), `"60s"`, `"1ms"`, 1),
-		"bad listen":    strings.Replace(string(defaultConfig), `"0.0.0.0:8080"`, `"8080"`, 1),
-		"empty kiosk":   strings.Replace(string(defaultConfig), `kiosk_id = "KIOSK001"`, `kiosk_id = ""`, 1),
+		"unknown key":   strings.Replace(string(config.Default()), "kind = ", "knd = ", 1),
+		"both secrets":  strings.Replace(string(config.Default()), `secret_file = ""`, `secret_file = "/x"`, 1),
+		"bad board":     strings.Replace(string(config.Default()), `kind = "sim"`, `kind = "pi"`, 1),
+		"bad window":    strings.Replace(string(config.Default()), `"60s"`, `"60"`, 1),
+		"tiny window":   strings.Replace(string(config.Default()), `"60s"`, `"1ms"`, 1),
+		"bad listen":    strings.Replace(string(config.Default()), `"0.0.0.0:8080"`, `"8080"`, 1),
+		"empty kiosk":   strings.Replace(string(config.Default()), `kiosk_id = "KIOSK001"`, `kiosk_id = ""`, 1),
 		"not toml":      "kiosk_id = ",
 		"bad timeout":   "[payment.timeouts.card]\nresult = \"2h\"\n",
 		"bad mode":      "[payment.timeouts.cash]\nresult = \"2m\"\n",
 		"bad allow":     "[pos]\nallow = [\"pos-terminal\"]\n",
 		"bad pulse":     "[relay]\npulse = \"1m\"\n",
 		"missing file":  "",
-		"bad log level": strings.Replace(string(defaultConfig), `log_level = "info"`, `log_level = "loud"`, 1),
+		"bad log level": strings.Replace(string(config.Default()), `log_level = "info"`, `log_level = "loud"`, 1),
 	}
 	for name, body := range bad {
 		p := filepath.Join(dir, "missing.toml")

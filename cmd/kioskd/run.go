@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
@@ -37,7 +38,7 @@ func cmdRun(e *env, args []string) int {
 // runService is `kioskd run` once its flags are parsed: it serves until
 // ctx ends (a signal, or a test) and returns the exit code.
 func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) int {
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 		return exitFail
@@ -73,13 +74,13 @@ type started struct {
 // runs) comes before the journal, the sockets, the watchdog and the
 // restart record. The journal is recovered before any listener opens, so
 // nothing new can interleave with recovery.
-func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up chan<- started) error {
-	pv, err := provision(cfg)
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logRing, up chan<- started) error {
+	pv, err := config.Provision(cfg)
 	if err != nil {
 		return err
 	}
-	secret, allow := pv.secret, pv.allow
-	if isDevSecret(secret) {
+	secret, allow := pv.Secret, pv.Allow
+	if config.IsDevSecret(secret) {
 		log.Warn("POS SECRET IS THE PUBLIC DEVELOPMENT KEY: anyone can forge payment results; set pos.secret_file before taking real money")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -106,7 +107,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 	}
 	defer os.Remove(cfg.Control.Socket)
 	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
-	hw, err := machine.Open(machineConfig(cfg), pv.board, log)
+	hw, err := machine.Open(cfg.MachineConfig(), pv.Board, log)
 	if err != nil {
 		machine.RefusalBackoff(ctx, machine.NewCrashGuard(cfg.DataDir), err, log)
 		return err
@@ -130,7 +131,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		}
 		providers = append(providers, kp)
 	}
-	svc := payment.NewService(paymentConfig(cfg, log), j, hw, hw, providers...)
+	svc := payment.NewService(cfg.PaymentConfig(log), j, hw, hw, providers...)
 	if kp != nil {
 		kp.Bind(svc)
 	}
@@ -205,22 +206,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ring *logRing, up
 		return nil // asked to stop
 	}
 	return cause
-}
-
-func paymentConfig(cfg *Config, log *slog.Logger) payment.Config {
-	pc := payment.Config{
-		VendTimeout:        cfg.Relay.Pulse.Duration + 5*time.Second,
-		Timeouts:           map[string]payment.Timeouts{},
-		CancelGrace:        cfg.Payment.CancelGrace.Duration,
-		ReconnectGrace:     cfg.Payment.ReconnectGrace.Duration,
-		IPPAutoSelect:      payment.IPPAutoSelect(cfg.Payment.IPPAutoSelect),
-		SuccessAfterCancel: payment.SuccessAfterCancel(cfg.Payment.SuccessAfterCancel),
-		Log:                log,
-	}
-	for mode, t := range cfg.Payment.Timeouts {
-		pc.Timeouts[mode] = payment.Timeouts{Ack: t.Ack.Duration, Result: t.Result.Duration, Plan: t.Plan.Duration}
-	}
-	return pc
 }
 
 // listenControl opens the control socket (mode 0660). A socket file left

@@ -11,6 +11,7 @@ import (
 
 	"rsc.io/qr"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
 )
 
@@ -92,7 +93,7 @@ func pairAddrs(cf *clientFlags) ([]string, error) {
 			return st.POSConnectTo, nil
 		}
 	}
-	cfg, err := loadConfig(cf.configPath())
+	cfg, err := config.Load(cf.configPath())
 	if err != nil {
 		return nil, err
 	}

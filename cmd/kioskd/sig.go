@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -45,13 +46,13 @@ func (s *secretFlags) resolve(e *env) ([]byte, error) {
 	case s.secret != "":
 		return []byte(s.secret), nil
 	case s.secretFile != "":
-		return readSecretFile(s.secretFile)
+		return config.ReadSecretFile(s.secretFile)
 	case s.config != "":
-		cfg, err := loadConfig(s.config)
+		cfg, err := config.Load(s.config)
 		if err != nil {
 			return nil, err
 		}
-		return cfg.posSecret()
+		return cfg.POSSecret()
 	}
 	fmt.Fprintf(e.stderr, "kioskd: no secret given; using the public development key %q\n", mobypay.DevSecret)
 	return []byte(mobypay.DevSecret), nil

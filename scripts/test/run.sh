@@ -375,7 +375,7 @@ pem "$tmp/fsign.pub" "PUBLIC KEY"
 pem "$tmp/fecdh.pub" "PUBLIC KEY"
 pem "$tmp/tls.crt" "CERTIFICATE"
 pem "$tmp/tls.key" "RSA PRIVATE KEY"
-run "" prov --data-dir "$d" --kiosk-id "KIOSK 7" --template "$repo/cmd/kioskd/default.toml" --board rpi3 \
+run "" prov --data-dir "$d" --kiosk-id "KIOSK 7" --template "$repo/config/default.toml" --board rpi3 \
 	--mount-point "$d" --pos-secret-file "$tmp/secret" \
 	--kpos-signing-key "$tmp/sign.pem" --kpos-ecdh-key "$tmp/ecdh.pem" \
 	--finexus-signing-public-key "$tmp/fsign.pub" --finexus-ecdh-public-key "$tmp/fecdh.pub" \

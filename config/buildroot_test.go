@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // kioskd refuses at boot.
 func TestBuildrootImageConfig(t *testing.T) {
 	const placeholder = "@KIOSKD_BOARD@"
-	tmpl, err := os.ReadFile(filepath.Join("..", "..", "buildroot", "package", "kioskd", "kioskd.toml"))
+	tmpl, err := os.ReadFile(filepath.Join("..", "buildroot", "package", "kioskd", "kioskd.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestBuildrootImageConfig(t *testing.T) {
 		t.Fatalf("kioskd.toml has %d %s placeholders, want 1", n, placeholder)
 	}
 	for _, kind := range []string{"rpi3", "rpi4", "rpi5"} {
-		cfg, err := parseConfig(bytes.ReplaceAll(tmpl, []byte(placeholder), []byte(kind)))
+		cfg, err := Parse(bytes.ReplaceAll(tmpl, []byte(placeholder), []byte(kind)))
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}

@@ -1,0 +1,82 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kioskd/kioskd/machine"
+	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/kpos"
+)
+
+// vendSlack is what a vend may take beyond the relay pulse (the drop
+// sensor's wait and the relay's own switching) before the service calls
+// it stuck.
+const vendSlack = 5 * time.Second
+
+// PaymentConfig maps [payment] (and the relay pulse, which bounds a vend)
+// onto the payment service's config.
+func (c *Config) PaymentConfig(log *slog.Logger) payment.Config {
+	pc := payment.Config{
+		VendTimeout:        c.Relay.Pulse.Duration + vendSlack,
+		Timeouts:           map[string]payment.Timeouts{},
+		CancelGrace:        c.Payment.CancelGrace.Duration,
+		ReconnectGrace:     c.Payment.ReconnectGrace.Duration,
+		IPPAutoSelect:      payment.IPPAutoSelect(c.Payment.IPPAutoSelect),
+		SuccessAfterCancel: payment.SuccessAfterCancel(c.Payment.SuccessAfterCancel),
+		Log:                log,
+	}
+	for mode, t := range c.Payment.Timeouts {
+		pc.Timeouts[mode] = payment.Timeouts{Ack: t.Ack.Duration, Result: t.Result.Duration, Plan: t.Plan.Duration}
+	}
+	return pc
+}
+
+// MachineConfig maps the relay pulse, [printer], the watchdog timeout
+// and the kiosk's identity onto the machine adapter's config: the
+// machine package takes plain values and never sees the TOML shape.
+func (c *Config) MachineConfig() machine.Config {
+	return machine.Config{
+		KioskID:         c.KioskID,
+		DataDir:         c.DataDir,
+		Pulse:           c.Relay.Pulse.Duration,
+		WatchdogTimeout: c.Board.WatchdogTimeout.Duration,
+		Printer: machine.PrinterConfig{
+			Enabled:  c.Printer.Enabled,
+			Merchant: c.Printer.Merchant,
+			Footer:   c.Printer.Footer,
+			Width:    c.Printer.Width,
+			CodePage: c.Printer.CodePage,
+		},
+	}
+}
+
+// Link maps [kpos] onto the protocol's config: the host, the receivers
+// and the key files.
+func (k *KPOS) Link() kpos.Config {
+	return kpos.Config{
+		HostURL: k.HostURL, MID: k.MID, SourceSystem: k.SourceSystem, FinexusSourceSystem: k.FinexusSourceSystem,
+		Listen: k.Listen, Path: k.Path, TLSCert: k.TLSCert, TLSKey: k.TLSKey, AllowPlainHTTP: k.AllowPlainHTTP,
+		ContentKey: k.ContentKey, ECDHPrivateKey: k.ECDHPrivateKey, FinexusECDHPublic: k.FinexusECDHPublic,
+		KDFOtherInfo: k.KDFOtherInfo, SigningKey: k.SigningKey, FinexusSigningPub: k.FinexusSigningPub,
+		JWEKid: k.JWEKid, EPKKid: k.EPKKid, SerialDevice: k.SerialDevice, SerialBaud: k.SerialBaud, ReplyMTI: k.ReplyMTI,
+		Codes: kpos.Codes{BadSignature: k.CodeBadSignature, BadMessage: k.CodeBadMessage, UnknownMRN: k.CodeUnknownMRN, Busy: k.CodeBusy},
+	}
+}
+
+// Keys reads the key files [kpos] names; an error names the key.
+func (k *KPOS) Keys() (*kpos.Keys, error) {
+	keys, err := k.Link().LoadKeys()
+	if err != nil {
+		return nil, fmt.Errorf("kpos.%w", err)
+	}
+	return keys, nil
+}
+
+// Provider maps [kpos] onto the payment provider's config; version is
+// kioskd's, sent as the caller device version.
+func (k *KPOS) Provider(version string) payment.KPOSConfig {
+	return payment.KPOSConfig{MID: k.MID, DeviceSN: k.DeviceSN, CallerDeviceType: k.CallerDeviceType, CallerDeviceVer: version,
+		SequencePrefix: k.SequencePrefix, Currency: k.Currency}
+}
