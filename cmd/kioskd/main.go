@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -290,19 +289,4 @@ func cmdConfigCheck(e *env, args []string) int {
 		fmt.Fprintln(e.stdout, "warning: pos secret is the public development key")
 	}
 	return exitOK
-}
-
-func logLevel(level string) slog.Level {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(level)) // validated with the config
-	return lvl
-}
-
-// newLogger builds the service's logger: one line per event on w.
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevel(level)}
-	if strings.EqualFold(format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

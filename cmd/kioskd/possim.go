@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
@@ -63,7 +64,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 	if *debug {
 		level = "debug"
 	}
-	log := newLogger(e.stderr, "text", level)
+	log := logsink.NewLogger(e.stderr, "text", level)
 	sim, err := possim.New(possim.Config{
 		Addr:      *addr,
 		Secret:    secret,
