@@ -46,8 +46,9 @@ func main() {
 }
 
 // env is what a subcommand may touch, so tests run commands in-process
-// against buffers: the streams, and the framework's view of the command
-// being run (nil when a test calls a command's function directly).
+// against buffers: the streams (fields of its own, so that a test can run
+// one command's function without the framework), and the framework's
+// view of the command being run (nil then).
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer

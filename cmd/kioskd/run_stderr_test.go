@@ -1,37 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// stuckWriter blocks every Write until release is closed, like a serial
-// console nobody drains (flow control held, a hung getty).
-type stuckWriter struct {
-	release chan struct{}
-	mu      sync.Mutex
-	out     bytes.Buffer
-}
-
-func newStuckWriter() *stuckWriter { return &stuckWriter{release: make(chan struct{})} }
-
-func (w *stuckWriter) Write(p []byte) (int, error) {
-	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.Write(p)
-}
-
-func (w *stuckWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.String()
-}
 
 // The regression test through `kioskd run` itself: with stderr stuck,
 // the service still starts, answers the control API and stops on
