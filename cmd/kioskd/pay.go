@@ -88,9 +88,15 @@ func cmdPay(e *env, args []string) int {
 	if *asJSON {
 		p.progress = e.stderr
 	}
-	// Ctrl-C asks the kiosk to cancel, then waits for the outcome.
+	// Once the daemon has the payment, Ctrl-C asks the kiosk to cancel it
+	// and pay waits for the outcome; before, it ends pay as any command.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	step := func(s control.Progress) {
+		if s.Step == control.Accepted {
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		}
+		p.step(s)
+	}
 	cancels := make(chan struct{}, 1)
 	go func() {
 		for range sig {
@@ -102,7 +108,7 @@ func cmdPay(e *env, args []string) int {
 	}()
 	defer func() { signal.Stop(sig); close(sig) }()
 	t, out, err := c.PayAndWait(ctx, control.PayRequest{Amount: *amount, Mode: *mode, PlanID: *plan, Provider: *provider},
-		control.PayOptions{Key: *key, Cancel: cancels, Progress: p.step, RequestTimeout: requestTimeout, ReconnectWindow: reconnectWindow})
+		control.PayOptions{Key: *key, Cancel: cancels, Progress: step, RequestTimeout: requestTimeout, ReconnectWindow: reconnectWindow})
 	switch out {
 	case control.Final:
 		p.print(t)
