@@ -565,6 +565,16 @@ func TestNoncesPersist(t *testing.T) {
 			t.Errorf("nonce %s forget %v, want %v", n, got[n], f)
 		}
 	}
+	// The same set in the form the POS server's replay guard loads.
+	seen, err := j.SeenNonces(now)
+	if err != nil || len(seen) != len(want) {
+		t.Fatalf("SeenNonces: %v %v", err, seen)
+	}
+	for _, s := range seen {
+		if f, ok := want[s.Nonce]; !ok || !s.Forget.Equal(f) {
+			t.Errorf("seen nonce %s forget %v, want %v", s.Nonce, s.Forget, f)
+		}
+	}
 	var kept int
 	j.db.View(func(tx *bolt.Tx) error { kept = tx.Bucket(bucketNonces).Stats().KeyN; return nil })
 	if kept != 2 {

@@ -172,3 +172,18 @@ func report(m *mobypay.Message, late string) Report {
 	}
 	return r
 }
+
+// SeenNonces is Nonces in the form mobypay's replay guard loads
+// (ServerConfig.Seen), so that a message replayed across a restart is
+// refused as a replay.
+func (j *Journal) SeenNonces(now time.Time) ([]mobypay.SeenNonce, error) {
+	m, err := j.Nonces(now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mobypay.SeenNonce, 0, len(m))
+	for n, forget := range m {
+		out = append(out, mobypay.SeenNonce{Nonce: n, Forget: forget})
+	}
+	return out, nil
+}

@@ -72,9 +72,6 @@ func clientFail(e *env, err error) int {
 	return exitUsage
 }
 
-// done reports a payment that will not change any more.
-func done(t payment.Txn) bool { return t.State.Final() && t.Vend != payment.VendReleasing }
-
 func payExit(t payment.Txn) int {
 	switch {
 	case t.State == payment.Approved && t.Review == "" && t.Vend == payment.VendReleased:

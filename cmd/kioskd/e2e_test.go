@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/config"
+	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
@@ -54,12 +55,12 @@ pulse = "10ms"
 	if seed != nil {
 		seed(cfg.DataDir)
 	}
-	ring := newLogRing(100)
+	ring := logsink.NewRing(100)
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan started, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, slog.New(newRingHandler(slog.NewTextHandler(io.Discard, nil), ring, slog.LevelInfo)), ring, up)
+		done <- serve(ctx, cfg, slog.New(logsink.NewRingHandler(slog.NewTextHandler(io.Discard, nil), ring, slog.LevelInfo)), ring, up)
 	}()
 	t.Cleanup(func() {
 		cancel()

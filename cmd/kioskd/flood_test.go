@@ -156,7 +156,7 @@ func payLoop(t *testing.T, c *control.Client, n int) payFigures {
 			cancel()
 			continue
 		}
-		for !done(tx) {
+		for !control.Over(tx) {
 			e, ok := <-ev
 			if !ok {
 				break

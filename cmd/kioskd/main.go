@@ -6,13 +6,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/kioskd/kioskd/config"
+	"github.com/kioskd/kioskd/internal/cli"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
-	"strings"
-
-	"github.com/kioskd/kioskd/config"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -25,14 +23,14 @@ var (
 // docs/operations.md list them. Scripts and controllers branch on them:
 // a number never changes its meaning, new ones are added at the end.
 const (
-	exitOK   = 0
+	exitOK   = cli.ExitOK
 	exitFail = 1 // it failed, or the daemon refused (config check: the config is refused)
 	// exitDeclined is pay's "no money taken": declined or cancelled.
 	exitDeclined = 1
 	// exitUsage is a bad command line (or a -config that cannot be
 	// loaded): nothing was tried, and trying again the same way fails
 	// the same way.
-	exitUsage = 2
+	exitUsage = cli.ExitUsage
 	// exitUnclear is pay without an outcome it can vouch for: timed out,
 	// unknown, or paid but needs an operator. Never retried blindly.
 	exitUnclear = 3
@@ -48,29 +46,47 @@ func main() {
 }
 
 // env is what a subcommand may touch, so tests run commands in-process
-// against buffers.
+// against buffers: the streams (fields of its own, so that a test can run
+// one command's function without the framework), and the framework's
+// view of the command being run (nil then).
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-
-	// path and cmd are the command being run ("review settle" and its
-	// table entry), set by dispatch so that its flag set prints the
-	// usage line the help shows.
-	path string
-	cmd  *command
+	cli            *cli.Env
 }
 
-// command is one entry of the command table. One with run is a command;
-// one with subs dispatches its first argument to them; one with both
-// (review) runs when that argument names none of its subs. Every help
-// text and usage line is made from these fields, so what is printed is
-// what is parsed.
+// flags returns the flag set of the command being run, its usage line
+// taken from the command table.
+func (e *env) flags() *flag.FlagSet { return e.cli.Flags() }
+
+// parse parses the flags and checks that min to max arguments are left;
+// see cli.Env.Parse.
+func (e *env) parse(fs *flag.FlagSet, args []string, min, max int) (int, bool) {
+	return e.cli.Parse(fs, args, min, max)
+}
+
+// command is one entry of the command table, run in an env.
 type command struct {
 	name    string
 	usage   string // after `kioskd PATH` on the usage line; flags go before arguments
 	summary string
 	run     func(e *env, args []string) int
 	subs    []command
+}
+
+// table turns the commands into the framework's: each runs in an env
+// made of the framework's.
+func table(cs []command) []cli.Command {
+	out := make([]cli.Command, len(cs))
+	for i, c := range cs {
+		out[i] = cli.Command{Name: c.name, Usage: c.usage, Summary: c.summary, Subs: table(c.subs)}
+		if run := c.run; run != nil {
+			out[i].Run = func(ce *cli.Env, args []string) int {
+				return run(&env{stdin: ce.Stdin, stdout: ce.Stdout, stderr: ce.Stderr, cli: ce}, args)
+			}
+		}
+	}
+	return out
 }
 
 func commands() []command {
@@ -107,146 +123,8 @@ func commands() []command {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	root := command{subs: commands()}
-	return root.dispatch(e, "", args)
-}
-
-// dispatch runs c, or the sub its first argument names.
-func (c *command) dispatch(e *env, path string, args []string) int {
-	if len(args) > 0 {
-		for i := range c.subs {
-			if s := &c.subs[i]; s.name == args[0] {
-				return s.dispatch(e, strings.TrimSpace(path+" "+s.name), args[1:])
-			}
-		}
-	}
-	if c.run != nil {
-		e.path, e.cmd = path, c
-		return c.run(e, args)
-	}
-	switch {
-	case len(args) == 0:
-		c.help(e.stderr, path)
-		return exitUsage
-	case isHelp(args[0]):
-		c.help(e.stderr, path)
-		return exitOK
-	}
-	fmt.Fprintf(e.stderr, "kioskd: unknown command %q\n\n", strings.TrimSpace(path+" "+args[0]))
-	c.help(e.stderr, path)
-	return exitUsage
-}
-
-func isHelp(arg string) bool {
-	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
-}
-
-// help lists the commands under c: at the top, each by its path and
-// summary; in a group (config, sig), small enough for it, each by its
-// whole usage line too.
-func (c *command) help(w io.Writer, path string) {
-	fmt.Fprintf(w, "usage: %s COMMAND [flags] [arguments]\n\n", usageLine(path, ""))
-	c.list(w, path, path != "")
-	fmt.Fprintf(w, "\nRun %s COMMAND -h for its flags.\n", usageLine(path, ""))
-}
-
-// list writes the commands below c, nested ones by their path below c.
-func (c *command) list(w io.Writer, path string, full bool) {
-	type row struct{ name, usage, summary string }
-	var rows []row
-	var walk func(prefix string, cs []command)
-	walk = func(prefix string, cs []command) {
-		for _, s := range cs {
-			name := strings.TrimSpace(prefix + " " + s.name)
-			if s.run != nil {
-				rows = append(rows, row{name, s.usage, s.summary})
-			}
-			walk(name, s.subs)
-		}
-	}
-	walk("", c.subs)
-	if full {
-		for _, r := range rows {
-			fmt.Fprintf(w, "  %s\n    \t%s\n", usageLine(path+" "+r.name, r.usage), r.summary)
-		}
-		return
-	}
-	width := 0
-	for _, r := range rows {
-		width = max(width, len(r.name))
-	}
-	for _, r := range rows {
-		fmt.Fprintf(w, "  %-*s  %s\n", width, r.name, r.summary)
-	}
-}
-
-// usageLine is a command's synopsis: kioskd, its path, its usage.
-func usageLine(path, usage string) string {
-	return strings.Join(strings.Fields("kioskd "+path+" "+usage), " ")
-}
-
-// flags returns the flag set of the command being run, its usage line
-// taken from the command table; one with subs lists them too.
-func (e *env) flags() *flag.FlagSet {
-	fs := newFlags(e, e.path, e.cmd.usage)
-	if len(e.cmd.subs) > 0 {
-		usage := fs.Usage
-		fs.Usage = func() {
-			usage()
-			fmt.Fprintln(e.stderr, "\nor:")
-			e.cmd.list(e.stderr, e.path, true)
-		}
-	}
-	return fs
-}
-
-// newFlags returns a flag set that reports errors instead of exiting.
-func newFlags(e *env, name, args string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: %s\n", usageLine(name, args))
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses the flags and checks that min to max arguments are left,
-// turning -h, a bad flag and wrong arguments into an exit code. Go's
-// flag package stops at the first argument that is not a flag, so a
-// flag typed after an argument would be taken as one: it is refused
-// with the order the usage line shows.
-func (e *env) parse(fs *flag.FlagSet, args []string, min, max int) (int, bool) {
-	if code, ok := parseFlags(fs, args); !ok {
-		return code, false
-	}
-	for i, a := range fs.Args() {
-		if i > 0 && len(a) > 1 && a[0] == '-' {
-			fmt.Fprintf(e.stderr, "kioskd: %s: flag %s after the argument %s: flags go before the arguments\n", fs.Name(), a, fs.Arg(0))
-			fs.Usage()
-			return exitUsage, false
-		}
-	}
-	if n := fs.NArg(); n < min || n > max {
-		if n > max {
-			fmt.Fprintf(e.stderr, "kioskd: %s: unexpected argument %q\n", fs.Name(), fs.Arg(max))
-		}
-		fs.Usage()
-		return exitUsage, false
-	}
-	return 0, true
-}
-
-// parseFlags parses and turns -h and bad flags into an exit code.
-func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	return 0, true
+	e := &cli.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Prog: "kioskd"}
+	return cli.Main(e, table(commands()), args)
 }
 
 func cmdVersion(e *env, args []string) int {
@@ -292,19 +170,4 @@ func cmdConfigCheck(e *env, args []string) int {
 		fmt.Fprintln(e.stdout, "warning: pos secret is the public development key")
 	}
 	return exitOK
-}
-
-func logLevel(level string) slog.Level {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(level)) // validated with the config
-	return lvl
-}
-
-// newLogger builds the service's logger: one line per event on w.
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevel(level)}
-	if strings.EqualFold(format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

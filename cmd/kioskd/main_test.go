@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kioskd/kioskd/config"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -224,6 +225,12 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2 and the usage\n%s", args, code, errs)
 		}
 	}
+	// The framework's order rule, with a real usage line.
+	_, _, errs := kioskd(t, "", "review", "settle", "TXN1", "-note", "refunded")
+	if !strings.Contains(errs, "kioskd: review settle: flag -note after the argument TXN1") ||
+		!strings.Contains(errs, "usage: kioskd review settle [-config FILE | -control PATH] -note TEXT TXN_ID\n") {
+		t.Errorf("settle with the note last:\n%s", errs)
+	}
 	for _, args := range [][]string{{"-h"}, {"help"}, {"config", "-h"}, {"sig", "help"}} {
 		if code, _, errs := kioskd(t, "", args...); code != exitOK || !strings.Contains(errs, "usage: kioskd") {
 			t.Errorf("%q: exit %d, want 0 and the usage\n%s", args, code, errs)
@@ -231,26 +238,26 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestFlagsAfterArguments: Go's flag package stops at the first
-// argument, so `review settle TXN -note TEXT` would never see -note. It
-// is refused before anything is sent, with the usage line that shows the
-// order that works.
-func TestFlagsAfterArguments(t *testing.T) {
-	for _, args := range [][]string{
-		{"review", "settle", "TXN1", "-note", "refunded", "-control", "/nonexistent.sock"},
-		{"review", "settle", "-control", "/nonexistent.sock", "TXN1", "-note", "refunded"},
-		{"plan", "-control", "/nonexistent.sock", "TXN1", "-json", "ipp-6m"},
-		{"config", "check", "kioskd.toml", "-v"},
+// TestHelpSubcommand: `kioskd help PATH` is PATH's -h, and a group's
+// help lists it, with the real table.
+func TestHelpSubcommand(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		first string
+		also  string
+	}{
+		{[]string{"help", "pay"}, exitOK, "usage: kioskd pay [-config FILE | -control PATH] -amount RM", "-key string"},
+		{[]string{"help", "review", "settle"}, exitOK, "usage: kioskd review settle [-config FILE | -control PATH] -note TEXT TXN_ID", "-note string"},
+		{[]string{"review", "help"}, exitOK, "usage: kioskd review [-config FILE | -control PATH] [-all] [-json]", "\n  kioskd review settle "},
+		{[]string{"config", "help"}, exitOK, "usage: kioskd config COMMAND [flags] [arguments]", "\n  kioskd config check FILE\n"},
+		{[]string{"help", "nosuch"}, exitUsage, `kioskd: unknown command "nosuch"`, "usage: kioskd COMMAND"},
 	} {
-		code, _, errs := kioskd(t, "", args...)
-		if code != exitUsage || !strings.Contains(errs, "flags go before the arguments") || !strings.Contains(errs, "usage: kioskd "+args[0]) {
-			t.Errorf("%q: exit %d\n%s", args, code, errs)
+		code, out, errs := kioskd(t, "", tc.args...)
+		first, _, _ := strings.Cut(errs, "\n")
+		if code != tc.code || out != "" || !strings.HasPrefix(first, tc.first) || !strings.Contains(errs, tc.also) {
+			t.Errorf("%q: exit %d, want %d; stdout %q; stderr\n%s", tc.args, code, tc.code, out, errs)
 		}
-	}
-	_, _, errs := kioskd(t, "", "review", "settle", "TXN1", "-note", "refunded")
-	if !strings.Contains(errs, "kioskd: review settle: flag -note after the argument TXN1") ||
-		!strings.Contains(errs, "usage: kioskd review settle [-config FILE | -control PATH] -note TEXT TXN_ID\n") {
-		t.Errorf("settle with the note last:\n%s", errs)
 	}
 }
 
@@ -272,7 +279,7 @@ func TestHelpFromTable(t *testing.T) {
 			}
 			code, _, errs := kioskd(t, "", append(strings.Fields(p), "-h")...)
 			first, _, _ := strings.Cut(errs, "\n")
-			if want := "usage: " + usageLine(p, c.usage); code != exitOK || first != want {
+			if want := "usage: " + cli.UsageLine("kioskd", p, c.usage); code != exitOK || first != want {
 				t.Errorf("%s -h: exit %d, first line\n%s\nwant\n%s", p, code, first, want)
 			}
 		}

@@ -107,7 +107,7 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 				}
 				pos.expect(mobypay.TypeCancelTransaction)
 				pos.send(fmt.Sprintf(`"type":"transaction_result","status":"failed","error_message":"USER_ABORT","txn_id":%q`, tx.ID))
-				for !done(tx) {
+				for !control.Over(tx) {
 					e, ok := <-ev
 					if !ok {
 						t.Fatalf("payment %s did not end after cancel: %s", tx.ID, describe(tx))

@@ -254,7 +254,7 @@ func TestE2EControlAPIMatchesOpenAPI(t *testing.T) {
 	a.do(apiCall{op: create, path: "/v1/payments", body: `{"amount":"1.005","mode":"card"}`, status: 400})
 	tx := a.txn(apiCall{op: create, path: "/v1/payments", key: "order-1", body: card, status: 201})
 	a.do(apiCall{op: "GET /v1/status", path: "/v1/status", status: 200}) // with a payment in progress
-	waitTxn(t, k, a, tx.ID, done)
+	waitTxn(t, k, a, tx.ID, control.Over)
 	a.do(apiCall{op: create, path: "/v1/payments", key: "order-1", body: card, status: 200})
 	a.do(apiCall{op: create, path: "/v1/payments", key: "order-1", body: `{"amount":"2.00","mode":"card"}`, status: 409})
 	a.do(apiCall{op: list, path: "/v1/payments", status: 200})
@@ -273,12 +273,12 @@ func TestE2EControlAPIMatchesOpenAPI(t *testing.T) {
 	a.do(apiCall{op: "GET /v1/status", path: "/v1/status", status: 200}) // current with plans
 	a.do(apiCall{op: plan, path: "/v1/payments/" + tx.ID + "/plan", body: `{"plan":"x"}`, status: 400})
 	a.do(apiCall{op: plan, path: "/v1/payments/" + tx.ID + "/plan", body: fmt.Sprintf(`{"plan_id":%q}`, tx.Plans[0].ID), status: 200})
-	waitTxn(t, k, a, tx.ID, done)
+	waitTxn(t, k, a, tx.ID, control.Over)
 	a.do(apiCall{op: get, path: "/v1/payments/" + tx.ID, status: 200}) // with plans
 	tx = a.txn(apiCall{op: create, path: "/v1/payments", body: ipp, status: 201})
 	waitTxn(t, k, a, tx.ID, offered)
 	a.do(apiCall{op: cancel, path: "/v1/payments/" + tx.ID + "/cancel", status: 200})
-	waitTxn(t, k, a, tx.ID, done)
+	waitTxn(t, k, a, tx.ID, control.Over)
 
 	settlePath := "/v1/payments/" + interrupted + "/settle"
 	a.do(apiCall{op: settle, path: settlePath, body: `{"note":""}`, status: 400})

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kioskd/kioskd/internal/cli"
+	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
@@ -20,7 +22,7 @@ func cmdPossim(e *env, args []string) int {
 }
 
 func runPossim(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
+	fs := cli.NewFlags(e.stderr, "kioskd", "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
 	addr := fs.String("addr", "", "kiosk address to connect to, HOST:PORT (required)")
 	behaviour := fs.String("behaviour", string(possim.Approve), "how the POS answers (see below)")
 	var sf secretFlags
@@ -36,7 +38,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, b.Help())
 		}
 	}
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
@@ -63,7 +65,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 	if *debug {
 		level = "debug"
 	}
-	log := newLogger(e.stderr, "text", level)
+	log := logsink.NewLogger(e.stderr, "text", level)
 	sim, err := possim.New(possim.Config{
 		Addr:      *addr,
 		Secret:    secret,

@@ -56,7 +56,7 @@ func TestRestartKeepsNoncesAndTheProvenPOS(t *testing.T) {
 	}
 	w.txn(tx.ID, func(t payment.Txn) bool { return t.Vend == payment.VendReleased })
 	// The proof is saved off the session goroutine; wait for the file.
-	saved := filepath.Join(dir, "data", lastProvenFile)
+	saved := filepath.Join(dir, "data", mobypay.LastProvenFile)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if b, err := os.ReadFile(saved); err == nil && string(b) == "127.0.0.1\n" {

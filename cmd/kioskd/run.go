@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
@@ -46,10 +46,10 @@ func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) 
 	// Nothing waits on stderr (a serial console): lines go through a
 	// bounded queue that drops and counts what does not fit. The ring
 	// behind `kioskd logs` keeps every line.
-	sink := newLogSink(e.stderr, cfg.LogFormat)
-	ring := newLogRing(1000)
-	base := newLogger(sink, cfg.LogFormat, cfg.LogLevel)
-	log := slog.New(newRingHandler(base.Handler(), ring, logLevel(cfg.LogLevel)))
+	sink := logsink.New(e.stderr, cfg.LogFormat)
+	ring := logsink.NewRing(1000)
+	base := logsink.NewLogger(sink, cfg.LogFormat, cfg.LogLevel)
+	log := slog.New(logsink.NewRingHandler(base.Handler(), ring, logsink.Level(cfg.LogLevel)))
 	code := exitOK
 	if err := serve(ctx, cfg, log, ring, up); err != nil {
 		log.Error("kioskd stopped", "err", err)
@@ -57,7 +57,7 @@ func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) 
 	}
 	// Bounded: a console that does not drain must not hold the exit.
 	// What is left unwritten cannot be reported on that same stderr.
-	sink.Close(logFlushTimeout)
+	sink.Close(logsink.FlushTimeout)
 	return code
 }
 
@@ -74,7 +74,7 @@ type started struct {
 // runs) comes before the journal, the sockets, the watchdog and the
 // restart record. The journal is recovered before any listener opens, so
 // nothing new can interleave with recovery.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logRing, up chan<- started) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logsink.Ring, up chan<- started) error {
 	pv, err := config.Provision(cfg)
 	if err != nil {
 		return err
@@ -278,16 +278,11 @@ func controlMux(routes []control.Route) (*http.ServeMux, []string) {
 	return mux, patterns
 }
 
-// logsHandler is GET /v1/logs?n=N: the last N lines of the log ring
-// (all it keeps when N is missing or 0).
-func logsHandler(ring *logRing) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		lines := []string{}
-		if ring != nil {
-			lines = ring.last(n)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(lines)
+// logsHandler serves the ring; tests that need no log lines run serve
+// without one.
+func logsHandler(ring *logsink.Ring) http.HandlerFunc {
+	if ring == nil {
+		return control.LogsHandler(nil)
 	}
+	return control.LogsHandler(ring.Last)
 }

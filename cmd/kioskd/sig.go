@@ -2,17 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/protocol/mobypay"
@@ -155,7 +149,7 @@ func sigSign(e *env, args []string) int {
 		}
 		n++
 		if err == nil && *fresh {
-			payload, err = refresh(payload, time.Now())
+			payload, err = mobypay.Refresh(payload, time.Now())
 		}
 		if err == nil {
 			buf, err = codec.Seal(buf[:0], payload)
@@ -178,25 +172,4 @@ func sigSign(e *env, args []string) int {
 		return exitFail
 	}
 	return exitOK
-}
-
-// refresh sets timestamp and nonce. Numbers are kept as written
-// (json.Number), so 2.0 stays a float for the canonical form.
-func refresh(payload []byte, now time.Time) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(payload))
-	d.UseNumber()
-	var obj map[string]any
-	if err := d.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("payload: %w", err)
-	}
-	if obj == nil {
-		return nil, errors.New("payload is not a JSON object")
-	}
-	id, err := uuid.NewRandomFromReader(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	obj["timestamp"] = strconv.FormatInt(now.UnixMilli(), 10)
-	obj["nonce"] = id.String()
-	return json.Marshal(obj)
 }

@@ -1,80 +1,14 @@
-package main
+package logsink
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 )
-
-// stuckWriter blocks every Write until release is closed, like a serial
-// console nobody drains (flow control held, a hung getty).
-type stuckWriter struct {
-	release chan struct{}
-	mu      sync.Mutex
-	out     bytes.Buffer
-}
-
-func newStuckWriter() *stuckWriter { return &stuckWriter{release: make(chan struct{})} }
-
-func (w *stuckWriter) Write(p []byte) (int, error) {
-	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.Write(p)
-}
-
-func (w *stuckWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.String()
-}
-
-var (
-	seqLineRE = regexp.MustCompile(`msg=line .*?\bi=(\d+)`)
-	noticeRE  = regexp.MustCompile(`level=WARN msg="log: dropped (\d+) lines" component=log dropped=(\d+)`)
-)
-
-// checkSequence reads lines numbered 0..total-1 with drop notices among
-// them: every number is either written once, in order, or counted by the
-// notice that stands where it is missing. It returns the lines written
-// and dropped.
-func checkSequence(t *testing.T, out string, total int) (written, dropped int) {
-	t.Helper()
-	next := 0
-	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		if m := noticeRE.FindStringSubmatch(l); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			if n <= 0 || m[1] != m[2] {
-				t.Fatalf("bad notice %q", l)
-			}
-			next += n
-			dropped += n
-			continue
-		}
-		m := seqLineRE.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("not a whole log line: %q", l)
-		}
-		if i, _ := strconv.Atoi(m[1]); i != next {
-			t.Fatalf("line %d where %d was due (no notice for the gap)", i, next)
-		}
-		next++
-		written++
-	}
-	if next != total {
-		t.Fatalf("%d lines accounted for (%d written, %d dropped), want %d", next, written, dropped, total)
-	}
-	return written, dropped
-}
 
 // Defect 4: a stderr that does not drain must not stop the service.
 // 10,000 lines into a writer that blocks: every call returns (within a
@@ -83,9 +17,9 @@ func checkSequence(t *testing.T, out string, total int) (written, dropped int) {
 // the lines are missing. The ring behind `kioskd logs` keeps them all.
 func TestLogSinkNeverBlocks(t *testing.T) {
 	w := newStuckWriter()
-	sink := newLogSink(w, "text")
-	ring := newLogRing(10000)
-	log := slog.New(newRingHandler(newLogger(sink, "text", "info").Handler(), ring, slog.LevelInfo))
+	sink := New(w, "text")
+	ring := NewRing(10000)
+	log := slog.New(NewRingHandler(NewLogger(sink, "text", "info").Handler(), ring, slog.LevelInfo))
 	const total = 10000
 	done := make(chan struct{})
 	go func() {
@@ -100,10 +34,10 @@ func TestLogSinkNeverBlocks(t *testing.T) {
 		close(w.release)
 		t.Fatal("logging blocked on a stuck stderr")
 	}
-	if d := sink.Dropped(); d < total-2*logSinkLines {
-		t.Fatalf("%d lines dropped; the queue holds at most %d lines (and a batch in flight)", d, logSinkLines)
+	if d := sink.Dropped(); d < total-2*sinkLines {
+		t.Fatalf("%d lines dropped; the queue holds at most %d lines (and a batch in flight)", d, sinkLines)
 	}
-	if got := len(ring.last(0)); got != total {
+	if got := len(ring.Last(0)); got != total {
 		t.Fatalf("ring kept %d lines, want all %d", got, total)
 	}
 	close(w.release)
@@ -125,7 +59,7 @@ func TestLogSinkNeverBlocks(t *testing.T) {
 // is free, not only at the next line.
 func TestLogSinkReportsDropsWhenIdle(t *testing.T) {
 	w := newStuckWriter()
-	sink := newLogSinkSize(w, 2, 1<<10)
+	sink := newSize(w, 2, 1<<10)
 	for i := range 10 {
 		fmt.Fprintf(sink, "msg=line i=%d\n", i)
 	}
@@ -137,28 +71,6 @@ func TestLogSinkReportsDropsWhenIdle(t *testing.T) {
 	if !strings.HasSuffix(out, fmt.Sprintf("log: dropped %d lines\n", sink.Dropped())) || sink.Dropped() == 0 {
 		t.Fatalf("dropped %d, output:\n%s", sink.Dropped(), out)
 	}
-}
-
-// baudWriter is a serial console at a rate the test sets: each Write
-// waits for byte credit that the test grants on a channel, so the rate is
-// exact in synctest's fake time and nothing sleeps.
-type baudWriter struct {
-	grant   chan int
-	credit  int
-	mu      sync.Mutex
-	out     bytes.Buffer
-	written int
-}
-
-func (w *baudWriter) Write(p []byte) (int, error) {
-	for w.credit < len(p) {
-		w.credit += <-w.grant
-	}
-	w.credit -= len(p)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.written += len(p)
-	return w.out.Write(p)
 }
 
 // The flood of the issue, on the image's console: stderr drained at
@@ -189,8 +101,8 @@ func TestLogSinkAt115200Baud(t *testing.T) {
 				}
 			}
 		}()
-		sink := newLogSink(w, "text")
-		log := newLogger(sink, "text", "info").With("component", "pos")
+		sink := New(w, "text")
+		log := NewLogger(sink, "text", "info").With("component", "pos")
 		start := time.Now()
 		const total = 10000
 		tick := time.NewTicker(time.Millisecond)
@@ -215,7 +127,7 @@ func TestLogSinkAt115200Baud(t *testing.T) {
 		w.mu.Unlock()
 		// The console carries what it can meanwhile: at least what was
 		// granted less one batch still being paid for.
-		if min := int(flood.Seconds()*bytesPerSecond) - logSinkBytes; during < min {
+		if min := int(flood.Seconds()*bytesPerSecond) - sinkBytes; during < min {
 			t.Errorf("console wrote %d bytes during the %s flood, want at least %d", during, flood, min)
 		}
 		if err := sink.Close(time.Minute); err != nil {
@@ -234,49 +146,8 @@ func TestLogSinkAt115200Baud(t *testing.T) {
 	})
 }
 
-// The regression test through `kioskd run` itself: with stderr stuck,
-// the service still starts, answers the control API and stops on
-// request (the flush on stop is bounded). Before the sink, the first log
-// line blocked serve for good.
-func TestRunWithStuckStderr(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := writeTestConfig(t, dir, "")
-	w := newStuckWriter()
-	defer close(w.release)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	up := make(chan started, 1)
-	exited := make(chan int, 1)
-	go func() {
-		exited <- runService(ctx, &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: w}, cfgPath, up)
-	}()
-	select {
-	case <-up:
-	case code := <-exited:
-		t.Fatalf("run exited %d", code)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not start with stderr stuck")
-	}
-	if code, out, errs := kioskd(t, "", "status", "-config", cfgPath); code != exitOK {
-		t.Fatalf("status: exit %d\n%s%s", code, out, errs)
-	}
-	code, out, _ := kioskd(t, "", "logs", "-config", cfgPath)
-	if code != exitOK || !strings.Contains(out, "kioskd started") {
-		t.Fatalf("logs: exit %d\n%s", code, out)
-	}
-	cancel()
-	select {
-	case code := <-exited:
-		if code != exitOK {
-			t.Fatalf("run exited %d after a clean stop", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not stop with stderr stuck")
-	}
-}
-
 func benchLogger(w io.Writer) *slog.Logger {
-	return newLogger(w, "text", "info").With("component", "pos")
+	return NewLogger(w, "text", "info").With("component", "pos")
 }
 
 func benchLog(b *testing.B, log *slog.Logger) {
@@ -292,13 +163,13 @@ func benchLog(b *testing.B, log *slog.Logger) {
 func BenchmarkLogCall(b *testing.B) {
 	b.Run("discard", func(b *testing.B) { benchLog(b, benchLogger(io.Discard)) })
 	b.Run("sink-drained", func(b *testing.B) {
-		sink := newLogSink(io.Discard, "text")
+		sink := New(io.Discard, "text")
 		defer sink.Close(time.Second)
 		benchLog(b, benchLogger(sink))
 	})
 	b.Run("sink-stuck", func(b *testing.B) {
 		w := newStuckWriter()
-		sink := newLogSink(w, "text")
+		sink := New(w, "text")
 		defer func() { close(w.release); sink.Close(time.Second) }()
 		benchLog(b, benchLogger(sink))
 	})

@@ -1,25 +1,28 @@
-package main
+package logsink
 
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 )
 
-// logRing keeps the last lines the service logged, so a technician on the
+// Ring keeps the last lines the service logged, so a technician on the
 // serial console can read them through the control API without a log
 // file on a read-only root.
-type logRing struct {
+type Ring struct {
 	mu    sync.Mutex
 	lines []string
 	next  int
 	full  bool
 }
 
-func newLogRing(n int) *logRing { return &logRing{lines: make([]string, n)} }
+// NewRing keeps the last n lines.
+func NewRing(n int) *Ring { return &Ring{lines: make([]string, n)} }
 
-func (r *logRing) add(line string) {
+func (r *Ring) add(line string) {
 	r.mu.Lock()
 	r.lines[r.next] = line
 	r.next = (r.next + 1) % len(r.lines)
@@ -29,8 +32,8 @@ func (r *logRing) add(line string) {
 	r.mu.Unlock()
 }
 
-// last returns up to n lines, oldest first.
-func (r *logRing) last(n int) []string {
+// Last returns up to n lines (all it keeps for n <= 0), oldest first.
+func (r *Ring) Last(n int) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var all []string
@@ -48,13 +51,15 @@ func (r *logRing) last(n int) []string {
 // passes it on to the real handler.
 type ringHandler struct {
 	next slog.Handler
-	ring *logRing
+	ring *Ring
 	text slog.Handler // formats into buf
 	buf  *bytes.Buffer
 	mu   *sync.Mutex
 }
 
-func newRingHandler(next slog.Handler, ring *logRing, level slog.Leveler) slog.Handler {
+// NewRingHandler returns a handler that keeps each record, formatted
+// as text, in ring and passes it on to next.
+func NewRingHandler(next slog.Handler, ring *Ring, level slog.Leveler) slog.Handler {
 	buf := &bytes.Buffer{}
 	return &ringHandler{next: next, ring: ring, buf: buf, mu: &sync.Mutex{},
 		text: slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level})}
@@ -78,4 +83,23 @@ func (h *ringHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *ringHandler) WithGroup(name string) slog.Handler {
 	return &ringHandler{next: h.next.WithGroup(name), ring: h.ring, text: h.text.WithGroup(name), buf: h.buf, mu: h.mu}
+}
+
+// Level parses a log level name ("debug", "info", "warn", "error"); a
+// name it does not know is info. The config is validated before the
+// logger is made, so nothing unknown reaches here from run.
+func Level(level string) slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(level))
+	return lvl
+}
+
+// NewLogger builds a logger writing one line per event on w, as JSON
+// for format "json", else as text.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: Level(level)}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -1,4 +1,6 @@
-package main
+// Package logsink is where the service's log lines go: a console sink
+// that never blocks the caller, and the ring behind `kioskd logs`.
+package logsink
 
 import (
 	"bytes"
@@ -17,22 +19,22 @@ import (
 // Bounds of the queue between the handlers and stderr: what a burst may
 // park there before lines are dropped.
 const (
-	logSinkLines = 256
-	logSinkBytes = 64 << 10
-	// logFlushTimeout bounds the flush on stop: at 115200 baud a full
+	sinkLines = 256
+	sinkBytes = 64 << 10
+	// FlushTimeout bounds the flush on stop: at 115200 baud a full
 	// queue takes about 6 s, and a stop must not wait on a console.
-	logFlushTimeout = time.Second
+	FlushTimeout = time.Second
 )
 
-// logSink is an io.Writer for slog handlers that never blocks: Write
+// Sink is an io.Writer for slog handlers that never blocks: Write
 // copies the line into a bounded queue and returns, and one goroutine
 // writes the queue to the real writer. When the queue is full the line
 // is dropped and counted, and where the gap is, once there is room again,
 // a line "log: dropped N lines" is written in the log's format. The
-// in-memory ring (logring.go) is fed before the sink and keeps every line.
+// in-memory Ring is fed before the sink and keeps every line.
 //
 // Each Write is taken as one line, which is how slog's handlers write.
-type logSink struct {
+type Sink struct {
 	w      io.Writer
 	notice func(dropped int) []byte // called only by the writer goroutine
 	wake   chan struct{}            // capacity 1: work is queued
@@ -56,10 +58,10 @@ type queuedLine struct {
 	droppedBefore int // lines dropped just before this one
 }
 
-// newLogSink starts a sink writing to w; format ("text" or "json") is the
+// New starts a sink writing to w; format ("text" or "json") is the
 // format of its dropped-lines notice.
-func newLogSink(w io.Writer, format string) *logSink {
-	s := newLogSinkSize(w, logSinkLines, logSinkBytes)
+func New(w io.Writer, format string) *Sink {
+	s := newSize(w, sinkLines, sinkBytes)
 	var nb bytes.Buffer
 	var h slog.Handler = slog.NewTextHandler(&nb, nil)
 	if strings.EqualFold(format, "json") {
@@ -75,8 +77,8 @@ func newLogSink(w io.Writer, format string) *logSink {
 	return s
 }
 
-func newLogSinkSize(w io.Writer, lines, size int) *logSink {
-	s := &logSink{w: w, wake: make(chan struct{}, 1), done: make(chan struct{}),
+func newSize(w io.Writer, lines, size int) *Sink {
+	s := &Sink{w: w, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		buf: make([]byte, size), lines: make([]queuedLine, lines),
 		notice: func(n int) []byte { return fmt.Appendf(nil, "log: dropped %d lines\n", n) }}
 	go s.run()
@@ -85,7 +87,7 @@ func newLogSinkSize(w io.Writer, lines, size int) *logSink {
 
 // Write queues p, or drops it when the queue is full or the sink closed.
 // It never fails and never waits for the writer.
-func (s *logSink) Write(p []byte) (int, error) {
+func (s *Sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	if s.closing {
 		s.total++ // too late to report
@@ -116,7 +118,7 @@ func (s *logSink) Write(p []byte) (int, error) {
 // run writes the queue out, a batch at a time: the lines queued when it
 // looks, up to the next gap, so that each notice lands where its lines
 // are missing.
-func (s *logSink) run() {
+func (s *Sink) run() {
 	defer close(s.done)
 	batch := make([]byte, 0, len(s.buf))
 	for {
@@ -169,7 +171,7 @@ func (s *logSink) run() {
 }
 
 // Dropped counts the lines dropped since the start.
-func (s *logSink) Dropped() int {
+func (s *Sink) Dropped() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
@@ -178,7 +180,7 @@ func (s *logSink) Dropped() int {
 // Close stops taking lines and writes out the queue, waiting at most
 // timeout for the writer. It reports what was not written in time; the
 // writer goroutine goes on until its current write returns.
-func (s *logSink) Close(timeout time.Duration) error {
+func (s *Sink) Close(timeout time.Duration) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()

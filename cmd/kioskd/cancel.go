@@ -1,0 +1,79 @@
+package main
+
+// kioskd cancel and kioskd plan: acting on the payment in progress.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/kioskd/kioskd/control"
+)
+
+// cmdCancel cancels TXN_ID or, without one, the payment in progress as
+// the daemon's status names it. With none in progress there is nothing to
+// do, which is exit 0 as for a cancel already requested: a controller
+// that cancels to be sure nothing is running gets its answer either way.
+// A cancel's exit code never says how the payment ended (a success that
+// arrives during the grace still wins); pay and the journal do.
+func cmdCancel(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	if code, ok := e.parse(fs, args, 0, 1); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	ctx := context.Background()
+	id := fs.Arg(0)
+	if id == "" {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return clientFail(e, err)
+		}
+		if st.Current == nil {
+			fmt.Fprintln(e.stdout, "no payment in progress")
+			return exitOK
+		}
+		id = st.Current.ID
+	}
+	t, err := c.Cancel(ctx, id)
+	var ae *control.APIError
+	if fs.NArg() == 0 && errors.As(err, &ae) && ae.Code == http.StatusConflict {
+		// The payment ended between the look-up and the cancel. Any
+		// payment started since is not cancelled: nobody has seen it.
+		if t, err = c.Payment(ctx, id); err != nil {
+			return clientFail(e, err)
+		}
+		fmt.Fprintf(e.stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
+		return exitOK
+	}
+	if err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintln(e.stdout, describe(t))
+	return exitOK
+}
+
+func cmdPlan(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	if code, ok := e.parse(fs, args, 2, 2); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	t, err := c.SelectPlan(context.Background(), fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintln(e.stdout, describe(t))
+	return exitOK
+}

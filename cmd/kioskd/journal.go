@@ -1,0 +1,155 @@
+package main
+
+// kioskd journal and kioskd review: the payments the daemon has journaled.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/payment"
+)
+
+func cmdJournal(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
+		return code
+	}
+	if *n < 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	if *unknown {
+		return journalUnknown(e, c, *n, *asJSON)
+	}
+	list, err := c.Journal(context.Background(), *n)
+	if err != nil {
+		return clientFail(e, err)
+	}
+	printTxns(e, list, *asJSON)
+	return exitOK
+}
+
+// journalUnknown lists GET /v1/evidence: the evidence about no known
+// payment, newest first. -json passes each object on as the daemon wrote
+// it, so no field is lost to this client's idea of Evidence.
+func journalUnknown(e *env, c *control.Client, n int, asJSON bool) int {
+	list, err := c.Evidence(context.Background(), n)
+	if err != nil {
+		return clientFail(e, err)
+	}
+	code := exitOK
+	for _, raw := range list {
+		if asJSON {
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err == nil {
+				b.WriteByte('\n')
+				e.stdout.Write(b.Bytes())
+			}
+			continue
+		}
+		var ev payment.Evidence
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			fmt.Fprintf(e.stderr, "kioskd: cannot decode evidence %s: %v\n", raw, err)
+			code = exitFail
+			continue
+		}
+		fmt.Fprintln(e.stdout, describeEvidence(ev))
+	}
+	if len(list) == 0 && !asJSON {
+		fmt.Fprintln(e.stdout, "no messages about unknown payments")
+	}
+	return code
+}
+
+// describeEvidence is one line: when, seq, who sent what, the txn id it
+// named (- for none), what the kiosk did with it, the signed payload.
+func describeEvidence(ev payment.Evidence) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s %s", ev.At.Local().Format("2006-01-02 15:04:05"), ev.Seq, ev.Source, ev.Type)
+	if ev.Status != "" {
+		fmt.Fprintf(&b, " %s", ev.Status)
+	}
+	id := ev.TxnID
+	if id == "" {
+		id = "-"
+	}
+	fmt.Fprintf(&b, " txn=%s disposal=%q payload=%s", id, ev.Disposal, ev.Payload)
+	return b.String()
+}
+
+// printTxns writes payments one per line, or one JSON object per line.
+func printTxns(e *env, list []payment.Txn, asJSON bool) {
+	enc := json.NewEncoder(e.stdout)
+	for _, t := range list {
+		if asJSON {
+			enc.Encode(t)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
+		if t.Settled != "" {
+			fmt.Fprintf(e.stdout, "    settled %s\n", t.Settled)
+		}
+	}
+}
+
+func cmdReview(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	all := fs.Bool("all", false, "include payments already settled")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if code, ok := e.parse(fs, args, 0, 0); !ok {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	list, err := c.Reviews(context.Background(), *all)
+	if err != nil {
+		return clientFail(e, err)
+	}
+	printTxns(e, list, *asJSON)
+	if len(list) == 0 && !*asJSON {
+		fmt.Fprintln(e.stdout, "nothing to review")
+	}
+	return exitOK
+}
+
+func cmdReviewSettle(e *env, args []string) int {
+	fs := e.flags()
+	var cf clientFlags
+	cf.register(fs)
+	note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
+	if code, ok := e.parse(fs, args, 1, 1); !ok {
+		return code
+	}
+	if *note == "" {
+		fmt.Fprintln(e.stderr, "kioskd: review settle: -note is required: it is what the journal keeps of how it was settled")
+		fs.Usage()
+		return exitUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return clientFail(e, err)
+	}
+	t, err := c.Settle(context.Background(), fs.Arg(0), *note)
+	if err != nil {
+		return clientFail(e, err)
+	}
+	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
+	return exitOK
+}
