@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kioskd/kioskd/internal/atomicfile"
 )
 
 // CrashGuard keeps a persistent record of starts that did not end in a
@@ -67,7 +69,7 @@ func (g CrashGuard) begin(now time.Time) (int, time.Duration, error) {
 	for _, t := range append(recent, now) {
 		out.WriteString(t.UTC().Format(time.RFC3339Nano) + " " + g.boot + "\n")
 	}
-	if err := writeFileSync(g.path, out.Bytes()); err != nil {
+	if err := atomicfile.Write(g.path, out.Bytes(), 0o600); err != nil {
 		return 0, 0, fmt.Errorf("restart record: %w", err)
 	}
 	n := len(recent)
@@ -87,26 +89,4 @@ func (g CrashGuard) CleanStop() error {
 		return fmt.Errorf("restart record: %w", err)
 	}
 	return nil
-}
-
-// writeFileSync replaces a file durably: the record must survive the
-// very power cut or crash it is about.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

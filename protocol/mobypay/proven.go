@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kioskd/kioskd/internal/atomicfile"
 )
 
 // LastProvenFile keeps, in the kiosk's data directory, the host of the
@@ -34,27 +36,7 @@ func LoadLastProven(dir string) netip.Addr {
 // new one, never half a line. It suits ServerConfig.OnProven, which the
 // server calls off the session goroutines.
 func SaveLastProven(dir string, a netip.Addr) error {
-	path := filepath.Join(dir, LastProvenFile)
-	tmp := path + ".tmp"
-	err := func() error {
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteString(a.String() + "\n"); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		return os.Rename(tmp, path)
-	}()
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, LastProvenFile), []byte(a.String()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("mobypay: last proven host: %w", err)
 	}
 	return nil
