@@ -7,36 +7,6 @@ import (
 	"time"
 )
 
-func slowConfig() Config {
-	cfg := fastConfig()
-	cfg.Timeouts = map[string]Timeouts{
-		"card": {Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: time.Minute},
-		"ipp":  {Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: time.Minute},
-	}
-	cfg.CancelGrace, cfg.ReconnectGrace = 30*time.Second, 30*time.Second
-	return cfg
-}
-
-var (
-	linkDown = POSState{Provider: "mobypay", State: "disconnected"}
-	linkUp   = POSState{Provider: "mobypay", State: "connected"}
-)
-
-// journalWrites counts the journal commits published for id so far.
-func (h *harness) journalWrites(id string) int {
-	n := 0
-	for {
-		select {
-		case e := <-h.events:
-			if e.Txn != nil && e.Txn.ID == id {
-				n++
-			}
-		default:
-			return n
-		}
-	}
-}
-
 // A link that drops every 2 s used to re-arm the 30 s reconnect grace and
 // the ack timer on every drop: the payment stayed "sent" for as long as
 // the flapping went on, blocking every other sale.
