@@ -284,8 +284,13 @@ func TestFloodFigures(t *testing.T) {
 			}
 		}
 	}
-	// The first round trip proves the POS's session.
+	// The first round trip proves the POS's session. Each one is bounded,
+	// and so is how long the session may take to count as proven.
+	proven := time.Now().Add(srvWait)
 	for srv.Stats().Received.Load() == 0 {
+		if time.Now().After(proven) {
+			t.Fatalf("the POS's session not proven within %s", srvWait)
+		}
 		if _, err := roundTrip(); err != nil {
 			t.Fatal(err)
 		}
