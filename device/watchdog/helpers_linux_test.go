@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,6 +65,19 @@ func noNotify(t *testing.T, c *net.UnixConn) {
 	if got, ok := recvNotify(t, c); ok {
 		t.Fatalf("unexpected notification %q", got)
 	}
+}
+
+// notifyHarness is a harness whose supervisor notifies a listener that
+// stands in for systemd.
+func notifyHarness(t *testing.T, timeout time.Duration) (*harness, *net.UnixConn) {
+	t.Helper()
+	addr := socketPath(t)
+	ln := listenNotify(t, addr)
+	n, err := NewNotifier(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHarness(t, timeout, WithNotifier(n)), ln
 }
 
 func socketPath(t *testing.T) string {

@@ -119,13 +119,7 @@ func TestNotifierFromEnv(t *testing.T) {
 // STOPPING=1 on a clean stop.
 func TestSupervisorNotifiesSystemd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		addr := socketPath(t)
-		ln := listenNotify(t, addr)
-		n, err := NewNotifier(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := newHarness(t, 9*time.Second, WithNotifier(n))
+		h, ln := notifyHarness(t, 9*time.Second)
 		if err := h.sup.Ready(); err != nil {
 			t.Fatal(err)
 		}
@@ -156,13 +150,7 @@ func TestSupervisorNotifiesSystemd(t *testing.T) {
 
 func TestSupervisorStopsNotifyingAfterAStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		addr := socketPath(t)
-		ln := listenNotify(t, addr)
-		n, err := NewNotifier(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := newHarness(t, 9*time.Second, WithNotifier(n))
+		h, ln := notifyHarness(t, 9*time.Second)
 		h.sup.Register("journal", 5*time.Second)
 		h.start(t)
 		if got := readNotify(t, ln); got != "WATCHDOG=1" {
