@@ -49,13 +49,19 @@ type fakeVender struct {
 	mu    sync.Mutex
 	pulls []string
 	err   error
+	hang  bool // a relay that never answers: Vend returns when ctx ends
 }
 
-func (v *fakeVender) Vend(_ context.Context, t Txn) error {
+func (v *fakeVender) Vend(ctx context.Context, t Txn) error {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	v.pulls = append(v.pulls, t.ID)
-	return v.err
+	err, hang := v.err, v.hang
+	v.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
 }
 
 func (v *fakeVender) count() int {
