@@ -35,14 +35,14 @@ type deadlines struct {
 
 // arm sets the deadline of the payment's current phase, d from now.
 func (s *Service) arm(k timerKind, d time.Duration) {
-	s.dl.phase, s.dl.phaseAt = k, s.now().Add(d)
+	s.dl.phase, s.dl.phaseAt = k, time.Now().Add(d)
 	s.schedule()
 }
 
 // begin sets the deadlines of a new payment once its request is out (a
 // KPOS submit may itself take a while).
 func (s *Service) begin(t *Txn) {
-	s.dl = deadlines{budget: s.cfg.ReconnectGrace, hard: s.now().Add(s.MaxDuration(t.Mode))}
+	s.dl = deadlines{budget: s.cfg.ReconnectGrace, hard: time.Now().Add(s.MaxDuration(t.Mode))}
 }
 
 // MaxDuration is the longest a payment in mode can stay open: every phase
@@ -73,7 +73,7 @@ func (s *Service) schedule() {
 		k, at = timerReconnect, s.dl.reconnectAt
 	}
 	s.timerFor = k
-	s.timer.Reset(max(at.Sub(s.now()), 0))
+	s.timer.Reset(max(time.Until(at), 0))
 }
 
 func (s *Service) disarm() {
@@ -97,7 +97,7 @@ func (s *Service) timeouts(mode string) Timeouts {
 }
 
 func (s *Service) onLink(st POSState) {
-	st.Since = s.now()
+	st.Since = time.Now()
 	s.mu.Lock()
 	prev := s.pos[st.Provider]
 	s.pos[st.Provider] = st

@@ -7,36 +7,6 @@ import (
 	"time"
 )
 
-func slowConfig() Config {
-	cfg := fastConfig()
-	cfg.Timeouts = map[string]Timeouts{
-		"card": {Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: time.Minute},
-		"ipp":  {Ack: 15 * time.Second, Result: 2 * time.Minute, Plan: time.Minute},
-	}
-	cfg.CancelGrace, cfg.ReconnectGrace = 30*time.Second, 30*time.Second
-	return cfg
-}
-
-var (
-	linkDown = POSState{Provider: "mobypay", State: "disconnected"}
-	linkUp   = POSState{Provider: "mobypay", State: "connected"}
-)
-
-// journalWrites counts the journal commits published for id so far.
-func (h *harness) journalWrites(id string) int {
-	n := 0
-	for {
-		select {
-		case e := <-h.events:
-			if e.Txn != nil && e.Txn.ID == id {
-				n++
-			}
-		default:
-			return n
-		}
-	}
-}
-
 // A link that drops every 2 s used to re-arm the 30 s reconnect grace and
 // the ack timer on every drop: the payment stayed "sent" for as long as
 // the flapping went on, blocking every other sale.
@@ -119,6 +89,61 @@ func TestRepeatedAckDoesNotExtendResult(t *testing.T) {
 		got := h.state(tx.ID, TimedOut)
 		if d := got.UpdatedAt.Sub(selected); d != 2*time.Minute+30*time.Second {
 			t.Fatalf("timed out %s after the selection, want result 2m + cancel grace 30s", d)
+		}
+	})
+}
+
+// No plan chosen: the payment is cancelled at the plan deadline, from the
+// offer, and times out after the cancel grace.
+func TestPlanTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := slowConfig()
+		tm := cfg.Timeouts["ipp"]
+		h := start(t, cfg)
+		tx := h.pay("ipp", 10000)
+		h.svc.Report(ack(tx.ID, "processing"))
+		h.svc.Report(Report{TxnID: tx.ID, Kind: ReportPlans, Plans: []Plan{{ID: "6m"}}})
+		h.state(tx.ID, PlansOffered)
+		offered := time.Now()
+		time.Sleep(tm.Plan - time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != PlansOffered {
+			t.Fatalf("a nanosecond before the plan deadline: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != CancelRequested || got.Error != "no plan selected in time" {
+			t.Fatalf("at the plan deadline: %+v", got)
+		}
+		h.expectSent("cancel")
+		time.Sleep(cfg.CancelGrace)
+		if got := h.journaled(tx.ID); got.State != TimedOut || got.UpdatedAt.Sub(offered) != tm.Plan+cfg.CancelGrace {
+			t.Fatalf("after the cancel grace: %+v", got)
+		}
+	})
+}
+
+// A relay that never answers holds the loop for VendTimeout, not for
+// ever: the vend is then failed and flagged, and the kiosk is free.
+func TestVendTimeoutBoundsTheRelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := slowConfig()
+		cfg.VendTimeout = 7 * time.Second
+		h := start(t, cfg)
+		h.vend.hang = true // before the payment: the loop reads it under the vender's lock
+		tx := h.pay("card", 100)
+		h.svc.Report(success(tx.ID, 100))
+		approved := time.Now()
+		time.Sleep(cfg.VendTimeout - time.Nanosecond)
+		if got := h.journaled(tx.ID); got.Vend != VendReleasing {
+			t.Fatalf("a nanosecond before the vend timeout: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		got := h.journaled(tx.ID)
+		if got.Vend != VendFailed || !strings.Contains(got.Review, "vend failed: context deadline exceeded") ||
+			got.UpdatedAt.Sub(approved) != cfg.VendTimeout {
+			t.Fatalf("at the vend timeout: %+v", got)
+		}
+		if h.svc.Current() != nil {
+			t.Fatal("the kiosk is still busy after the failed vend")
 		}
 	})
 }

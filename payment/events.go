@@ -76,7 +76,7 @@ func (s *Service) Subscribe() (<-chan Event, func()) {
 }
 
 func (s *Service) publish(e Event) {
-	e.At = s.now()
+	e.At = time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e.Txn != nil {

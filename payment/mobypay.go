@@ -31,7 +31,6 @@ type MobyPay struct {
 	// Window is the server's timestamp window; nonces are journaled for
 	// two of them (mobypay.ReplayGuard keeps them as long).
 	Window time.Duration
-	now    func() time.Time
 	log    *slog.Logger
 }
 
@@ -40,7 +39,7 @@ func NewMobyPay(kioskID string, secret []byte, log *slog.Logger) *MobyPay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &MobyPay{kioskID: kioskID, codec: mobypay.NewCodec(secret), Window: mobypay.DefaultWindow, now: time.Now, log: log}
+	return &MobyPay{kioskID: kioskID, codec: mobypay.NewCodec(secret), Window: mobypay.DefaultWindow, log: log}
 }
 
 // Bind sets where frames go and where reports go.
@@ -58,7 +57,7 @@ func (p *MobyPay) Ready() error {
 }
 
 func (p *MobyPay) header(t *Txn) mobypay.Header {
-	return mobypay.Header{TxnID: t.ID, KioskID: p.kioskID, Nonce: uuid.NewString(), Timestamp: p.now().UnixMilli()}
+	return mobypay.Header{TxnID: t.ID, KioskID: p.kioskID, Nonce: uuid.NewString(), Timestamp: time.Now().UnixMilli()}
 }
 
 func (p *MobyPay) write(frame []byte) error {
@@ -104,7 +103,7 @@ func (p *MobyPay) Late(m *mobypay.Message, reason error) {
 // restart is then refused as a replay, not taken as new.
 func (p *MobyPay) remember(r Report) Report {
 	if r.Evidence.Nonce != "" {
-		r.Evidence.Forget = p.now().Add(2 * p.Window)
+		r.Evidence.Forget = time.Now().Add(2 * p.Window)
 	}
 	return r
 }

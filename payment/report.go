@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // ReportKind says what a provider learned.
@@ -98,10 +99,10 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	}
 	if errors.Is(err, ErrNotFound) {
 		ev.Disposal = "refused: unknown transaction"
-		if ok, held := s.unknownLog.allow(s.now()); ok {
+		if ok, held := s.unknownLog.allow(time.Now()); ok {
 			s.log.Warn("message for an unknown transaction; kept as evidence", "txn_id", r.TxnID, "type", ev.Type, "status", ev.Status, "more_since_last_line", held)
 		}
-		if err := s.j.AddEvidence(&ev, s.now()); err != nil {
+		if err := s.j.AddEvidence(&ev, time.Now()); err != nil {
 			s.log.Error("journal evidence failed", "err", err)
 			return Recorded{}, err
 		}
@@ -119,7 +120,7 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 			return Recorded{}, err
 		}
 		if dup {
-			if ok, held := s.repeatLog.allow(s.now()); ok {
+			if ok, held := s.repeatLog.allow(time.Now()); ok {
 				s.log.Info("repeated message; already journaled", "txn_id", t.ID, "type", ev.Type, "status", ev.Status, "more_since_last_line", held)
 			}
 			return Recorded{Known: true, Duplicate: true, Txn: t}, nil
@@ -159,7 +160,7 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	default:
 		ev.Disposal = "not acted on: payment " + string(t.State)
 	}
-	if ok, held := s.lateLog.allow(s.now()); ok {
+	if ok, held := s.lateLog.allow(time.Now()); ok {
 		s.log.Warn("message about a payment not in progress; kept as evidence", "txn_id", t.ID, "state", t.State,
 			"type", ev.Type, "status", ev.Status, "disposal", ev.Disposal, "more_since_last_line", held)
 	}
@@ -172,7 +173,7 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 		nt, _ := s.move(&ev, apply)
 		return Recorded{Known: true, Txn: nt}, s.journalErr
 	}
-	nt, err := s.j.Update(t.ID, s.now(), &ev, func(x *Txn) error { apply(x); return nil })
+	nt, err := s.j.Update(t.ID, time.Now(), &ev, func(x *Txn) error { apply(x); return nil })
 	if err != nil {
 		s.log.Error("journal update failed", "txn_id", t.ID, "err", err)
 		return Recorded{Known: true, Txn: t}, err

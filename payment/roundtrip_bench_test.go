@@ -47,7 +47,10 @@ func BenchmarkPaymentRoundTrip(b *testing.B) {
 		timeout := time.After(10 * time.Second)
 		for {
 			select {
-			case e := <-events:
+			case e, open := <-events:
+				if !open {
+					b.Fatal("dropped as a subscriber that fell behind")
+				}
 				if ok(e) {
 					return
 				}

@@ -67,7 +67,6 @@ type Config struct {
 	IPPAutoSelect      IPPAutoSelect
 	SuccessAfterCancel SuccessAfterCancel
 	Log                *slog.Logger
-	Now                func() time.Time
 }
 
 // CreateRequest asks for a payment.
@@ -123,9 +122,6 @@ func NewService(cfg Config, j *Journal, vender Vender, printer Printer, provider
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	if cfg.CancelGrace <= 0 {
 		cfg.CancelGrace = 30 * time.Second
 	}
@@ -143,7 +139,7 @@ func NewService(cfg Config, j *Journal, vender Vender, printer Printer, provider
 	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p
-		s.pos[p.Name()] = POSState{Provider: p.Name(), State: "disconnected", Since: cfg.Now()}
+		s.pos[p.Name()] = POSState{Provider: p.Name(), State: "disconnected", Since: time.Now()}
 	}
 	s.unknownLog.period, s.repeatLog.period, s.lateLog.period = 10*time.Second, 10*time.Second, 10*time.Second
 	s.timer = time.NewTimer(time.Hour)
@@ -203,8 +199,6 @@ func (s *Service) do(ctx context.Context, f func()) error {
 	<-done
 	return nil
 }
-
-func (s *Service) now() time.Time { return s.cfg.Now() }
 
 // Create starts a payment and returns once the request is sent (or has
 // definitely failed). With a Key that was used before it returns that

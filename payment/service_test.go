@@ -5,177 +5,14 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
-
-type sent struct {
-	kind, txn, plan string
-}
-
-type fakeProvider struct {
-	ready atomic.Bool
-	sent  chan sent
-	fail  error // returned by Request
-}
-
-func (p *fakeProvider) Name() string { return "mobypay" }
-func (p *fakeProvider) Ready() error {
-	if !p.ready.Load() {
-		return errors.New("not connected")
-	}
-	return nil
-}
-func (p *fakeProvider) Request(t *Txn) error {
-	p.sent <- sent{"request", t.ID, ""}
-	return p.fail
-}
-func (p *fakeProvider) SelectPlan(t *Txn, id string) error {
-	p.sent <- sent{"plan", t.ID, id}
-	return nil
-}
-func (p *fakeProvider) Cancel(t *Txn) error { p.sent <- sent{"cancel", t.ID, ""}; return nil }
-
-type fakeVender struct {
-	mu    sync.Mutex
-	pulls []string
-	err   error
-}
-
-func (v *fakeVender) Vend(_ context.Context, t Txn) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.pulls = append(v.pulls, t.ID)
-	return v.err
-}
-
-func (v *fakeVender) count() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return len(v.pulls)
-}
-
-type fakePrinter struct{ n atomic.Int32 }
-
-func (p *fakePrinter) Receipt(Txn) { p.n.Add(1) }
-
-type harness struct {
-	t      *testing.T
-	svc    *Service
-	prov   *fakeProvider
-	vend   *fakeVender
-	print  *fakePrinter
-	events <-chan Event
-	j      *Journal
-}
-
-func fastConfig() Config {
-	return Config{
-		Timeouts: map[string]Timeouts{
-			"card": {Ack: 5 * time.Second, Result: 5 * time.Second, Plan: 5 * time.Second},
-			"ipp":  {Ack: 5 * time.Second, Result: 5 * time.Second, Plan: 5 * time.Second},
-		},
-		CancelGrace: 5 * time.Second, ReconnectGrace: 5 * time.Second,
-		IPPAutoSelect: "none", SuccessAfterCancel: "vend",
-	}
-}
-
-func start(t *testing.T, cfg Config) *harness {
-	t.Helper()
-	h, _, _ := startAt(t, cfg, filepath.Join(t.TempDir(), "journal.db"))
-	return h
-}
-
-// startAt is start on the journal file at path, recovered first as kioskd
-// run does; stop ends the service and closes the journal, so that a test
-// can start again on the same file (a restart).
-func startAt(t *testing.T, cfg Config, path string) (h *harness, recovered []Txn, stop func()) {
-	t.Helper()
-	j, err := OpenJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if recovered, err = j.Recover(time.Now()); err != nil {
-		j.Close()
-		t.Fatal(err)
-	}
-	h = &harness{t: t, prov: &fakeProvider{sent: make(chan sent, 16)}, vend: &fakeVender{}, print: &fakePrinter{}, j: j}
-	h.prov.ready.Store(true)
-	h.svc = NewService(cfg, j, h.vend, h.print, h.prov)
-	ev, unsub := h.svc.Subscribe()
-	h.events = ev
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.svc.Run(ctx); close(done) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done; unsub(); j.Close() }) }
-	t.Cleanup(stop)
-	return h, recovered, stop
-}
-
-// wait returns the first payment event for id that satisfies ok.
-func (h *harness) wait(id string, ok func(Txn) bool) Txn {
-	h.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case e := <-h.events:
-			if e.Txn != nil && e.Txn.ID == id && ok(*e.Txn) {
-				return *e.Txn
-			}
-		case <-deadline:
-			got, _ := h.j.Get(id)
-			h.t.Fatalf("timed out waiting on %s; journal has %+v", id, got)
-		}
-	}
-}
-
-func (h *harness) state(id string, s State) Txn {
-	h.t.Helper()
-	return h.wait(id, func(t Txn) bool { return t.State == s })
-}
-
-func (h *harness) expectSent(kind string) sent {
-	h.t.Helper()
-	select {
-	case s := <-h.prov.sent:
-		if s.kind != kind {
-			h.t.Fatalf("sent %s, want %s", s.kind, kind)
-		}
-		return s
-	case <-time.After(10 * time.Second):
-		h.t.Fatalf("nothing sent, want %s", kind)
-	}
-	return sent{}
-}
-
-func (h *harness) pay(mode string, amount Sen) Txn {
-	h.t.Helper()
-	tx, err := h.svc.Create(context.Background(), CreateRequest{Mode: mode, Amount: amount})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.expectSent("request")
-	if tx.State != Sent {
-		h.t.Fatalf("after create: %s", tx.State)
-	}
-	return tx
-}
-
-func ack(id, status string) Report {
-	return Report{TxnID: id, Kind: ReportAck, Status: status, Evidence: Evidence{Type: "ack", Status: status}}
-}
-
-func success(id string, amount Sen) Report {
-	return Report{TxnID: id, Kind: ReportApproved, Amount: &amount, POSTxnID: "000410", AuthCode: "A1",
-		Evidence: Evidence{Type: "transaction_result", Status: "success"}}
-}
 
 func TestCardApprovedVendsOnce(t *testing.T) {
 	h := start(t, fastConfig())
@@ -255,96 +92,141 @@ func TestIPPAutoSelectSingle(t *testing.T) {
 	h.state(tx.ID, PlanSelected)
 }
 
+// Cancel, on the bubble's clock: the cancel grace runs from the request
+// to cancel, to the nanosecond, and a success inside it still wins.
 func TestCancelPaths(t *testing.T) {
-	cfg := fastConfig()
-	cfg.CancelGrace = 50 * time.Millisecond
-	h := start(t, cfg)
-	tx := h.pay("card", 500)
-	got, err := h.svc.Cancel(context.Background(), tx.ID)
-	if err != nil || got.State != CancelRequested {
-		t.Fatalf("cancel: %v %+v", err, got)
-	}
-	h.expectSent("cancel")
-	h.svc.Report(ack(tx.ID, "received"))
-	h.state(tx.ID, Cancelled)
-	if _, err := h.svc.Cancel(context.Background(), tx.ID); !errors.Is(err, ErrNotActive) {
-		t.Fatalf("cancel of a cancelled payment: %v", err)
-	}
-	// A success after the grace is too late: recorded, flagged, not vended.
-	h.svc.Report(success(tx.ID, 500))
-	got = h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
-	if got.State != Cancelled || got.Vend != VendNone || !strings.Contains(got.Review, "customer may have paid") {
-		t.Fatalf("late success %+v", got)
-	}
-	// Within the grace the success wins (policy vend).
-	cfg.CancelGrace = 5 * time.Second
-	h2 := start(t, cfg)
-	tx = h2.pay("card", 500)
-	h2.svc.Cancel(context.Background(), tx.ID)
-	h2.expectSent("cancel")
-	h2.svc.Report(success(tx.ID, 500))
-	h2.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
-	// Policy review: recorded, flagged, not vended.
-	cfg.SuccessAfterCancel = "review"
-	h3 := start(t, cfg)
-	tx = h3.pay("card", 500)
-	h3.svc.Cancel(context.Background(), tx.ID)
-	h3.expectSent("cancel")
-	h3.svc.Report(success(tx.ID, 500))
-	if got := h3.state(tx.ID, Approved); got.Vend != VendNone || got.Review == "" {
-		t.Fatalf("success after cancel, review policy: %+v", got)
-	}
-	if h3.vend.count() != 0 {
-		t.Fatal("vended against policy")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := slowConfig()
+		h := start(t, cfg)
+		tx := h.pay("card", 500)
+		got, err := h.svc.Cancel(context.Background(), tx.ID)
+		asked := time.Now()
+		if err != nil || got.State != CancelRequested {
+			t.Fatalf("cancel: %v %+v", err, got)
+		}
+		h.expectSent("cancel")
+		h.svc.Report(ack(tx.ID, "received"))
+		time.Sleep(cfg.CancelGrace - time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != CancelRequested {
+			t.Fatalf("a nanosecond before the grace ends: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != Cancelled || got.UpdatedAt.Sub(asked) != cfg.CancelGrace {
+			t.Fatalf("at the end of the grace: %+v", got)
+		}
+		if _, err := h.svc.Cancel(context.Background(), tx.ID); !errors.Is(err, ErrNotActive) {
+			t.Fatalf("cancel of a cancelled payment: %v", err)
+		}
+		// A success after the grace is too late: recorded, flagged, not vended.
+		h.svc.Report(success(tx.ID, 500))
+		got = h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+		if got.State != Cancelled || got.Vend != VendNone || !strings.Contains(got.Review, "customer may have paid") {
+			t.Fatalf("late success %+v", got)
+		}
+		// Within the grace, to its last nanosecond, the success wins
+		// (policy vend).
+		h2 := start(t, cfg)
+		tx = h2.pay("card", 500)
+		h2.svc.Cancel(context.Background(), tx.ID)
+		h2.expectSent("cancel")
+		time.Sleep(cfg.CancelGrace - time.Nanosecond)
+		h2.svc.Report(success(tx.ID, 500))
+		if got := h2.journaled(tx.ID); got.Vend != VendReleased {
+			t.Fatalf("success inside the grace: %+v", got)
+		}
+		// Policy review: recorded, flagged, not vended.
+		cfg.SuccessAfterCancel = "review"
+		h3 := start(t, cfg)
+		tx = h3.pay("card", 500)
+		h3.svc.Cancel(context.Background(), tx.ID)
+		h3.expectSent("cancel")
+		h3.svc.Report(success(tx.ID, 500))
+		if got := h3.state(tx.ID, Approved); got.Vend != VendNone || got.Review == "" {
+			t.Fatalf("success after cancel, review policy: %+v", got)
+		}
+		if h3.vend.count() != 0 {
+			t.Fatal("vended against policy")
+		}
+	})
 }
 
+// The ack and result timeouts, on the bubble's clock: each fires at its
+// deadline and not a nanosecond before; the result timeout cancels and
+// then waits the cancel grace.
 func TestTimeouts(t *testing.T) {
-	cfg := fastConfig()
-	cfg.Timeouts["card"] = Timeouts{Ack: 50 * time.Millisecond, Result: 50 * time.Millisecond}
-	cfg.CancelGrace = 50 * time.Millisecond
-	h := start(t, cfg)
-	tx := h.pay("card", 100)
-	if got := h.state(tx.ID, TimedOut); got.Error != "no ack from the terminal" {
-		t.Fatalf("ack timeout %+v", got)
-	}
-	h.expectSent("cancel")
-	tx = h.pay("card", 100)
-	h.svc.Report(ack(tx.ID, "processing"))
-	h.state(tx.ID, CancelRequested)
-	h.expectSent("cancel")
-	if got := h.state(tx.ID, TimedOut); got.Error != "no result from the terminal" {
-		t.Fatalf("result timeout %+v", got)
-	}
-	// The late success is kept and flagged, not vended.
-	h.svc.Report(success(tx.ID, 100))
-	h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
-	if h.vend.count() != 0 {
-		t.Fatal("vended after timeout")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := slowConfig()
+		tm := cfg.Timeouts["card"]
+		h := start(t, cfg)
+		tx := h.pay("card", 100)
+		time.Sleep(tm.Ack - time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != Sent {
+			t.Fatalf("a nanosecond before the ack timeout: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != TimedOut || got.Error != "no ack from the terminal" {
+			t.Fatalf("ack timeout %+v", got)
+		}
+		h.expectSent("cancel")
+
+		tx = h.pay("card", 100)
+		h.svc.Report(ack(tx.ID, "processing"))
+		acked := time.Now()
+		time.Sleep(tm.Result - time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != Acked {
+			t.Fatalf("a nanosecond before the result timeout: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != CancelRequested {
+			t.Fatalf("at the result timeout: %+v", got)
+		}
+		h.expectSent("cancel")
+		time.Sleep(cfg.CancelGrace)
+		got := h.journaled(tx.ID)
+		if got.State != TimedOut || got.Error != "no result from the terminal" || got.UpdatedAt.Sub(acked) != tm.Result+cfg.CancelGrace {
+			t.Fatalf("result timeout %+v", got)
+		}
+		// The late success is kept and flagged, not vended.
+		h.svc.Report(success(tx.ID, 100))
+		h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+		if h.vend.count() != 0 {
+			t.Fatal("vended after timeout")
+		}
+	})
 }
 
+// A drop mid-payment, on the bubble's clock: the payment becomes unknown
+// when the reconnect grace runs out, and a result after a reconnect within
+// it settles the payment.
 func TestDropMidPayment(t *testing.T) {
-	cfg := fastConfig()
-	cfg.ReconnectGrace = 50 * time.Millisecond
-	h := start(t, cfg)
-	tx := h.pay("card", 100)
-	h.svc.Report(ack(tx.ID, "processing"))
-	h.state(tx.ID, Acked)
-	h.svc.Link(POSState{Provider: "mobypay", State: "disconnected"})
-	if got := h.state(tx.ID, Unknown); !strings.Contains(got.Review, "link lost") {
-		t.Fatalf("drop %+v", got)
-	}
-	// A result that arrives after reconnect, within the grace, settles it.
-	cfg.ReconnectGrace = 5 * time.Second
-	h2 := start(t, cfg)
-	tx = h2.pay("card", 100)
-	h2.svc.Report(ack(tx.ID, "processing"))
-	h2.svc.Link(POSState{Provider: "mobypay", State: "disconnected"})
-	h2.wait(tx.ID, func(t Txn) bool { return t.Dropped })
-	h2.svc.Link(POSState{Provider: "mobypay", State: "connected"})
-	h2.svc.Report(success(tx.ID, 100))
-	h2.wait(tx.ID, func(t Txn) bool { return t.Vend == VendReleased })
+	synctest.Test(t, func(t *testing.T) {
+		cfg := slowConfig()
+		h := start(t, cfg)
+		tx := h.pay("card", 100)
+		h.svc.Report(ack(tx.ID, "processing"))
+		h.state(tx.ID, Acked)
+		h.svc.Link(linkDown)
+		time.Sleep(cfg.ReconnectGrace - time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != Acked || !got.Dropped {
+			t.Fatalf("a nanosecond before the reconnect grace ends: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		if got := h.journaled(tx.ID); got.State != Unknown || !strings.Contains(got.Review, "link lost") {
+			t.Fatalf("drop %+v", got)
+		}
+
+		h2 := start(t, cfg)
+		tx = h2.pay("card", 100)
+		h2.svc.Report(ack(tx.ID, "processing"))
+		h2.svc.Link(linkDown)
+		h2.wait(tx.ID, func(t Txn) bool { return t.Dropped })
+		time.Sleep(cfg.ReconnectGrace - time.Nanosecond)
+		h2.svc.Link(linkUp)
+		h2.svc.Report(success(tx.ID, 100))
+		if got := h2.journaled(tx.ID); got.Vend != VendReleased {
+			t.Fatalf("result after a reconnect inside the grace: %+v", got)
+		}
+	})
 }
 
 func TestTerminalErrors(t *testing.T) {
@@ -394,29 +276,26 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestUnknownAndLate(t *testing.T) {
-	h := start(t, fastConfig())
-	h.svc.Report(success("TXN42", 100))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		evs, _ := h.j.EvidenceFor("TXN42")
-		if len(evs) == 1 && strings.Contains(evs[0].Disposal, "unknown transaction") {
-			break
-		}
-		if time.Now().After(deadline) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, fastConfig())
+		h.svc.Report(success("TXN42", 100))
+		// Report does not wait for the loop (Record, which does, is another
+		// path), and reports race commands in its select, so no round trip
+		// proves the report landed. Once synctest.Wait returns the loop is
+		// idle: it has been handled.
+		synctest.Wait()
+		if evs, _ := h.j.EvidenceFor("TXN42"); len(evs) != 1 || !strings.Contains(evs[0].Disposal, "unknown transaction") {
 			t.Fatalf("unknown-txn evidence: %+v", evs)
 		}
-		// Reports and commands race in the loop's select; a round trip
-		// through it gives the report a chance to land before we look again.
-		h.svc.do(context.Background(), func() {})
-	}
-	tx := h.pay("card", 100)
-	r := success(tx.ID, 100)
-	r.Late = "timestamp outside window"
-	h.svc.Report(r)
-	got := h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
-	if got.State != Sent || got.Vend != VendNone || !strings.Contains(got.Review, "not acted on (timestamp outside window)") {
-		t.Fatalf("late success for the current payment %+v", got)
-	}
+		tx := h.pay("card", 100)
+		r := success(tx.ID, 100)
+		r.Late = "timestamp outside window"
+		h.svc.Report(r)
+		got := h.wait(tx.ID, func(t Txn) bool { return t.Review != "" })
+		if got.State != Sent || got.Vend != VendNone || !strings.Contains(got.Review, "not acted on (timestamp outside window)") {
+			t.Fatalf("late success for the current payment %+v", got)
+		}
+	})
 }
 
 func TestVendFailure(t *testing.T) {

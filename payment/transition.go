@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // move applies one journaled transition to the current payment and
@@ -15,7 +16,7 @@ import (
 // effect may follow a transition that is not on disk.
 func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	cur := s.cur
-	t, err := s.j.Update(cur.ID, s.now(), ev, func(t *Txn) error { fn(t); return nil })
+	t, err := s.j.Update(cur.ID, time.Now(), ev, func(t *Txn) error { fn(t); return nil })
 	if err != nil {
 		s.journalErr = err
 		s.log.Error("journal update failed", "txn_id", cur.ID, "err", err)
@@ -57,7 +58,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		return Txn{}, false, fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	t := Txn{Provider: prov.Name(), Mode: req.Mode, Amount: req.Amount, Key: req.Key}
-	if err := s.j.Create(&t, s.now()); err != nil {
+	if err := s.j.Create(&t, time.Now()); err != nil {
 		s.log.Error("journal write failed; payment refused", "err", err)
 		return Txn{}, false, err
 	}

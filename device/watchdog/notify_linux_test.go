@@ -2,75 +2,13 @@ package watchdog
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// listenNotify stands in for systemd: a unixgram socket at addr.
-func listenNotify(t *testing.T, addr string) *net.UnixConn {
-	t.Helper()
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func readNotify(t *testing.T, c *net.UnixConn) string {
-	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 256)
-	n, _, err := c.ReadFromUnix(buf)
-	if err != nil {
-		t.Fatalf("no notification: %v", err)
-	}
-	return string(buf[:n])
-}
-
-func noNotify(t *testing.T, c *net.UnixConn) {
-	t.Helper()
-	// A non-blocking receive: a read deadline already past would fail
-	// before looking at the queue.
-	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 256)
-	var n int
-	var rerr error
-	if err := rc.Read(func(fd uintptr) bool {
-		n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if rerr == nil {
-		t.Fatalf("unexpected notification %q", buf[:n])
-	}
-	if rerr != unix.EAGAIN {
-		t.Fatal(rerr)
-	}
-}
-
-func socketPath(t *testing.T) string {
-	// sun_path holds 108 bytes; t.TempDir's names can be long.
-	dir, err := os.MkdirTemp("", "wd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "notify")
-}
 
 func TestNotifierPathSocket(t *testing.T) {
 	addr := socketPath(t)
@@ -180,88 +118,89 @@ func TestNotifierFromEnv(t *testing.T) {
 // the wiring says so, WATCHDOG=1 with every feed and none after a stall,
 // STOPPING=1 on a clean stop.
 func TestSupervisorNotifiesSystemd(t *testing.T) {
-	addr := socketPath(t)
-	ln := listenNotify(t, addr)
-	n, err := NewNotifier(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, 9*time.Second, WithNotifier(n))
-	if err := h.sup.Ready(); err != nil {
-		t.Fatal(err)
-	}
-	if got := readNotify(t, ln); got != "READY=1" {
-		t.Fatalf("got %q", got)
-	}
-	h.start(t)
-	h.fed(t)
-	if got := readNotify(t, ln); got != "WATCHDOG=1" {
-		t.Fatalf("got %q after the first feed", got)
-	}
-	for range 3 {
-		h.step(t, 3*time.Second)
-		h.fed(t)
-		if got := readNotify(t, ln); got != "WATCHDOG=1" {
+	synctest.Test(t, func(t *testing.T) {
+		h, ln := notifyHarness(t, 9*time.Second)
+		if err := h.sup.Ready(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readNotify(t, ln); got != "READY=1" {
 			t.Fatalf("got %q", got)
 		}
-	}
-	if err := h.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	if got := readNotify(t, ln); got != "STOPPING=1" {
-		t.Fatalf("got %q on stop", got)
-	}
-	noNotify(t, ln)
+		h.start(t)
+		h.fed(t)
+		if got := readNotify(t, ln); got != "WATCHDOG=1" {
+			t.Fatalf("got %q after the first feed", got)
+		}
+		for range 3 {
+			h.tick()
+			h.fed(t)
+			if got := readNotify(t, ln); got != "WATCHDOG=1" {
+				t.Fatalf("got %q", got)
+			}
+		}
+		if err := h.stop(t); err != nil {
+			t.Fatal(err)
+		}
+		if got := readNotify(t, ln); got != "STOPPING=1" {
+			t.Fatalf("got %q on stop", got)
+		}
+		noNotify(t, ln)
+	})
 }
 
 func TestSupervisorStopsNotifyingAfterAStall(t *testing.T) {
-	addr := socketPath(t)
-	ln := listenNotify(t, addr)
-	n, err := NewNotifier(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, 9*time.Second, WithNotifier(n))
-	h.sup.Register("journal", 5*time.Second)
-	h.start(t)
-	if got := readNotify(t, ln); got != "WATCHDOG=1" {
-		t.Fatalf("got %q", got)
-	}
-	h.step(t, 6*time.Second)
-	waitStalled(t, h.sup)
-	h.step(t, 3*time.Second)
-	noNotify(t, ln)
-	if err := h.stop(t); err == nil {
-		t.Fatal("clean return after a stall")
-	}
-	noNotify(t, ln)
+	synctest.Test(t, func(t *testing.T) {
+		h, ln := notifyHarness(t, 9*time.Second)
+		h.sup.Register("journal", 5*time.Second)
+		h.start(t)
+		if got := readNotify(t, ln); got != "WATCHDOG=1" {
+			t.Fatalf("got %q", got)
+		}
+		h.tick()
+		if got := readNotify(t, ln); got != "WATCHDOG=1" {
+			t.Fatalf("got %q at 3s, 2s inside the limit", got)
+		}
+		h.tick()
+		h.stalled(t)
+		h.tick()
+		noNotify(t, ln)
+		if err := h.stop(t); err == nil {
+			t.Fatal("clean return after a stall")
+		}
+		noNotify(t, ln)
+	})
 }
 
 func TestSupervisorLogsNotifyFailuresOncePerStreak(t *testing.T) {
-	n, err := NewNotifier(socketPath(t)) // nobody listens
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, 9*time.Second, WithNotifier(n))
-	h.start(t)
-	h.step(t, 3*time.Second)
-	h.step(t, 3*time.Second)
-	if got := h.logs.find("systemd notify failed"); len(got) != 1 || got[0]["state"] != "WATCHDOG=1" {
-		t.Fatalf("logs %v", got)
-	}
-	if got := h.dev.Feeds(); got != 3 {
-		t.Fatalf("%d feeds: a notify failure must not stop the hardware feeds", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n, err := NewNotifier(socketPath(t)) // nobody listens
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, 9*time.Second, WithNotifier(n))
+		h.start(t)
+		h.tick()
+		h.tick()
+		if got := h.logs.find("systemd notify failed"); len(got) != 1 || got[0]["state"] != "WATCHDOG=1" {
+			t.Fatalf("logs %v", got)
+		}
+		if got := h.dev.Feeds(); got != 3 {
+			t.Fatalf("%d feeds: a notify failure must not stop the hardware feeds", got)
+		}
+	})
 }
 
 func TestSupervisorFollowsSystemdInterval(t *testing.T) {
-	n := &Notifier{addr: "@unused", watchdog: 2 * time.Second}
-	h := newHarness(t, 15*time.Second, WithNotifier(n))
-	h.start(t)
-	if h.period != time.Second {
-		t.Fatalf("feeds every %v, want half of systemd's 2s", h.period)
-	}
-	if st := h.sup.Status(); st.Interval != time.Second {
-		t.Fatalf("status interval %v", st.Interval)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := &Notifier{addr: "@unused", watchdog: 2 * time.Second}
+		h := newHarness(t, 15*time.Second, WithNotifier(n))
+		h.start(t)
+		if h.period != time.Second {
+			t.Fatalf("feeds every %v, want half of systemd's 2s", h.period)
+		}
+		h.tick()
+		if got := h.dev.Feeds(); got != 2 {
+			t.Fatalf("%d feeds a second after the start, want 2", got)
+		}
+	})
 }

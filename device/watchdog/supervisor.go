@@ -12,34 +12,8 @@ import (
 	"time"
 )
 
-// Clock is the supervisor's time source; tests substitute one they step.
-type Clock interface {
-	Now() time.Time
-	NewTicker(d time.Duration) Ticker
-}
-
-// Ticker is the part of time.Ticker the supervisor uses.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
-
-type realTicker struct{ t *time.Ticker }
-
-func (r realTicker) C() <-chan time.Time { return r.t.C }
-func (r realTicker) Stop()               { r.t.Stop() }
-
 // Option configures a Supervisor.
 type Option func(*Supervisor)
-
-// WithClock replaces the system clock.
-func WithClock(c Clock) Option { return func(s *Supervisor) { s.clock = c } }
 
 // WithNotifier sends systemd WATCHDOG=1 after every feed (and READY=1 and
 // STOPPING=1 through Ready and a clean stop). A nil Notifier sends nothing.
@@ -51,7 +25,6 @@ func WithNotifier(n *Notifier) Option { return func(s *Supervisor) { s.notify = 
 type Supervisor struct {
 	dev     Device
 	log     *slog.Logger
-	clock   Clock
 	notify  *Notifier
 	epoch   time.Time
 	stalled chan struct{}
@@ -65,8 +38,6 @@ type Supervisor struct {
 	lastFeed  time.Time
 	feedErr   error
 	notifyErr error
-
-	onTick func() // tests: called after every tick, to wait for its effects
 }
 
 type runState int
@@ -86,13 +57,12 @@ func NewSupervisor(dev Device, log *slog.Logger, opts ...Option) *Supervisor {
 	s := &Supervisor{
 		dev:     dev,
 		log:     log.With("component", "watchdog"),
-		clock:   systemClock{},
 		stalled: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	s.epoch = s.clock.Now()
+	s.epoch = time.Now()
 	return s
 }
 
@@ -100,7 +70,6 @@ func NewSupervisor(dev Device, log *slog.Logger, opts ...Option) *Supervisor {
 type Heartbeat struct {
 	name       string
 	maxSilence time.Duration
-	clock      Clock
 	epoch      time.Time
 	// Stored as an offset from the supervisor's epoch: one atomic word,
 	// and Sub keeps the monotonic reading of a real clock.
@@ -128,7 +97,7 @@ func (s *Supervisor) Register(name string, maxSilence time.Duration) *Heartbeat 
 		}
 		s.beats = slices.Delete(s.beats, i, i+1)
 	}
-	h := &Heartbeat{name: name, maxSilence: maxSilence, clock: s.clock, epoch: s.epoch}
+	h := &Heartbeat{name: name, maxSilence: maxSilence, epoch: s.epoch}
 	h.Beat()
 	s.beats = append(s.beats, h)
 	return h
@@ -140,7 +109,7 @@ func (h *Heartbeat) Beat() {
 	if h == nil {
 		return
 	}
-	h.last.Store(int64(h.clock.Now().Sub(h.epoch)))
+	h.last.Store(int64(time.Since(h.epoch)))
 }
 
 // Stop takes the loop out of supervision for good, for a loop that ends on
@@ -201,7 +170,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	ticker := s.clock.NewTicker(every)
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	attrs := []any{"timeout", timeout, "feed_every", every, "loops", strings.Join(names, ",")}
 	if id, ok := s.dev.(identifier); ok {
@@ -213,7 +182,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return s.stop()
-		case <-ticker.C():
+		case <-ticker.C:
 			s.tick()
 		}
 	}
@@ -221,10 +190,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 // tick judges the heartbeats and feeds if they are all fresh.
 func (s *Supervisor) tick() {
-	if s.onTick != nil {
-		defer s.onTick()
-	}
-	now := s.clock.Now()
+	now := time.Now()
 	s.mu.Lock()
 	if s.stalledOn != "" {
 		s.mu.Unlock()
@@ -343,7 +309,7 @@ type HeartbeatStatus struct {
 
 // Status reports the current state.
 func (s *Supervisor) Status() Status {
-	now := s.clock.Now()
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{

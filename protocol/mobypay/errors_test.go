@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // The package's errors wrap one another (envelope around JSON syntax,
@@ -126,7 +128,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 func TestServerRefusalReasons(t *testing.T) {
 	h := &memHandler{ch: make(chan slog.Record, 64)}
 	srv, rec := startServer(t, ServerConfig{Log: slog.New(h)})
-	c := dialFrom(t, srv.Addr(), "")
+	c := mobypaytest.Dial(t, srv.Addr(), "")
 	awaitState(t, rec, Connected)
 
 	good := posFrame(t, srvSecret, "TXN1", time.Now())
@@ -144,14 +146,14 @@ func TestServerRefusalReasons(t *testing.T) {
 		{"stale", string(stale), ErrStale, "mobypay: timestamp outside window: "},
 	}
 	for _, tc := range cases {
-		write(t, c, tc.frame)
+		mobypaytest.Write(t, c, tc.frame)
 		if tc.want == nil {
 			awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
 			continue
 		}
 		var r slog.Record
 		for {
-			r = await(t, h.ch, tc.name+" log line")
+			r = mobypaytest.Await(t, h.ch, tc.name+" log line")
 			if attrOf(r, "reason") != "" {
 				break
 			}
@@ -162,8 +164,8 @@ func TestServerRefusalReasons(t *testing.T) {
 			t.Errorf("%s: logged %q, want %q", tc.name, reason, tc.msg)
 		}
 		if errors.Is(tc.want, ErrStale) {
-			l := await(t, rec.late, "Late")
-			checkOnce(t, "Late", l.err, ErrStale)
+			l := mobypaytest.Await(t, rec.Lates, "Late")
+			checkOnce(t, "Late", l.Err, ErrStale)
 		}
 	}
 }

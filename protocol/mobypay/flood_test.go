@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // The flood figures (issue 9, defect 3's targets): p50/p99 of a real
@@ -254,9 +256,9 @@ func TestFloodFigures(t *testing.T) {
 		<-served
 	}()
 
-	pos := dialFrom(t, srv.Addr(), "127.0.0.1")
+	pos := mobypaytest.Dial(t, srv.Addr(), "127.0.0.1")
 	go answerPOS(pos)
-	await(t, h.connected, "the POS's session")
+	mobypaytest.Await(t, h.connected, "the POS's session")
 	kc := NewCodec(srvSecret)
 	seq := 0
 	roundTrip := func() (time.Duration, error) {
@@ -282,8 +284,13 @@ func TestFloodFigures(t *testing.T) {
 			}
 		}
 	}
-	// The first round trip proves the POS's session.
+	// The first round trip proves the POS's session. Each one is bounded,
+	// and so is how long the session may take to count as proven.
+	proven := time.Now().Add(srvWait)
 	for srv.Stats().Received.Load() == 0 {
+		if time.Now().After(proven) {
+			t.Fatalf("the POS's session not proven within %s", srvWait)
+		}
 		if _, err := roundTrip(); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 func sockopt(t *testing.T, c net.Conn, opt int) int {
@@ -42,9 +44,9 @@ func TestServerProbesSessionWhileNewcomerHeld(t *testing.T) {
 		}
 	}
 	check("before", 0, 10)
-	nc := dialFrom(t, srv.Addr(), "127.0.0.1")
+	nc := mobypaytest.Dial(t, srv.Addr(), "127.0.0.1")
 	barrier(t, srv)
 	check("newcomer held", int(probeUserTimeout/time.Millisecond), int(probeIdle/time.Second))
-	expectClosed(t, nc) // not proven in time; closed after the server forgot it
+	mobypaytest.ExpectClosed(t, nc) // not proven in time; closed after the server forgot it
 	check("nothing pending", 0, 10)
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // memHandler keeps every record, and offers each on ch if set.
@@ -138,8 +140,8 @@ func TestLogAggTimer(t *testing.T) {
 	for range 50 {
 		a.event(slog.LevelWarn, hostA, "pos messages refused", "malformed", "pos message refused")
 	}
-	first := await(t, h.ch, "first line")
-	sum := await(t, h.ch, "summary")
+	first := mobypaytest.Await(t, h.ch, "first line")
+	sum := mobypaytest.Await(t, h.ch, "summary")
 	if first.Message != "pos message refused" || sum.Message != "pos messages refused" || attrOf(sum, "count") != "49" {
 		t.Fatalf("got:%s", lines([]slog.Record{first, sum}))
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // heapInUse is the live heap after a full collection.
@@ -21,16 +23,16 @@ func heapInUse() uint64 {
 // MB that way.
 func TestServerLargeFrameDoesNotPinParserMemory(t *testing.T) {
 	srv, rec := startServer(t, ServerConfig{})
-	c := dialFrom(t, srv.Addr(), "127.0.0.1")
+	c := mobypaytest.Dial(t, srv.Addr(), "127.0.0.1")
 	awaitState(t, rec, Connected)
-	write(t, c, string(posFrame(t, srvSecret, "WARM", time.Now())))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "WARM", time.Now())))
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "WARM")
 	before := heapInUse()
 	zeros := strings.Repeat("0,", (MaxFrame-64)/2)
-	write(t, c, `{"payload":{"a":[`+zeros+`0]},"signature":"00"}`+"\n")
+	mobypaytest.Write(t, c, `{"payload":{"a":[`+zeros+`0]},"signature":"00"}`+"\n")
 	// Frames are handled in order: once this one is delivered, the big
 	// one has been parsed and refused.
-	write(t, c, string(posFrame(t, srvSecret, "AFTER", time.Now())))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "AFTER", time.Now())))
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "AFTER")
 	after := heapInUse()
 	// The frame reader's buffer may have grown to MaxFrame; nothing else.

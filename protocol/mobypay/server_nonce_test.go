@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // Pings, nonces and replays across restarts: which signed messages prove a
@@ -52,7 +54,7 @@ func signed(t *testing.T, payload string) string {
 func TestServerPingsAreKeepalives(t *testing.T) {
 	clock := newFakeClock()
 	srv, rec := startServer(t, ServerConfig{Now: clock.Now})
-	c := dialFrom(t, srv.Addr(), "127.0.0.1")
+	c := mobypaytest.Dial(t, srv.Addr(), "127.0.0.1")
 	awaitState(t, rec, Connected)
 	pings := []string{
 		`{"type":"ping"}`,
@@ -61,10 +63,10 @@ func TestServerPingsAreKeepalives(t *testing.T) {
 	}
 	const n = 40 // a ping every 30 s for 20 minutes
 	for i := range n {
-		write(t, c, pings[i%len(pings)]+"\r\n")
+		mobypaytest.Write(t, c, pings[i%len(pings)]+"\r\n")
 		clock.Add(30 * time.Second)
 	}
-	write(t, c, string(posFrame(t, srvSecret, "TXN1", clock.Now())))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "TXN1", clock.Now())))
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN1")
 	st := srv.Stats()
 	if st.Pings.Load() != n || st.Malformed.Load() != 0 || st.BadSig.Load() != 0 {
@@ -72,10 +74,10 @@ func TestServerPingsAreKeepalives(t *testing.T) {
 	}
 
 	ts := strconv.FormatInt(clock.Now().UnixMilli(), 10)
-	write(t, c, signed(t, `{"type": "ping", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
-	write(t, c, signed(t, `{"type": "ping", "txn_id": "TXNP", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
-	write(t, c, string(posFrame(t, srvSecret, "TXN2", clock.Now())))
-	if m := await(t, rec.msgs, "signed ping with txn_id"); m.Type != typePing || m.TxnID != "TXNP" {
+	mobypaytest.Write(t, c, signed(t, `{"type": "ping", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
+	mobypaytest.Write(t, c, signed(t, `{"type": "ping", "txn_id": "TXNP", "timestamp": "`+ts+`", "nonce": "`+rand.Text()+`"}`))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "TXN2", clock.Now())))
+	if m := mobypaytest.Await(t, rec.Msgs, "signed ping with txn_id"); m.Type != typePing || m.TxnID != "TXNP" {
 		t.Fatalf("got %s %s, want the ping for TXNP", m.Type, m.TxnID)
 	}
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
@@ -85,18 +87,18 @@ func TestServerPingsAreKeepalives(t *testing.T) {
 
 	garbage := func(k int) {
 		for range k {
-			write(t, c, "garbage\n")
+			mobypaytest.Write(t, c, "garbage\n")
 		}
 	}
 	garbage(16)
-	write(t, c, string(posFrame(t, srvSecret, "TXN3", clock.Now())))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "TXN3", clock.Now())))
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN3") // 16 tolerated
 	clock.Add(11 * time.Second)                         // they leave the window
 	garbage(16)
-	write(t, c, string(posFrame(t, srvSecret, "TXN4", clock.Now())))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "TXN4", clock.Now())))
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN4") // 16 again
 	garbage(1)                                          // 17 within the window
-	expectClosed(t, c)
+	mobypaytest.ExpectClosed(t, c)
 	awaitState(t, rec, Disconnected)
 	if got := st.Malformed.Load(); got != 33 {
 		t.Errorf("Malformed = %d, want 33", got)
@@ -108,16 +110,16 @@ func TestServerPingsAreKeepalives(t *testing.T) {
 // to Message.
 func TestServerNoNonceIsEvidence(t *testing.T) {
 	srv, rec := startServer(t, ServerConfig{})
-	c := dialFrom(t, srv.Addr(), "")
+	c := mobypaytest.Dial(t, srv.Addr(), "")
 	awaitState(t, rec, Connected)
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	write(t, c, signed(t, `{"type": "transaction_result", "txn_id": "TXN1", "status": "success", "amount": 10.0, "timestamp": "`+ts+`"}`))
-	write(t, c, signed(t, `{"type": "transaction_result", "txn_id": "TXN2", "status": "success", "amount": 10.0, "timestamp": "`+ts+`", "nonce": ""}`))
-	write(t, c, string(posFrame(t, srvSecret, "TXN3", time.Now())))
+	mobypaytest.Write(t, c, signed(t, `{"type": "transaction_result", "txn_id": "TXN1", "status": "success", "amount": 10.0, "timestamp": "`+ts+`"}`))
+	mobypaytest.Write(t, c, signed(t, `{"type": "transaction_result", "txn_id": "TXN2", "status": "success", "amount": 10.0, "timestamp": "`+ts+`", "nonce": ""}`))
+	mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "TXN3", time.Now())))
 	for _, txn := range []string{"TXN1", "TXN2"} {
-		l := await(t, rec.late, "late "+txn)
-		if !errors.Is(l.err, ErrNoNonce) || l.m.TxnID != txn || !l.m.IsSuccess() {
-			t.Errorf("Late(%s, %v), want %s with ErrNoNonce", l.m.TxnID, l.err, txn)
+		l := mobypaytest.Await(t, rec.Lates, "late "+txn)
+		if !errors.Is(l.Err, ErrNoNonce) || l.Msg.TxnID != txn || !l.Msg.IsSuccess() {
+			t.Errorf("Late(%s, %v), want %s with ErrNoNonce", l.Msg.TxnID, l.Err, txn)
 		}
 	}
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN3")
@@ -142,15 +144,15 @@ func TestServerSeenNoncesRefuseReplayAfterRestart(t *testing.T) {
 				cfg.Seen = []SeenNonce{{Nonce: nonce, Forget: time.Now().Add(100 * time.Second)}}
 			}
 			srv, rec := startServer(t, cfg)
-			c := dialFrom(t, srv.Addr(), "")
+			c := mobypaytest.Dial(t, srv.Addr(), "")
 			awaitState(t, rec, Connected)
-			write(t, c, frame)
-			write(t, c, string(posFrame(t, srvSecret, "TXN2", time.Now())))
+			mobypaytest.Write(t, c, frame)
+			mobypaytest.Write(t, c, string(posFrame(t, srvSecret, "TXN2", time.Now())))
 			if !restarted { // control: the frame itself is good
 				awaitMsg(t, rec, TypeTransactionResult, StatusSuccess, "TXN1")
 			}
 			awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
-			expectNothing(t, rec.late, "late message")
+			mobypaytest.ExpectNothing(t, rec.Lates, "late message")
 			want := int64(0)
 			if restarted {
 				want = 1
@@ -168,7 +170,7 @@ func TestServerSeenNoncesRefuseReplayAfterRestart(t *testing.T) {
 // proven host and lock the real POS out across restarts.
 func TestServerCapturedPingProvesNothing(t *testing.T) {
 	srv, rec := startServer(t, ServerConfig{})
-	c := dialFrom(t, srv.Addr(), "127.0.0.2")
+	c := mobypaytest.Dial(t, srv.Addr(), "127.0.0.2")
 	awaitState(t, rec, Connected)
 	ping := func(at time.Time) string {
 		return signed(t, `{"type": "ping", "timestamp": "`+strconv.FormatInt(at.UnixMilli(), 10)+`", "nonce": "`+rand.Text()+`"}`)
@@ -176,15 +178,15 @@ func TestServerCapturedPingProvesNothing(t *testing.T) {
 	// Handled in order: once the nonce-less message reaches Late, the
 	// ping before it has been judged.
 	sync := func() {
-		write(t, c, signed(t, `{"type": "ack", "txn_id": "SYNC", "status": "processing", "timestamp": "`+strconv.FormatInt(time.Now().UnixMilli(), 10)+`"}`))
-		await(t, rec.late, "nonce-less sync message")
+		mobypaytest.Write(t, c, signed(t, `{"type": "ack", "txn_id": "SYNC", "status": "processing", "timestamp": "`+strconv.FormatInt(time.Now().UnixMilli(), 10)+`"}`))
+		mobypaytest.Await(t, rec.Lates, "nonce-less sync message")
 	}
-	write(t, c, ping(time.Now().Add(-20*time.Second))) // inside the window, before the start
+	mobypaytest.Write(t, c, ping(time.Now().Add(-20*time.Second))) // inside the window, before the start
 	sync()
 	if a := srv.LastProven(); a.IsValid() {
 		t.Fatalf("a ping stamped before the server started proved %s", a)
 	}
-	write(t, c, ping(time.Now()))
+	mobypaytest.Write(t, c, ping(time.Now()))
 	sync()
 	if a := srv.LastProven(); a != netip.MustParseAddr("127.0.0.2") {
 		t.Fatalf("a fresh signed ping did not prove the connection: last proven %v", a)

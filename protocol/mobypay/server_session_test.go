@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // The session-rule tests: real loopback TCP from chosen source addresses
@@ -34,14 +36,14 @@ type fakePOS struct {
 
 func dialPOS(t *testing.T, addr net.Addr, local string) *fakePOS {
 	t.Helper()
-	c := dialFrom(t, addr, local)
+	c := mobypaytest.Dial(t, addr, local)
 	return &fakePOS{t: t, conn: c, fr: NewFrameReader(c, 0), codec: NewCodec(srvSecret)}
 }
 
 // ack sends a signed ack for txn, which proves the connection.
 func (p *fakePOS) ack(txn string) {
 	p.t.Helper()
-	write(p.t, p.conn, string(posFrame(p.t, srvSecret, txn, time.Now())))
+	mobypaytest.Write(p.t, p.conn, string(posFrame(p.t, srvSecret, txn, time.Now())))
 }
 
 // expect reads the next kiosk frame, verifies it and checks its txn_id.
@@ -79,8 +81,8 @@ func roundTrip(t *testing.T, k *kiosk, rec *recHandler, p *fakePOS, txn string) 
 func provenPOS(t *testing.T, srv *Server, rec *recHandler) *fakePOS {
 	t.Helper()
 	p := dialPOS(t, srv.Addr(), "127.0.0.1")
-	if ev := awaitState(t, rec, Connected); ev.peer != p.conn.LocalAddr().String() {
-		t.Fatalf("connected %s, want %s", ev.peer, p.conn.LocalAddr())
+	if ev := awaitState(t, rec, Connected); ev.Peer != p.conn.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", ev.Peer, p.conn.LocalAddr())
 	}
 	p.ack("PROOF")
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "PROOF")
@@ -91,8 +93,8 @@ func provenPOS(t *testing.T, srv *Server, rec *recHandler) *fakePOS {
 // be up), so that every connection dialled before has been admitted.
 func barrier(t *testing.T, srv *Server) {
 	t.Helper()
-	c := dialFrom(t, srv.Addr(), "127.0.0.3")
-	expectClosed(t, c)
+	c := mobypaytest.Dial(t, srv.Addr(), "127.0.0.3")
+	mobypaytest.ExpectClosed(t, c)
 	c.Close()
 }
 
@@ -181,7 +183,7 @@ func TestServerProvenSessionSurvivesFlood(t *testing.T) {
 			if peer, _ := srv.Peer(); peer != pos.conn.LocalAddr().String() {
 				t.Errorf("Peer() = %s, want the POS %s", peer, pos.conn.LocalAddr())
 			}
-			expectNothing(t, rec.states, "ConnState")
+			mobypaytest.ExpectNothing(t, rec.States, "ConnState")
 			roundTrip(t, k, rec, pos, "AFTER")
 			t.Logf("%d requests during the flood, all answered by the POS", sent)
 		})
@@ -209,12 +211,12 @@ func TestServerPOSReconnectsAfterReset(t *testing.T) {
 	pos := dialPOS(t, srv.Addr(), "127.0.0.1")
 	want := pos.conn.LocalAddr().String()
 	for {
-		ev := await(t, rec.states, "the POS connected")
-		if ev.s == Connected && ev.peer == want {
+		ev := mobypaytest.Await(t, rec.States, "the POS connected")
+		if ev.State == Connected && ev.Peer == want {
 			break
 		}
-		if ev.s != Connected {
-			t.Fatalf("ConnState %v %s", ev.s, ev.peer)
+		if ev.State != Connected {
+			t.Fatalf("ConnState %v %s", ev.State, ev.Peer)
 		}
 	}
 	took := time.Since(start)
@@ -238,13 +240,13 @@ func TestServerPendingProvesItself(t *testing.T) {
 	nc := dialPOS(t, srv.Addr(), "127.0.0.1")
 	barrier(t, srv)
 	roundTrip(t, k, rec, old, "TXN1") // the held one hears nothing
-	expectNothing(t, rec.states, "ConnState")
+	mobypaytest.ExpectNothing(t, rec.States, "ConnState")
 	nc.ack("TXN2")
-	if ev := awaitState(t, rec, Connected); ev.peer != nc.conn.LocalAddr().String() {
-		t.Fatalf("connected %s, want %s", ev.peer, nc.conn.LocalAddr())
+	if ev := awaitState(t, rec, Connected); ev.Peer != nc.conn.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", ev.Peer, nc.conn.LocalAddr())
 	}
 	awaitMsg(t, rec, TypeAck, StatusProcessing, "TXN2")
-	expectClosed(t, old.conn) // retired: FIN at once
+	mobypaytest.ExpectClosed(t, old.conn) // retired: FIN at once
 	roundTrip(t, k, rec, nc, "TXN3")
 	if st := srv.Stats(); st.Promoted.Load() != 1 || st.Sessions.Load() != 2 {
 		t.Errorf("Promoted = %d, Sessions = %d; want 1, 2", st.Promoted.Load(), st.Sessions.Load())
@@ -259,23 +261,23 @@ func TestServerPendingBounded(t *testing.T) {
 	pos := provenPOS(t, srv, rec)
 	var held []net.Conn
 	for range 10 {
-		held = append(held, dialFrom(t, srv.Addr(), "127.0.0.1"))
+		held = append(held, mobypaytest.Dial(t, srv.Addr(), "127.0.0.1"))
 	}
 	barrier(t, srv)
 	for i, c := range held[:10-max] {
-		if took := expectClosed(t, c); took > timeout/2 {
+		if took := mobypaytest.ExpectClosed(t, c); took > timeout/2 {
 			t.Errorf("connection %d closed after %s, want evicted at once", i, took)
 		}
 	}
 	start := time.Now()
 	for _, c := range held[10-max:] {
-		expectClosed(t, c)
+		mobypaytest.ExpectClosed(t, c)
 	}
 	if took := time.Since(start); took < timeout/4 {
 		t.Errorf("the newest %d were closed after %s, before PendingTimeout %s", max, took, timeout)
 	}
 	roundTrip(t, newKiosk(t, srv, srvSecret), rec, pos, "TXN1")
-	expectNothing(t, rec.states, "ConnState")
+	mobypaytest.ExpectNothing(t, rec.States, "ConnState")
 	if n := srv.Stats().Pending.Load(); n != 10 {
 		t.Errorf("Pending = %d, want 10", n)
 	}
@@ -287,16 +289,16 @@ func TestServerPendingBounded(t *testing.T) {
 func TestServerLastProvenDisplacesSquatter(t *testing.T) {
 	check := func(t *testing.T, srv *Server, rec *recHandler) {
 		t.Helper()
-		squatter := dialFrom(t, srv.Addr(), "127.0.0.2")
-		if ev := awaitState(t, rec, Connected); ev.peer != squatter.LocalAddr().String() {
-			t.Fatalf("connected %s, want the squatter %s", ev.peer, squatter.LocalAddr())
+		squatter := mobypaytest.Dial(t, srv.Addr(), "127.0.0.2")
+		if ev := awaitState(t, rec, Connected); ev.Peer != squatter.LocalAddr().String() {
+			t.Fatalf("connected %s, want the squatter %s", ev.Peer, squatter.LocalAddr())
 		}
 		barrier(t, srv) // 127.0.0.3 has no claim
 		pos := dialPOS(t, srv.Addr(), "127.0.0.1")
-		if ev := awaitState(t, rec, Connected); ev.peer != pos.conn.LocalAddr().String() {
-			t.Fatalf("connected %s, want the POS %s", ev.peer, pos.conn.LocalAddr())
+		if ev := awaitState(t, rec, Connected); ev.Peer != pos.conn.LocalAddr().String() {
+			t.Fatalf("connected %s, want the POS %s", ev.Peer, pos.conn.LocalAddr())
 		}
-		expectClosed(t, squatter)
+		mobypaytest.ExpectClosed(t, squatter)
 		roundTrip(t, newKiosk(t, srv, srvSecret), rec, pos, "TXN1")
 		if n := srv.Stats().Displaced.Load(); n != 1 {
 			t.Errorf("Displaced = %d, want 1", n)
@@ -306,7 +308,7 @@ func TestServerLastProvenDisplacesSquatter(t *testing.T) {
 		proven := make(chan netip.Addr, 4)
 		srv, rec := startServer(t, ServerConfig{OnProven: func(a netip.Addr) { proven <- a }})
 		pos := provenPOS(t, srv, rec)
-		if a := await(t, proven, "OnProven"); a != netip.MustParseAddr("127.0.0.1") {
+		if a := mobypaytest.Await(t, proven, "OnProven"); a != netip.MustParseAddr("127.0.0.1") {
 			t.Fatalf("OnProven(%s), want 127.0.0.1", a)
 		}
 		pos.conn.Close()
@@ -344,7 +346,7 @@ func TestServerFloodLogsAggregated(t *testing.T) {
 	var buf lockedBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	rec := &recHandler{make(chan Message, 256), make(chan lateMsg, 256), make(chan connEvent, 256)}
+	rec := mobypaytest.NewRecorder[Message, ConnState](256)
 	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Secret: srvSecret,
 		Log: slog.New(slog.NewTextHandler(&buf, nil))}, rec)
 	if err != nil {
@@ -368,7 +370,7 @@ func TestServerFloodLogsAggregated(t *testing.T) {
 	own.close()
 	other.close()
 	cancel()
-	if err := await(t, done, "Serve to return"); err != nil {
+	if err := mobypaytest.Await(t, done, "Serve to return"); err != nil {
 		t.Fatal(err)
 	}
 	out := strings.TrimSpace(buf.String())
@@ -405,9 +407,9 @@ func TestServerFloodDoesNotWaitForHandler(t *testing.T) {
 			close(g.gate)
 		}
 	}()
-	a := dialFrom(t, srv.Addr(), "127.0.0.1")
+	a := mobypaytest.Dial(t, srv.Addr(), "127.0.0.1")
 	awaitState(t, g.recHandler, Connected)
-	write(t, a, string(posFrame(t, srvSecret, "HOLD1", time.Now())))
+	mobypaytest.Write(t, a, string(posFrame(t, srvSecret, "HOLD1", time.Now())))
 	awaitMsg(t, g.recHandler, TypeAck, StatusProcessing, "HOLD1") // blocked in Message
 	own := newFlooder(t, srv.Addr(), "127.0.0.1", 16)
 	other := newFlooder(t, srv.Addr(), "127.0.0.2", 16)
@@ -421,7 +423,7 @@ func TestServerFloodDoesNotWaitForHandler(t *testing.T) {
 	}
 	close(g.gate)
 	gateOpen = true
-	expectNothing(t, g.states, "ConnState")
+	mobypaytest.ExpectNothing(t, g.States, "ConnState")
 }
 
 // TestServerUnprovenReplacementsBounded: connections that replace one
@@ -444,8 +446,8 @@ func TestServerUnprovenReplacementsBounded(t *testing.T) {
 		t.Errorf("Replaced = %d, want 99", got)
 	}
 	for range 100 {
-		if ev := await(t, rec.states, "ConnState"); ev.s != Connected {
-			t.Fatalf("ConnState %v %s", ev.s, ev.peer)
+		if ev := mobypaytest.Await(t, rec.States, "ConnState"); ev.State != Connected {
+			t.Fatalf("ConnState %v %s", ev.State, ev.Peer)
 		}
 	}
 }

@@ -2,44 +2,29 @@ package possim
 
 import (
 	"crypto/rand"
-	"errors"
-	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // The harness: the simulator against the kiosk's real mobypay.Server, or
 // against a bare listener, over loopback TCP. Tests synchronise on the
-// handler's and the simulator's events, never on sleeps. It mirrors the
-// server harness in mobypay's own tests, which cannot import this package.
+// handler's and the simulator's events, never on sleeps. What it shares
+// with mobypay's own server tests is in mobypaytest; what needs the
+// simulator or mobypay's types is here.
 
-var srvSecret = []byte("server-test-secret")
+var srvSecret = mobypaytest.Secret
 
-const srvWait = 5 * time.Second // bound on any single wait
+const srvWait = mobypaytest.Wait
 
-type lateMsg struct {
-	m   mobypay.Message
-	err error
-}
+type (
+	recHandler = mobypaytest.Recorder[mobypay.Message, mobypay.ConnState]
+	connEvent  = mobypaytest.StateEvent[mobypay.ConnState]
+)
 
-type connEvent struct {
-	s    mobypay.ConnState
-	peer string
-}
-
-// recHandler records every handler call on a channel.
-type recHandler struct {
-	msgs   chan mobypay.Message
-	late   chan lateMsg
-	states chan connEvent
-}
-
-func (r *recHandler) Message(m *mobypay.Message)              { r.msgs <- *m }
-func (r *recHandler) Late(m *mobypay.Message, err error)      { r.late <- lateMsg{*m, err} }
-func (r *recHandler) ConnState(s mobypay.ConnState, p string) { r.states <- connEvent{s, p} }
+var _ mobypay.Handler = (*recHandler)(nil)
 
 // startServer runs a server on 127.0.0.1 until the test ends.
 func startServer(t *testing.T, cfg mobypay.ServerConfig) (*mobypay.Server, *recHandler) {
@@ -50,23 +35,12 @@ func startServer(t *testing.T, cfg mobypay.ServerConfig) (*mobypay.Server, *recH
 	if cfg.Secret == nil {
 		cfg.Secret = srvSecret
 	}
-	rec := &recHandler{make(chan mobypay.Message, 256), make(chan lateMsg, 256), make(chan connEvent, 256)}
+	rec := mobypaytest.NewRecorder[mobypay.Message, mobypay.ConnState](256)
 	srv, err := mobypay.NewServer(cfg, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(t.Context()) }()
-	t.Cleanup(func() {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(srvWait):
-			t.Errorf("Serve did not return")
-		}
-	})
+	mobypaytest.RunUntilEnd(t, "Serve", srv.Serve)
 	return srv, rec
 }
 
@@ -91,78 +65,30 @@ func startSim(t *testing.T, cfg Config) <-chan Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx) }()
-	t.Cleanup(func() {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(srvWait):
-			t.Errorf("Run did not return")
-		}
-	})
+	mobypaytest.RunUntilEnd(t, "Run", sim.Run)
 	return events
-}
-
-func await[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(srvWait):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-	panic("unreachable")
 }
 
 // awaitSim skips simulator events until one matches.
 func awaitSim(t *testing.T, ch <-chan Event, what string, match func(Event) bool) Event {
 	t.Helper()
-	deadline := time.After(srvWait)
-	for {
-		select {
-		case e := <-ch:
-			if match(e) {
-				return e
-			}
-		case <-deadline:
-			t.Fatalf("timed out waiting for simulator event: %s", what)
-		}
-	}
+	return mobypaytest.AwaitMatch(t, ch, "simulator event: "+what, match)
 }
 
 func simKind(k EventKind) func(Event) bool {
 	return func(e Event) bool { return e.Kind == k }
 }
 
-// expectNothing fails if anything is queued on ch now. It is only used
-// after a later event proved that the server has passed the point where
-// the unwanted value would have been delivered.
-func expectNothing[T any](t *testing.T, ch <-chan T, what string) {
-	t.Helper()
-	select {
-	case v := <-ch:
-		t.Fatalf("unexpected %s: %+v", what, v)
-	default:
-	}
-}
-
 func awaitState(t *testing.T, rec *recHandler, want mobypay.ConnState) connEvent {
 	t.Helper()
-	ev := await(t, rec.states, "ConnState "+want.String())
-	if ev.s != want {
-		t.Fatalf("ConnState %v (%s), want %v", ev.s, ev.peer, want)
-	}
-	return ev
+	return mobypaytest.AwaitState(t, rec.States, want)
 }
 
 // awaitMsg waits for the next delivered message and checks its type,
 // status and txn_id.
 func awaitMsg(t *testing.T, rec *recHandler, typ, status, txn string) mobypay.Message {
 	t.Helper()
-	m := await(t, rec.msgs, typ+" "+status)
+	m := mobypaytest.Await(t, rec.Msgs, typ+" "+status)
 	if m.Type != typ || m.Status != status || m.TxnID != txn {
 		t.Fatalf("got %s %s %s, want %s %s %s\n%s", m.Type, m.Status, m.TxnID, typ, status, txn, m.Payload)
 	}
@@ -209,43 +135,4 @@ func (k *kiosk) selectPlan(txn, plan string) {
 func (k *kiosk) cancel(txn string) {
 	k.t.Helper()
 	k.send(k.codec.AppendCancel(nil, k.header(txn)))
-}
-
-// dial opens a raw client connection to addr.
-func dial(t *testing.T, addr net.Addr) net.Conn {
-	t.Helper()
-	d := net.Dialer{Timeout: srvWait}
-	c, err := d.DialContext(t.Context(), "tcp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// expectClosed reads until the server closes c, which must happen before
-// the deadline.
-func expectClosed(t *testing.T, c net.Conn) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(srvWait))
-	buf := make([]byte, 512)
-	for {
-		_, err := c.Read(buf)
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("connection still open after %s", srvWait)
-		}
-		return
-	}
-}
-
-func write(t *testing.T, c net.Conn, s string) {
-	t.Helper()
-	c.SetWriteDeadline(time.Now().Add(srvWait))
-	if _, err := io.WriteString(c, s); err != nil {
-		t.Fatal(err)
-	}
 }

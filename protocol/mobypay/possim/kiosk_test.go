@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // The simulator against the kiosk's real server, behaviour by behaviour:
@@ -83,7 +84,7 @@ func TestServerSimBehaviours(t *testing.T) {
 			checkSuccess(t, awaitMsg(t, rec, mobypay.TypeTransactionResult, mobypay.StatusSuccess, txn), mobypay.StatusSuccess, 1100)
 		}},
 		{WrongTxn, mobypay.ModeCard, func(t *testing.T, rec *recHandler, k *kiosk) {
-			m := await(t, rec.msgs, "result")
+			m := mobypaytest.Await(t, rec.Msgs, "result")
 			if m.Type != mobypay.TypeTransactionResult || m.TxnID == txn || m.TxnID == "" {
 				t.Errorf("wrongtxn: %s", m.Payload)
 			}
@@ -150,7 +151,7 @@ func TestServerBadSignatureNotDelivered(t *testing.T) {
 	if n := srv.Stats().BadSig.Load(); n != 1 {
 		t.Errorf("BadSig = %d, want 1", n)
 	}
-	expectNothing(t, rec.late, "late message")
+	mobypaytest.ExpectNothing(t, rec.Lates, "late message")
 }
 
 func TestServerReplayDeliveredOnce(t *testing.T) {
@@ -169,9 +170,9 @@ func TestServerStaleGoesToLate(t *testing.T) {
 	srv, rec, _, k := connected(t, Stale, mobypay.ServerConfig{})
 	k.request("TXN1", 1000, mobypay.ModeCard)
 	awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusProcessing, "TXN1")
-	l := await(t, rec.late, "late result")
-	if !errors.Is(l.err, mobypay.ErrStale) || !l.m.IsSuccess() || l.m.TxnID != "TXN1" {
-		t.Errorf("late: %v %s", l.err, l.m.Payload)
+	l := mobypaytest.Await(t, rec.Lates, "late result")
+	if !errors.Is(l.Err, mobypay.ErrStale) || !l.Msg.IsSuccess() || l.Msg.TxnID != "TXN1" {
+		t.Errorf("late: %v %s", l.Err, l.Msg.Payload)
 	}
 	k.cancel("TXN1")
 	awaitMsg(t, rec, mobypay.TypeAck, mobypay.StatusReceived, "TXN1")
@@ -235,8 +236,8 @@ func TestServerSilentSim(t *testing.T) {
 	awaitSim(t, ev, "cancel received", simKind(Received))
 	// Nothing was sent: the simulator would have reported it before
 	// handling the cancel.
-	expectNothing(t, ev, "simulator event")
-	expectNothing(t, rec.msgs, "message")
+	mobypaytest.ExpectNothing(t, ev, "simulator event")
+	mobypaytest.ExpectNothing(t, rec.Msgs, "message")
 }
 
 // TestSimRefusesBadKioskFrames: the simulator judges the kiosk as the
@@ -281,14 +282,14 @@ func TestSimDropReportsAfterReconnect(t *testing.T) {
 	// reconnect replace it first (mobypay.Connected). The ack comes on the old
 	// session and the error on the new one, so they may arrive in either
 	// order, but neither may be lost.
-	if e := await(t, rec.states, "ConnState"); e.s == mobypay.Disconnected {
+	if e := mobypaytest.Await(t, rec.States, "ConnState"); e.State == mobypay.Disconnected {
 		awaitState(t, rec, mobypay.Connected)
-	} else if e.s != mobypay.Connected {
-		t.Fatalf("ConnState %v", e.s)
+	} else if e.State != mobypay.Connected {
+		t.Fatalf("ConnState %v", e.State)
 	}
 	got := map[string]mobypay.Message{}
 	for range 2 {
-		m := await(t, rec.msgs, "message")
+		m := mobypaytest.Await(t, rec.Msgs, "message")
 		got[m.Type+" "+m.Status+" "+m.TxnID] = m
 	}
 	if _, ok := got["ack processing TXN1"]; !ok {
@@ -309,16 +310,16 @@ func TestSimDropReportsAfterReconnect(t *testing.T) {
 // simulator reconnects and takes the session back.
 func TestSimReconnectsWhenDropped(t *testing.T) {
 	srv, rec, ev, k := connected(t, Approve, mobypay.ServerConfig{})
-	intruder := dial(t, srv.Addr())
-	if e := awaitState(t, rec, mobypay.Connected); e.peer != intruder.LocalAddr().String() {
-		t.Fatalf("connected %s, want %s", e.peer, intruder.LocalAddr())
+	intruder := mobypaytest.Dial(t, srv.Addr(), "")
+	if e := awaitState(t, rec, mobypay.Connected); e.Peer != intruder.LocalAddr().String() {
+		t.Fatalf("connected %s, want %s", e.Peer, intruder.LocalAddr())
 	}
 	awaitSim(t, ev, "disconnected", simKind(Disconnected))
 	awaitSim(t, ev, "reconnected", simKind(Connected))
-	if e := awaitState(t, rec, mobypay.Connected); e.peer == intruder.LocalAddr().String() {
-		t.Fatalf("connected %s again", e.peer)
+	if e := awaitState(t, rec, mobypay.Connected); e.Peer == intruder.LocalAddr().String() {
+		t.Fatalf("connected %s again", e.Peer)
 	}
-	expectClosed(t, intruder)
+	mobypaytest.ExpectClosed(t, intruder)
 	if n := srv.Stats().Replaced.Load(); n != 2 {
 		t.Errorf("Replaced = %d, want 2", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/mobypay/internal/mobypaytest"
 )
 
 // rawKiosk is a bare listener the simulator connects to, so that tests
@@ -50,7 +51,7 @@ func (r *rawKiosk) request(txn string, sen int64, mode string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	write(r.t, r.conn, string(f))
+	mobypaytest.Write(r.t, r.conn, string(f))
 }
 
 // next returns the next line and whether its signature verifies.
@@ -181,11 +182,11 @@ func TestSimPlans(t *testing.T) {
 		t.Errorf("instalments sum to %d sen, want 10001", sum)
 	}
 	// An unknown plan is answered with an error; the offer stands.
-	write(t, r.conn, string(r.k.codec.AppendPlanSelection(nil, r.k.header("TXN1"), "ipp-99m")))
+	mobypaytest.Write(t, r.conn, string(r.k.codec.AppendPlanSelection(nil, r.k.header("TXN1"), "ipp-99m")))
 	if e, _ := r.next(); !strings.HasPrefix(e, `{"payload": {"type": "error", "txn_id": "TXN1", "message": `) {
 		t.Errorf("unknown plan answered with:\n%s", e)
 	}
-	write(t, r.conn, string(r.k.codec.AppendPlanSelection(nil, r.k.header("TXN1"), "pay-in-full")))
+	mobypaytest.Write(t, r.conn, string(r.k.codec.AppendPlanSelection(nil, r.k.header("TXN1"), "pay-in-full")))
 	if ack, _ := r.next(); !strings.Contains(ack, `"status": "plan_received"`) {
 		t.Errorf("plan selection answered with:\n%s", ack)
 	}
