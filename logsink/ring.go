@@ -34,6 +34,9 @@ func (r *Ring) add(line string) {
 
 // Last returns up to n lines (all it keeps for n <= 0), oldest first.
 func (r *Ring) Last(n int) []string {
+	if r == nil { // a daemon run without a ring (tests) keeps no lines
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var all []string

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -101,7 +99,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 
 	// Each resource's cleanup is deferred as it is acquired, so every
 	// return below releases what came before it, in reverse order.
-	ctl, err := listenControl(cfg.Control.Socket)
+	ctl, err := control.Listen(cfg.Control.Socket)
 	if err != nil {
 		return err
 	}
@@ -152,14 +150,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 		return control.Status{
 			POS: svc.POS(), Current: svc.Current(),
 			KioskID: cfg.KioskID, Version: version, Board: cfg.Board.Kind,
-			POSListen: srv.Addr().String(), POSConnectTo: connectAddrs(srv.Addr()),
-			POSStats: posStats(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
+			POSListen: srv.Addr().String(), POSConnectTo: control.ConnectAddrs(srv.Addr()),
+			POSStats: control.POSStatsOf(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
 			KPOSListen: kposAddr, Hardware: hw.State(),
 		}
 	}
-	routes := append(api.Routes(), hw.Routes(svc, func() []string { return connectAddrs(srv.Addr()) })...)
-	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: logsHandler(ring)})
-	mux, patterns := controlMux(routes)
+	routes := append(api.Routes(), hw.Routes(svc, func() []string { return control.ConnectAddrs(srv.Addr()) })...)
+	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: control.LogsHandler(ring.Last)})
+	mux, patterns := control.Mux(routes)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	parent := ctx
@@ -187,7 +185,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	}()
 	log.Info("kioskd started", "version", version, "config", cfg.Source, "kiosk_id", cfg.KioskID,
 		"board", cfg.Board.Kind, "data_dir", cfg.DataDir, "control", cfg.Control.Socket,
-		"pos_listen", srv.Addr().String(), "pos_connect_to", connectAddrs(srv.Addr()))
+		"pos_listen", srv.Addr().String(), "pos_connect_to", control.ConnectAddrs(srv.Addr()))
 	if up != nil {
 		up <- started{POSAddr: srv.Addr().String(), KPOSAddr: kposAddr, Control: cfg.Control.Socket, Routes: patterns}
 	}
@@ -206,83 +204,4 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 		return nil // asked to stop
 	}
 	return cause
-}
-
-// listenControl opens the control socket (mode 0660). A socket file left
-// by a crash is removed; one that still answers belongs to a running
-// kioskd, and starting a second one is refused.
-func listenControl(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s: another kioskd is running", path)
-	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return ln, nil
-}
-
-// connectAddrs lists the addresses a POS should connect to: the listen
-// address itself, or every non-loopback address when listening on all.
-func connectAddrs(a net.Addr) []string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return []string{a.String()}
-	}
-	port := strconv.Itoa(ta.Port)
-	if !ta.IP.IsUnspecified() {
-		return []string{net.JoinHostPort(ta.IP.String(), port)}
-	}
-	var out []string
-	addrs, _ := net.InterfaceAddrs()
-	for _, ad := range addrs {
-		if ipn, ok := ad.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
-			out = append(out, net.JoinHostPort(ipn.IP.String(), port))
-		}
-	}
-	if len(out) == 0 {
-		out = append(out, net.JoinHostPort("127.0.0.1", port))
-	}
-	return out
-}
-
-func posStats(s *mobypay.Stats) control.POSStats {
-	return control.POSStats{
-		Sessions: s.Sessions.Load(), Replaced: s.Replaced.Load(), Rejected: s.Rejected.Load(),
-		Received: s.Received.Load(), Late: s.Late.Load(), Malformed: s.Malformed.Load(),
-		BadSignature: s.BadSig.Load(), Replayed: s.Replayed.Load(), Oversize: s.Oversize.Load(),
-		Undecoded: s.Undecoded.Load(), Pending: s.Pending.Load(), Promoted: s.Promoted.Load(),
-		Displaced: s.Displaced.Load(), NoNonce: s.NoNonce.Load(), Pings: s.Pings.Load(),
-	}
-}
-
-// controlMux registers every route of the control API on one mux and
-// returns their patterns with it: the one list that docs/control-api.json
-// is tested against, in both directions.
-func controlMux(routes []control.Route) (*http.ServeMux, []string) {
-	mux := http.NewServeMux()
-	patterns := make([]string, 0, len(routes))
-	for _, r := range routes {
-		mux.HandleFunc(r.Pattern, r.Handler)
-		patterns = append(patterns, r.Pattern)
-	}
-	return mux, patterns
-}
-
-// logsHandler serves the ring; tests that need no log lines run serve
-// without one.
-func logsHandler(ring *logsink.Ring) http.HandlerFunc {
-	if ring == nil {
-		return control.LogsHandler(nil)
-	}
-	return control.LogsHandler(ring.Last)
 }

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
-
-	"rsc.io/qr"
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/qrterm"
 )
 
 func cmdSelftest(e *env, args []string) int {
@@ -67,7 +65,7 @@ func cmdPair(e *env, args []string) int {
 	for _, a := range addrs {
 		text := control.PairText(a)
 		fmt.Fprintf(e.stdout, "Connect the POS to %s (scan: %q)\n", a, text)
-		if err := writeQR(e.stdout, text, *light); err != nil {
+		if err := qrterm.Write(e.stdout, text, *light); err != nil {
 			fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
 			return exitFail
 		}
@@ -102,45 +100,5 @@ func pairAddrs(cf *clientFlags) ([]string, error) {
 		return nil, err
 	}
 	p, _ := strconv.Atoi(port)
-	return connectAddrs(&net.TCPAddr{IP: net.ParseIP(host), Port: p}), nil
-}
-
-// writeQR draws a QR code with half blocks, two modules per character
-// row, with the quiet zone the standard asks for. By default light
-// modules are drawn, which reads correctly on the usual dark console.
-func writeQR(w interface{ Write([]byte) (int, error) }, text string, lightTerminal bool) error {
-	code, err := qr.Encode(text, qr.M)
-	if err != nil {
-		return fmt.Errorf("qr: %w", err)
-	}
-	const quiet = 2
-	n := code.Size
-	dark := func(x, y int) bool {
-		if x < 0 || y < 0 || x >= n || y >= n {
-			return false
-		}
-		return code.Black(x, y)
-	}
-	var b strings.Builder
-	for y := -quiet; y < n+quiet; y += 2 {
-		for x := -quiet; x < n+quiet; x++ {
-			top, bottom := dark(x, y), dark(x, y+1)
-			if !lightTerminal { // draw the light modules
-				top, bottom = !top, !bottom
-			}
-			switch {
-			case top && bottom:
-				b.WriteString("█")
-			case top:
-				b.WriteString("▀")
-			case bottom:
-				b.WriteString("▄")
-			default:
-				b.WriteString(" ")
-			}
-		}
-		b.WriteString("\n")
-	}
-	_, err = w.Write([]byte(b.String()))
-	return err
+	return control.ConnectAddrs(&net.TCPAddr{IP: net.ParseIP(host), Port: p}), nil
 }
