@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 )
 
 // cmdCancel cancels TXN_ID or, without one, the payment in progress as
@@ -17,11 +18,11 @@ import (
 // that cancels to be sure nothing is running gets its answer either way.
 // A cancel's exit code never says how the payment ended (a success that
 // arrives during the grace still wins); pay and the journal do.
-func cmdCancel(e *env, args []string) int {
-	fs := e.flags()
+func cmdCancel(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
-	if code, ok := e.parse(fs, args, 0, 1); !ok {
+	if code, ok := e.Parse(fs, args, 0, 1); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -36,7 +37,7 @@ func cmdCancel(e *env, args []string) int {
 			return clientFail(e, err)
 		}
 		if st.Current == nil {
-			fmt.Fprintln(e.stdout, "no payment in progress")
+			fmt.Fprintln(e.Stdout, "no payment in progress")
 			return exitOK
 		}
 		id = st.Current.ID
@@ -49,21 +50,21 @@ func cmdCancel(e *env, args []string) int {
 		if t, err = c.Payment(ctx, id); err != nil {
 			return clientFail(e, err)
 		}
-		fmt.Fprintf(e.stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
+		fmt.Fprintf(e.Stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
 		return exitOK
 	}
 	if err != nil {
 		return clientFail(e, err)
 	}
-	fmt.Fprintln(e.stdout, describe(t))
+	fmt.Fprintln(e.Stdout, describe(t))
 	return exitOK
 }
 
-func cmdPlan(e *env, args []string) int {
-	fs := e.flags()
+func cmdPlan(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
-	if code, ok := e.parse(fs, args, 2, 2); !ok {
+	if code, ok := e.Parse(fs, args, 2, 2); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -74,6 +75,6 @@ func cmdPlan(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	fmt.Fprintln(e.stdout, describe(t))
+	fmt.Fprintln(e.Stdout, describe(t))
 	return exitOK
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -60,8 +61,8 @@ func (c *clientFlags) client() (*control.Client, error) {
 // clientFail reports a client command's error and returns its exit code:
 // no answer from the daemon, a refusal or an unreadable answer, or else
 // the command's own config or arguments (nothing was sent).
-func clientFail(e *env, err error) int {
-	fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+func clientFail(e *cli.Env, err error) int {
+	fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 	var na *control.NoAnswerError
 	switch {
 	case errors.As(err, &na):

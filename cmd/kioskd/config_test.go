@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/internal/cli"
 )
 
 // provisionFiles are the key files of a KPOS kiosk, all valid.
@@ -148,7 +150,7 @@ func TestConfigCheckRefusesWhatRunRefuses(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var stderr bytes.Buffer
-			code = runService(ctx, &env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &stderr}, cfgPath, nil)
+			code = runService(ctx, &cli.Env{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &stderr}, cfgPath, nil)
 			if ctx.Err() != nil {
 				t.Fatalf("run served with a config it must refuse:\n%s", stderr.String())
 			}

@@ -10,17 +10,18 @@ import (
 	"strings"
 
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/payment"
 )
 
-func cmdJournal(e *env, args []string) int {
-	fs := e.flags()
+func cmdJournal(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	if *n < 0 {
@@ -45,7 +46,7 @@ func cmdJournal(e *env, args []string) int {
 // journalUnknown lists GET /v1/evidence: the evidence about no known
 // payment, newest first. -json passes each object on as the daemon wrote
 // it, so no field is lost to this client's idea of Evidence.
-func journalUnknown(e *env, c *control.Client, n int, asJSON bool) int {
+func journalUnknown(e *cli.Env, c *control.Client, n int, asJSON bool) int {
 	list, err := c.Evidence(context.Background(), n)
 	if err != nil {
 		return clientFail(e, err)
@@ -56,20 +57,20 @@ func journalUnknown(e *env, c *control.Client, n int, asJSON bool) int {
 			var b bytes.Buffer
 			if err := json.Compact(&b, raw); err == nil {
 				b.WriteByte('\n')
-				e.stdout.Write(b.Bytes())
+				e.Stdout.Write(b.Bytes())
 			}
 			continue
 		}
 		var ev payment.Evidence
 		if err := json.Unmarshal(raw, &ev); err != nil {
-			fmt.Fprintf(e.stderr, "kioskd: cannot decode evidence %s: %v\n", raw, err)
+			fmt.Fprintf(e.Stderr, "kioskd: cannot decode evidence %s: %v\n", raw, err)
 			code = exitFail
 			continue
 		}
-		fmt.Fprintln(e.stdout, describeEvidence(ev))
+		fmt.Fprintln(e.Stdout, describeEvidence(ev))
 	}
 	if len(list) == 0 && !asJSON {
-		fmt.Fprintln(e.stdout, "no messages about unknown payments")
+		fmt.Fprintln(e.Stdout, "no messages about unknown payments")
 	}
 	return code
 }
@@ -91,27 +92,27 @@ func describeEvidence(ev payment.Evidence) string {
 }
 
 // printTxns writes payments one per line, or one JSON object per line.
-func printTxns(e *env, list []payment.Txn, asJSON bool) {
-	enc := json.NewEncoder(e.stdout)
+func printTxns(e *cli.Env, list []payment.Txn, asJSON bool) {
+	enc := json.NewEncoder(e.Stdout)
 	for _, t := range list {
 		if asJSON {
 			enc.Encode(t)
 			continue
 		}
-		fmt.Fprintf(e.stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
+		fmt.Fprintf(e.Stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
 		if t.Settled != "" {
-			fmt.Fprintf(e.stdout, "    settled %s\n", t.Settled)
+			fmt.Fprintf(e.Stdout, "    settled %s\n", t.Settled)
 		}
 	}
 }
 
-func cmdReview(e *env, args []string) int {
-	fs := e.flags()
+func cmdReview(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	all := fs.Bool("all", false, "include payments already settled")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -124,21 +125,21 @@ func cmdReview(e *env, args []string) int {
 	}
 	printTxns(e, list, *asJSON)
 	if len(list) == 0 && !*asJSON {
-		fmt.Fprintln(e.stdout, "nothing to review")
+		fmt.Fprintln(e.Stdout, "nothing to review")
 	}
 	return exitOK
 }
 
-func cmdReviewSettle(e *env, args []string) int {
-	fs := e.flags()
+func cmdReviewSettle(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
-	if code, ok := e.parse(fs, args, 1, 1); !ok {
+	if code, ok := e.Parse(fs, args, 1, 1); !ok {
 		return code
 	}
 	if *note == "" {
-		fmt.Fprintln(e.stderr, "kioskd: review settle: -note is required: it is what the journal keeps of how it was settled")
+		fmt.Fprintln(e.Stderr, "kioskd: review settle: -note is required: it is what the journal keeps of how it was settled")
 		fs.Usage()
 		return exitUsage
 	}
@@ -150,6 +151,6 @@ func cmdReviewSettle(e *env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	fmt.Fprintf(e.stdout, "settled %s: %s\n", t.ID, t.Settled)
+	fmt.Fprintf(e.Stdout, "settled %s: %s\n", t.ID, t.Settled)
 	return exitOK
 }

@@ -266,12 +266,12 @@ func TestHelpSubcommand(t *testing.T) {
 // path that runs it, nested ones too.
 func TestHelpFromTable(t *testing.T) {
 	_, _, top := kioskd(t, "", "-h")
-	var walk func(path string, cs []command)
-	walk = func(path string, cs []command) {
+	var walk func(path string, cs []cli.Command)
+	walk = func(path string, cs []cli.Command) {
 		for _, c := range cs {
-			p := strings.TrimSpace(path + " " + c.name)
-			walk(p, c.subs)
-			if c.run == nil {
+			p := strings.TrimSpace(path + " " + c.Name)
+			walk(p, c.Subs)
+			if c.Run == nil {
 				continue
 			}
 			if !strings.Contains(top, "\n  "+p+" ") {
@@ -279,7 +279,7 @@ func TestHelpFromTable(t *testing.T) {
 			}
 			code, _, errs := kioskd(t, "", append(strings.Fields(p), "-h")...)
 			first, _, _ := strings.Cut(errs, "\n")
-			if want := "usage: " + cli.UsageLine("kioskd", p, c.usage); code != exitOK || first != want {
+			if want := "usage: " + cli.UsageLine("kioskd", p, c.Usage); code != exitOK || first != want {
 				t.Errorf("%s -h: exit %d, first line\n%s\nwant\n%s", p, code, first, want)
 			}
 		}

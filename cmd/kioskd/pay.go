@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -47,8 +48,8 @@ func checkKey(k string) error {
 	return nil
 }
 
-func cmdPay(e *env, args []string) int {
-	fs := e.flags()
+func cmdPay(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	amount := fs.String("amount", "", "amount in RM, e.g. 12.50")
@@ -58,7 +59,7 @@ func cmdPay(e *env, args []string) int {
 	key := fs.String("key", "", "idempotency key, e.g. the controller's order id: asking again with the same key returns the payment already made instead of making a second one, and lets pay repeat a request that got no answer")
 	timeout := fs.Duration("timeout", defaultPayTimeout, "give up waiting after this long (0: no limit) and exit 3; the payment is not cancelled")
 	asJSON := fs.Bool("json", false, "print the final transaction as JSON")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	if *amount == "" || *timeout < 0 {
@@ -66,12 +67,12 @@ func cmdPay(e *env, args []string) int {
 		return exitUsage
 	}
 	if _, err := payment.ParseAmount(*amount); err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 		return exitUsage
 	}
 	if *key != "" {
 		if err := checkKey(*key); err != nil {
-			fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+			fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 			return exitUsage
 		}
 	}
@@ -84,9 +85,9 @@ func cmdPay(e *env, args []string) int {
 		ctx, cancel = context.WithTimeout(context.Background(), *timeout)
 	}
 	defer cancel()
-	p := &payReport{e: e, progress: e.stdout, asJSON: *asJSON, key: *key, timeout: *timeout}
+	p := &payReport{e: e, progress: e.Stdout, asJSON: *asJSON, key: *key, timeout: *timeout}
 	if *asJSON {
-		p.progress = e.stderr
+		p.progress = e.Stderr
 	}
 	// Once the daemon has the payment, Ctrl-C asks the kiosk to cancel it
 	// and pay waits for the outcome; before, it ends pay as any command.
@@ -116,10 +117,10 @@ func cmdPay(e *env, args []string) int {
 	case control.NotAsked:
 		return clientFail(e, err) // nothing was asked: safe to retry
 	case control.NotSent:
-		fmt.Fprintf(e.stderr, "kioskd: payment refused: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: payment refused: %v\n", err)
 		return exitUnreachable
 	case control.Refused:
-		fmt.Fprintf(e.stderr, "kioskd: payment refused: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: payment refused: %v\n", err)
 		if ae := (*control.APIError)(nil); errors.As(err, &ae) && ae.Code == http.StatusServiceUnavailable {
 			return exitDeclined
 		}
@@ -135,7 +136,7 @@ func cmdPay(e *env, args []string) int {
 // payReport is what kioskd pay prints: progress on stdout (stderr with
 // -json), what went wrong on stderr, the final record on stdout.
 type payReport struct {
-	e        *env
+	e        *cli.Env
 	progress io.Writer
 	asJSON   bool
 	key      string
@@ -152,7 +153,7 @@ func (p *payReport) step(s control.Progress) {
 			fmt.Fprintf(p.progress, "%s %s RM %s: %s\n", t.ID, t.Mode, t.Amount, t.State)
 		}
 	case control.Retrying:
-		fmt.Fprintf(p.e.stderr, "kioskd: the payment request got no answer (%v); asking again with the same key %q\n", s.Err, p.key)
+		fmt.Fprintf(p.e.Stderr, "kioskd: the payment request got no answer (%v); asking again with the same key %q\n", s.Err, p.key)
 	case control.Changed:
 		line := fmt.Sprintf("%s: %s", t.ID, t.State)
 		if t.State == payment.PlansOffered {
@@ -166,17 +167,17 @@ func (p *payReport) step(s control.Progress) {
 	case control.Cancelling:
 		fmt.Fprintf(p.progress, "%s: cancelling\n", t.ID)
 	case control.CancelFailed:
-		fmt.Fprintf(p.e.stderr, "kioskd: cancel: %v\n", s.Err)
+		fmt.Fprintf(p.e.Stderr, "kioskd: cancel: %v\n", s.Err)
 	case control.UndecodableEvent:
 		about := ""
 		if s.Item.TxnID != "" {
 			about = " about " + s.Item.TxnID
 		}
-		fmt.Fprintf(p.e.stderr, "kioskd: cannot decode a %q event%s from the daemon: %v; looking %s up instead\n", s.Item.Kind, about, s.Err, t.ID)
+		fmt.Fprintf(p.e.Stderr, "kioskd: cannot decode a %q event%s from the daemon: %v; looking %s up instead\n", s.Item.Kind, about, s.Err, t.ID)
 	case control.LostContact:
-		fmt.Fprintf(p.e.stderr, "kioskd: lost contact with the daemon (%v); looking %s up again\n", s.Err, t.ID)
+		fmt.Fprintf(p.e.Stderr, "kioskd: lost contact with the daemon (%v); looking %s up again\n", s.Err, t.ID)
 	case control.Reconnected:
-		fmt.Fprintf(p.e.stderr, "kioskd: reconnected; %s is %s\n", t.ID, t.State)
+		fmt.Fprintf(p.e.Stderr, "kioskd: reconnected; %s is %s\n", t.ID, t.State)
 	}
 }
 
@@ -191,17 +192,17 @@ func (p *payReport) unclear(ctx context.Context, t payment.Txn, ue *control.Uncl
 	}
 	switch ue.Why {
 	case control.NoAnswer:
-		fmt.Fprintf(p.e.stderr, "kioskd: the payment request got no answer (%v). The daemon may have created the payment and sent it to the terminal: its outcome is unknown. Do not simply ask again: look it up with `kioskd journal`, and pay with -key ORDER_ID so that asking again is safe.\n", err)
+		fmt.Fprintf(p.e.Stderr, "kioskd: the payment request got no answer (%v). The daemon may have created the payment and sent it to the terminal: its outcome is unknown. Do not simply ask again: look it up with `kioskd journal`, and pay with -key ORDER_ID so that asking again is safe.\n", err)
 		return exitUnclear
 	case control.RetryRefused:
-		fmt.Fprintf(p.e.stderr, "kioskd: asking again with key %q: payment refused: %v. The first request's outcome is unknown: look it up with `kioskd journal` before asking again.\n", p.key, err)
+		fmt.Fprintf(p.e.Stderr, "kioskd: asking again with key %q: payment refused: %v. The first request's outcome is unknown: look it up with `kioskd journal` before asking again.\n", p.key, err)
 		return exitUnclear
 	case control.RetryNoAnswer:
 		why := fmt.Sprintf("within %s", reconnectWindow)
 		if timedOut {
 			why = fmt.Sprintf("within -timeout %s", p.timeout)
 		}
-		fmt.Fprintf(p.e.stderr, "kioskd: no answer for key %q %s (%v). The payment may exist and may still complete: look it up with `kioskd journal`; asking again with `kioskd pay -key %s` and the same amount is safe.\n", p.key, why, err, p.key)
+		fmt.Fprintf(p.e.Stderr, "kioskd: no answer for key %q %s (%v). The payment may exist and may still complete: look it up with `kioskd journal`; asking again with `kioskd pay -key %s` and the same amount is safe.\n", p.key, why, err, p.key)
 		return exitUnclear
 	case control.Undecodable:
 		id := ue.TxnID
@@ -212,7 +213,7 @@ func (p *payReport) unclear(ctx context.Context, t payment.Txn, ue *control.Uncl
 		if errors.As(ue.Err, &de) {
 			err = de.Err
 		}
-		fmt.Fprintf(p.e.stderr, "kioskd: the daemon accepted payment %s but its answer cannot be decoded: %v. The outcome is unknown: look it up with `kioskd journal` or `kioskd review`.\n", id, err)
+		fmt.Fprintf(p.e.Stderr, "kioskd: the daemon accepted payment %s but its answer cannot be decoded: %v. The outcome is unknown: look it up with `kioskd journal` or `kioskd review`.\n", id, err)
 		return exitUnclear
 	}
 	var why string
@@ -226,15 +227,15 @@ func (p *payReport) unclear(ctx context.Context, t payment.Txn, ue *control.Uncl
 	default:
 		why = fmt.Sprintf("no outcome within -timeout %s", p.timeout)
 	}
-	fmt.Fprintf(p.e.stderr, "kioskd: %s; %s was last known as %s. The payment was not cancelled and may still complete: look it up with `kioskd journal` (stop it with `kioskd cancel %s`).\n", why, t.ID, t.State, t.ID)
+	fmt.Fprintf(p.e.Stderr, "kioskd: %s; %s was last known as %s. The payment was not cancelled and may still complete: look it up with `kioskd journal` (stop it with `kioskd cancel %s`).\n", why, t.ID, t.State, t.ID)
 	p.print(t)
 	return exitUnclear
 }
 
 func (p *payReport) print(t payment.Txn) {
 	if p.asJSON {
-		json.NewEncoder(p.e.stdout).Encode(t)
+		json.NewEncoder(p.e.Stdout).Encode(t)
 	} else {
-		fmt.Fprintln(p.e.stdout, describe(t))
+		fmt.Fprintln(p.e.Stdout, describe(t))
 	}
 }

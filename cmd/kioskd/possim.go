@@ -15,14 +15,14 @@ import (
 
 // cmdPossim plays a MobyPay POS terminal against a kiosk (this one or
 // another implementation) until SIGINT or SIGTERM.
-func cmdPossim(e *env, args []string) int {
+func cmdPossim(e *cli.Env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runPossim(ctx, e, args)
 }
 
-func runPossim(ctx context.Context, e *env, args []string) int {
-	fs := cli.NewFlags(e.stderr, "kioskd", "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
+func runPossim(ctx context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e.Stderr, "kioskd", "possim", "-addr HOST:PORT [-behaviour NAME] [-secret S | -secret-file F | -config FILE] [-delay D] [-pos-id ID]")
 	addr := fs.String("addr", "", "kiosk address to connect to, HOST:PORT (required)")
 	behaviour := fs.String("behaviour", string(possim.Approve), "how the POS answers (see below)")
 	var sf secretFlags
@@ -33,39 +33,39 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
-		fmt.Fprintln(e.stderr, "\nbehaviours:")
+		fmt.Fprintln(e.Stderr, "\nbehaviours:")
 		for _, b := range possim.Behaviours() {
-			fmt.Fprintf(e.stderr, "  %-12s %s\n", b, b.Help())
+			fmt.Fprintf(e.Stderr, "  %-12s %s\n", b, b.Help())
 		}
 	}
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "kioskd: possim: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(e.Stderr, "kioskd: possim: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return exitUsage
 	}
 	if *addr == "" {
-		fmt.Fprintln(e.stderr, "kioskd: possim: -addr is required")
+		fmt.Fprintln(e.Stderr, "kioskd: possim: -addr is required")
 		fs.Usage()
 		return exitUsage
 	}
 	if possim.Behaviour(*behaviour).Help() == "" {
-		fmt.Fprintf(e.stderr, "kioskd: possim: unknown behaviour %q\n", *behaviour)
+		fmt.Fprintf(e.Stderr, "kioskd: possim: unknown behaviour %q\n", *behaviour)
 		fs.Usage()
 		return exitUsage
 	}
 	secret, err := sf.resolve(e)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 		return exitUsage
 	}
 	level := "info"
 	if *debug {
 		level = "debug"
 	}
-	log := logsink.NewLogger(e.stderr, "text", level)
+	log := logsink.NewLogger(e.Stderr, "text", level)
 	sim, err := possim.New(possim.Config{
 		Addr:      *addr,
 		Secret:    secret,
@@ -75,7 +75,7 @@ func runPossim(ctx context.Context, e *env, args []string) int {
 		Log:       log,
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 		return exitUsage
 	}
 	log.Info("possim starting", "addr", *addr, "behaviour", *behaviour, "pos_id", *posID)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -62,7 +63,7 @@ func TestPossimAgainstServer(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runPossim(ctx, &env{stdout: &bytes.Buffer{}, stderr: &stderr},
+		done <- runPossim(ctx, &cli.Env{Stdout: &bytes.Buffer{}, Stderr: &stderr},
 			[]string{"-addr", srv.Addr().String(), "-secret", secret, "-behaviour", "decline", "-pos-id", "POS042"})
 	}()
 	wait := func(what string) {

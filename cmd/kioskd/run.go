@@ -16,16 +16,17 @@ import (
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
-func cmdRun(e *env, args []string) int {
-	fs := e.flags()
+func cmdRun(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	cfgPath := fs.String("config", "", "config file (default: the embedded default, simulated board)")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -35,16 +36,16 @@ func cmdRun(e *env, args []string) int {
 
 // runService is `kioskd run` once its flags are parsed: it serves until
 // ctx ends (a signal, or a test) and returns the exit code.
-func runService(ctx context.Context, e *env, cfgPath string, up chan<- started) int {
+func runService(ctx context.Context, e *cli.Env, cfgPath string, up chan<- started) int {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 		return exitFail
 	}
 	// Nothing waits on stderr (a serial console): lines go through a
 	// bounded queue that drops and counts what does not fit. The ring
 	// behind `kioskd logs` keeps every line.
-	sink := logsink.New(e.stderr, cfg.LogFormat)
+	sink := logsink.New(e.Stderr, cfg.LogFormat)
 	ring := logsink.NewRing(1000)
 	base := logsink.NewLogger(sink, cfg.LogFormat, cfg.LogLevel)
 	log := slog.New(logsink.NewRingHandler(base.Handler(), ring, logsink.Level(cfg.LogLevel)))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/internal/cli"
 )
 
 // The regression test through `kioskd run` itself: with stderr stuck,
@@ -22,7 +24,7 @@ func TestRunWithStuckStderr(t *testing.T) {
 	up := make(chan started, 1)
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runService(ctx, &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: w}, cfgPath, up)
+		exited <- runService(ctx, &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: w}, cfgPath, up)
 	}()
 	select {
 	case <-up:

@@ -10,16 +10,17 @@ import (
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/internal/qrterm"
 )
 
-func cmdSelftest(e *env, args []string) int {
-	fs := e.flags()
+func cmdSelftest(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	pulse := fs.Bool("relay", false, "also pulse the vend relay (releases a product on a real machine)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -31,7 +32,7 @@ func cmdSelftest(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	if *asJSON {
-		json.NewEncoder(e.stdout).Encode(res)
+		json.NewEncoder(e.Stdout).Encode(res)
 	}
 	code := exitOK
 	for _, r := range res {
@@ -40,7 +41,7 @@ func cmdSelftest(e *env, args []string) int {
 			word, code = "FAIL", exitFail
 		}
 		if !*asJSON {
-			fmt.Fprintf(e.stdout, "%s %-9s %s\n", word, r.Name, r.Detail)
+			fmt.Fprintf(e.Stdout, "%s %-9s %s\n", word, r.Name, r.Detail)
 		}
 	}
 	return code
@@ -49,13 +50,13 @@ func cmdSelftest(e *env, args []string) int {
 // cmdPair shows where the POS should connect, as text and as a QR code
 // the POS app can scan, and asks the daemon to print it. Without a
 // running daemon the addresses come from the config.
-func cmdPair(e *env, args []string) int {
-	fs := e.flags()
+func cmdPair(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	print := fs.Bool("print", false, "also print the pairing slip on the receipt printer")
 	light := fs.Bool("light", false, "draw the QR code for a light-background terminal")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	addrs, err := pairAddrs(&cf)
@@ -64,9 +65,9 @@ func cmdPair(e *env, args []string) int {
 	}
 	for _, a := range addrs {
 		text := control.PairText(a)
-		fmt.Fprintf(e.stdout, "Connect the POS to %s (scan: %q)\n", a, text)
-		if err := qrterm.Write(e.stdout, text, *light); err != nil {
-			fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		fmt.Fprintf(e.Stdout, "Connect the POS to %s (scan: %q)\n", a, text)
+		if err := qrterm.Write(e.Stdout, text, *light); err != nil {
+			fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 			return exitFail
 		}
 	}
@@ -78,7 +79,7 @@ func cmdPair(e *env, args []string) int {
 		if _, err := c.Pair(context.Background()); err != nil {
 			return clientFail(e, err)
 		}
-		fmt.Fprintln(e.stdout, "pairing slip printed")
+		fmt.Fprintln(e.Stdout, "pairing slip printed")
 	}
 	return exitOK
 }

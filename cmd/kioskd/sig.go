@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/config"
+	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -26,7 +27,7 @@ func (s *secretFlags) register(fs interface {
 
 // resolve picks the secret: -secret, -secret-file, -config, else the
 // public development key, with a warning so nobody mistakes it for theirs.
-func (s *secretFlags) resolve(e *env) ([]byte, error) {
+func (s *secretFlags) resolve(e *cli.Env) ([]byte, error) {
 	n := 0
 	for _, v := range []string{s.secret, s.secretFile, s.config} {
 		if v != "" {
@@ -48,29 +49,29 @@ func (s *secretFlags) resolve(e *env) ([]byte, error) {
 		}
 		return cfg.POSSecret()
 	}
-	fmt.Fprintf(e.stderr, "kioskd: no secret given; using the public development key %q\n", mobypay.DevSecret)
+	fmt.Fprintf(e.Stderr, "kioskd: no secret given; using the public development key %q\n", mobypay.DevSecret)
 	return []byte(mobypay.DevSecret), nil
 }
 
 // start parses the flags, resolves the secret and returns a codec and a
 // frame reader over stdin, or the exit code to return.
-func (s *secretFlags) start(e *env, fs *flag.FlagSet, args []string) (*mobypay.Codec, *mobypay.FrameReader, int, bool) {
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+func (s *secretFlags) start(e *cli.Env, fs *flag.FlagSet, args []string) (*mobypay.Codec, *mobypay.FrameReader, int, bool) {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return nil, nil, code, false
 	}
 	secret, err := s.resolve(e)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "kioskd: %v\n", err)
+		fmt.Fprintf(e.Stderr, "kioskd: %v\n", err)
 		return nil, nil, exitUsage, false
 	}
-	return mobypay.NewCodec(secret), mobypay.NewFrameReader(e.stdin, mobypay.MaxFrame), 0, true
+	return mobypay.NewCodec(secret), mobypay.NewFrameReader(e.Stdin, mobypay.MaxFrame), 0, true
 }
 
 // sigVerify is the integrator's tool for "invalid signature" reports: it
 // judges envelopes exactly as the kiosk does, minus the live-session checks
 // (timestamp window, nonces), so captured old traffic can be checked.
-func sigVerify(e *env, args []string) int {
-	fs := e.flags()
+func sigVerify(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var sf secretFlags
 	sf.register(fs)
 	verbose := fs.Bool("v", false, "also print the canonical payload and the expected signature")
@@ -78,7 +79,7 @@ func sigVerify(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	out := bufio.NewWriter(e.stdout)
+	out := bufio.NewWriter(e.Stdout)
 	defer out.Flush()
 	var n, bad int
 	var m mobypay.Message
@@ -94,7 +95,7 @@ func sigVerify(e *env, args []string) int {
 			continue
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "kioskd: reading stdin: %v\n", err)
+			fmt.Fprintf(e.Stderr, "kioskd: reading stdin: %v\n", err)
 			return exitFail
 		}
 		err = codec.Open(frame)
@@ -119,7 +120,7 @@ func sigVerify(e *env, args []string) int {
 		}
 	}
 	if n == 0 {
-		fmt.Fprintln(e.stderr, "kioskd: no envelopes on stdin")
+		fmt.Fprintln(e.Stderr, "kioskd: no envelopes on stdin")
 		return exitFail
 	}
 	if bad > 0 {
@@ -128,8 +129,8 @@ func sigVerify(e *env, args []string) int {
 	return exitOK
 }
 
-func sigSign(e *env, args []string) int {
-	fs := e.flags()
+func sigSign(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var sf secretFlags
 	sf.register(fs)
 	fresh := fs.Bool("fresh", false, "set timestamp to now and nonce to a new UUID before signing, so a live kiosk accepts the message")
@@ -138,7 +139,7 @@ func sigSign(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	out := bufio.NewWriter(e.stdout)
+	out := bufio.NewWriter(e.Stdout)
 	defer out.Flush()
 	var n, bad int
 	var buf []byte
@@ -156,7 +157,7 @@ func sigSign(e *env, args []string) int {
 		}
 		if err != nil {
 			bad++
-			fmt.Fprintf(e.stderr, "kioskd: payload %d: %v\n", n, err)
+			fmt.Fprintf(e.Stderr, "kioskd: payload %d: %v\n", n, err)
 			continue
 		}
 		out.Write(buf)
@@ -165,7 +166,7 @@ func sigSign(e *env, args []string) int {
 		}
 	}
 	if n == 0 {
-		fmt.Fprintln(e.stderr, "kioskd: no payloads on stdin")
+		fmt.Fprintln(e.Stderr, "kioskd: no payloads on stdin")
 		return exitFail
 	}
 	if bad > 0 {

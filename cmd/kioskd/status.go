@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/internal/cli"
 )
 
-func cmdStatus(e *env, args []string) int {
-	fs := e.flags()
+func cmdStatus(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -30,13 +31,13 @@ func cmdStatus(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	if *asJSON {
-		e.stdout.Write(append(raw, '\n'))
+		e.Stdout.Write(append(raw, '\n'))
 		return exitOK
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return clientFail(e, &control.DecodeError{What: "the answer to GET /v1/status", Raw: raw, Err: err})
 	}
-	w := e.stdout
+	w := e.Stdout
 	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", st.KioskID, st.Version, st.Board, time.Duration(st.UptimeS)*time.Second)
 	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", st.POSListen, strings.Join(st.POSConnectTo, " or "))
 	for _, p := range st.POS {
@@ -69,12 +70,12 @@ func cmdStatus(e *env, args []string) int {
 	return exitOK
 }
 
-func cmdLogs(e *env, args []string) int {
-	fs := e.flags()
+func cmdLogs(e *cli.Env, args []string) int {
+	fs := e.Flags()
 	var cf clientFlags
 	cf.register(fs)
 	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")
-	if code, ok := e.parse(fs, args, 0, 0); !ok {
+	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
 	c, err := cf.client()
@@ -86,7 +87,7 @@ func cmdLogs(e *env, args []string) int {
 		return clientFail(e, err)
 	}
 	for _, l := range lines {
-		fmt.Fprintln(e.stdout, l)
+		fmt.Fprintln(e.Stdout, l)
 	}
 	return exitOK
 }
