@@ -20,14 +20,9 @@ import (
 // arrives during the grace still wins); pay and the journal do.
 func cmdCancel(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
-	if code, ok := e.Parse(fs, args, 0, 1); !ok {
+	c, code, ok := dial(e, fs, args, 0, 1)
+	if !ok {
 		return code
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	ctx := context.Background()
 	id := fs.Arg(0)
@@ -62,14 +57,9 @@ func cmdCancel(e *cli.Env, args []string) int {
 
 func cmdPlan(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
-	if code, ok := e.Parse(fs, args, 2, 2); !ok {
+	c, code, ok := dial(e, fs, args, 2, 2)
+	if !ok {
 		return code
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	t, err := c.SelectPlan(context.Background(), fs.Arg(0), fs.Arg(1))
 	if err != nil {

@@ -106,3 +106,20 @@ func describe(t payment.Txn) string {
 	}
 	return b.String()
 }
+
+// dial starts a client command: the flags the command registered on fs
+// and -config/-control parsed, min to max arguments checked, and a
+// client of the daemon they name (nothing is sent yet); or the exit
+// code to return.
+func dial(e *cli.Env, fs *flag.FlagSet, args []string, min, max int) (*control.Client, int, bool) {
+	var cf clientFlags
+	cf.register(fs)
+	if code, ok := e.Parse(fs, args, min, max); !ok {
+		return nil, code, false
+	}
+	c, err := cf.client()
+	if err != nil {
+		return nil, clientFail(e, err), false
+	}
+	return c, 0, true
+}

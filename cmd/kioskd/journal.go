@@ -16,21 +16,16 @@ import (
 
 func cmdJournal(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
 	n := fs.Int("n", 20, "how many payments (or messages with -unknown), newest first (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	unknown := fs.Bool("unknown", false, "list the signed messages that named no known payment (kept by the daemon, bounded in count and age) instead of payments")
-	if code, ok := e.Parse(fs, args, 0, 0); !ok {
+	c, code, ok := dial(e, fs, args, 0, 0)
+	if !ok {
 		return code
 	}
 	if *n < 0 {
 		fs.Usage()
 		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	if *unknown {
 		return journalUnknown(e, c, *n, *asJSON)
@@ -108,16 +103,11 @@ func printTxns(e *cli.Env, list []payment.Txn, asJSON bool) {
 
 func cmdReview(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
 	all := fs.Bool("all", false, "include payments already settled")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if code, ok := e.Parse(fs, args, 0, 0); !ok {
+	c, code, ok := dial(e, fs, args, 0, 0)
+	if !ok {
 		return code
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	list, err := c.Reviews(context.Background(), *all)
 	if err != nil {
@@ -132,20 +122,15 @@ func cmdReview(e *cli.Env, args []string) int {
 
 func cmdReviewSettle(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
 	note := fs.String("note", "", "how it was settled, e.g. \"refunded RM 12.50 in cash\"")
-	if code, ok := e.Parse(fs, args, 1, 1); !ok {
+	c, code, ok := dial(e, fs, args, 1, 1)
+	if !ok {
 		return code
 	}
 	if *note == "" {
 		fmt.Fprintln(e.Stderr, "kioskd: review settle: -note is required: it is what the journal keeps of how it was settled")
 		fs.Usage()
 		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	t, err := c.Settle(context.Background(), fs.Arg(0), *note)
 	if err != nil {

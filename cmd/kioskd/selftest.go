@@ -16,16 +16,11 @@ import (
 
 func cmdSelftest(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
 	pulse := fs.Bool("relay", false, "also pulse the vend relay (releases a product on a real machine)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
-	if code, ok := e.Parse(fs, args, 0, 0); !ok {
+	c, code, ok := dial(e, fs, args, 0, 0)
+	if !ok {
 		return code
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	res, err := c.Selftest(context.Background(), *pulse)
 	if err != nil {
@@ -34,7 +29,7 @@ func cmdSelftest(e *cli.Env, args []string) int {
 	if *asJSON {
 		json.NewEncoder(e.Stdout).Encode(res)
 	}
-	code := exitOK
+	code = exitOK
 	for _, r := range res {
 		word := "pass"
 		if !r.OK {

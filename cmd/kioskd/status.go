@@ -15,15 +15,10 @@ import (
 
 func cmdStatus(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if code, ok := e.Parse(fs, args, 0, 0); !ok {
+	c, code, ok := dial(e, fs, args, 0, 0)
+	if !ok {
 		return code
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	var st control.Status
 	raw, err := c.StatusJSON(context.Background())
@@ -72,15 +67,10 @@ func cmdStatus(e *cli.Env, args []string) int {
 
 func cmdLogs(e *cli.Env, args []string) int {
 	fs := e.Flags()
-	var cf clientFlags
-	cf.register(fs)
 	n := fs.Int("n", 100, "how many lines (the daemon keeps the last 1000)")
-	if code, ok := e.Parse(fs, args, 0, 0); !ok {
+	c, code, ok := dial(e, fs, args, 0, 0)
+	if !ok {
 		return code
-	}
-	c, err := cf.client()
-	if err != nil {
-		return clientFail(e, err)
 	}
 	lines, err := c.Logs(context.Background(), *n)
 	if err != nil {
