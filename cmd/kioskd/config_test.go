@@ -3,15 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/internal/cli"
+	"github.com/kioskd/kioskd/protocol/kpos/kpostest"
 )
 
 // provisionFiles are the key files of a KPOS kiosk, all valid.
@@ -35,27 +30,13 @@ func writeProvisionFiles(t *testing.T) provisionFiles {
 	f := provisionFiles{dir: dir}
 	f.signing, _ = writeKey(t, dir, "kiosk-sign", genKey(t, elliptic.P521()))
 	_, f.finexusSigningPub = writeKey(t, dir, "finexus-sign", genKey(t, elliptic.P521()))
-	tlsKey := genKey(t, elliptic.P256())
-	f.cert = writeSelfSigned(t, dir, tlsKey)
-	f.key, _ = writeKey(t, dir, "tls", tlsKey)
+	var err error
+	if f.cert, f.key, _, err = kpostest.TLSPair(dir); err != nil {
+		t.Fatal(err)
+	}
 	f.otherKey, _ = writeKey(t, dir, "other", genKey(t, elliptic.P256()))
 	f.contentKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 64))
 	return f
-}
-
-func writeSelfSigned(t *testing.T, dir string, key *ecdsa.PrivateKey) string {
-	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kiosk"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "tls.crt")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // kposTable is a [kpos] table that provisions; set overrides its keys.

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/kioskd/kioskd/config"
@@ -33,15 +29,6 @@ func startKPOS(cfg *config.Config, j *payment.Journal, log *slog.Logger) (*payme
 		func(ctx context.Context, n kpos.Notification, plain []byte) (string, error) {
 			return prov.Notified(ctx, n, plain, codes)
 		})
-	mux := http.NewServeMux()
-	mux.Handle(k.Path, recv)
-	ln, err := net.Listen("tcp", k.Listen)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("kpos.listen: %w", err)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	var serialRecv *kpos.SerialReceiver
 	if dev, baud := k.SerialDevice, k.SerialBaud; dev != "" {
 		serialRecv = kpos.NewSerialReceiver(kpos.SerialReceiverConfig{
@@ -51,35 +38,9 @@ func startKPOS(cfg *config.Config, j *payment.Journal, log *slog.Logger) (*payme
 			return prov.SerialNotified(ctx, n, data, codes.UnknownMRN)
 		})
 	}
-	run := func(ctx context.Context) error {
-		// The serial receiver stops with the HTTP one, whether ctx ended
-		// or Serve failed, and run returns only once both have.
-		ctx, stop := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		defer func() {
-			stop()
-			wg.Wait()
-		}()
-		if serialRecv != nil {
-			wg.Go(func() { serialRecv.Run(ctx) })
-		}
-		wg.Go(func() {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			hs.Shutdown(sctx)
-		})
-		var err error
-		if k.TLSCert != "" {
-			err = hs.ServeTLS(ln, k.TLSCert, k.TLSKey)
-		} else {
-			log.Warn("kpos notifications on plain HTTP (allow_plain_http)", "listen", ln.Addr().String())
-			err = hs.Serve(ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
+	ep, err := kpos.Listen(link, recv, serialRecv, log)
+	if err != nil {
+		return nil, nil, "", err
 	}
-	return prov, run, ln.Addr().String(), nil
+	return prov, ep.Run, ep.Addr(), nil
 }

@@ -7,13 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -360,22 +357,12 @@ func TestKPOSOverTLS(t *testing.T) {
 		t.Skip("end to end")
 	}
 	dir := t.TempDir()
-	key := genKey(t, elliptic.P256())
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kiosk"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certPath, keyPath, pool, err := kpostest.TLSPair(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	certPath, keyPath := filepath.Join(dir, "cert.pem"), ""
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	keyPath, _ = writeKey(t, dir, "tls", key)
 
 	w := startKPOSWorldWith(t, "approve", "tls_cert = \""+certPath+"\"\ntls_key = \""+keyPath+"\"\n")
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
 	plainURL := w.host.NotifyURL
 	w.host.NotifyURL = strings.Replace(plainURL, "http://", "https://", 1)
 	w.host.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
