@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -243,4 +244,20 @@ func (j *Journal) HasEvidence(txnID, payload string) (bool, error) {
 	found := false
 	err := j.eachEvidence(txnID, func(e Evidence) bool { found = e.Payload == payload; return !found })
 	return found, err
+}
+
+// Summary is the evidence on one line: when, seq, who sent what, the txn id it
+// named (- for none), what the kiosk did with it, the signed payload.
+func (ev Evidence) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s %s", ev.At.Local().Format("2006-01-02 15:04:05"), ev.Seq, ev.Source, ev.Type)
+	if ev.Status != "" {
+		fmt.Fprintf(&b, " %s", ev.Status)
+	}
+	id := ev.TxnID
+	if id == "" {
+		id = "-"
+	}
+	fmt.Fprintf(&b, " txn=%s disposal=%q payload=%s", id, ev.Disposal, ev.Payload)
+	return b.String()
 }

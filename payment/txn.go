@@ -341,3 +341,30 @@ func checkMove(old, nu *Txn) error {
 	}
 	return nil
 }
+
+// Summary is the payment on one line, as kioskd's commands print it:
+// state, id, mode and amount, then whichever of the POS's transaction id,
+// auth code, plan, vend state, error and review are set.
+func (t Txn) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s RM %s", t.State, t.ID, t.Mode, t.Amount)
+	if t.POSTransactionID != "" {
+		fmt.Fprintf(&b, " pos_txn=%s", t.POSTransactionID)
+	}
+	if t.AuthCode != "" {
+		fmt.Fprintf(&b, " auth=%s", t.AuthCode)
+	}
+	if t.PlanID != "" {
+		fmt.Fprintf(&b, " plan=%s", t.PlanID)
+	}
+	if t.Vend != VendNone && t.Vend != "" {
+		fmt.Fprintf(&b, " vend=%s", t.Vend)
+	}
+	if t.Error != "" {
+		fmt.Fprintf(&b, " error=%q", t.Error)
+	}
+	if t.Review != "" {
+		fmt.Fprintf(&b, " REVIEW: %s", t.Review)
+	}
+	return b.String()
+}

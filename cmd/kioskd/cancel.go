@@ -45,13 +45,13 @@ func cmdCancel(e *cli.Env, args []string) int {
 		if t, err = c.Payment(ctx, id); err != nil {
 			return clientFail(e, err)
 		}
-		fmt.Fprintf(e.Stdout, "no payment in progress (%s ended before the cancel): %s\n", id, describe(t))
+		fmt.Fprintf(e.Stdout, "no payment in progress (%s ended before the cancel): %s\n", id, t.Summary())
 		return exitOK
 	}
 	if err != nil {
 		return clientFail(e, err)
 	}
-	fmt.Fprintln(e.Stdout, describe(t))
+	fmt.Fprintln(e.Stdout, t.Summary())
 	return exitOK
 }
 
@@ -65,6 +65,6 @@ func cmdPlan(e *cli.Env, args []string) int {
 	if err != nil {
 		return clientFail(e, err)
 	}
-	fmt.Fprintln(e.Stdout, describe(t))
+	fmt.Fprintln(e.Stdout, t.Summary())
 	return exitOK
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
@@ -81,30 +80,6 @@ func payExit(t payment.Txn) int {
 		return exitDeclined
 	}
 	return exitUnclear
-}
-
-func describe(t payment.Txn) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s RM %s", t.State, t.ID, t.Mode, t.Amount)
-	if t.POSTransactionID != "" {
-		fmt.Fprintf(&b, " pos_txn=%s", t.POSTransactionID)
-	}
-	if t.AuthCode != "" {
-		fmt.Fprintf(&b, " auth=%s", t.AuthCode)
-	}
-	if t.PlanID != "" {
-		fmt.Fprintf(&b, " plan=%s", t.PlanID)
-	}
-	if t.Vend != payment.VendNone {
-		fmt.Fprintf(&b, " vend=%s", t.Vend)
-	}
-	if t.Error != "" {
-		fmt.Fprintf(&b, " error=%q", t.Error)
-	}
-	if t.Review != "" {
-		fmt.Fprintf(&b, " REVIEW: %s", t.Review)
-	}
-	return b.String()
 }
 
 // dial starts a client command: the flags the command registered on fs

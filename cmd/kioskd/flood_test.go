@@ -168,7 +168,7 @@ func payLoop(t *testing.T, c *control.Client, n int) payFigures {
 		cancel()
 		if tx.State != payment.Approved || tx.Vend != payment.VendReleased {
 			failed++
-			t.Logf("payment %d: %s", i, describe(tx))
+			t.Logf("payment %d: %s", i, tx.Summary())
 			continue
 		}
 		d = append(d, time.Since(began))

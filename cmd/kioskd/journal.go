@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/internal/cli"
@@ -62,28 +61,12 @@ func journalUnknown(e *cli.Env, c *control.Client, n int, asJSON bool) int {
 			code = exitFail
 			continue
 		}
-		fmt.Fprintln(e.Stdout, describeEvidence(ev))
+		fmt.Fprintln(e.Stdout, ev.Summary())
 	}
 	if len(list) == 0 && !asJSON {
 		fmt.Fprintln(e.Stdout, "no messages about unknown payments")
 	}
 	return code
-}
-
-// describeEvidence is one line: when, seq, who sent what, the txn id it
-// named (- for none), what the kiosk did with it, the signed payload.
-func describeEvidence(ev payment.Evidence) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s #%d %s %s", ev.At.Local().Format("2006-01-02 15:04:05"), ev.Seq, ev.Source, ev.Type)
-	if ev.Status != "" {
-		fmt.Fprintf(&b, " %s", ev.Status)
-	}
-	id := ev.TxnID
-	if id == "" {
-		id = "-"
-	}
-	fmt.Fprintf(&b, " txn=%s disposal=%q payload=%s", id, ev.Disposal, ev.Payload)
-	return b.String()
 }
 
 // printTxns writes payments one per line, or one JSON object per line.
@@ -94,7 +77,7 @@ func printTxns(e *cli.Env, list []payment.Txn, asJSON bool) {
 			enc.Encode(t)
 			continue
 		}
-		fmt.Fprintf(e.Stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), describe(t))
+		fmt.Fprintf(e.Stdout, "%s %s\n", t.CreatedAt.Local().Format("2006-01-02 15:04:05"), t.Summary())
 		if t.Settled != "" {
 			fmt.Fprintf(e.Stdout, "    settled %s\n", t.Settled)
 		}

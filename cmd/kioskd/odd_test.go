@@ -91,7 +91,7 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 				}
 			}
 			if tx.State != tc.state || tx.Vend != payment.VendNone {
-				t.Fatalf("%s: %s", tc.name, describe(tx))
+				t.Fatalf("%s: %s", tc.name, tx.Summary())
 			}
 			full, err := c.PaymentEvidence(ctx, tx.ID)
 			if err != nil {
@@ -110,7 +110,7 @@ func TestOddSignedSuccessIsFlaggedNeverVended(t *testing.T) {
 				for !control.Over(tx) {
 					e, ok := <-ev
 					if !ok {
-						t.Fatalf("payment %s did not end after cancel: %s", tx.ID, describe(tx))
+						t.Fatalf("payment %s did not end after cancel: %s", tx.ID, tx.Summary())
 					}
 					if e.Txn != nil && e.Txn.ID == tx.ID {
 						tx = *e.Txn

@@ -236,6 +236,6 @@ func (p *payReport) print(t payment.Txn) {
 	if p.asJSON {
 		json.NewEncoder(p.e.Stdout).Encode(t)
 	} else {
-		fmt.Fprintln(p.e.Stdout, describe(t))
+		fmt.Fprintln(p.e.Stdout, t.Summary())
 	}
 }

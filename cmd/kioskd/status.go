@@ -53,7 +53,7 @@ func cmdStatus(e *cli.Env, args []string) int {
 		fmt.Fprintf(w, "watchdog: %s, timeout %s, %s\n", wd.Device, wd.Timeout, feeding)
 	}
 	if st.Current != nil {
-		fmt.Fprintf(w, "payment in progress: %s\n", describe(*st.Current))
+		fmt.Fprintf(w, "payment in progress: %s\n", st.Current.Summary())
 	} else {
 		fmt.Fprintln(w, "no payment in progress")
 	}
