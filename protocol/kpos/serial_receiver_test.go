@@ -87,18 +87,24 @@ func receiverGoroutines() int {
 	return n
 }
 
-// expectNoReceiverGoroutines waits, yielding but never sleeping, until no
-// goroutine runs SerialReceiver code: one that has just done its last
-// step may not have been descheduled yet.
+// expectNoReceiverGoroutines waits until no goroutine runs
+// SerialReceiver code. Run joins its goroutines, but one that has just
+// called its deferred Done still shows the receiver's frames until it is
+// descheduled, and no event marks that: the goroutine dump is read again
+// every millisecond, up to a deadline, rather than spun on.
 func expectNoReceiverGoroutines(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(lineWait)
+	deadline := time.NewTimer(lineWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for receiverGoroutines() > 0 {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			buf := make([]byte, 1<<20)
 			t.Fatalf("SerialReceiver goroutines left behind:\n%s", buf[:runtime.Stack(buf, true)])
+		case <-tick.C:
 		}
-		runtime.Gosched()
 	}
 }
 
