@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -55,29 +54,6 @@ func (r payResult) check(t *testing.T, code int, stdout, stderr []string) {
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
-}
-
-// stuckWriter blocks every Write until release is closed, like a serial
-// console nobody drains (flow control held, a hung getty).
-type stuckWriter struct {
-	release chan struct{}
-	mu      sync.Mutex
-	out     bytes.Buffer
-}
-
-func newStuckWriter() *stuckWriter { return &stuckWriter{release: make(chan struct{})} }
-
-func (w *stuckWriter) Write(p []byte) (int, error) {
-	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.Write(p)
-}
-
-func (w *stuckWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.String()
 }
 
 // testBootID is the kernel's id of this boot, as the crash guard records
