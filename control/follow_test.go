@@ -1,4 +1,4 @@
-package control
+package control_test
 
 import (
 	"context"
@@ -7,8 +7,58 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/control/controltest"
 	"github.com/kioskd/kioskd/payment"
 )
+
+// next waits for the next value on ch.
+func next[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s", what)
+	}
+	var zero T
+	return zero
+}
+
+type payResult struct {
+	txn   control.Txn
+	out   control.Outcome
+	err   error
+	steps []control.Progress
+}
+
+// payInBackground runs PayAndWait against d; the steps are collected
+// from PayAndWait's own goroutine, so reading them after it returns
+// needs no lock. Each step is also sent on seen, if given.
+func payInBackground(d *controltest.Daemon, ctx context.Context, opts control.PayOptions, seen ...chan<- control.Step) <-chan payResult {
+	ch := make(chan payResult, 1)
+	go func() {
+		var r payResult
+		opts.Progress = func(p control.Progress) {
+			r.steps = append(r.steps, p)
+			for _, c := range seen {
+				c <- p.Step
+			}
+		}
+		r.txn, r.out, r.err = control.NewClient(d.Socket()).PayAndWait(ctx, control.PayRequest{Amount: "12.50", Mode: "card"}, opts)
+		ch <- r
+	}()
+	return ch
+}
+
+func (r payResult) stepped(s control.Step) bool {
+	for _, p := range r.steps {
+		if p.Step == s {
+			return true
+		}
+	}
+	return false
+}
 
 func wait(t *testing.T, ch <-chan payResult) payResult {
 	t.Helper()
@@ -19,21 +69,21 @@ func wait(t *testing.T, ch <-chan payResult) payResult {
 // payment's events are not taken for it.
 func TestPayAndWaitFollowsEvents(t *testing.T) {
 	t.Parallel()
-	d := newDaemon(t)
-	d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.post(http.StatusCreated, txn("TXN1", payment.Acked, payment.VendNone))})
-	res := payInBackground(d, context.Background(), PayOptions{})
-	feed := next(t, d.subs, "subscriber")
-	if k := next(t, d.keys, "payment request"); k != "" {
+	d := controltest.New(t)
+	d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
+	res := payInBackground(d, context.Background(), control.PayOptions{})
+	feed := d.Subscriber()
+	if k := d.WaitKey(); k != "" {
 		t.Errorf("Idempotency-Key %q sent without a key", k)
 	}
-	feed <- paymentEvent(txn("TXN9", payment.Declined, payment.VendNone))
-	feed <- paymentEvent(txn("TXN1", payment.Approved, payment.VendReleasing))
-	feed <- paymentEvent(txn("TXN1", payment.Approved, payment.VendReleased))
+	feed.Payment(controltest.Txn("TXN9", payment.Declined, payment.VendNone))
+	feed.Payment(controltest.Txn("TXN1", payment.Approved, payment.VendReleasing))
+	feed.Payment(controltest.Txn("TXN1", payment.Approved, payment.VendReleased))
 	r := wait(t, res)
-	if r.out != Final || r.err != nil || r.txn.ID != "TXN1" || r.txn.Vend != payment.VendReleased {
+	if r.out != control.Final || r.err != nil || r.txn.ID != "TXN1" || r.txn.Vend != payment.VendReleased {
 		t.Fatalf("%v %v %+v", r.out, r.err, r.txn)
 	}
-	if len(r.steps) != 2 || r.steps[0].Step != Accepted || r.steps[0].Existing || r.steps[1].Step != Changed || r.steps[1].Txn.State != payment.Approved {
+	if len(r.steps) != 2 || r.steps[0].Step != control.Accepted || r.steps[0].Existing || r.steps[1].Step != control.Changed || r.steps[1].Txn.State != payment.Approved {
 		t.Errorf("steps %+v", r.steps)
 	}
 }
@@ -43,31 +93,31 @@ func TestPayAndWaitNoPayment(t *testing.T) {
 	t.Parallel()
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.post(http.StatusServiceUnavailable, Error{Error: "payment: not ready"})})
-		r := wait(t, payInBackground(d, context.Background(), PayOptions{}))
-		var ae *APIError
-		if r.out != Refused || !errors.As(r.err, &ae) || ae.Code != http.StatusServiceUnavailable {
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.Post(http.StatusServiceUnavailable, control.Error{Error: "payment: not ready"})})
+		r := wait(t, payInBackground(d, context.Background(), control.PayOptions{}))
+		var ae *control.APIError
+		if r.out != control.Refused || !errors.As(r.err, &ae) || ae.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%v %v", r.out, r.err)
 		}
 	})
 	t.Run("no daemon", func(t *testing.T) {
 		t.Parallel()
-		r := wait(t, payInBackground(newDaemon(t), context.Background(), PayOptions{}))
-		var na *NoAnswerError
-		if r.out != NotAsked || !errors.As(r.err, &na) {
+		r := wait(t, payInBackground(controltest.New(t), context.Background(), control.PayOptions{}))
+		var na *control.NoAnswerError
+		if r.out != control.NotAsked || !errors.As(r.err, &na) {
 			t.Fatalf("%v %v", r.out, r.err)
 		}
 	})
 	t.Run("not sent", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
-			d.stopListening() // this stream goes on; the request cannot connect
-			d.events(w, r)
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
+			d.StopListening() // this stream goes on; the request cannot connect
+			d.Events(w, r)
 		}})
-		r := wait(t, payInBackground(d, context.Background(), PayOptions{Key: "ORDER-1"}))
-		if r.out != NotSent || !SentNothing(r.err) {
+		r := wait(t, payInBackground(d, context.Background(), control.PayOptions{Key: "ORDER-1"}))
+		if r.out != control.NotSent || !control.SentNothing(r.err) {
 			t.Fatalf("%v %v", r.out, r.err)
 		}
 	})
@@ -80,41 +130,41 @@ func TestPayAndWaitLostAnswer(t *testing.T) {
 	t.Parallel()
 	t.Run("no key", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.postThenDie})
-		r := wait(t, payInBackground(d, context.Background(), PayOptions{}))
-		var ue *UnclearError
-		if r.out != Unclear || !errors.As(r.err, &ue) || ue.Why != NoAnswer || ue.TxnID != "" || r.txn.ID != "" {
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.PostThenDie})
+		r := wait(t, payInBackground(d, context.Background(), control.PayOptions{}))
+		var ue *control.UnclearError
+		if r.out != control.Unclear || !errors.As(r.err, &ue) || ue.Why != control.NoAnswer || ue.TxnID != "" || r.txn.ID != "" {
 			t.Fatalf("%v %v %+v", r.out, r.err, r.txn)
 		}
 	})
 	t.Run("key", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.postThenDie})
-		res := payInBackground(d, context.Background(), PayOptions{Key: "ORDER-7", RetryFirst: time.Millisecond})
-		if k := next(t, d.keys, "request"); k != "ORDER-7" {
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.PostThenDie})
+		res := payInBackground(d, context.Background(), control.PayOptions{Key: "ORDER-7", RetryFirst: time.Millisecond})
+		if k := d.WaitKey(); k != "ORDER-7" {
 			t.Fatalf("key %q", k)
 		}
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.post(http.StatusOK, txn("TXN1", payment.Approved, payment.VendReleased))})
-		if k := next(t, d.keys, "repeated request"); k != "ORDER-7" {
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.Post(http.StatusOK, controltest.Txn("TXN1", payment.Approved, payment.VendReleased))})
+		if k := d.WaitKey(); k != "ORDER-7" {
 			t.Fatalf("repeated key %q", k)
 		}
 		r := wait(t, res)
-		if r.out != Final || r.err != nil || !r.stepped(Retrying) || !r.steps[len(r.steps)-1].Existing {
+		if r.out != control.Final || r.err != nil || !r.stepped(control.Retrying) || !r.steps[len(r.steps)-1].Existing {
 			t.Fatalf("%v %v %+v", r.out, r.err, r.steps)
 		}
 	})
 	t.Run("key, refused again", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.postThenDie})
-		res := payInBackground(d, context.Background(), PayOptions{Key: "ORDER-2", RetryFirst: time.Millisecond})
-		next(t, d.keys, "request")
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.post(http.StatusServiceUnavailable, Error{Error: "pos not connected"})})
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.PostThenDie})
+		res := payInBackground(d, context.Background(), control.PayOptions{Key: "ORDER-2", RetryFirst: time.Millisecond})
+		d.WaitKey()
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.Post(http.StatusServiceUnavailable, control.Error{Error: "pos not connected"})})
 		r := wait(t, res)
-		var ue *UnclearError
-		if r.out != Unclear || !errors.As(r.err, &ue) || ue.Why != RetryRefused {
+		var ue *control.UnclearError
+		if r.out != control.Unclear || !errors.As(r.err, &ue) || ue.Why != control.RetryRefused {
 			t.Fatalf("%v %v", r.out, r.err)
 		}
 	})
@@ -127,47 +177,47 @@ func TestPayAndWaitReconnects(t *testing.T) {
 	t.Parallel()
 	t.Run("back, still open", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.acceptThenDie})
-		res := payInBackground(d, context.Background(), PayOptions{RetryFirst: time.Millisecond})
-		next(t, d.subs, "first subscriber")
-		next(t, d.keys, "request")
-		d.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": d.get(txn("TXN1", payment.Acked, payment.VendNone))})
-		feed := next(t, d.subs, "subscriber after the restart")
-		if id := next(t, d.gets, "look-up"); id != "TXN1" {
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.AcceptThenDie})
+		res := payInBackground(d, context.Background(), control.PayOptions{RetryFirst: time.Millisecond})
+		d.Subscriber()
+		d.WaitKey()
+		d.Up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": d.Get(controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
+		feed := d.Subscriber()
+		if id := d.WaitGet(); id != "TXN1" {
 			t.Fatalf("looked up %q", id)
 		}
-		feed <- paymentEvent(txn("TXN1", payment.Approved, payment.VendReleased))
+		feed.Payment(controltest.Txn("TXN1", payment.Approved, payment.VendReleased))
 		r := wait(t, res)
-		if r.out != Final || r.err != nil || !r.stepped(LostContact) || !r.stepped(Reconnected) {
+		if r.out != control.Final || r.err != nil || !r.stepped(control.LostContact) || !r.stepped(control.Reconnected) {
 			t.Fatalf("%v %v %+v", r.out, r.err, r.steps)
 		}
 	})
 	t.Run("gone", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.acceptThenDie})
-		r := wait(t, payInBackground(d, context.Background(), PayOptions{ReconnectWindow: 200 * time.Millisecond, RetryFirst: time.Millisecond}))
-		var ue *UnclearError
-		if r.out != Unclear || !errors.As(r.err, &ue) || ue.Why != Lost || ue.TxnID != "TXN1" || r.txn.State != payment.Acked {
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.AcceptThenDie})
+		r := wait(t, payInBackground(d, context.Background(), control.PayOptions{ReconnectWindow: 200 * time.Millisecond, RetryFirst: time.Millisecond}))
+		var ue *control.UnclearError
+		if r.out != control.Unclear || !errors.As(r.err, &ue) || ue.Why != control.Lost || ue.TxnID != "TXN1" || r.txn.State != payment.Acked {
 			t.Fatalf("%v %v %+v", r.out, r.err, r.txn)
 		}
 	})
 	t.Run("undecodable record", func(t *testing.T) {
 		t.Parallel()
-		d := newDaemon(t)
-		d.up(map[string]http.HandlerFunc{
-			"POST /v1/payments":     d.post(http.StatusCreated, txn("TXN1", payment.Acked, payment.VendNone)),
-			"GET /v1/payments/{id}": d.get(map[string]string{"txn_id": "TXN1", "paid_amount": "-x"}),
+		d := controltest.New(t)
+		d.Up(map[string]http.HandlerFunc{
+			"POST /v1/payments":     d.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone)),
+			"GET /v1/payments/{id}": d.Get(map[string]string{"txn_id": "TXN1", "paid_amount": "-x"}),
 		})
-		res := payInBackground(d, context.Background(), PayOptions{})
-		feed := next(t, d.subs, "subscriber")
-		next(t, d.keys, "request")
-		feed <- "event: payment\ndata: {\"kind\":\"payment\",\"txn\":{\"txn_id\":\"TXN1\",\"paid_amount\":\"-x\"}}\n\n"
+		res := payInBackground(d, context.Background(), control.PayOptions{})
+		feed := d.Subscriber()
+		d.WaitKey()
+		feed.Event("payment", `{"kind":"payment","txn":{"txn_id":"TXN1","paid_amount":"-x"}}`)
 		r := wait(t, res)
-		var ue *UnclearError
-		var de *DecodeError
-		if r.out != Unclear || !errors.As(r.err, &ue) || ue.Why != LookUpFailed || !errors.As(r.err, &de) || !r.stepped(UndecodableEvent) {
+		var ue *control.UnclearError
+		var de *control.DecodeError
+		if r.out != control.Unclear || !errors.As(r.err, &ue) || ue.Why != control.LookUpFailed || !errors.As(r.err, &de) || !r.stepped(control.UndecodableEvent) {
 			t.Fatalf("%v %v %+v", r.out, r.err, r.steps)
 		}
 	})
@@ -176,20 +226,20 @@ func TestPayAndWaitReconnects(t *testing.T) {
 // Cancel asks the daemon to cancel and goes on waiting for the outcome.
 func TestPayAndWaitCancel(t *testing.T) {
 	t.Parallel()
-	d := newDaemon(t)
-	d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.post(http.StatusCreated, txn("TXN1", payment.Acked, payment.VendNone))})
+	d := controltest.New(t)
+	d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
 	cancels := make(chan struct{}, 1)
-	res := payInBackground(d, context.Background(), PayOptions{Cancel: cancels})
-	feed := next(t, d.subs, "subscriber")
-	next(t, d.keys, "request")
+	res := payInBackground(d, context.Background(), control.PayOptions{Cancel: cancels})
+	feed := d.Subscriber()
+	d.WaitKey()
 	cancels <- struct{}{}
-	if id := next(t, d.cancels, "cancel"); id != "TXN1" {
+	if id := d.WaitCancel(); id != "TXN1" {
 		t.Fatalf("cancelled %q", id)
 	}
-	feed <- paymentEvent(txn("TXN1", payment.CancelRequested, payment.VendNone))
-	feed <- paymentEvent(txn("TXN1", payment.Cancelled, payment.VendNone))
+	feed.Payment(controltest.Txn("TXN1", payment.CancelRequested, payment.VendNone))
+	feed.Payment(controltest.Txn("TXN1", payment.Cancelled, payment.VendNone))
 	r := wait(t, res)
-	if r.out != Final || r.err != nil || r.txn.State != payment.Cancelled || !r.stepped(Cancelling) {
+	if r.out != control.Final || r.err != nil || r.txn.State != payment.Cancelled || !r.stepped(control.Cancelling) {
 		t.Fatalf("%v %v %+v", r.out, r.err, r.steps)
 	}
 }
@@ -198,24 +248,22 @@ func TestPayAndWaitCancel(t *testing.T) {
 // record, and never a cancel.
 func TestPayAndWaitTimeout(t *testing.T) {
 	t.Parallel()
-	d := newDaemon(t)
-	d.up(map[string]http.HandlerFunc{"POST /v1/payments": d.post(http.StatusCreated, txn("TXN1", payment.Acked, payment.VendNone))})
+	d := controltest.New(t)
+	d.Up(map[string]http.HandlerFunc{"POST /v1/payments": d.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	seen := make(chan Step, 16)
-	res := payInBackground(d, ctx, PayOptions{}, seen)
-	if s := next(t, seen, "step"); s != Accepted {
+	seen := make(chan control.Step, 16)
+	res := payInBackground(d, ctx, control.PayOptions{}, seen)
+	if s := next(t, seen, "step"); s != control.Accepted {
 		t.Fatalf("first step %v", s)
 	}
 	stop()
 	r := wait(t, res)
-	var ue *UnclearError
-	if r.out != Unclear || !errors.As(r.err, &ue) || ue.Why != Timeout || !errors.Is(r.err, context.Canceled) || r.txn.State != payment.Acked {
+	var ue *control.UnclearError
+	if r.out != control.Unclear || !errors.As(r.err, &ue) || ue.Why != control.Timeout || !errors.Is(r.err, context.Canceled) || r.txn.State != payment.Acked {
 		t.Fatalf("%v %v %+v", r.out, r.err, r.txn)
 	}
-	select {
-	case id := <-d.cancels:
-		t.Errorf("%s cancelled on timeout", id)
-	default:
+	if ids := d.Cancels(); len(ids) != 0 {
+		t.Errorf("%v cancelled on timeout", ids)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/control/controltest"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -19,9 +20,9 @@ import (
 // retries; the outcome is unknown, so it must exit 3.
 func TestPayDaemonDiesBeforeAnswering(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.postThenDie})
-	r := waitPay(t, startPay("-amount", "12.50", "-control", f.sock))
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.PostThenDie})
+	r := waitPay(t, startPay("-amount", "12.50", "-control", f.Socket()))
 	r.check(t, exitUnclear, nil, []string{"got no answer", "outcome is unknown", "kioskd journal", "-key ORDER_ID"})
 	if r.stdout != "" {
 		t.Errorf("stdout %q, want nothing: there is no txn id to report", r.stdout)
@@ -33,14 +34,14 @@ func TestPayDaemonDiesBeforeAnswering(t *testing.T) {
 // made under that key) is followed to the outcome.
 func TestPayKeyAsksAgainAfterLostAnswer(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.postThenDie})
-	res := startPay("-amount", "12.50", "-key", "ORDER-7", "-timeout", "20s", "-control", f.sock)
-	if k := f.waitKey(); k != "ORDER-7" {
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.PostThenDie})
+	res := startPay("-amount", "12.50", "-key", "ORDER-7", "-timeout", "20s", "-control", f.Socket())
+	if k := f.WaitKey(); k != "ORDER-7" {
 		t.Fatalf("first request's Idempotency-Key %q", k)
 	}
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusOK, fakeTxn("TXN1", payment.Approved, payment.VendReleased))})
-	if k := f.waitKey(); k != "ORDER-7" {
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusOK, controltest.Txn("TXN1", payment.Approved, payment.VendReleased))})
+	if k := f.WaitKey(); k != "ORDER-7" {
 		t.Fatalf("repeated request's Idempotency-Key %q", k)
 	}
 	waitPay(t, res).check(t, exitOK,
@@ -54,30 +55,30 @@ func TestPayKeyExistingPayment(t *testing.T) {
 	t.Parallel()
 	t.Run("in progress", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeKioskd(t)
-		f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusOK, fakeTxn("TXN1", payment.Acked, payment.VendNone))})
-		res := startPay("-amount", "12.50", "-key", "ORDER-8", "-control", f.sock)
-		feed := f.subscriber()
-		if k := f.waitKey(); k != "ORDER-8" {
+		f := controltest.New(t)
+		f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusOK, controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
+		res := startPay("-amount", "12.50", "-key", "ORDER-8", "-control", f.Socket())
+		feed := f.Subscriber()
+		if k := f.WaitKey(); k != "ORDER-8" {
 			t.Fatalf("Idempotency-Key %q", k)
 		}
-		feed <- paymentEvent(fakeTxn("TXN9", payment.Declined, payment.VendNone)) // another payment's
-		feed <- paymentEvent(fakeTxn("TXN1", payment.Approved, payment.VendReleased))
+		feed.Payment(controltest.Txn("TXN9", payment.Declined, payment.VendNone)) // another payment's
+		feed.Payment(controltest.Txn("TXN1", payment.Approved, payment.VendReleased))
 		waitPay(t, res).check(t, exitOK, []string{`acked (already made for key "ORDER-8")`, "TXN1: approved\n", "approved TXN1"}, nil)
 	})
 	t.Run("over", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeKioskd(t)
-		f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusOK, fakeTxn("TXN1", payment.Declined, payment.VendNone))})
-		r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-9", "-json", "-control", f.sock))
+		f := controltest.New(t)
+		f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusOK, controltest.Txn("TXN1", payment.Declined, payment.VendNone))})
+		r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-9", "-json", "-control", f.Socket()))
 		r.check(t, exitDeclined, []string{`"state":"declined"`}, []string{`declined (already made for key "ORDER-9")`})
 	})
 	t.Run("no key sent without -key", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeKioskd(t)
-		f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusCreated, fakeTxn("TXN1", payment.Approved, payment.VendReleased))})
-		waitPay(t, startPay("-amount", "12.50", "-control", f.sock)).check(t, exitOK, nil, nil)
-		if k := f.waitKey(); k != "" {
+		f := controltest.New(t)
+		f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Approved, payment.VendReleased))})
+		waitPay(t, startPay("-amount", "12.50", "-control", f.Socket())).check(t, exitOK, nil, nil)
+		if k := f.WaitKey(); k != "" {
 			t.Errorf("Idempotency-Key %q sent without -key", k)
 		}
 	})
@@ -88,9 +89,9 @@ func TestPayKeyExistingPayment(t *testing.T) {
 // id and its last known state and exits 3, never 2.
 func TestPayDaemonDiesAfterAccepting(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
-	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "1s", "-control", f.sock))
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.AcceptThenDie})
+	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "1s", "-control", f.Socket()))
 	r.check(t, exitUnclear, []string{"TXN1 card RM 12.50: acked", "acked TXN1 card RM 12.50"},
 		[]string{"lost contact with the daemon", "no outcome within -timeout 1s", "TXN1 was last known as acked", "may still complete", "kioskd journal", "kioskd cancel TXN1"})
 }
@@ -102,9 +103,9 @@ func TestPayReconnectWindow(t *testing.T) {
 	old := reconnectWindow
 	reconnectWindow = 500 * time.Millisecond
 	t.Cleanup(func() { reconnectWindow = old })
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
-	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "0", "-json", "-control", f.sock))
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.AcceptThenDie})
+	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "0", "-json", "-control", f.Socket()))
 	r.check(t, exitUnclear, []string{`"txn_id":"TXN1"`, `"state":"acked"`},
 		[]string{"did not answer again within 500ms", "TXN1 was last known as acked", "may still complete"})
 }
@@ -113,12 +114,12 @@ func TestPayReconnectWindow(t *testing.T) {
 // back with the payment over: pay reports that outcome.
 func TestPayRestartComesBackFinal(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
-	res := startPay("-amount", "12.50", "-control", f.sock)
-	f.waitKey()
-	f.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": f.get(fakeTxn("TXN1", payment.Approved, payment.VendReleased))})
-	if id := f.waitGet(); id != "TXN1" {
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.AcceptThenDie})
+	res := startPay("-amount", "12.50", "-control", f.Socket())
+	f.WaitKey()
+	f.Up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": f.Get(controltest.Txn("TXN1", payment.Approved, payment.VendReleased))})
+	if id := f.WaitGet(); id != "TXN1" {
 		t.Fatalf("looked up %q", id)
 	}
 	waitPay(t, res).check(t, exitOK, []string{"TXN1: approved", "approved TXN1 card RM 12.50 vend=released"},
@@ -130,15 +131,15 @@ func TestPayRestartComesBackFinal(t *testing.T) {
 // the payment to its outcome.
 func TestPayRestartComesBackPending(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
-	res := startPay("-amount", "12.50", "-control", f.sock)
-	f.subscriber() // the first daemon's
-	f.waitKey()
-	f.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": f.get(fakeTxn("TXN1", payment.Acked, payment.VendNone))})
-	feed := f.subscriber()
-	f.waitGet()
-	feed <- paymentEvent(fakeTxn("TXN1", payment.Approved, payment.VendReleased))
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.AcceptThenDie})
+	res := startPay("-amount", "12.50", "-control", f.Socket())
+	f.Subscriber() // the first daemon's
+	f.WaitKey()
+	f.Up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": f.Get(controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
+	feed := f.Subscriber()
+	f.WaitGet()
+	feed.Payment(controltest.Txn("TXN1", payment.Approved, payment.VendReleased))
 	waitPay(t, res).check(t, exitOK, []string{"approved TXN1"}, []string{"reconnected; TXN1 is acked"})
 }
 
@@ -146,13 +147,13 @@ func TestPayRestartComesBackPending(t *testing.T) {
 // the wait with exit 3 and says so; the payment is not cancelled.
 func TestPayTimeoutDoesNotCancel(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone))})
-	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "300ms", "-control", f.sock))
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone))})
+	r := waitPay(t, startPay("-amount", "12.50", "-timeout", "300ms", "-control", f.Socket()))
 	r.check(t, exitUnclear, []string{"acked TXN1"},
 		[]string{"no outcome within -timeout 300ms", "TXN1 was last known as acked", "not cancelled and may still complete", "kioskd journal"})
-	if n := f.cancels.Load(); n != 0 {
-		t.Errorf("%d cancel requests on timeout", n)
+	if ids := f.Cancels(); len(ids) != 0 {
+		t.Errorf("%d cancel requests on timeout", len(ids))
 	}
 }
 
@@ -161,15 +162,15 @@ func TestPayTimeoutDoesNotCancel(t *testing.T) {
 // reported, and the record is read instead.
 func TestPayUndecodableEvent(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{
-		"POST /v1/payments":     f.post(http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone)),
-		"GET /v1/payments/{id}": f.get(fakeTxn("TXN1", payment.Approved, payment.VendReleased)),
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{
+		"POST /v1/payments":     f.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone)),
+		"GET /v1/payments/{id}": f.Get(controltest.Txn("TXN1", payment.Approved, payment.VendReleased)),
 	})
-	res := startPay("-amount", "12.50", "-control", f.sock)
-	feed := f.subscriber()
-	f.waitKey()
-	feed <- sse("payment", `{"kind":"payment","txn":{"amount":"-x"}}`)
+	res := startPay("-amount", "12.50", "-control", f.Socket())
+	feed := f.Subscriber()
+	f.WaitKey()
+	feed.Event("payment", `{"kind":"payment","txn":{"amount":"-x"}}`)
 	waitPay(t, res).check(t, exitOK, []string{"approved TXN1"}, []string{`cannot decode a "payment" event`, `amount "-x"`, "looking TXN1 up instead"})
 }
 
@@ -177,15 +178,15 @@ func TestPayUndecodableEvent(t *testing.T) {
 // decoded: pay exits 3 with the txn id rather than wait.
 func TestPayUndecodableRecord(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{
-		"POST /v1/payments":     f.post(http.StatusCreated, fakeTxn("TXN1", payment.Acked, payment.VendNone)),
-		"GET /v1/payments/{id}": f.get(json.RawMessage(`{"txn_id":"TXN1","state":"approved","paid_amount":"-x"}`)),
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{
+		"POST /v1/payments":     f.Post(http.StatusCreated, controltest.Txn("TXN1", payment.Acked, payment.VendNone)),
+		"GET /v1/payments/{id}": f.Get(json.RawMessage(`{"txn_id":"TXN1","state":"approved","paid_amount":"-x"}`)),
 	})
-	res := startPay("-amount", "12.50", "-control", f.sock)
-	feed := f.subscriber()
-	f.waitKey()
-	feed <- sse("payment", `{"kind":"payment","txn":{"txn_id":"TXN1","paid_amount":"-x"}}`)
+	res := startPay("-amount", "12.50", "-control", f.Socket())
+	feed := f.Subscriber()
+	f.WaitKey()
+	feed.Event("payment", `{"kind":"payment","txn":{"txn_id":"TXN1","paid_amount":"-x"}}`)
 	waitPay(t, res).check(t, exitUnclear, []string{"acked TXN1"},
 		[]string{`cannot decode a "payment" event about TXN1`, "TXN1 cannot be looked up", "cannot decode the answer to GET /v1/payments/TXN1", "TXN1 was last known as acked"})
 }
@@ -194,9 +195,9 @@ func TestPayUndecodableRecord(t *testing.T) {
 // answer cannot be decoded: exit 3 with the txn id it named.
 func TestPayUndecodableAnswer(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusCreated, json.RawMessage(`{"txn_id":"TXN1","state":"sent","amount":"-x"}`))})
-	r := waitPay(t, startPay("-amount", "12.50", "-control", f.sock))
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusCreated, json.RawMessage(`{"txn_id":"TXN1","state":"sent","amount":"-x"}`))})
+	r := waitPay(t, startPay("-amount", "12.50", "-control", f.Socket()))
 	r.check(t, exitUnclear, nil, []string{"accepted payment TXN1 but its answer cannot be decoded", `amount "-x"`, "kioskd journal"})
 }
 
@@ -208,12 +209,12 @@ func TestPayNoAnswerInTime(t *testing.T) {
 	for _, key := range []string{"", "ORDER-5"} {
 		t.Run("key="+key, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeKioskd(t)
-			f.up(map[string]http.HandlerFunc{"POST /v1/payments": func(w http.ResponseWriter, r *http.Request) {
-				f.keys <- r.Header.Get("Idempotency-Key")
+			f := controltest.New(t)
+			f.Up(map[string]http.HandlerFunc{"POST /v1/payments": func(w http.ResponseWriter, r *http.Request) {
+				f.RecordKey(r)
 				<-r.Context().Done() // until pay gives up
 			}})
-			args := []string{"-amount", "12.50", "-timeout", "300ms", "-control", f.sock}
+			args := []string{"-amount", "12.50", "-timeout", "300ms", "-control", f.Socket()}
 			want := []string{"no answer within -timeout 300ms", "kioskd journal"}
 			if key == "" {
 				want = append(want, "outcome is unknown", "-key ORDER_ID")
@@ -223,7 +224,7 @@ func TestPayNoAnswerInTime(t *testing.T) {
 			}
 			r := waitPay(t, startPay(args...))
 			r.check(t, exitUnclear, nil, want)
-			if k := f.waitKey(); k != key {
+			if k := f.WaitKey(); k != key {
 				t.Errorf("Idempotency-Key %q", k)
 			}
 		})
@@ -234,11 +235,11 @@ func TestPayNoAnswerInTime(t *testing.T) {
 // answer the look-up: -timeout still ends pay, with exit 3.
 func TestPaySlowLookUp(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.acceptThenDie})
-	res := startPay("-amount", "12.50", "-timeout", "1s", "-control", f.sock)
-	f.waitKey()
-	f.up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }})
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.AcceptThenDie})
+	res := startPay("-amount", "12.50", "-timeout", "1s", "-control", f.Socket())
+	f.WaitKey()
+	f.Up(map[string]http.HandlerFunc{"GET /v1/payments/{id}": func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }})
 	waitPay(t, res).check(t, exitUnclear, []string{"acked TXN1"}, []string{"no outcome within -timeout 1s", "TXN1 was last known as acked"})
 }
 
@@ -247,12 +248,12 @@ func TestPaySlowLookUp(t *testing.T) {
 // payment: exit 4, safe to retry.
 func TestPayNotSentExits4(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
-		f.stopListening()
-		f.events(w, r)
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"GET /v1/events": func(w http.ResponseWriter, r *http.Request) {
+		f.StopListening()
+		f.Events(w, r)
 	}})
-	r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-1", "-control", f.sock))
+	r := waitPay(t, startPay("-amount", "12.50", "-key", "ORDER-1", "-control", f.Socket()))
 	r.check(t, exitUnreachable, nil, []string{"payment refused: kioskd not reachable"})
 }
 
@@ -261,11 +262,11 @@ func TestPayNotSentExits4(t *testing.T) {
 // unknown, so that is exit 3, not the 1 a plain refusal gets.
 func TestPayKeyRetryRefused(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.postThenDie})
-	res := startPay("-amount", "12.50", "-key", "ORDER-2", "-timeout", "20s", "-control", f.sock)
-	f.waitKey()
-	f.up(map[string]http.HandlerFunc{"POST /v1/payments": f.post(http.StatusServiceUnavailable, map[string]string{"error": "payment: not ready: pos not connected"})})
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.PostThenDie})
+	res := startPay("-amount", "12.50", "-key", "ORDER-2", "-timeout", "20s", "-control", f.Socket())
+	f.WaitKey()
+	f.Up(map[string]http.HandlerFunc{"POST /v1/payments": f.Post(http.StatusServiceUnavailable, map[string]string{"error": "payment: not ready: pos not connected"})})
 	waitPay(t, res).check(t, exitUnclear, nil, []string{"pos not connected", "first request's outcome is unknown"})
 }
 
@@ -288,20 +289,20 @@ func TestPayFlagsChecked(t *testing.T) {
 // passes the daemon's objects on whole.
 func TestJournalUnknown(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
+	f := controltest.New(t)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var limits []string
 	var mu sync.Mutex
 	list := json.RawMessage(`[` +
 		`{"seq":7,"txn_id":"TXN999","at":"` + at.Format(time.RFC3339) + `","source":"pos","type":"transaction_result","status":"success","disposal":"unknown transaction","payload":"{\"amount\":1.0}","nonce":"n1"},` +
 		`{"seq":6,"txn_id":"","at":"` + at.Format(time.RFC3339) + `","source":"pos","type":"ping","disposal":"keepalive","payload":"{\"type\":\"ping\"}"}]`)
-	f.up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) {
+	f.Up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		limits = append(limits, r.URL.Query().Get("limit"))
 		mu.Unlock()
-		answer(w, http.StatusOK, list)
+		controltest.Answer(w, http.StatusOK, list)
 	}})
-	code, out, errs := kioskd(t, "", "journal", "-unknown", "-n", "5", "-control", f.sock)
+	code, out, errs := kioskd(t, "", "journal", "-unknown", "-n", "5", "-control", f.Socket())
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	local := at.Local().Format("2006-01-02 15:04:05")
 	want := []string{
@@ -311,7 +312,7 @@ func TestJournalUnknown(t *testing.T) {
 	if code != exitOK || len(lines) != 2 || lines[0] != want[0] || lines[1] != want[1] {
 		t.Fatalf("exit %d %s\n%s\nwant\n%s", code, errs, out, strings.Join(want, "\n"))
 	}
-	code, out, _ = kioskd(t, "", "journal", "-unknown", "-json", "-control", f.sock)
+	code, out, _ = kioskd(t, "", "journal", "-unknown", "-json", "-control", f.Socket())
 	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if code != exitOK || len(lines) != 2 || !strings.Contains(lines[0], `"nonce":"n1"`) || !json.Valid([]byte(lines[1])) {
 		t.Fatalf("-json: exit %d\n%s", code, out)
@@ -321,15 +322,17 @@ func TestJournalUnknown(t *testing.T) {
 		t.Errorf("limits asked %v, want 5 then the default 20", limits)
 	}
 	mu.Unlock()
-	f.die()
-	f.up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK, json.RawMessage(`[]`)) }})
-	if code, out, _ := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitOK || out != "no messages about unknown payments\n" {
+	f.Die()
+	f.Up(map[string]http.HandlerFunc{"GET /v1/evidence": func(w http.ResponseWriter, r *http.Request) {
+		controltest.Answer(w, http.StatusOK, json.RawMessage(`[]`))
+	}})
+	if code, out, _ := kioskd(t, "", "journal", "-unknown", "-control", f.Socket()); code != exitOK || out != "no messages about unknown payments\n" {
 		t.Errorf("empty: exit %d %q", code, out)
 	}
 	// A daemon without the endpoint: its 404 says so.
-	f.die()
-	f.up(nil)
-	if code, _, errs := kioskd(t, "", "journal", "-unknown", "-control", f.sock); code != exitFail || !strings.Contains(errs, "404") {
+	f.Die()
+	f.Up(nil)
+	if code, _, errs := kioskd(t, "", "journal", "-unknown", "-control", f.Socket()); code != exitFail || !strings.Contains(errs, "404") {
 		t.Errorf("no endpoint: exit %d %s", code, errs)
 	}
 }
@@ -340,16 +343,16 @@ func TestJournalUnknown(t *testing.T) {
 // id given that is not in progress is still the daemon's refusal.
 func TestCancelWithoutTxnID(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
+	f := controltest.New(t)
 	var mu sync.Mutex
 	var current *payment.Txn
 	var cancelled []string
 	ended := false // the payment ends just before its cancel arrives
-	f.up(map[string]http.HandlerFunc{
+	f.Up(map[string]http.HandlerFunc{
 		"GET /v1/status": func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			defer mu.Unlock()
-			answer(w, http.StatusOK, map[string]any{"current": current})
+			controltest.Answer(w, http.StatusOK, map[string]any{"current": current})
 		},
 		"POST /v1/payments/{id}/cancel": func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
@@ -357,13 +360,13 @@ func TestCancelWithoutTxnID(t *testing.T) {
 			id := r.PathValue("id")
 			cancelled = append(cancelled, id)
 			if ended || current == nil || current.ID != id {
-				answer(w, http.StatusConflict, map[string]string{"error": "payment: transaction is not in progress: " + id + " is approved"})
+				controltest.Answer(w, http.StatusConflict, map[string]string{"error": "payment: transaction is not in progress: " + id + " is approved"})
 				return
 			}
-			answer(w, http.StatusOK, fakeTxn(id, payment.CancelRequested, payment.VendNone))
+			controltest.Answer(w, http.StatusOK, controltest.Txn(id, payment.CancelRequested, payment.VendNone))
 		},
 		"GET /v1/payments/{id}": func(w http.ResponseWriter, r *http.Request) {
-			answer(w, http.StatusOK, fakeTxn(r.PathValue("id"), payment.Approved, payment.VendReleased))
+			controltest.Answer(w, http.StatusOK, controltest.Txn(r.PathValue("id"), payment.Approved, payment.VendReleased))
 		},
 	})
 	set := func(cur *payment.Txn, end bool) {
@@ -371,7 +374,7 @@ func TestCancelWithoutTxnID(t *testing.T) {
 		defer mu.Unlock()
 		current, ended, cancelled = cur, end, nil
 	}
-	acked := fakeTxn("TXN7", payment.Acked, payment.VendNone)
+	acked := controltest.Txn("TXN7", payment.Acked, payment.VendNone)
 	for _, tc := range []struct {
 		name      string
 		cur       *payment.Txn
@@ -388,7 +391,7 @@ func TestCancelWithoutTxnID(t *testing.T) {
 		{"named, not in progress", nil, false, []string{"TXN6"}, exitFail, "", "TXN6"},
 	} {
 		set(tc.cur, tc.ended)
-		code, out, errs := kioskd(t, "", append([]string{"cancel", "-control", f.sock}, tc.args...)...)
+		code, out, errs := kioskd(t, "", append([]string{"cancel", "-control", f.Socket()}, tc.args...)...)
 		mu.Lock()
 		got := strings.Join(cancelled, ",")
 		mu.Unlock()
@@ -403,8 +406,8 @@ func TestCancelWithoutTxnID(t *testing.T) {
 // is the daemon's failure (1), not the command line's (2).
 func TestClientExitCodes(t *testing.T) {
 	t.Parallel()
-	f := newFakeKioskd(t)
-	f.up(map[string]http.HandlerFunc{
+	f := controltest.New(t)
+	f.Up(map[string]http.HandlerFunc{
 		"GET /v1/status": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1000")
 			w.WriteHeader(http.StatusOK)
@@ -413,13 +416,13 @@ func TestClientExitCodes(t *testing.T) {
 			panic(http.ErrAbortHandler) // the connection closes mid-answer
 		},
 		"GET /v1/logs": func(w http.ResponseWriter, r *http.Request) {
-			answer(w, http.StatusOK, map[string]string{"not": "a list"})
+			controltest.Answer(w, http.StatusOK, map[string]string{"not": "a list"})
 		},
 	})
-	if code, _, errs := kioskd(t, "", "status", "-control", f.sock); code != exitUnreachable || !strings.Contains(errs, "went away while answering") {
+	if code, _, errs := kioskd(t, "", "status", "-control", f.Socket()); code != exitUnreachable || !strings.Contains(errs, "went away while answering") {
 		t.Errorf("status cut off: exit %d %s", code, errs)
 	}
-	if code, _, errs := kioskd(t, "", "logs", "-control", f.sock); code != exitFail || !strings.Contains(errs, "cannot decode") {
+	if code, _, errs := kioskd(t, "", "logs", "-control", f.Socket()); code != exitFail || !strings.Contains(errs, "cannot decode") {
 		t.Errorf("logs undecodable: exit %d %s", code, errs)
 	}
 }

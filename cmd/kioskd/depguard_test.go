@@ -46,6 +46,7 @@ var depguardForbidden = map[string]string{
 	"net/http/httptest": "test helper; registers -httptest.serve",
 	"testing":           "test code linked into the firmware",
 	depguardMainModule + "/protocol/kpos/kpostest": "the fake Finexus host and the public test keys",
+	depguardMainModule + "/control/controltest":    "the fake daemon for tests of control API clients",
 }
 
 // Our own packages that are fakes or simulators by name (…test, …sim) and

@@ -17,8 +17,10 @@ import (
 func TestRunWithStuckStderr(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := writeTestConfig(t, dir, "")
-	w := newStuckWriter()
-	defer close(w.release)
+	// stderr is a serial console nobody drains (flow control held, a
+	// hung getty): a pipe nobody reads blocks every Write.
+	unread, w := io.Pipe()
+	defer unread.Close() // the blocked Writes return, failing
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	up := make(chan started, 1)
