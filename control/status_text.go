@@ -1,0 +1,42 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// WriteText writes the status as `kioskd status` shows it: a few lines
+// for a technician at the console, the POS link and the watchdog first.
+func (s Status) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "kiosk %s, kioskd %s, board %s, up %s\n", s.KioskID, s.Version, s.Board, time.Duration(s.UptimeS)*time.Second)
+	fmt.Fprintf(w, "pos server on %s; connect the POS to %s\n", s.POSListen, strings.Join(s.POSConnectTo, " or "))
+	for _, p := range s.POS {
+		peer := ""
+		if p.Peer != "" {
+			peer = " " + p.Peer
+		}
+		fmt.Fprintf(w, "%s: %s%s since %s\n", p.Provider, p.State, peer, p.Since.Format(time.RFC3339))
+	}
+	if wd := s.Hardware.Watchdog; wd.Device != "" {
+		feeding := "fed"
+		switch {
+		case wd.Stalled != "":
+			feeding = "NOT fed: " + wd.Stalled + " stalled"
+		case !wd.Feeding:
+			feeding = "not fed"
+		}
+		fmt.Fprintf(w, "watchdog: %s, timeout %s, %s\n", wd.Device, wd.Timeout, feeding)
+	}
+	if s.Current != nil {
+		fmt.Fprintf(w, "payment in progress: %s\n", s.Current.Summary())
+	} else {
+		fmt.Fprintln(w, "no payment in progress")
+	}
+	ps := s.POSStats
+	fmt.Fprintf(w, "pos messages: %d accepted, %d late, %d bad signature, %d malformed, %d replayed, %d oversize\n",
+		ps.Received, ps.Late, ps.BadSignature, ps.Malformed, ps.Replayed, ps.Oversize)
+	fmt.Fprintf(w, "pos connections: %d sessions, %d refused, %d held pending, %d took over, %d squatters displaced; %d pings, %d signed without a nonce\n",
+		ps.Sessions, ps.Rejected, ps.Pending, ps.Promoted, ps.Displaced, ps.Pings, ps.NoNonce)
+}

@@ -1,0 +1,48 @@
+package control
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/payment"
+)
+
+// What a technician reads first: the watchdog line says when it is not
+// being fed and which loop stalled, and the payment in progress is named.
+func TestStatusWriteText(t *testing.T) {
+	since := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st := Status{
+		KioskID: "K7", Version: "v1", Board: "rpi4", UptimeS: 90,
+		POSListen: "0.0.0.0:5555", POSConnectTo: []string{"192.0.2.7:5555", "198.51.100.2:5555"},
+		POS:      []POSState{{Provider: "mobypay", State: "connected", Peer: "192.0.2.9", Since: since}},
+		Current:  &payment.Txn{ID: "TXN9", State: payment.Acked, Mode: "card", Amount: 150, Vend: payment.VendNone},
+		POSStats: POSStats{Received: 3, BadSignature: 1, Sessions: 2},
+		Hardware: Hardware{Watchdog: Watchdog{Device: "i6300ESB timer", Timeout: 5 * time.Second, Stalled: "journal"}},
+	}
+	var b strings.Builder
+	st.WriteText(&b)
+	got := b.String()
+	for _, want := range []string{
+		"kiosk K7, kioskd v1, board rpi4, up 1m30s\n",
+		"connect the POS to 192.0.2.7:5555 or 198.51.100.2:5555\n",
+		"mobypay: connected 192.0.2.9 since 2026-12-01T09:00:00Z\n",
+		"watchdog: i6300ESB timer, timeout 5s, NOT fed: journal stalled\n",
+		"payment in progress: acked TXN9 card RM 1.50\n",
+		"pos messages: 3 accepted, 0 late, 1 bad signature,",
+		"pos connections: 2 sessions,",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("status text lacks %q:\n%s", want, got)
+		}
+	}
+
+	st.Current, st.Hardware.Watchdog = nil, Watchdog{Device: "Software Watchdog", Timeout: 5 * time.Second, Feeding: true}
+	b.Reset()
+	st.WriteText(&b)
+	for _, want := range []string{"watchdog: Software Watchdog, timeout 5s, fed\n", "no payment in progress\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("idle status text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
