@@ -33,6 +33,12 @@ type Profile struct {
 	PrinterDevice  string // serial device of the receipt printer ("" on sim: its Sidecar's)
 	PrinterBaud    int
 	WatchdogDevice string // "" on sim: simulated
+	// Strict is a kind that defaults nothing it cannot know (generic):
+	// the config must name its relay pin, its watchdog and, with
+	// receipts on, its printer, and a watchdog that is not there refuses
+	// the start instead of running on a fake as a Pi without the driver
+	// does.
+	Strict bool
 }
 
 // Driver is one kind of board: its default wiring and how its pins come
@@ -112,7 +118,7 @@ var (
 			PrinterDevice: "/dev/serial0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"}},
 		"rpi5": periphBoard{Profile{Kind: "rpi5", Relay: "GPIO17", RelayActiveLow: true, LEDGreen: "GPIO22", LEDAmber: "GPIO23", LEDRed: "GPIO24",
 			PrinterDevice: "/dev/ttyAMA0", PrinterBaud: 9600, WatchdogDevice: "/dev/watchdog"}},
-		"generic": chardevBoard{Profile{Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600}},
+		"generic": chardevBoard{Profile{Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600, Strict: true}},
 	}
 )
 

@@ -13,7 +13,7 @@ func TestGenericProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Profile{Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600}
+	want := Profile{Kind: "generic", RelayActiveLow: true, PrinterBaud: 9600, Strict: true}
 	if p != want {
 		t.Errorf("generic profile %+v, want %+v", p, want)
 	}

@@ -10,13 +10,13 @@ import (
 // with the operator's overrides) without touching the hardware, every
 // problem at once, each naming its key as the config file's [board]
 // spells it so that the caller needs only to put the section before it:
-// a pin given two roles, what a generic board cannot default, the syntax
-// of a generic board's pins, the printer's baud. Whether the pins exist
+// a pin given two roles, what a strict board (generic) cannot default,
+// the syntax of its pins, the printer's baud. Whether the pins exist
 // is known only when Open resolves them. printerEnabled says whether
 // receipts are on, which is when a printer device is needed.
 func (p Profile) Validate(printerEnabled bool) error {
 	errs := p.validateClashes()
-	if p.Kind == "generic" {
+	if p.Strict {
 		errs = append(errs, p.validateGeneric(printerEnabled)...)
 	}
 	if b := p.PrinterBaud; b < 1200 || b > 921600 {

@@ -106,16 +106,16 @@ func Open(cfg Config, prof board.Profile, log *slog.Logger) (*Machine, error) {
 // openWatchdog opens the profile's watchdog device, or a fake where the
 // profile names none (the sim board). A Pi whose kernel lacks its
 // watchdog driver runs on a fake, with a warning, as it always has. A
-// generic board's watchdog is one the config named explicitly: a missing
-// one is a wrong path or a missing driver, and running unguarded would
-// hide that, so the start is refused.
+// strict board's watchdog (generic) is one the config named explicitly:
+// a missing one is a wrong path or a missing driver, and running
+// unguarded would hide that, so the start is refused.
 func openWatchdog(prof board.Profile, timeout time.Duration, log *slog.Logger) (watchdog.Device, error) {
 	if prof.WatchdogDevice == "" {
 		return watchdog.NewFake(timeout), nil
 	}
 	dev, err := watchdog.Open(prof.WatchdogDevice, timeout)
 	if errors.Is(err, os.ErrNotExist) {
-		if prof.Kind == "generic" {
+		if prof.Strict {
 			return nil, fmt.Errorf("board.watchdog_device: %w (board kind %q does not run without its watchdog)", err, prof.Kind)
 		}
 		log.Warn("no hardware watchdog; continuing without one", "device", prof.WatchdogDevice, "err", err)

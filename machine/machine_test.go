@@ -171,7 +171,12 @@ func TestCloseDisarmsAWatchdogNeverFed(t *testing.T) {
 func TestOpenWatchdogMissing(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "watchdog")
 	for _, kind := range []string{"generic", "rpi4"} {
-		dev, err := openWatchdog(board.Profile{Kind: kind, WatchdogDevice: missing}, 15*time.Second, discard)
+		prof, err := board.Lookup(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prof.WatchdogDevice = missing
+		dev, err := openWatchdog(prof, 15*time.Second, discard)
 		if kind == "generic" {
 			want := `board.watchdog_device: watchdog: open ` + missing + `: no such file or directory (board kind "generic" does not run without its watchdog)`
 			if err == nil || err.Error() != want || dev != nil {
