@@ -1,7 +1,19 @@
 package payment
 
+// The journal is the outbox (flow 5): every write the journal commits
+// appends a Record in the same bbolt transaction, and the fleet shipper
+// reads them in Seq order after its durable cursor.
+
 import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // RecordKind says what a journal record is about.
@@ -9,17 +21,27 @@ type RecordKind string
 
 const (
 	// RecordTxn is a payment created or changed (a transition, a vend
-	// state, a review, a settlement); Evidence is set as well when a
-	// message was journaled with the change.
+	// state, a review, a settlement, a recovery at start); Evidence is
+	// set as well when a message was journaled with the change.
 	RecordTxn RecordKind = "txn"
 	// RecordEvidence is a message about a known payment journaled
-	// without changing it (a duplicate, a late or odd message).
+	// without changing it (a duplicate, a late or odd message). Txn is
+	// the payment after the write: only its evidence count and
+	// UpdatedAt moved.
 	RecordEvidence RecordKind = "evidence"
-	// RecordUnknown is a signed message about no known payment.
+	// RecordUnknown is a signed message about no known payment;
+	// Evidence holds it, Txn is nil.
 	RecordUnknown RecordKind = "unknown"
 	// RecordQuarantine is a payment record that could not be read and
-	// was set aside; Txn holds only its ID.
+	// was set aside at start, or an operator's note on one: Txn holds
+	// only its ID (its key in the quarantine, see Quarantined),
+	// Quarantined, and Settled once it was settled; Error says why it
+	// could not be read.
 	RecordQuarantine RecordKind = "quarantine"
+	// RecordUnreadable is never stored: Records returns it in place of
+	// a record that cannot be decoded, with its Seq and the reason in
+	// Error, so that a shipper can report it and move past it.
+	RecordUnreadable RecordKind = "unreadable"
 )
 
 // Record is one entry of the journal's outbox: every write the journal
@@ -35,4 +57,166 @@ type Record struct {
 	Kind     RecordKind `json:"kind"`
 	Txn      *Txn       `json:"txn,omitempty"`      // the payment as it stood after the write
 	Evidence *Evidence  `json:"evidence,omitempty"` // the message journaled with it
+	Error    string     `json:"error,omitempty"`    // RecordQuarantine, RecordUnreadable: why it cannot be read
+}
+
+// The records bucket holds the outbox: key the 8-byte big-endian Seq
+// from the bucket's own NextSequence (bbolt rolls it back with the
+// transaction, so the numbers have no gaps), value the JSON of a Record.
+//
+// Which writes append: Create (RecordTxn), Update (RecordTxn, or
+// RecordEvidence when only a message was added; Settle goes through
+// it), AddEvidence (RecordUnknown), Recover (a RecordTxn per payment it
+// flags, a RecordQuarantine per record it sets aside) and the settling
+// of a quarantined record (RecordQuarantine). Which do not, because they
+// are no event about a payment: OpenJournal's bucket creation,
+// NextSequence (KPOS's daily counter), the expiry of replay nonces in
+// Nonces and the housekeeping inside a write (the bounded unknown
+// bucket, the nonce set), and the outbox's own SetShipped and
+// TrimRecords.
+//
+// A journal written before this bucket existed gets it at open and its
+// first record is Seq 1: the history before that is not in the outbox
+// (the payments themselves are all still in the txns bucket).
+var (
+	bucketRecords = []byte("records")
+	keyShipped    = []byte("fleet/shipped")
+)
+
+// recordsFill packs the records bucket's pages: keys only ever grow at
+// the end (and go from the front), so bbolt's default of half-full pages
+// after a split would only waste the SD card.
+const recordsFill = 0.9
+
+// appendRecord appends the record of one write to the outbox, in the
+// caller's bbolt transaction. txn and ev are the bytes the write stored
+// (encodeTxn, encodeEvidence), reused so that a record costs no second
+// encoding; either may be nil. errMsg is Record.Error.
+func appendRecord(tx *bolt.Tx, now time.Time, kind RecordKind, txn, ev []byte, errMsg string) error {
+	b := tx.Bucket(bucketRecords)
+	b.FillPercent = recordsFill
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("journal: record sequence: %w", err)
+	}
+	// Key and value share one allocation; bbolt keeps both until commit.
+	buf := make([]byte, 8, 8+96+len(txn)+len(ev)+len(errMsg))
+	binary.BigEndian.PutUint64(buf, seq)
+	v, err := appendRecordJSON(buf[8:8], seq, now, kind, txn, ev, errMsg)
+	if err != nil {
+		return err
+	}
+	return b.Put(buf[:8:8], v)
+}
+
+// appendRecordJSON appends what json.Marshal writes for the Record, but
+// with txn and ev already encoded (FuzzRecord checks the two agree).
+func appendRecordJSON(b []byte, seq uint64, at time.Time, kind RecordKind, txn, ev []byte, errMsg string) ([]byte, error) {
+	// time.Time's MarshalJSON refuses the years RFC 3339 cannot hold,
+	// which AppendFormat would write anyway.
+	if y := at.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("journal: record time %v: year outside 0-9999", at)
+	}
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"at":"`...)
+	b = at.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = append(b, `,"kind":`...)
+	b = strconv.AppendQuote(b, string(kind)) // kinds are our own ASCII constants
+	if txn != nil {
+		b = append(append(b, `,"txn":`...), txn...)
+	}
+	if ev != nil {
+		b = append(append(b, `,"evidence":`...), ev...)
+	}
+	if errMsg != "" {
+		e, err := json.Marshal(errMsg)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b, `,"error":`...), e...)
+	}
+	return append(b, '}'), nil
+}
+
+// decodeOutboxRecord decodes the record stored under key k. Anything that
+// is not a Record filed under its own Seq is an error.
+func decodeOutboxRecord(k, v []byte) (Record, error) {
+	if len(k) != 8 {
+		return Record{}, fmt.Errorf("record key of %d bytes, want 8", len(k))
+	}
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return Record{}, err
+	}
+	if seq := binary.BigEndian.Uint64(k); r.Seq != seq {
+		return Record{}, fmt.Errorf("record %d filed under seq %d", r.Seq, seq)
+	}
+	if r.Kind == "" {
+		return Record{}, errors.New("record without a kind")
+	}
+	return r, nil
+}
+
+// keySeq is the Seq a record key stands for: its first 8 bytes,
+// big-endian, zero-padded (the journal writes no other length).
+func keySeq(k []byte) uint64 {
+	var b [8]byte
+	copy(b[:], k)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// unreadableRecords counts the records Records returned as
+// RecordUnreadable, for all journals of the process.
+var unreadableRecords atomic.Uint64
+
+// UnreadableRecords returns how many undecodable records Records has
+// returned since the process started (one read twice counts twice): a
+// status line for the operator, since each is a gap in what the broker
+// gets.
+func UnreadableRecords() uint64 { return unreadableRecords.Load() }
+
+// Records returns up to max records with Seq > after, ascending. A record
+// that cannot be decoded never stops the reader: it comes back as a
+// RecordUnreadable with its Seq and the reason (and is counted, see
+// UnreadableRecords), so the shipper reports it and moves past it.
+func (j *Journal) Records(after uint64, max int) ([]Record, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("%w: journal: records: max %d, want at least 1", ErrBadRequest, max)
+	}
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	var out []Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < max; k, v = c.Next() {
+			r, err := decodeOutboxRecord(k, v)
+			if err != nil {
+				unreadableRecords.Add(1)
+				r = Record{Seq: keySeq(k), Kind: RecordUnreadable, Error: err.Error()}
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: records: %w", err)
+	}
+	return out, nil
+}
+
+// LastRecord returns the highest Seq appended so far (0 if none). Records
+// trimmed since still count: Seq is never reused.
+func (j *Journal) LastRecord() (uint64, error) {
+	var n uint64
+	err := j.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketRecords).Sequence()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal: last record: %w", err)
+	}
+	return n, nil
 }
