@@ -123,7 +123,15 @@ func appendRecordJSON(b []byte, seq uint64, at time.Time, kind RecordKind, txn, 
 	b = at.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
 	b = append(b, `,"kind":`...)
-	b = strconv.AppendQuote(b, string(kind)) // kinds are our own ASCII constants
+	if plainKind(kind) {
+		b = append(append(append(b, '"'), kind...), '"')
+	} else {
+		k, err := json.Marshal(string(kind))
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, k...)
+	}
 	if txn != nil {
 		b = append(append(b, `,"txn":`...), txn...)
 	}
@@ -138,6 +146,17 @@ func appendRecordJSON(b []byte, seq uint64, at time.Time, kind RecordKind, txn, 
 		b = append(append(b, `,"error":`...), e...)
 	}
 	return append(b, '}'), nil
+}
+
+// plainKind reports a kind JSON writes as it is: our own constants are
+// lower-case ASCII, anything else takes encoding/json's escaping.
+func plainKind(k RecordKind) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeOutboxRecord decodes the record stored under key k. Anything that
