@@ -239,3 +239,52 @@ func (j *Journal) LastRecord() (uint64, error) {
 	}
 	return n, nil
 }
+
+// ErrAhead is returned by SetShipped for a seq beyond the last record:
+// the shipper cannot have been acknowledged for a record never written.
+var ErrAhead = errors.New("payment: shipped cursor beyond the last record")
+
+// errUnchanged rolls back a write that would change nothing, so that a
+// stale acknowledgement costs no commit and no fsync.
+var errUnchanged = errors.New("unchanged")
+
+// Shipped returns the fleet shipper's durable cursor: every record with
+// Seq up to it was acknowledged by the broker (0: none).
+func (j *Journal) Shipped() (uint64, error) {
+	var n uint64
+	err := j.db.View(func(tx *bolt.Tx) error {
+		n = shipped(tx)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal: shipped cursor: %w", err)
+	}
+	return n, nil
+}
+
+func shipped(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keyShipped); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// SetShipped moves the cursor to seq, in one bbolt transaction. It never
+// moves backwards: a lower or equal seq is ignored (acknowledgements may
+// arrive out of order, and a late one must not cause a resend of what a
+// newer one covered). A seq beyond LastRecord is ErrAhead.
+func (j *Journal) SetShipped(seq uint64) error {
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		if last := tx.Bucket(bucketRecords).Sequence(); seq > last {
+			return fmt.Errorf("%w: %d, last record %d", ErrAhead, seq, last)
+		}
+		if seq <= shipped(tx) {
+			return errUnchanged
+		}
+		return tx.Bucket(bucketMeta).Put(keyShipped, binary.BigEndian.AppendUint64(nil, seq))
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return fmt.Errorf("journal: set shipped cursor: %w", err)
+	}
+	return nil
+}

@@ -367,3 +367,58 @@ func TestRecordsUnreadable(t *testing.T) {
 		t.Errorf("reason for a record under another seq: %q", got[2].Error)
 	}
 }
+
+// fillRecords appends one record per time in ats, in one bbolt
+// transaction (the fsync per write is not what these tests are about).
+func fillRecords(t *testing.T, j *Journal, ats []time.Time) {
+	t.Helper()
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		for _, at := range ats {
+			if err := appendRecord(tx, at, RecordUnknown, nil, []byte(`{"payload":"x"}`), ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestShippedCursor(t *testing.T) {
+	j, path := openJournal(t)
+	if n, err := j.Shipped(); err != nil || n != 0 {
+		t.Fatalf("Shipped of a new journal: %d %v", n, err)
+	}
+	if err := j.SetShipped(1); !errors.Is(err, ErrAhead) {
+		t.Fatalf("SetShipped with no records: %v", err)
+	}
+	fillRecords(t, j, []time.Time{t0, t0, t0, t0, t0})
+	for _, c := range []struct {
+		set, want uint64
+		err       error
+	}{
+		{3, 3, nil},
+		{2, 3, nil}, // a late ack: ignored
+		{3, 3, nil},
+		{0, 3, nil},
+		{6, 3, ErrAhead},
+		{5, 5, nil},
+	} {
+		if err := j.SetShipped(c.set); !errors.Is(err, c.err) || c.err == nil && err != nil {
+			t.Errorf("SetShipped(%d): %v, want %v", c.set, err, c.err)
+		}
+		if n, err := j.Shipped(); err != nil || n != c.want {
+			t.Errorf("after SetShipped(%d): Shipped %d %v, want %d", c.set, n, err, c.want)
+		}
+	}
+	j.Close()
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if n, err := j.Shipped(); err != nil || n != 5 {
+		t.Fatalf("Shipped after reopen: %d %v", n, err)
+	}
+}
