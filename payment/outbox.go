@@ -5,6 +5,7 @@ package payment
 // reads them in Seq order after its durable cursor.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -287,4 +288,96 @@ func (j *Journal) SetShipped(seq uint64) error {
 		return fmt.Errorf("journal: set shipped cursor: %w", err)
 	}
 	return nil
+}
+
+// trimBatch is how many records TrimRecords deletes per bbolt
+// transaction: small enough that a payment write waits for the writer
+// lock no longer than a few milliseconds.
+const trimBatch = 1000
+
+// TrimRecords deletes, oldest first, the records older than keep (by At)
+// and returns how many. With shippedOnly (fleet on) it stops at the
+// first record not yet shipped however old: an unshipped money event is
+// never lost. It stops at the first record that is young enough too:
+// Seq order is the order of the writes, so what follows is as young or
+// younger (a record dated ahead by a clock that was wrong holds the trim
+// back until its date has passed). A record that cannot be decoded has
+// no age: it goes once trimming reaches it and a record after it is
+// old enough, or once shipped (the shipper reported it as unreadable);
+// with fleet off, a run of more than trimBatch of them holds the trim
+// there (a journal that damaged needs its operator anyway).
+//
+// Records are never renumbered: Seq goes on from the bucket's sequence.
+// The deletes run in transactions of trimBatch records so that a long
+// trim never holds the writer lock long enough to delay a payment.
+func (j *Journal) TrimRecords(now time.Time, keep time.Duration, shippedOnly bool) (int, error) {
+	return j.trimRecords(now, keep, shippedOnly, trimBatch)
+}
+
+func (j *Journal) trimRecords(now time.Time, keep time.Duration, shippedOnly bool, batch int) (int, error) {
+	if keep <= 0 {
+		return 0, fmt.Errorf("%w: journal: trim records: keep %v, want more than 0", ErrBadRequest, keep)
+	}
+	cutoff := now.Add(-keep)
+	total := 0
+	for {
+		n, full := 0, false
+		err := j.db.Update(func(tx *bolt.Tx) error {
+			limit := ^uint64(0)
+			if shippedOnly {
+				limit = shipped(tx)
+			}
+			b := tx.Bucket(bucketRecords)
+			// Collected first, deleted after: a bbolt cursor may skip the
+			// key after one it deleted.
+			var del, held [][]byte // held: unreadable, waiting on what follows
+			c := b.Cursor()
+			for k, v := c.First(); k != nil && keySeq(k) <= limit; k, v = c.Next() {
+				if len(del) >= batch || len(held) >= batch {
+					full = len(del) > 0
+					break
+				}
+				at, ok := recordAt(k, v)
+				if !ok {
+					if shippedOnly {
+						del = append(del, bytes.Clone(k)) // shipped, as unreadable
+					} else {
+						held = append(held, bytes.Clone(k))
+					}
+					continue
+				}
+				if !at.Before(cutoff) {
+					break // young: so is everything after it
+				}
+				del = append(append(del, held...), bytes.Clone(k))
+				held = held[:0]
+			}
+			for _, k := range del {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			n = len(del)
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("journal: trim records: %w", err)
+		}
+		total += n
+		if !full {
+			return total, nil
+		}
+	}
+}
+
+// recordAt reads a record's time without decoding the rest; ok is false
+// for one that cannot be decoded.
+func recordAt(k, v []byte) (at time.Time, ok bool) {
+	var r struct {
+		At time.Time `json:"at"`
+	}
+	if len(k) != 8 || json.Unmarshal(v, &r) != nil {
+		return time.Time{}, false
+	}
+	return r.At, true
 }

@@ -422,3 +422,100 @@ func TestShippedCursor(t *testing.T) {
 		t.Fatalf("Shipped after reopen: %d %v", n, err)
 	}
 }
+
+func TestTrimRecords(t *testing.T) {
+	const minute = time.Minute
+	for _, c := range []struct {
+		name        string
+		n           int             // records, record i (from 0) at t0 + i minutes
+		garbage     []uint64        // seqs overwritten with undecodable bytes
+		old         int             // how many are older than keep
+		shipped     uint64          // the cursor (0: none)
+		shippedOnly bool            // fleet on
+		batch       int             // 0: trimBatch
+		want        int             // deleted
+		kept        map[uint64]bool // nil: every seq after the deleted ones
+	}{
+		{name: "fleet off", n: 20, old: 12, want: 12},
+		{name: "fleet off, none old", n: 20, old: 0, want: 0},
+		{name: "fleet off, all old", n: 20, old: 20, want: 20},
+		{name: "fleet on, shipped behind the age", n: 20, old: 12, shipped: 5, shippedOnly: true, want: 5},
+		{name: "fleet on, shipped past the age", n: 20, old: 12, shipped: 17, shippedOnly: true, want: 12},
+		{name: "fleet on, nothing shipped", n: 20, old: 20, shippedOnly: true, want: 0},
+		{name: "fleet off ignores the cursor", n: 20, old: 12, shipped: 5, want: 12},
+		{name: "batches", n: 50, old: 31, batch: 7, want: 31},
+		{name: "batches, fleet on", n: 50, old: 40, shipped: 29, shippedOnly: true, batch: 7, want: 29},
+		{name: "batch boundary", n: 50, old: 28, batch: 7, want: 28},
+		{name: "default batch", n: 2*trimBatch + 500, old: 2*trimBatch + 100, want: 2*trimBatch + 100},
+		{name: "unreadable before an old one goes", n: 10, garbage: []uint64{3, 4}, old: 6, want: 6},
+		{name: "unreadable at the edge stays", n: 10, garbage: []uint64{3, 4}, old: 2, want: 2},
+		{name: "unreadable and shipped goes", n: 10, garbage: []uint64{3}, old: 2, shipped: 3, shippedOnly: true, want: 3},
+		{name: "unreadable, unshipped stays", n: 10, garbage: []uint64{3}, old: 10, shipped: 2, shippedOnly: true, want: 2},
+		{name: "a run of unreadable longer than a batch", n: 10, garbage: []uint64{1, 2, 3}, old: 10, batch: 2, want: 0,
+			kept: map[uint64]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j, _ := openJournal(t)
+			ats := make([]time.Time, c.n)
+			for i := range ats {
+				ats[i] = t0.Add(time.Duration(i) * minute)
+			}
+			fillRecords(t, j, ats)
+			if err := j.db.Update(func(tx *bolt.Tx) error {
+				for _, s := range c.garbage {
+					if err := tx.Bucket(bucketRecords).Put(binary.BigEndian.AppendUint64(nil, s), []byte("{garbage")); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if c.shipped > 0 {
+				if err := j.SetShipped(c.shipped); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Records 0..old-1 are older than keep: the cutoff falls on
+			// record old, which is exactly keep old and stays.
+			keep := time.Hour
+			now := t0.Add(time.Duration(c.old)*minute + keep)
+			batch := c.batch
+			if batch == 0 {
+				batch = trimBatch
+			}
+			got, err := j.trimRecords(now, keep, c.shippedOnly, batch)
+			if err != nil || got != c.want {
+				t.Fatalf("trimmed %d %v, want %d", got, err, c.want)
+			}
+			rs := allRecords(t, j)
+			if len(rs) != c.n-c.want {
+				t.Fatalf("%d records left, want %d", len(rs), c.n-c.want)
+			}
+			for i, r := range rs {
+				if want := uint64(c.want + i + 1); r.Seq != want || c.kept != nil && !c.kept[r.Seq] {
+					t.Fatalf("record %d left is seq %d, want %d", i, r.Seq, want)
+				}
+				if c.shippedOnly && r.Seq <= c.shipped && r.At.Before(now.Add(-keep)) && r.Kind != RecordUnreadable {
+					t.Errorf("shipped old record %d kept", r.Seq)
+				}
+			}
+			// Never renumbered: the next record goes on from the last.
+			if last, err := j.LastRecord(); err != nil || last != uint64(c.n) {
+				t.Fatalf("LastRecord %d %v, want %d", last, err, c.n)
+			}
+			newTxn(t, j, now)
+			if rs := allRecords(t, j); rs[len(rs)-1].Seq != uint64(c.n)+1 {
+				t.Fatalf("next record is seq %d", rs[len(rs)-1].Seq)
+			}
+			// Trimming again finds nothing more.
+			if again, err := j.trimRecords(now, keep, c.shippedOnly, batch); err != nil || again != 0 {
+				t.Fatalf("second trim: %d %v", again, err)
+			}
+		})
+	}
+	j, _ := openJournal(t)
+	if _, err := j.TrimRecords(t0, 0, false); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("TrimRecords with keep 0: %v", err)
+	}
+}
