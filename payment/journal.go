@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,6 +78,8 @@ type Journal struct {
 	// means the default. Set them before the journal is used.
 	UnknownMax    int
 	UnknownMaxAge time.Duration
+
+	unreadable atomic.Uint64 // see UnreadableRecords
 }
 
 // OpenJournal opens or creates the journal. A second kioskd on the same

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -187,15 +186,11 @@ func keySeq(k []byte) uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
-// unreadableRecords counts the records Records returned as
-// RecordUnreadable, for all journals of the process.
-var unreadableRecords atomic.Uint64
-
 // UnreadableRecords returns how many undecodable records Records has
-// returned since the process started (one read twice counts twice): a
-// status line for the operator, since each is a gap in what the broker
+// returned since the journal was opened (one read twice counts twice): a
+// status line for the operator, since each is a hole in what the broker
 // gets.
-func UnreadableRecords() uint64 { return unreadableRecords.Load() }
+func (j *Journal) UnreadableRecords() uint64 { return j.unreadable.Load() }
 
 // Records returns up to max records with Seq > after, ascending. A record
 // that cannot be decoded never stops the reader: it comes back as a
@@ -214,7 +209,7 @@ func (j *Journal) Records(after uint64, max int) ([]Record, error) {
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < max; k, v = c.Next() {
 			r, err := decodeOutboxRecord(k, v)
 			if err != nil {
-				unreadableRecords.Add(1)
+				j.unreadable.Add(1)
 				r = Record{Seq: keySeq(k), Kind: RecordUnreadable, Error: err.Error()}
 			}
 			out = append(out, r)

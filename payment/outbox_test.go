@@ -338,7 +338,7 @@ func TestRecordsUnreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	before := UnreadableRecords()
+	before := j.UnreadableRecords()
 	var got []Record
 	for after := uint64(0); ; {
 		rs, err := j.Records(after, 2)
@@ -360,7 +360,7 @@ func TestRecordsUnreadable(t *testing.T) {
 			t.Errorf("record %d: %+v", n, r)
 		}
 	}
-	if d := UnreadableRecords() - before; d != 4 {
+	if d := j.UnreadableRecords() - before; d != 4 {
 		t.Errorf("counted %d unreadable records, want 4", d)
 	}
 	if !strings.Contains(got[2].Error, "another seq") && !strings.Contains(got[2].Error, "filed under") {
