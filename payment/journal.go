@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,6 +78,8 @@ type Journal struct {
 	// means the default. Set them before the journal is used.
 	UnknownMax    int
 	UnknownMaxAge time.Duration
+
+	unreadable atomic.Uint64 // see UnreadableRecords
 }
 
 // OpenJournal opens or creates the journal. A second kioskd on the same
@@ -86,7 +90,7 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketNonces, bucketUnknown, bucketQuar, bucketQuarInfo} {
+		for _, b := range [][]byte{bucketTxns, bucketEvidence, bucketMeta, bucketKeys, bucketNonces, bucketUnknown, bucketQuar, bucketQuarInfo, bucketRecords} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -148,16 +152,22 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 		if t.Vend == "" {
 			t.Vend = VendNone
 		}
-		return put(txns, t)
+		v, err := put(txns, t)
+		if err != nil {
+			return err
+		}
+		return appendRecord(tx, now, RecordTxn, v, nil, "")
 	})
 }
 
-func put(b *bolt.Bucket, t *Txn) error {
+// put stores t and returns its encoding, which the outbox record of the
+// write reuses.
+func put(b *bolt.Bucket, t *Txn) ([]byte, error) {
 	v, err := encodeTxn(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return b.Put([]byte(t.ID), v)
+	return v, b.Put([]byte(t.ID), v)
 }
 
 // encodeTxn is the record codec's encoder; decodeTxn reads back whatever
@@ -201,7 +211,9 @@ func decodeRecord(k, v []byte) (*Txn, error) {
 
 // Update changes one transaction in one bbolt transaction: fn edits a
 // copy, the invariants are checked against the stored record, and ev (if
-// not nil) is journaled with it. It returns the stored result.
+// not nil) is journaled with it. It returns the stored result. The
+// outbox gets a RecordTxn, or a RecordEvidence when fn changed nothing
+// and only the message was added.
 func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn) error) (Txn, error) {
 	var out Txn
 	err := j.db.Update(func(tx *bolt.Tx) error {
@@ -220,15 +232,26 @@ func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn)
 		if err := checkMove(old, &nu); err != nil {
 			return err
 		}
+		kind := RecordTxn
+		var evb []byte
 		if ev != nil {
-			if err := addEvidence(tx, ev, now); err != nil {
+			// Compared before the evidence count and the time move: the
+			// message changed nothing else.
+			if reflect.DeepEqual(old, &nu) {
+				kind = RecordEvidence
+			}
+			if evb, err = addEvidence(tx, ev, now); err != nil {
 				return err
 			}
 			nu.Evidence++
 		}
 		nu.UpdatedAt = now
+		v, err := put(txns, &nu)
+		if err != nil {
+			return err
+		}
 		out = nu
-		return put(txns, &nu)
+		return appendRecord(tx, now, kind, v, evb, "")
 	})
 	return out, err
 }
@@ -301,7 +324,7 @@ func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
 		return nil
 	})
 	if errors.Is(err, ErrCorrupt) {
-		if q, ok, qerr := j.settleQuarantined(id, note); ok {
+		if q, ok, qerr := j.settleQuarantined(id, note, now); ok {
 			return q, qerr
 		}
 	}
@@ -363,6 +386,9 @@ func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 			if err := quarantine(tx, &q); err != nil {
 				return fmt.Errorf("journal: quarantine %s: %w", q.Key, err)
 			}
+			if err := appendQuarantineRecord(tx, now, q.Key, "", q.Error); err != nil {
+				return err
+			}
 			out = append(out, q.Txn())
 		}
 		for _, old := range fix {
@@ -381,7 +407,11 @@ func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 				return err
 			}
 			nu.UpdatedAt = now
-			if err := put(txns, &nu); err != nil {
+			v, err := put(txns, &nu)
+			if err != nil {
+				return err
+			}
+			if err := appendRecord(tx, now, RecordTxn, v, nil, ""); err != nil {
 				return err
 			}
 			out = append(out, nu)

@@ -72,7 +72,10 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 				return err
 			}
 		}
-		return b.Put(binary.BigEndian.AppendUint64(nil, n), v)
+		if err := b.Put(binary.BigEndian.AppendUint64(nil, n), v); err != nil {
+			return err
+		}
+		return appendRecord(tx, now, RecordUnknown, nil, v, "")
 	})
 }
 
@@ -95,13 +98,14 @@ func (j *Journal) UnknownEvidence(n int) ([]Evidence, error) {
 }
 
 // Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
-// scan lists a transaction's messages in arrival order.
-func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) error {
+// scan lists a transaction's messages in arrival order. It returns the
+// encoding, which the outbox record of the write reuses.
+func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
 	v, err := stampEvidence(tx, ev, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Bucket(bucketEvidence).Put(evidenceKey(ev.TxnID, ev.Seq), v)
+	return v, tx.Bucket(bucketEvidence).Put(evidenceKey(ev.TxnID, ev.Seq), v)
 }
 
 // stampEvidence gives ev its sequence number (one sequence for all

@@ -108,7 +108,7 @@ func (j *Journal) Quarantined() ([]Quarantined, error) {
 
 // settleQuarantined records the operator's note on quarantined record id;
 // ok is false if there is none.
-func (j *Journal) settleQuarantined(id, note string) (t Txn, ok bool, err error) {
+func (j *Journal) settleQuarantined(id, note string, now time.Time) (t Txn, ok bool, err error) {
 	err = j.db.Update(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketQuar).Get([]byte(id))
 		if raw == nil {
@@ -129,9 +129,23 @@ func (j *Journal) settleQuarantined(id, note string) (t Txn, ok bool, err error)
 			return err
 		}
 		t = Quarantined{Key: id, Error: qi.Error, At: qi.At, Settled: note}.Txn()
-		return info.Put([]byte(id), v)
+		if err := info.Put([]byte(id), v); err != nil {
+			return err
+		}
+		return appendQuarantineRecord(tx, now, id, note, qi.Error)
 	})
 	return t, ok, err
+}
+
+// appendQuarantineRecord appends the outbox record about quarantined
+// record key: only what can be trusted (the key, the operator's note,
+// why it cannot be read), never a guess at the payment it was.
+func appendQuarantineRecord(tx *bolt.Tx, now time.Time, key, settled, why string) error {
+	v, err := encodeTxn(&Txn{ID: key, Quarantined: true, Settled: settled})
+	if err != nil {
+		return err
+	}
+	return appendRecord(tx, now, RecordQuarantine, v, nil, why)
 }
 
 // Reviews lists what an operator must look at and has not settled (all:

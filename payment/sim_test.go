@@ -62,7 +62,8 @@ import (
 // unknown, approved but not vended, link lost without a result) flagged;
 // the journal readable; states only forward; one payment at a time and
 // Current() agreeing; each kiosk frame sent only after the journal says
-// so; no payment open past its absolute deadline. A failing seed
+// so; no payment open past its absolute deadline; the outbox numbered
+// without a gap, each payment's last record its journaled state. A failing seed
 // is shrunk to a minimal schedule and printed as Go literals; run one seed
 // again with
 //
@@ -300,6 +301,9 @@ type simWorld struct {
 	pulses    map[string]int  // relay pulses per payment
 	receipts  map[string]int
 	decoded   map[string]simDecoded // records() cache, by txn id
+	outboxAt  uint64                // outbox records read so far
+	outbox    map[string]Txn        // each payment as its last outbox record has it
+	changed   map[string]bool       // payments records() decoded afresh since checkOutbox
 	nonces    int
 	fates     map[string]int // what became of the POS frames
 	restarts  int
@@ -542,6 +546,10 @@ func (w *simWorld) records() ([]Txn, error) {
 				}
 				c = simDecoded{raw: bytes.Clone(v), txn: *t}
 				w.decoded[string(k)] = c
+				if w.changed == nil {
+					w.changed = map[string]bool{}
+				}
+				w.changed[string(k)] = true
 			}
 			out = append(out, c.txn)
 			return nil
@@ -1097,6 +1105,7 @@ func (w *simWorld) check(full bool) {
 		w.fail("journal decodes", "List: %v", err)
 		return
 	}
+	w.checkOutbox(list, full)
 	now := time.Now()
 	var inProgress []Txn
 	for _, rec := range list {
@@ -1169,6 +1178,47 @@ func (w *simWorld) check(full bool) {
 		w.fail("current payment", "Current() is %s %s, the journal has nothing in progress", cur.ID, cur.State)
 	case len(inProgress) == 1 && (cur == nil || cur.ID != inProgress[0].ID || cur.State != inProgress[0].State):
 		w.fail("current payment", "Current() is %v, the journal has %s %s", cur, inProgress[0].ID, inProgress[0].State)
+	}
+}
+
+// checkOutbox reads the outbox records written since the last check:
+// numbered on from the last without a gap, and each payment's last
+// record is the payment as the journal holds it (checked for the
+// payments that changed or got a record, and for all when full).
+func (w *simWorld) checkOutbox(list []Txn, full bool) {
+	if w.outbox == nil {
+		w.outbox = map[string]Txn{}
+	}
+	touched := w.changed
+	w.changed = nil
+	rs, err := w.j.Records(w.outboxAt, 1<<30)
+	if err != nil {
+		w.fail("outbox", "Records(%d): %v", w.outboxAt, err)
+		return
+	}
+	for _, r := range rs {
+		if r.Seq != w.outboxAt+1 || r.Kind == RecordUnreadable {
+			w.fail("outbox", "record %d (%s %s) follows record %d", r.Seq, r.Kind, r.Error, w.outboxAt)
+			return
+		}
+		w.outboxAt = r.Seq
+		if r.Txn != nil && (r.Kind == RecordTxn || r.Kind == RecordEvidence) {
+			w.outbox[r.Txn.ID] = *r.Txn
+			if touched == nil {
+				touched = map[string]bool{}
+			}
+			touched[r.Txn.ID] = true
+		}
+	}
+	for _, rec := range list {
+		if !full && !touched[rec.ID] {
+			continue
+		}
+		if got, ok := w.outbox[rec.ID]; !ok || !sameTxn(got, rec) {
+			w.fail("outbox", "%s is %s vend=%s evidence=%d, its last record has %s vend=%s evidence=%d (found %v)",
+				rec.ID, rec.State, rec.Vend, rec.Evidence, got.State, got.Vend, got.Evidence, ok)
+			return
+		}
 	}
 }
 
