@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -74,6 +75,10 @@ type Config struct {
 	Control struct {
 		Socket string `toml:"socket"`
 	} `toml:"control"`
+
+	Journal struct {
+		Keep Duration `toml:"keep"`
+	} `toml:"journal"`
 
 	Board struct {
 		Kind string `toml:"kind"`
@@ -138,9 +143,20 @@ type Timeouts struct {
 // Duration reads TOML strings such as "60s" or "2m".
 type Duration struct{ time.Duration }
 
-// UnmarshalText parses a time.ParseDuration string.
+// UnmarshalText parses a time.ParseDuration string, or a whole number
+// of days ("90d"), which is how an operator says how long to keep
+// records and which Go's durations cannot spell.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	s := string(b)
+	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return fmt.Errorf("%q: want a whole number of days, such as \"90d\"", s)
+		}
+		d.Duration = time.Duration(n) * 24 * time.Hour
+		return nil
+	}
+	v, err := time.ParseDuration(s)
 	if err != nil {
 		return err
 	}
@@ -260,6 +276,9 @@ func (c *Config) validate() error {
 
 	errs = append(errs, under("relay", relay.Config{Pulse: c.Relay.Pulse.Duration}.Validate())...)
 
+	if k := c.Journal.Keep.Duration; k < 24*time.Hour || k > 10*365*24*time.Hour {
+		bad("journal.keep %s: want 1d to 3650d", k)
+	}
 	if c.Control.Socket == "" {
 		bad("control.socket is empty")
 	}

@@ -82,6 +82,9 @@ func TestParseRefuses(t *testing.T) {
 		{"printer", "[printer]\nwidth = 80\ncode_page = \"cp850\"", []string{"printer.width 80: want 24 to 64", "printer.code_page: "}},
 		{"relay", "[relay]\npulse = \"1m\"", []string{"relay.pulse 1m0s: want 10ms to 30s"}},
 		{"relay short", "[relay]\npulse = \"5ms\"", []string{"relay.pulse 5ms: want 10ms to 30s"}},
+		{"journal keep short", "[journal]\nkeep = \"12h\"", []string{"journal.keep 12h0m0s: want 1d to 3650d"}},
+		{"journal keep long", "[journal]\nkeep = \"4000d\"", []string{"journal.keep 96000h0m0s: want 1d to 3650d"}},
+		{"journal keep half a day", "[journal]\nkeep = \"1.5d\"", []string{`want a whole number of days, such as "90d"`}},
 		{"control", "[control]\nsocket = \"\"", []string{"control.socket is empty"}},
 		{"board kind", "[board]\nkind = \"pi\"", []string{"board.kind: "}},
 		{"board clash", "[board]\nled_red = \"SIM_RELAY\"", []string{`board.led_red "SIM_RELAY" is also relay_pin`}},
@@ -215,5 +218,18 @@ func TestKPOSMapping(t *testing.T) {
 	}
 	if _, err := cfg.KPOS.Keys(); err == nil || !strings.HasPrefix(err.Error(), "kpos.signing_key: ") {
 		t.Errorf("keys without files: %v", err)
+	}
+}
+
+// Days are how an operator says how long to keep records.
+func TestJournalKeepDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{`"90d"`: 90 * 24 * time.Hour, `"2160h"`: 2160 * time.Hour, `"1d"`: 24 * time.Hour} {
+		cfg, err := Parse([]byte("[journal]\nkeep = " + in))
+		if err != nil {
+			t.Fatalf("keep = %s: %v", in, err)
+		}
+		if got := cfg.Journal.Keep.Duration; got != want {
+			t.Errorf("keep = %s: %s, want %s", in, got, want)
+		}
 	}
 }

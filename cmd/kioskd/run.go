@@ -60,6 +60,10 @@ func runService(ctx context.Context, e *cli.Env, cfgPath string, up chan<- start
 	return code
 }
 
+// retainEvery is how often the journal's outbox is trimmed after the
+// trim at start: records age by the day, so a few times a day suffices.
+const retainEvery = 6 * time.Hour
+
 // started tells tests where the service listens once it is up.
 type started struct {
 	POSAddr  string
@@ -174,6 +178,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 		wg.Add(1)
 		go func() { defer wg.Done(); fail("kpos receiver", runKPOS(ctx)) }()
 	}
+	// The outbox is trimmed beside the service, never on its loop.
+	// Nothing ships it yet, so records go by age alone.
+	wg.Go(func() { payment.RetainRecords(ctx, j, cfg.Journal.Keep.Duration, false, retainEvery, log) })
 	wg.Add(4)
 	go func() { defer wg.Done(); fail("machine", hw.Run(ctx, svc, j)) }()
 	go func() { defer wg.Done(); fail("payment service", svc.Run(ctx)) }()
