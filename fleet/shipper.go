@@ -197,8 +197,12 @@ func (s *Shipper) Run(ctx context.Context) error {
 			continue // autopaho reconnects; AwaitConnection waits for it
 		}
 		s.fail(err)
-		s.pubLog.log(s.log, slog.LevelWarn, "fleet: shipping paused", "err", err, "retry_in", retryDelay(s.fails))
-		t := time.NewTimer(retryDelay(s.fails))
+		d := retryDelay(s.fails)
+		if s.cfg.backoff != nil {
+			d = s.cfg.backoff(s.fails + 1)
+		}
+		s.pubLog.log(s.log, slog.LevelWarn, "fleet: shipping paused", "err", err, "retry_in", d)
+		t := time.NewTimer(d)
 		s.fails++
 		select {
 		case <-t.C:
