@@ -205,7 +205,10 @@ func (c *collector) report() Report {
 // reconnect by ten minutes, so that the broker queues what was published
 // while the operator's link was down instead of the audit reporting a
 // gap the kiosk did not make. ready, if not nil, is closed after the
-// first SUBACK.
+// first SUBACK. Clean start is off from the first connection (the
+// random id has no old session anyway): Mosquitto 2.0.11 does not keep
+// across its restart the session of a client that connected with clean
+// start on, and the audit then saw gaps the kiosk never made.
 func subscribe(ctx context.Context, cfg Config, ready chan<- struct{}, fn func(topic string, payload []byte)) (*autopaho.ConnectionManager, error) {
 	cr, err := cfg.load(false)
 	if err != nil {
@@ -226,7 +229,7 @@ func subscribe(ctx context.Context, cfg Config, ready chan<- struct{}, fn func(t
 	cc := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     keepAlive,
-		CleanStartOnInitialConnection: true,
+		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         600,
 		ReconnectBackoff:              pahoBackoff(&cfg),
 		ConnectTimeout:                10 * time.Second,
