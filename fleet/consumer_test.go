@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -41,5 +42,52 @@ func TestCollector(t *testing.T) {
 	}
 	if l := eventLine(&e); !strings.Contains(l, "k seq=9 txn txn=t state=approved") {
 		t.Errorf("watch line %q", l)
+	}
+}
+
+// lineWriter passes each written line on.
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w <- string(p)
+	return len(p), nil
+}
+
+func TestWatch(t *testing.T) {
+	b := startBroker(t)
+	lines := make(lineWriter, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Watch(ctx, Config{Broker: b.url()}, lines) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Watch did not return 10s after its context ended")
+		}
+	}()
+	j := newFakeJournal()
+	j.add(1)
+	runShipper(t, testConfig(b, "kw"), j, nil)
+	// Watch may subscribe after the first record went out; the retained
+	// status reaches it either way, and a second record after that.
+	deadline := time.After(20 * time.Second)
+	var sawStatus, sawEvent bool
+	for !sawStatus || !sawEvent {
+		select {
+		case l := <-lines:
+			if strings.Contains(l, "kw online") {
+				if !sawStatus {
+					j.add(1)
+				}
+				sawStatus = true
+			}
+			if strings.Contains(l, "kw seq=2 txn txn=txn-000002 state=approved vend=released") {
+				sawEvent = true
+			}
+		case <-deadline:
+			t.Fatalf("watch lines: status %v, event %v after 20s", sawStatus, sawEvent)
+		}
 	}
 }
