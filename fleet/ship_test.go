@@ -168,6 +168,10 @@ func TestShipBrokerDownMiddleThird(t *testing.T) {
 	if st := sh.s.Stats(); st.ShippedSeq != 900 || st.Lag != 0 {
 		t.Errorf("Stats = %+v; want the cursor caught up at 900", st)
 	}
+	sh.stop(t)
+	if st := sh.s.Stats(); st.Connected {
+		t.Errorf("Stats = %+v after Run returned; want not connected", st)
+	}
 }
 
 // TestShipCrashes kills the shipper at several points mid-stream (no

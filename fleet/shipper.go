@@ -228,6 +228,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 	if err := cm.Disconnect(sctx); err != nil {
 		s.log.Warn("fleet: disconnect", "err", err)
 	}
+	// autopaho calls OnConnectionDown only for a connection it lost.
+	s.mu.Lock()
+	s.stats.Connected = false
+	s.mu.Unlock()
 	return nil
 }
 
