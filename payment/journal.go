@@ -80,6 +80,23 @@ type Journal struct {
 	UnknownMaxAge time.Duration
 
 	unreadable atomic.Uint64 // see UnreadableRecords
+	onWrite    atomic.Pointer[func()]
+}
+
+// OnWrite sets f to be called after each committed write that appends
+// to the outbox (see Record), so that the fleet shipper wakes at once
+// instead of polling. f runs on the writer's goroutine, which is the
+// payment path: it must return at once (the shipper's Notify does).
+func (j *Journal) OnWrite(f func()) { j.onWrite.Store(&f) }
+
+// update is db.Update for the writes that append a record, telling
+// OnWrite's function once the write is durable.
+func (j *Journal) update(fn func(*bolt.Tx) error) error {
+	err := j.db.Update(fn)
+	if f := j.onWrite.Load(); err == nil && f != nil && *f != nil {
+		(*f)()
+	}
+	return err
 }
 
 // OpenJournal opens or creates the journal. A second kioskd on the same
@@ -114,7 +131,7 @@ func (j *Journal) Close() error { return j.db.Close() }
 // transaction; a key that is already used returns ErrDuplicateKey and
 // journals nothing.
 func (j *Journal) Create(t *Txn, now time.Time) error {
-	return j.db.Update(func(tx *bolt.Tx) error {
+	return j.update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		if t.Key != "" {
 			if id := keys.Get([]byte(t.Key)); id != nil {
@@ -216,7 +233,7 @@ func decodeRecord(k, v []byte) (*Txn, error) {
 // and only the message was added.
 func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn) error) (Txn, error) {
 	var out Txn
-	err := j.db.Update(func(tx *bolt.Tx) error {
+	err := j.update(func(tx *bolt.Tx) error {
 		txns := tx.Bucket(bucketTxns)
 		old, err := get(tx, id)
 		if err != nil {
@@ -362,7 +379,7 @@ func (j *Journal) NextSequence(name, day string) (uint64, error) {
 // so it is logged and listed for review like the others.
 func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 	var out []Txn
-	err := j.db.Update(func(tx *bolt.Tx) error {
+	err := j.update(func(tx *bolt.Tx) error {
 		txns := tx.Bucket(bucketTxns)
 		var fix []*Txn
 		var bad []Quarantined

@@ -46,7 +46,7 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 	if maxAge <= 0 {
 		maxAge = DefaultUnknownMaxAge
 	}
-	return j.db.Update(func(tx *bolt.Tx) error {
+	return j.update(func(tx *bolt.Tx) error {
 		v, err := stampEvidence(tx, ev, now)
 		if err != nil {
 			return err

@@ -109,7 +109,7 @@ func (j *Journal) Quarantined() ([]Quarantined, error) {
 // settleQuarantined records the operator's note on quarantined record id;
 // ok is false if there is none.
 func (j *Journal) settleQuarantined(id, note string, now time.Time) (t Txn, ok bool, err error) {
-	err = j.db.Update(func(tx *bolt.Tx) error {
+	err = j.update(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketQuar).Get([]byte(id))
 		if raw == nil {
 			return nil

@@ -519,3 +519,42 @@ func TestTrimRecords(t *testing.T) {
 		t.Fatalf("TrimRecords with keep 0: %v", err)
 	}
 }
+
+// OnWrite's function runs once per committed write that appends a
+// record, after the commit, and not for a write that fails or appends
+// nothing (the cursor).
+func TestOnWrite(t *testing.T) {
+	j, _ := openJournal(t)
+	var calls int
+	var last uint64
+	j.OnWrite(func() {
+		calls++
+		var err error
+		if last, err = j.LastRecord(); err != nil { // the record is committed and readable
+			t.Error(err)
+		}
+	})
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	tx := newTxn(t, j, t0)
+	if calls != 1 || last != 1 {
+		t.Fatalf("after Create: %d calls, last record %d; want 1, 1", calls, last)
+	}
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error { t.State = Acked; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.AddEvidence(&Evidence{Source: "pos", Type: "transaction_result", Payload: "{}"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 3 || last != 3 {
+		t.Fatalf("after Update and AddEvidence: %d calls, last record %d; want 3, 3", calls, last)
+	}
+	if _, err := j.Update(tx.ID, t0, nil, func(t *Txn) error { t.State = Created; return nil }); err == nil {
+		t.Fatal("an illegal transition was journaled")
+	}
+	if err := j.SetShipped(2); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 3 {
+		t.Fatalf("a refused write or a cursor move called OnWrite's function: %d calls", calls)
+	}
+}
