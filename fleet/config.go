@@ -50,7 +50,7 @@ func (c *Config) Validate() error {
 func (c *Config) validate(withKiosk bool) []error {
 	var errs []error
 	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("fleet: "+format, a...))
+		errs = append(errs, fmt.Errorf("fleet."+format, a...))
 	}
 	tlsOn := false
 	switch u, err := url.Parse(c.Broker); {
@@ -123,11 +123,11 @@ func (c *Config) load(withKiosk bool) (*Credentials, error) {
 		b, err := os.ReadFile(c.PasswordFile)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("fleet: password_file: %w", err))
+			errs = append(errs, fmt.Errorf("fleet.password_file: %w", err))
 		default:
 			cr.Password = []byte(strings.TrimRight(string(b), "\r\n"))
 			if len(cr.Password) == 0 {
-				errs = append(errs, fmt.Errorf("fleet: password_file %s: empty", c.PasswordFile))
+				errs = append(errs, fmt.Errorf("fleet.password_file %s: empty", c.PasswordFile))
 			}
 		}
 	}
@@ -149,18 +149,18 @@ func (c *Config) load(withKiosk bool) (*Credentials, error) {
 func (c *Config) TLS() (*tls.Config, error) {
 	u, err := url.Parse(c.Broker)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: broker %q: %w", c.Broker, err)
+		return nil, fmt.Errorf("fleet.broker %q: %w", c.Broker, err)
 	}
 	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	var errs []error
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("fleet: ca_file: %w", err))
+			errs = append(errs, fmt.Errorf("fleet.ca_file: %w", err))
 		} else {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("fleet: ca_file %s: no PEM certificate in it", c.CAFile))
+				errs = append(errs, fmt.Errorf("fleet.ca_file %s: no PEM certificate in it", c.CAFile))
 			}
 			t.RootCAs = pool
 		}
@@ -168,7 +168,7 @@ func (c *Config) TLS() (*tls.Config, error) {
 	if c.CertFile != "" || c.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("fleet: cert_file/key_file: %w", err))
+			errs = append(errs, fmt.Errorf("fleet.cert_file, fleet.key_file: %w", err))
 		} else {
 			t.Certificates = []tls.Certificate{cert}
 		}

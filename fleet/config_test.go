@@ -50,7 +50,7 @@ func TestConfigLoadReportsFiles(t *testing.T) {
 	}
 	_, err = (&Config{Broker: "mqtts://h:1", KioskID: "k", Username: "u", PasswordFile: filepath.Join(dir, "nope"),
 		CAFile: filepath.Join(dir, "ca"), CertFile: pw, KeyFile: pw}).Load()
-	for _, w := range []string{"password_file", "ca_file", "cert_file/key_file"} {
+	for _, w := range []string{"fleet.password_file", "fleet.ca_file", "fleet.cert_file, fleet.key_file"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Load error %v lacks %q", err, w)
 		}
