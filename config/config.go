@@ -80,6 +80,8 @@ type Config struct {
 		Keep Duration `toml:"keep"`
 	} `toml:"journal"`
 
+	Fleet Fleet `toml:"fleet"`
+
 	Board struct {
 		Kind string `toml:"kind"`
 		// Overrides of the board profile; empty or absent keeps the default.
@@ -264,6 +266,14 @@ func (c *Config) validate() error {
 		bad("payment.reconnect_grace 0s: want 1s to 10m")
 	}
 
+	if c.Fleet.Enabled {
+		// fleet names its keys fleet.KEY itself, as the operator's tools
+		// use the same checks outside a config file.
+		fc := c.FleetConfig("", nil)
+		if err := fc.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.KPOS.Enabled {
 		errs = append(errs, under("kpos", c.KPOS.Link().Validate())...)
 	}

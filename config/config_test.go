@@ -82,6 +82,9 @@ func TestParseRefuses(t *testing.T) {
 		{"printer", "[printer]\nwidth = 80\ncode_page = \"cp850\"", []string{"printer.width 80: want 24 to 64", "printer.code_page: "}},
 		{"relay", "[relay]\npulse = \"1m\"", []string{"relay.pulse 1m0s: want 10ms to 30s"}},
 		{"relay short", "[relay]\npulse = \"5ms\"", []string{"relay.pulse 5ms: want 10ms to 30s"}},
+		{"fleet broker", "[fleet]\nenabled = true\nbroker = \"http://h:1\"", []string{`fleet.broker "http://h:1": the scheme must be mqtt or mqtts`}},
+		{"fleet tls files on plain", "[fleet]\nenabled = true\nca_file = \"/ca.pem\"", []string{"fleet.ca_file: TLS files need an mqtts:// broker"}},
+		{"fleet kiosk id a topic level", "kiosk_id = \"K/7\"\n[fleet]\nenabled = true", []string{`fleet.kiosk_id "K/7"`}},
 		{"journal keep short", "[journal]\nkeep = \"12h\"", []string{"journal.keep 12h0m0s: want 1d to 3650d"}},
 		{"journal keep long", "[journal]\nkeep = \"4000d\"", []string{"journal.keep 96000h0m0s: want 1d to 3650d"}},
 		{"journal keep half a day", "[journal]\nkeep = \"1.5d\"", []string{`want a whole number of days, such as "90d"`}},
@@ -231,5 +234,30 @@ func TestJournalKeepDays(t *testing.T) {
 		if got := cfg.Journal.Keep.Duration; got != want {
 			t.Errorf("keep = %s: %s, want %s", in, got, want)
 		}
+	}
+}
+
+// With [fleet] on, the password and TLS files are read as the shipper
+// reads them: config check refuses a kiosk whose files are missing.
+func TestProvisionFleetFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "fleet.password")
+	cfg, err := Parse([]byte(fmt.Sprintf("[fleet]\nenabled = true\nusername = \"kiosk7\"\npassword_file = %q\n", pw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Source = "test"
+	if _, err := Provision(cfg); err == nil || !strings.Contains(err.Error(), "fleet.password_file: open "+pw) {
+		t.Fatalf("missing password file: %v", err)
+	}
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Provision(cfg); err != nil {
+		t.Fatalf("with the password file: %v", err)
+	}
+	fc := cfg.FleetConfig("v9", nil)
+	if fc.KioskID != "KIOSK001" || fc.Username != "kiosk7" || fc.Broker != "mqtt://127.0.0.1:1883" || fc.StatusEvery != time.Minute || fc.Version != "v9" {
+		t.Errorf("FleetConfig %+v", fc)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kioskd/kioskd/fleet"
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/kpos"
@@ -79,4 +80,26 @@ func (k *KPOS) Keys() (*kpos.Keys, error) {
 func (k *KPOS) Provider(version string) payment.KPOSConfig {
 	return payment.KPOSConfig{MID: k.MID, DeviceSN: k.DeviceSN, CallerDeviceType: k.CallerDeviceType, CallerDeviceVer: version,
 		SequencePrefix: k.SequencePrefix, Currency: k.Currency}
+}
+
+// Fleet is the [fleet] section: the operator's MQTT broker that the
+// journal and the kiosk's status are shipped to (docs/fleet.md).
+type Fleet struct {
+	Enabled      bool     `toml:"enabled"`
+	Broker       string   `toml:"broker"`
+	CAFile       string   `toml:"ca_file"`
+	CertFile     string   `toml:"cert_file"`
+	KeyFile      string   `toml:"key_file"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+	StatusEvery  Duration `toml:"status_every"`
+}
+
+// FleetConfig maps [fleet] and the kiosk's identity onto the shipper's
+// config; version is the firmware's, for the status it publishes.
+func (c *Config) FleetConfig(version string, log *slog.Logger) fleet.Config {
+	f := &c.Fleet
+	return fleet.Config{Broker: f.Broker, CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile,
+		Username: f.Username, PasswordFile: f.PasswordFile, KioskID: c.KioskID, Version: version,
+		StatusEvery: f.StatusEvery.Duration, Log: log}
 }

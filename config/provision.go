@@ -56,6 +56,13 @@ func Provision(cfg *Config) (*Provisioned, error) {
 			}
 		}
 	}
+	if cfg.Fleet.Enabled {
+		// The password and TLS files, read as the shipper reads them.
+		fc := cfg.FleetConfig("", nil)
+		if _, err := fc.Load(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", cfg.Source, errors.Join(errs...))
 	}

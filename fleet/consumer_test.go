@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/fleet/fleettest"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -54,11 +55,11 @@ func (w lineWriter) Write(p []byte) (int, error) {
 }
 
 func TestWatch(t *testing.T) {
-	b := startBroker(t)
+	b := fleettest.Start(t)
 	lines := make(lineWriter, 100)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, Config{Broker: b.url()}, lines) }()
+	go func() { done <- Watch(ctx, Config{Broker: b.URL()}, lines) }()
 	defer func() {
 		cancel()
 		select {

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/fleet/fleettest"
 	"github.com/kioskd/kioskd/payment"
 )
 
 // testConfig points a kiosk at the test's broker, with a reconnect
 // back-off of milliseconds.
-func testConfig(b *broker, kiosk string) Config {
-	return Config{Broker: b.url(), KioskID: kiosk, Version: "test",
+func testConfig(b *fleettest.Broker, kiosk string) Config {
+	return Config{Broker: b.URL(), KioskID: kiosk, Version: "test",
 		backoff: func(n int) time.Duration {
 			if n == 0 {
 				return 0
@@ -73,12 +74,12 @@ func (r *running) crash(t *testing.T) {
 
 // startAudit runs the consumer until done says the report is complete
 // (or a minute); it returns once the consumer listens.
-func startAudit(t *testing.T, b *broker, done func(*collector) bool) <-chan Report {
+func startAudit(t *testing.T, b *fleettest.Broker, done func(*collector) bool) <-chan Report {
 	t.Helper()
 	out := make(chan Report, 1)
 	ready := make(chan struct{})
 	go func() {
-		r, err := audit(context.Background(), Config{Broker: b.url(), backoff: testConfig(b, "").backoff}, time.Minute, ready, done)
+		r, err := audit(context.Background(), Config{Broker: b.URL(), backoff: testConfig(b, "").backoff}, time.Minute, ready, done)
 		if err != nil {
 			t.Errorf("audit: %v", err)
 		}
@@ -130,7 +131,7 @@ func checkStream(t *testing.T, r Report, kiosk string, n int, allowDup bool) {
 }
 
 func TestShip1000(t *testing.T) {
-	b := startBroker(t)
+	b := fleettest.Start(t)
 	j := newFakeJournal()
 	j.add(1000)
 	rep := startAudit(t, b, until("k1", 1000))
@@ -152,15 +153,15 @@ func TestShip1000(t *testing.T) {
 }
 
 func TestShipBrokerDownMiddleThird(t *testing.T) {
-	b := startBroker(t)
+	b := fleettest.Start(t)
 	j := newFakeJournal()
 	rep := startAudit(t, b, until("k2", 900))
 	sh := runShipper(t, testConfig(b, "k2"), j, nil)
 	j.add(300)
 	j.waitCursor(t, 300, 30*time.Second)
-	b.stop()
+	b.Stop()
 	j.add(300) // appended while the broker is away
-	b.start()
+	b.Resume()
 	j.add(300)
 	j.waitCursor(t, 900, 60*time.Second)
 	r := waitReport(t, rep)
@@ -179,7 +180,7 @@ func TestShipBrokerDownMiddleThird(t *testing.T) {
 // a new Shipper over the same journal carries on from its durable
 // cursor. Every seq arrives, resends are identical.
 func TestShipCrashes(t *testing.T) {
-	b := startBroker(t)
+	b := fleettest.Start(t)
 	j := newFakeJournal()
 	const trials, per = 8, 1000
 	rep := startAudit(t, b, until("k3", trials*per))
@@ -191,7 +192,7 @@ func TestShipCrashes(t *testing.T) {
 		j.add(per)
 		sh := runShipper(t, testConfig(b, "k3"), j, nil)
 		if i == trials/2 {
-			b.restart() // mid-stream, records in flight
+			b.Restart() // mid-stream, records in flight
 		}
 		// Crash when the shipper reads past readAt: publishes are in
 		// flight and acknowledged ones are not all saved.
@@ -217,7 +218,7 @@ func TestShipCrashes(t *testing.T) {
 // refused (PUBACK 0x95) on every try; it becomes a tombstone and the
 // stream goes on, with no gap.
 func TestShipRefusedRecord(t *testing.T) {
-	b := startBroker(t, "message_size_limit 4000")
+	b := fleettest.Start(t, "message_size_limit 4000")
 	j := newFakeJournal()
 	j.add(5)
 	j.mu.Lock()
@@ -237,13 +238,13 @@ func TestShipRefusedRecord(t *testing.T) {
 }
 
 // statuses subscribes and passes kiosk's statuses on.
-func statuses(t *testing.T, b *broker, kiosk string) <-chan Status {
+func statuses(t *testing.T, b *fleettest.Broker, kiosk string) <-chan Status {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	out := make(chan Status, 100)
 	ready := make(chan struct{})
-	if _, err := subscribe(ctx, Config{Broker: b.url(), backoff: testConfig(b, "").backoff}, ready, func(topic string, p []byte) {
+	if _, err := subscribe(ctx, Config{Broker: b.URL(), backoff: testConfig(b, "").backoff}, ready, func(topic string, p []byte) {
 		if topic != StatusTopic(kiosk) {
 			return
 		}
@@ -283,7 +284,7 @@ func waitStatus(t *testing.T, c <-chan Status, online bool) Status {
 }
 
 func TestStatusRetainedAndWill(t *testing.T) {
-	b := startBroker(t)
+	b := fleettest.Start(t)
 	j := newFakeJournal()
 	j.add(3)
 	health := func() Status { return Status{POS: "up", Printer: "ok", PendingReviews: 2} }
@@ -325,7 +326,7 @@ func TestStatusRetainedAndWill(t *testing.T) {
 }
 
 func TestStatusOnChange(t *testing.T) {
-	b := startBroker(t)
+	b := fleettest.Start(t)
 	j := newFakeJournal()
 	reviews := make(chan int, 1)
 	reviews <- 0
@@ -360,7 +361,7 @@ func TestStatusOnChange(t *testing.T) {
 // kiosk, cursor writes included (the fake's SetShipped costs no fsync:
 // the journal's cost is the journal's benchmark).
 func BenchmarkShip(b *testing.B) {
-	br := startBroker(b)
+	br := fleettest.Start(b)
 	j := newFakeJournal()
 	j.add(b.N)
 	s, err := New(testConfig(br, "bench"), j, nil)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/fleet/fleettest"
 )
 
 func TestNotifyNeverBlocks(t *testing.T) {
@@ -58,7 +60,7 @@ func (h chanHandler) WithGroup(string) slog.Handler      { return h }
 // so, and returns when told to.
 func TestRunBrokerAbsent(t *testing.T) {
 	logs := make(chan string, 100)
-	cfg := Config{Broker: fmt.Sprintf("mqtt://127.0.0.1:%d", freePort(t)), KioskID: "k", Log: slog.New(chanHandler{logs}),
+	cfg := Config{Broker: fmt.Sprintf("mqtt://127.0.0.1:%d", fleettest.FreePort(t)), KioskID: "k", Log: slog.New(chanHandler{logs}),
 		backoff: func(int) time.Duration { return 10 * time.Millisecond }}
 	j := newFakeJournal()
 	j.add(10)

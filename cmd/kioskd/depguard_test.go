@@ -32,6 +32,12 @@ var depguardModules = map[string]bool{
 	"periph.io/x/conn/v3":           true,
 	"periph.io/x/host/v3":           true,
 	"rsc.io/qr":                     true,
+	// The fleet shipper's MQTT v5 client; autopaho imports its websocket
+	// transport, so gorilla/websocket and x/net come with it even though
+	// kioskd dials plain TCP or TLS only.
+	"github.com/eclipse/paho.golang": true,
+	"github.com/gorilla/websocket":   true,
+	"golang.org/x/net":               true,
 	// Comes with periph.io/x/conn/v3/gpio/gpiotest (a fake clock), whose
 	// pins board/sim uses for the simulated board.
 	"github.com/jonboulle/clockwork": true,
@@ -46,6 +52,7 @@ var depguardForbidden = map[string]string{
 	"net/http/httptest": "test helper; registers -httptest.serve",
 	"testing":           "test code linked into the firmware",
 	depguardMainModule + "/protocol/kpos/kpostest": "the fake Finexus host and the public test keys",
+	depguardMainModule + "/fleet/fleettest":        "runs a test broker (os/exec of mosquitto)",
 	depguardMainModule + "/control/controltest":    "the fake daemon for tests of control API clients",
 }
 

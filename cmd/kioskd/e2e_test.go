@@ -33,6 +33,13 @@ func startKiosk(t *testing.T) *kiosk {
 // directory before the service starts (to leave a journal behind).
 func startKioskWith(t *testing.T, seed func(dataDir string)) *kiosk {
 	t.Helper()
+	return startKioskConfig(t, "", seed)
+}
+
+// startKioskConfig is startKioskWith with extra config sections after
+// the test's own.
+func startKioskConfig(t *testing.T, extra string, seed func(dataDir string)) *kiosk {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := writeTestConfig(t, dir, `[payment]
 cancel_grace = "1s"
@@ -47,7 +54,7 @@ result = "2s"
 plan = "2s"
 [relay]
 pulse = "10ms"
-`)
+`+extra)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)

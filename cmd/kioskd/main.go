@@ -48,6 +48,7 @@ func main() {
 func commands() []cli.Command {
 	const cl = "[-config FILE | -control PATH]" // how a client command finds the daemon
 	const secret = "[-secret S | -secret-file F | -config FILE]"
+	const broker = "[-config FILE | -broker URL [-ca-file F] [-cert-file F -key-file F] [-username U -password-file F]]"
 	return []cli.Command{
 		{Name: "run", Usage: "[-config FILE]", Summary: "start the service", Run: cmdRun},
 		{Name: "pay", Usage: cl + " -amount RM [-mode card|bnpl|duitnow_qr|ipp] [-plan ID] [-provider NAME] [-key ORDER_ID] [-timeout D] [-json]",
@@ -69,6 +70,10 @@ func commands() []cli.Command {
 		{Name: "sig", Summary: "check or make MobyPay signatures", Subs: []cli.Command{
 			{Name: "verify", Usage: secret + " [-v] < envelopes.ndjson", Summary: "check the signature of each envelope on stdin", Run: sigVerify},
 			{Name: "sign", Usage: secret + " [-fresh] [-v] < payloads.ndjson", Summary: "sign each payload object on stdin", Run: sigSign},
+		}},
+		{Name: "fleet", Summary: "the operator's view of every kiosk on the MQTT broker", Subs: []cli.Command{
+			{Name: "watch", Usage: broker, Summary: "print every kiosk's journal events and status as they arrive", Run: cmdFleetWatch},
+			{Name: "audit", Usage: broker + " [-window D] [-json]", Summary: "listen, then report per kiosk gaps, resends and conflicts in seq (exit 1 on a gap)", Run: cmdFleetAudit},
 		}},
 		{Name: "config", Summary: "print the default config or check one", Subs: []cli.Command{
 			{Name: "default", Summary: "print the embedded default config, every key documented", Run: cmdConfigDefault},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/fleet"
 	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/machine"
@@ -149,6 +150,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 		return err
 	}
 	prov.Bind(srv, svc)
+	var ship *fleet.Shipper
+	if cfg.Fleet.Enabled {
+		if ship, err = startFleet(cfg, j, svc, hw, log); err != nil {
+			return err
+		}
+	}
 	startedAt := time.Now()
 	api := control.NewServer(svc)
 	api.Status = func() any {
@@ -178,9 +185,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 		wg.Add(1)
 		go func() { defer wg.Done(); fail("kpos receiver", runKPOS(ctx)) }()
 	}
-	// The outbox is trimmed beside the service, never on its loop.
-	// Nothing ships it yet, so records go by age alone.
-	wg.Go(func() { payment.RetainRecords(ctx, j, cfg.Journal.Keep.Duration, false, retainEvery, log) })
+	// The outbox is trimmed beside the service, never on its loop; with
+	// the fleet on, only what the broker acknowledged.
+	wg.Go(func() { payment.RetainRecords(ctx, j, cfg.Journal.Keep.Duration, ship != nil, retainEvery, log) })
+	if ship != nil {
+		wg.Go(func() { fail("fleet shipper", ship.Run(ctx)) })
+	}
 	wg.Add(4)
 	go func() { defer wg.Done(); fail("machine", hw.Run(ctx, svc, j)) }()
 	go func() { defer wg.Done(); fail("payment service", svc.Run(ctx)) }()

@@ -1,4 +1,8 @@
-package fleet
+// Package fleettest runs a real MQTT broker for tests: Debian's
+// mosquitto, on a loopback port of the test's own, with persistence on,
+// started and stopped by its pid. Tests of the fleet shipper and of the
+// daemon with [fleet] on use it; the firmware never links it.
+package fleettest
 
 import (
 	"bufio"
@@ -17,10 +21,10 @@ import (
 
 const mosquittoPath = "/usr/sbin/mosquitto"
 
-// broker is a Mosquitto of the test's own, on a loopback port, with
+// Broker is a Mosquitto of the test's own, on a loopback port, with
 // persistence on, so that a restart keeps sessions and retained
 // statuses as a real broker's would.
-type broker struct {
+type Broker struct {
 	t    testing.TB
 	port int
 	dir  string
@@ -47,7 +51,8 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback TCP port nothing listens on now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,13 +62,14 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startBroker starts Mosquitto and stops it when the test ends.
-func startBroker(t testing.TB, extra ...string) *broker {
+// Start starts Mosquitto and stops it when the test ends; extra lines
+// go into its config. The test is skipped when mosquitto is missing.
+func Start(t testing.TB, extra ...string) *Broker {
 	t.Helper()
 	if _, err := os.Stat(mosquittoPath); err != nil {
 		t.Skipf("no broker to test against: %v (apt-get install mosquitto; .ci/run does)", err)
 	}
-	b := &broker{t: t, port: freePort(t), dir: t.TempDir(), out: &lockedBuffer{}}
+	b := &Broker{t: t, port: FreePort(t), dir: t.TempDir(), out: &lockedBuffer{}}
 	// Mosquitto started as root drops to the mosquitto user, which
 	// cannot write its persistence file under a test's temporary
 	// directory; without the file a restart loses the sessions and the
@@ -81,9 +87,9 @@ func startBroker(t testing.TB, extra ...string) *broker {
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b.start()
+	b.run()
 	t.Cleanup(func() {
-		b.stop()
+		b.Stop()
 		if t.Failed() {
 			t.Logf("mosquitto's log:\n%s", b.out)
 		}
@@ -91,11 +97,12 @@ func startBroker(t testing.TB, extra ...string) *broker {
 	return b
 }
 
-func (b *broker) url() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", b.port) }
+// URL is the broker as [fleet] broker names it.
+func (b *Broker) URL() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", b.port) }
 
-// start runs Mosquitto and returns once its log says it is running: the
+// run runs Mosquitto and returns once its log says it is running: the
 // line comes after the listener is bound, so no dial needs to poll.
-func (b *broker) start() {
+func (b *Broker) run() {
 	b.t.Helper()
 	cmd := exec.Command(mosquittoPath, "-c", b.conf)
 	pr, pw, err := os.Pipe()
@@ -131,9 +138,9 @@ func (b *broker) start() {
 	}
 }
 
-// stop ends Mosquitto by its pid and waits for it: SIGTERM makes it
+// Stop ends Mosquitto by its pid and waits for it: SIGTERM makes it
 // write its persistence file, as a broker's orderly restart does.
-func (b *broker) stop() {
+func (b *Broker) Stop() {
 	if b.cmd == nil {
 		return
 	}
@@ -150,8 +157,17 @@ func (b *broker) stop() {
 	}
 }
 
-func (b *broker) restart() {
+// Restart stops the broker and starts it again on the same port and
+// persistence directory, as an orderly broker restart.
+func (b *Broker) Restart() {
 	b.t.Helper()
-	b.stop()
-	b.start()
+	b.Stop()
+	b.run()
+}
+
+// Resume starts a stopped broker again on the same port and persistence
+// directory.
+func (b *Broker) Resume() {
+	b.t.Helper()
+	b.run()
 }
