@@ -35,7 +35,7 @@ ARM64    := GOOS=linux GOARCH=arm64
 # why cmd/ is not in the list. Put test names that must not run under qemu in
 # ARM_SKIP (a go test -skip regexp), with the reason beside it.
 ARM_PKGS      ?= ./protocol/... ./payment/... ./device/... ./board/... ./machine/... \
-                 ./config/... ./control/... ./logsink/... ./internal/...
+                 ./config/... ./control/... ./logsink/... ./internal/... ./fleet/...
 ARM_SKIP      ?=
 ARM_TESTFLAGS ?= -count=1 -timeout 20m
 QEMU_EXEC     := $(CURDIR)/scripts/qemu-test.sh
