@@ -98,6 +98,20 @@ type Status struct {
 	UptimeS      int64    `json:"uptime_s"`
 	KPOSListen   string   `json:"kpos_listen"` // "" when KPOS is off
 	Hardware     Hardware `json:"hardware"`
+	Fleet        *Fleet   `json:"fleet"` // nil when [fleet] is off
+}
+
+// Fleet is the fleet shipper's state: whether the kiosk's journal is
+// reaching the operator's broker, and how far behind it is.
+type Fleet struct {
+	Broker      string    `json:"broker"`
+	Connected   bool      `json:"connected"`
+	ShippedSeq  uint64    `json:"shipped_seq"`
+	SeenSeq     uint64    `json:"seen_seq"`
+	Lag         uint64    `json:"lag"`
+	Refused     uint64    `json:"refused"`
+	LastError   string    `json:"last_error"`
+	LastErrorAt time.Time `json:"last_error_at"`
 }
 
 // POSStats counts what the POS server saw since start.

@@ -29,6 +29,16 @@ func (s Status) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "watchdog: %s, timeout %s, %s\n", wd.Device, wd.Timeout, feeding)
 	}
+	if f := s.Fleet; f != nil {
+		conn := "connected to " + f.Broker
+		if !f.Connected {
+			conn = "NOT connected to " + f.Broker
+			if f.LastError != "" {
+				conn += " (" + f.LastError + ")"
+			}
+		}
+		fmt.Fprintf(w, "fleet: %s, shipped through seq %d, %d behind\n", conn, f.ShippedSeq, f.Lag)
+	}
 	if s.Current != nil {
 		fmt.Fprintf(w, "payment in progress: %s\n", s.Current.Summary())
 	} else {

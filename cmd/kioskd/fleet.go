@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/config"
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/fleet"
 	"github.com/kioskd/kioskd/internal/cli"
 	"github.com/kioskd/kioskd/machine"
@@ -42,6 +43,16 @@ func startFleet(cfg *config.Config, j *payment.Journal, svc *payment.Service, hw
 		reviews.dirty.Store(true)
 	})
 	return sh, nil
+}
+
+// fleetState is the shipper's part of `kioskd status`; nil when off.
+func fleetState(cfg *config.Config, sh *fleet.Shipper) *control.Fleet {
+	if sh == nil {
+		return nil
+	}
+	st := sh.Stats()
+	return &control.Fleet{Broker: cfg.Fleet.Broker, Connected: st.Connected, ShippedSeq: st.ShippedSeq, SeenSeq: st.SeenSeq,
+		Lag: st.Lag, Refused: st.Refused, LastError: st.LastError, LastErrorAt: st.LastErrorAt}
 }
 
 func fleetStatus(svc *payment.Service, hw *machine.Machine, reviews *reviewCount) fleet.Status {

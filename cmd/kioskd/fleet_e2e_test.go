@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/fleet"
 	"github.com/kioskd/kioskd/fleet/fleettest"
 	"github.com/kioskd/kioskd/protocol/mobypay/possim"
@@ -114,6 +116,35 @@ func TestFleetShipsEveryPayment(t *testing.T) {
 			}
 		}
 		t.Logf("%d payments: %d records shipped, each once, in order", payments, shipped)
+		checkFleetStatus(t, k, b.URL(), shipped)
 		return
+	}
+}
+
+// checkFleetStatus: kioskd status says the kiosk is shipping, in words
+// and in JSON of the shape docs/control-api.json publishes.
+func checkFleetStatus(t *testing.T, k *kiosk, broker string, shipped uint64) {
+	t.Helper()
+	code, out, errs := kioskd(t, "", "status", "-config", k.cfgPath)
+	if code != exitOK || !strings.Contains(out, "\nfleet: connected to "+broker+", shipped through seq ") {
+		t.Fatalf("kioskd status: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = kioskd(t, "", "status", "-json", "-config", k.cfgPath)
+	var st control.Status
+	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil || st.Fleet == nil {
+		t.Fatalf("kioskd status -json: exit %d\n%s%s", code, out, errs)
+	}
+	if f := st.Fleet; !f.Connected || f.ShippedSeq < shipped || f.Broker != broker {
+		t.Errorf("status fleet %+v, want connected to %s, shipped through at least %d", f, broker, shipped)
+	}
+	doc := loadAPIDoc(t, "../../docs/control-api.json")
+	resp := doc.response("GET /v1/status", "200")
+	schema := resp["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+	v, err := decodeJSON([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range doc.check("status", schema, v) {
+		t.Errorf("status -json with the fleet on: %s", e)
 	}
 }

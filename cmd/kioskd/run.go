@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 			KioskID: cfg.KioskID, Version: version, Board: cfg.Board.Kind,
 			POSListen: srv.Addr().String(), POSConnectTo: control.ConnectAddrs(srv.Addr()),
 			POSStats: control.POSStatsOf(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
-			KPOSListen: kposAddr, Hardware: hw.State(),
+			KPOSListen: kposAddr, Hardware: hw.State(), Fleet: fleetState(cfg, ship),
 		}
 	}
 	routes := append(api.Routes(), hw.Routes(svc, func() []string { return control.ConnectAddrs(srv.Addr()) })...)
