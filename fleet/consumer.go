@@ -176,24 +176,27 @@ func (c *collector) report() Report {
 			st := *k.Status
 			cp.Status = &st
 		}
-		if k.Events > 0 {
-			// Bounded by the seqs seen: a gap run is only walked up to
-			// Highest, which arrived.
-			var g *SeqRange
-			for s := k.Lowest; s <= k.Highest; s++ {
-				if _, ok := k.seen[s]; ok {
-					g = nil
-					continue
-				}
-				if g == nil {
-					cp.Gaps = append(cp.Gaps, SeqRange{s, s})
-					g = &cp.Gaps[len(cp.Gaps)-1]
-				} else {
-					g.To = s
-				}
-			}
-		}
+		cp.Gaps = gaps(k.seen)
 		out.Kiosks[id] = &cp
+	}
+	return out
+}
+
+// gaps are the seqs missing between the lowest and the highest seen.
+// They are found from the seqs that arrived, sorted, never by walking
+// the range: one message with seq 2^63, from a buggy kiosk or anyone
+// who can publish, would otherwise hold the audit for ever.
+func gaps(seen map[uint64]digest) []SeqRange {
+	seqs := make([]uint64, 0, len(seen))
+	for s := range seen {
+		seqs = append(seqs, s)
+	}
+	slices.Sort(seqs)
+	var out []SeqRange
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] > seqs[i-1]+1 {
+			out = append(out, SeqRange{seqs[i-1] + 1, seqs[i] - 1})
+		}
 	}
 	return out
 }
