@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -335,6 +336,32 @@ func statusLine(st *Status) string {
 // the lowest seq seen.
 func Audit(ctx context.Context, cfg Config, window time.Duration) (Report, error) {
 	return audit(ctx, cfg, window, nil, nil)
+}
+
+// StartAudit is Audit for a caller that must know when the audit
+// listens (a test that makes the kiosks write only then): it returns
+// once the broker acknowledged the subscription, and wait returns the
+// report when window or ctx ends.
+func StartAudit(ctx context.Context, cfg Config, window time.Duration) (wait func() (Report, error), err error) {
+	type result struct {
+		r   Report
+		err error
+	}
+	ready := make(chan struct{})
+	res := make(chan result, 1)
+	go func() {
+		r, err := audit(ctx, cfg, window, ready, nil)
+		res <- result{r, err}
+	}()
+	select {
+	case <-ready:
+		return func() (Report, error) { r := <-res; return r.r, r.err }, nil
+	case r := <-res:
+		if r.err == nil {
+			r.err = errors.New("fleet: audit ended before it subscribed")
+		}
+		return nil, r.err
+	}
 }
 
 // audit is Audit that also ends once done says the collection is
