@@ -111,13 +111,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	}
 	defer os.Remove(cfg.Control.Socket)
 	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
+	guard := machine.NewCrashGuard(cfg.DataDir)
 	hw, err := machine.Open(cfg.MachineConfig(), pv.Board, log)
 	if err != nil {
-		machine.RefusalBackoff(ctx, machine.NewCrashGuard(cfg.DataDir), err, log)
+		machine.RefusalBackoff(ctx, guard, err, log)
 		return err
 	}
 	defer hw.Close()
-	guard := machine.NewCrashGuard(cfg.DataDir)
 	if hw.CrashBackoff(ctx, guard, log) {
 		return nil
 	}
