@@ -203,6 +203,7 @@ func FuzzRecord(f *testing.F) {
 	f.Add(uint64(0), []byte("\x03TXN\x07mobypay\x04card\xff\xff\xff\xff\xff\xff\xff\x9c\x06approved"))
 	f.Fuzz(func(t *testing.T, seq uint64, data []byte) {
 		key := binary.BigEndian.AppendUint64(nil, seq)
+		recordTxnID(data) // pruning's reader never panics either
 		if r, err := decodeOutboxRecord(key, data); err == nil {
 			b, err := json.Marshal(r)
 			if err != nil {
@@ -242,6 +243,14 @@ func FuzzRecord(f *testing.F) {
 		want, err := json.Marshal(rec)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("appended\n%s\njson.Marshal (%v)\n%s", got, err, want)
+		}
+		// Pruning finds the payment a record is about without decoding it.
+		wantID := ""
+		if rec.Txn != nil {
+			wantID = rec.Txn.ID
+		}
+		if id, ok := recordTxnID(got); !ok || id != wantID {
+			t.Fatalf("recordTxnID = %q, %v; want %q, true in\n%s", id, ok, wantID, got)
 		}
 		back, err := decodeOutboxRecord(key, got)
 		if rec.Kind == "" {

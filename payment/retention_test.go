@@ -12,7 +12,7 @@ import (
 // older than keep go, and with shippedOnly the unshipped ones stay
 // however old. Time is the bubble's; bbolt's file I/O inside the bubble
 // only makes synctest.Wait wait for the write to finish.
-func TestRetainRecords(t *testing.T) {
+func TestRetain(t *testing.T) {
 	for _, shippedOnly := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
 			j, _ := openJournal(t)
@@ -27,7 +27,7 @@ func TestRetainRecords(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				RetainRecords(ctx, j, keep, shippedOnly, every, slog.New(slog.DiscardHandler))
+				Retain(ctx, j, keep, shippedOnly, every, slog.New(slog.DiscardHandler))
 			}()
 			synctest.Wait()
 			if n := len(allRecords(t, j)); n != 3 {
