@@ -90,7 +90,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	j, err := payment.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
+	jpath := filepath.Join(cfg.DataDir, "journal.db")
+	// A journal is compacted only here, before it is open: bbolt cannot
+	// shrink a file in use. A journal that cannot be compacted is used
+	// as it is.
+	if c, err := payment.CompactJournal(jpath); err != nil {
+		log.Warn("journal not compacted; using it as it is", "err", err)
+	} else if c.Compacted {
+		log.Info("journal compacted", "bytes_before", c.Before, "bytes_after", c.After, "free_before", c.Free)
+	}
+	j, err := payment.OpenJournal(jpath)
 	if err != nil {
 		return err
 	}
@@ -185,9 +194,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 		wg.Add(1)
 		go func() { defer wg.Done(); fail("kpos receiver", runKPOS(ctx)) }()
 	}
-	// The outbox is trimmed beside the service, never on its loop; with
-	// the fleet on, only what the broker acknowledged.
-	wg.Go(func() { payment.RetainRecords(ctx, j, cfg.Journal.Keep.Duration, ship != nil, retainEvery, log) })
+	// The journal is trimmed and pruned beside the service, never on its
+	// loop; with the fleet on, only what the broker acknowledged.
+	wg.Go(func() { payment.Retain(ctx, j, cfg.Journal.Keep.Duration, ship != nil, retainEvery, log) })
 	if ship != nil {
 		wg.Go(func() { fail("fleet shipper", ship.Run(ctx)) })
 	}
