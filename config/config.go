@@ -77,7 +77,8 @@ type Config struct {
 	} `toml:"control"`
 
 	Journal struct {
-		Keep Duration `toml:"keep"`
+		Keep      Duration `toml:"keep"`
+		MinFreeMB int      `toml:"min_free_mb"`
 	} `toml:"journal"`
 
 	Fleet Fleet `toml:"fleet"`
@@ -288,6 +289,9 @@ func (c *Config) validate() error {
 
 	if k := c.Journal.Keep.Duration; k < 24*time.Hour || k > 10*365*24*time.Hour {
 		bad("journal.keep %s: want 1d to 3650d", k)
+	}
+	if mb := c.Journal.MinFreeMB; mb < 1 || mb > 1<<20 {
+		bad("journal.min_free_mb %d: want 1 to 1048576", mb)
 	}
 	if c.Control.Socket == "" {
 		bad("control.socket is empty")

@@ -88,6 +88,8 @@ func TestParseRefuses(t *testing.T) {
 		{"journal keep short", "[journal]\nkeep = \"12h\"", []string{"journal.keep 12h0m0s: want 1d to 3650d"}},
 		{"journal keep long", "[journal]\nkeep = \"4000d\"", []string{"journal.keep 96000h0m0s: want 1d to 3650d"}},
 		{"journal keep half a day", "[journal]\nkeep = \"1.5d\"", []string{`want a whole number of days, such as "90d"`}},
+		{"journal min free zero", "[journal]\nmin_free_mb = 0", []string{"journal.min_free_mb 0: want 1 to 1048576"}},
+		{"journal min free huge", "[journal]\nmin_free_mb = 1048577", []string{"journal.min_free_mb 1048577: want 1 to 1048576"}},
 		{"control", "[control]\nsocket = \"\"", []string{"control.socket is empty"}},
 		{"board kind", "[board]\nkind = \"pi\"", []string{"board.kind: "}},
 		{"board clash", "[board]\nled_red = \"SIM_RELAY\"", []string{`board.led_red "SIM_RELAY" is also relay_pin`}},
@@ -233,6 +235,19 @@ func TestJournalKeepDays(t *testing.T) {
 		}
 		if got := cfg.Journal.Keep.Duration; got != want {
 			t.Errorf("keep = %s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+// min_free_mb reaches the machine in bytes; the default is 64 MiB.
+func TestJournalMinFree(t *testing.T) {
+	for in, want := range map[string]uint64{"": 64 << 20, "[journal]\nmin_free_mb = 1": 1 << 20, "[journal]\nmin_free_mb = 1048576": 1 << 40} {
+		cfg, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := cfg.MachineConfig().MinFree; got != want {
+			t.Errorf("%q: MinFree %d, want %d", in, got, want)
 		}
 	}
 }

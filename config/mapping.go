@@ -34,13 +34,15 @@ func (c *Config) PaymentConfig(log *slog.Logger) payment.Config {
 	return pc
 }
 
-// MachineConfig maps the relay pulse, [printer], the watchdog timeout
-// and the kiosk's identity onto the machine adapter's config: the
-// machine package takes plain values and never sees the TOML shape.
+// MachineConfig maps the relay pulse, [printer], the watchdog timeout,
+// the free-space warning of [journal] and the kiosk's identity onto the
+// machine adapter's config: the machine package takes plain values and
+// never sees the TOML shape.
 func (c *Config) MachineConfig() machine.Config {
 	return machine.Config{
 		KioskID:         c.KioskID,
 		DataDir:         c.DataDir,
+		MinFree:         uint64(c.Journal.MinFreeMB) << 20,
 		Pulse:           c.Relay.Pulse.Duration,
 		WatchdogTimeout: c.Board.WatchdogTimeout.Duration,
 		Printer: machine.PrinterConfig{

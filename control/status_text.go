@@ -3,6 +3,8 @@ package control
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +30,11 @@ func (s Status) WriteText(w io.Writer) {
 			feeding = "not fed"
 		}
 		fmt.Fprintf(w, "watchdog: %s, timeout %s, %s\n", wd.Device, wd.Timeout, feeding)
+	}
+	// The faults behind the red LED, one line each, so that a technician
+	// at the console reads what the LED cannot say.
+	for _, name := range slices.Sorted(maps.Keys(s.Hardware.Faults)) {
+		fmt.Fprintf(w, "fault %s: %s\n", name, s.Hardware.Faults[name])
 	}
 	if f := s.Fleet; f != nil {
 		conn := "connected to " + f.Broker

@@ -18,7 +18,8 @@ func TestStatusWriteText(t *testing.T) {
 		POS:      []POSState{{Provider: "mobypay", State: "connected", Peer: "192.0.2.9", Since: since}},
 		Current:  &payment.Txn{ID: "TXN9", State: payment.Acked, Mode: "card", Amount: 150, Vend: payment.VendNone},
 		POSStats: POSStats{Received: 3, BadSignature: 1, Sessions: 2},
-		Hardware: Hardware{Watchdog: Watchdog{Device: "i6300ESB timer", Timeout: 5 * time.Second, Stalled: "journal"}},
+		Hardware: Hardware{Watchdog: Watchdog{Device: "i6300ESB timer", Timeout: 5 * time.Second, Stalled: "journal"},
+			Faults: map[string]string{"printer": "paper out", "disk": "data partition nearly full: 12.3 MiB free of 7.3 GiB"}},
 	}
 	var b strings.Builder
 	st.WriteText(&b)
@@ -28,6 +29,7 @@ func TestStatusWriteText(t *testing.T) {
 		"connect the POS to 192.0.2.7:5555 or 198.51.100.2:5555\n",
 		"mobypay: connected 192.0.2.9 since 2026-12-01T09:00:00Z\n",
 		"watchdog: i6300ESB timer, timeout 5s, NOT fed: journal stalled\n",
+		"fault disk: data partition nearly full: 12.3 MiB free of 7.3 GiB\nfault printer: paper out\n",
 		"payment in progress: acked TXN9 card RM 1.50\n",
 		"pos messages: 3 accepted, 0 late, 1 bad signature,",
 		"pos connections: 2 sessions,",
@@ -38,11 +40,15 @@ func TestStatusWriteText(t *testing.T) {
 	}
 
 	st.Current, st.Hardware.Watchdog = nil, Watchdog{Device: "Software Watchdog", Timeout: 5 * time.Second, Feeding: true}
+	st.Hardware.Faults = nil
 	b.Reset()
 	st.WriteText(&b)
 	for _, want := range []string{"watchdog: Software Watchdog, timeout 5s, fed\n", "no payment in progress\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("idle status text lacks %q:\n%s", want, b.String())
 		}
+	}
+	if strings.Contains(b.String(), "fault") {
+		t.Errorf("status text without faults shows one:\n%s", b.String())
 	}
 }

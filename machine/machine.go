@@ -26,6 +26,7 @@ import (
 	"github.com/kioskd/kioskd/device/printer"
 	"github.com/kioskd/kioskd/device/relay"
 	"github.com/kioskd/kioskd/device/watchdog"
+	"github.com/kioskd/kioskd/internal/diskspace"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	Pulse           time.Duration // one vend's relay pulse
 	WatchdogTimeout time.Duration
 	Printer         PrinterConfig
+	// MinFree is how many bytes DataDir's file system must have free,
+	// below which the "disk" fault shows; 0 does not look.
+	MinFree uint64
 }
 
 // PrinterConfig is the receipt printer's part of Config.
@@ -62,6 +66,10 @@ type Machine struct {
 	kiosk string
 	log   *slog.Logger
 
+	dataDir string
+	minFree uint64                                // Config.MinFree
+	usage   func(string) (diskspace.Usage, error) // diskspace.Of; a fake in tests
+
 	mu     sync.Mutex
 	faults map[string]string
 }
@@ -75,7 +83,7 @@ func Open(cfg Config, prof board.Profile, log *slog.Logger) (*Machine, error) {
 		return nil, err
 	}
 	m := &Machine{board: b, kiosk: cfg.KioskID, pcfg: cfg.Printer, log: log.With("component", "machine"),
-		faults: map[string]string{}}
+		dataDir: cfg.DataDir, minFree: cfg.MinFree, usage: diskspace.Of, faults: map[string]string{}}
 	rc := relay.Config{Pin: b.Relay, ActiveLow: prof.RelayActiveLow, Pulse: cfg.Pulse}
 	if b.Sense != nil {
 		rc.Sense = b.Sense

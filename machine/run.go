@@ -15,18 +15,20 @@ import (
 const snapshotEvery = time.Second
 
 // Run drives the LEDs from service events, probes the critical loops for
-// the watchdog, and keeps a board sidecar's snapshot current. It returns
-// when ctx ends, with every output safe, and then the watchdog belongs
-// to its supervisor, which disarms it.
+// the watchdog, watches the data partition's free space, and keeps a
+// board sidecar's snapshot current. It returns when ctx ends, with every
+// output safe, and then the watchdog belongs to its supervisor, which
+// disarms it.
 func (m *Machine) Run(ctx context.Context, svc *payment.Service, j *payment.Journal) error {
 	events, unsub := svc.Subscribe()
 	// A subscriber that fell behind is dropped and subscribes again
 	// below: the deferred call must end the newest subscription.
 	defer func() { unsub() }()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); m.leds.Run(ctx) }()
 	go func() { defer wg.Done(); m.probe(ctx, svc, j) }()
+	go func() { defer wg.Done(); m.watchDisk(ctx) }()
 	wdErr := make(chan error, 1)
 	m.wdRan.Store(true)
 	go func() { wdErr <- m.wd.Run(ctx) }()

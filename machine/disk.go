@@ -1,0 +1,92 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The journal keeps every record the broker has not acknowledged, so a
+// broker out of reach for long enough fills the data partition. Nothing
+// is dropped to make room and selling goes on; what is watched here is
+// that the operator hears of it while there is still room.
+const (
+	// diskEvery: the partition fills over hours or days of an unreachable
+	// broker, and a statfs costs next to nothing.
+	diskEvery = time.Minute
+	// diskLogEvery: a kiosk that stays low for days must not fill its
+	// log, and the partition, with the same warning every minute.
+	diskLogEvery = time.Hour
+)
+
+// watchDisk raises the "disk" fault while the data partition has less
+// than minFree bytes available: once at start and every diskEvery until
+// ctx ends. It runs beside the payment path, never on it: a slow statfs
+// delays nothing but the next look.
+func (m *Machine) watchDisk(ctx context.Context) {
+	if m.minFree == 0 {
+		return
+	}
+	t := time.NewTicker(diskEvery)
+	defer t.Stop()
+	var w diskWatch
+	for {
+		m.checkDisk(&w, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// diskWatch is what watchDisk carries from one look to the next.
+type diskWatch struct {
+	low       bool      // the "disk" fault is raised
+	lowLogged time.Time // the last warning that it is low
+	errLogged time.Time // the last warning that statfs failed
+}
+
+func (m *Machine) checkDisk(w *diskWatch, now time.Time) {
+	u, err := m.usage(m.dataDir)
+	if err != nil {
+		// Not knowing is not being full: the fault stays as it was.
+		if w.errLogged.IsZero() || now.Sub(w.errLogged) >= diskLogEvery {
+			w.errLogged = now
+			m.log.Warn("data partition free space unknown", "data_dir", m.dataDir, "err", err)
+		}
+		return
+	}
+	if u.Avail >= m.minFree {
+		if w.low {
+			w.low = false
+			m.fault("disk", nil)
+			m.log.Info("data partition has room again", "free", sizeText(u.Avail), "total", sizeText(u.Total),
+				"warn_below", sizeText(m.minFree))
+		}
+		return
+	}
+	// Raised on every look, so that the status says how much is left now.
+	m.fault("disk", fmt.Errorf("data partition nearly full: %s free of %s (warning below %s); "+
+		"selling goes on, unshipped journal records are kept", sizeText(u.Avail), sizeText(u.Total), sizeText(m.minFree)))
+	if !w.low || now.Sub(w.lowLogged) >= diskLogEvery {
+		w.lowLogged = now
+		m.log.Warn("data partition nearly full; selling goes on, unshipped journal records are kept",
+			"free", sizeText(u.Avail), "total", sizeText(u.Total), "warn_below", sizeText(m.minFree), "data_dir", m.dataDir)
+	}
+	w.low = true
+}
+
+// sizeText is a byte count as an operator reads it: MiB below a GiB,
+// GiB from there, to one decimal, which is left off when it is 0 (the
+// config counts whole MiB).
+func sizeText(b uint64) string {
+	const mib, gib = 1 << 20, 1 << 30
+	v, unit := float64(b)/mib, "MiB"
+	if v >= 1023.95 { // what would round to 1024.0 MiB is 1.0 GiB
+		v, unit = float64(b)/gib, "GiB"
+	}
+	s := fmt.Sprintf("%.1f", v)
+	return strings.TrimSuffix(s, ".0") + " " + unit
+}
