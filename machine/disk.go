@@ -58,7 +58,9 @@ func (m *Machine) checkDisk(w *diskWatch, now time.Time) {
 		}
 		return
 	}
-	if u.Avail >= m.minFree {
+	// Once low, it clears only an eighth above the warning level: space
+	// hovering at the level would otherwise warn and clear every minute.
+	if u.Avail >= m.minFree && (!w.low || u.Avail >= m.minFree+m.minFree/8) {
 		if w.low {
 			w.low = false
 			m.fault("disk", nil)

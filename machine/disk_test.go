@@ -157,7 +157,12 @@ func TestDiskFault(t *testing.T) {
 		synctest.Wait()
 		logged("low for an hour", "WARN", warnLow, 2)
 
-		disk.set(100<<20, nil)
+		disk.set(70<<20, nil) // above the level, below the eighth over it
+		time.Sleep(diskEvery)
+		synctest.Wait()
+		raised("just above the level", true)
+		logged("just above the level", "INFO", infoRoom, 0)
+		disk.set(72<<20, nil)
 		time.Sleep(diskEvery)
 		synctest.Wait()
 		raised("room again", false)
