@@ -43,8 +43,14 @@ type KioskReport struct {
 	OutOfOrder int        // new seqs that came after a higher one
 	Tombstones []uint64   // seqs the broker refused and the kiosk replaced (Event.Refused)
 	LastSeen   time.Time  // when its last message (event or status) arrived
-	Status     *Status    // the last status (retained: the kiosk's last word)
-	BadSchema  int        // messages of a schema this version does not know
+	// Lag is how long after its record was written the newest event
+	// arrived, MaxLag the longest of any first arrival: a kiosk catching up after an
+	// outage shows hours, one keeping up shows milliseconds. Both read
+	// the kiosk's clock against the consumer's, so a kiosk whose clock
+	// is off shows that too (a negative lag is a clock ahead).
+	Lag, MaxLag time.Duration
+	Status      *Status // the last status (retained: the kiosk's last word)
+	BadSchema   int     // messages of a schema this version does not know
 
 	seen map[uint64]digest
 }
@@ -132,6 +138,13 @@ func (c *collector) add(topic string, payload []byte, now time.Time) (*Event, *S
 		}
 		if k.Events == 0 || ev.Seq < k.Lowest {
 			k.Lowest = ev.Seq
+		}
+		if !ev.At.IsZero() {
+			lag := now.Sub(ev.At)
+			k.MaxLag = max(k.MaxLag, lag)
+			if ev.Seq >= k.Highest {
+				k.Lag = lag
+			}
 		}
 		k.Highest = max(k.Highest, ev.Seq)
 		k.Events++

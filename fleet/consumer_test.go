@@ -37,6 +37,18 @@ func TestCollector(t *testing.T) {
 		r.Undecodable != 1 || !k.Online() || k.PendingReviews() != 4 {
 		t.Errorf("report %+v, gaps %v", k, k.Gaps)
 	}
+	// Lag: how late the newest record arrived (one out of order is no
+	// news of how far behind the kiosk is now); MaxLag: the latest of any.
+	lagged := func(seq uint64, at time.Time) []byte {
+		b, _ := json.Marshal(Event{Schema: Schema, KioskID: "l", Record: payment.Record{Seq: seq, At: at, Kind: payment.RecordTxn}})
+		return b
+	}
+	c.add("kioskd/l/journal", lagged(1, now.Add(-time.Hour)), now)
+	c.add("kioskd/l/journal", lagged(3, now.Add(-50*time.Millisecond)), now)
+	c.add("kioskd/l/journal", lagged(2, now.Add(-2*time.Hour)), now)
+	if l := c.report().Kiosks["l"]; l.Lag != 50*time.Millisecond || l.MaxLag != 2*time.Hour {
+		t.Errorf("lag %v, max %v; want 50ms, 2h", l.Lag, l.MaxLag)
+	}
 	var e Event
 	if err := json.Unmarshal(ev(9, "approved"), &e); err != nil || e.Seq != 9 || e.Txn.ID != "t" {
 		t.Errorf("Event round trip: %+v %v", e, err)

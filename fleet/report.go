@@ -37,8 +37,8 @@ func (r Report) WriteText(w io.Writer) {
 		if k.Online() {
 			online = "online"
 		}
-		fmt.Fprintf(w, "%s %s: %d events, seq %d-%d, %d resent, last seen %s, %d pending reviews",
-			id, online, k.Events, k.Lowest, k.Highest, k.Duplicates, since(k.LastSeen), k.PendingReviews())
+		fmt.Fprintf(w, "%s %s: %d events, seq %d-%d, %d resent, last seen %s, lag %s (max %s), %d pending reviews",
+			id, online, k.Events, k.Lowest, k.Highest, k.Duplicates, since(k.LastSeen), lagText(k.Lag), lagText(k.MaxLag), k.PendingReviews())
 		if len(k.Gaps) > 0 {
 			gaps := make([]string, len(k.Gaps))
 			for i, g := range k.Gaps {
@@ -70,4 +70,13 @@ func since(t time.Time) string {
 		return "never"
 	}
 	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+// lagText rounds a lag to what an operator acts on: milliseconds while
+// it keeps up, seconds once it does not.
+func lagText(d time.Duration) string {
+	if d > -time.Second && d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

@@ -9,6 +9,7 @@ import (
 func TestReportCleanAndText(t *testing.T) {
 	now := time.Now()
 	good := &KioskReport{KioskID: "K1", Events: 10, Lowest: 1, Highest: 10, Duplicates: 2, LastSeen: now,
+		Lag: 42 * time.Millisecond, MaxLag: 3*time.Hour + 1400*time.Millisecond,
 		Status: &Status{Online: true, PendingReviews: 1}}
 	r := Report{Kiosks: map[string]*KioskReport{"K1": good}}
 	if !r.Clean() {
@@ -16,7 +17,7 @@ func TestReportCleanAndText(t *testing.T) {
 	}
 	var b strings.Builder
 	r.WriteText(&b)
-	if got := b.String(); !strings.HasPrefix(got, "K1 online: 10 events, seq 1-10, 2 resent, last seen ") || !strings.Contains(got, "1 pending reviews\n") {
+	if got := b.String(); !strings.HasPrefix(got, "K1 online: 10 events, seq 1-10, 2 resent, last seen ") || !strings.Contains(got, ", lag 42ms (max 3h0m1s), 1 pending reviews\n") {
 		t.Errorf("clean report:\n%s", got)
 	}
 
