@@ -106,11 +106,20 @@ func CompactJournal(path string) (Compaction, error) {
 // copyCompact writes src's live pages into a new file at tmp, without a
 // sync per transaction (a cut leaves a copy nobody uses), and syncs it
 // once at the end.
-func copyCompact(tmp string, src *bolt.DB) error {
+func copyCompact(tmp string, src *bolt.DB) (err error) {
 	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
 	if err != nil {
 		return err
 	}
+	// bbolt panics on a damaged page. The copy reads every page, which
+	// the service may never do: a damage that the journal's reads would
+	// never meet must not become a start that always crashes.
+	defer func() {
+		if p := recover(); p != nil {
+			dst.Close()
+			err = fmt.Errorf("copy stopped on a damaged page: %v", p)
+		}
+	}()
 	if err := bolt.Compact(dst, src, compactTxMax); err != nil {
 		dst.Close()
 		return err

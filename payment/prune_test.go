@@ -424,3 +424,84 @@ func dump(t *testing.T, path string) map[[2]string]string {
 	}
 	return out
 }
+
+// A damaged page that the service's reads never meet (here the root of
+// the evidence bucket, which only a review reads) must not turn into a
+// start that always crashes: the copy reads every page, and bbolt
+// panics on a damaged one. CompactJournal reports it, leaves the
+// journal as it was, and the journal opens.
+func TestCompactDamagedPage(t *testing.T) {
+	j, path := openJournal(t)
+	fillOld(t, j, 3000, 0)
+	var root uint64
+	if err := j.db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(bucketEvidence).Root())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pageSize := int64(j.db.Info().PageSize)
+	j.Close()
+	freePagesIn(t, path, 4<<20)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page header's flags (after its 8-byte id): no valid page type.
+	if _, err := f.WriteAt([]byte{0xee, 0xee}, int64(root)*pageSize+8); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	before := fileSize(t, path)
+
+	c, err := CompactJournal(path)
+	if err == nil || c.Compacted {
+		t.Fatalf("compaction over a damaged page: %+v, %v; want an error", c, err)
+	}
+	t.Logf("compaction refused: %v", err)
+	if after := fileSize(t, path); after != before {
+		t.Errorf("journal %d bytes, was %d: want it untouched", after, before)
+	}
+	if _, err := os.Stat(path + ".compact"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("copy left behind: %v", err)
+	}
+	j, err = OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Recover(time.Now()); err != nil {
+		t.Fatalf("recover after a refused compaction: %v", err)
+	}
+}
+
+// freePagesIn grows the bbolt file at path by about n bytes and frees
+// them again, as a long offline stretch followed by trimming would.
+func freePagesIn(t *testing.T, path string, n int) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	scratch := []byte("test-scratch")
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(scratch)
+		if err != nil {
+			return err
+		}
+		v := make([]byte, 1024)
+		for i := range n / len(v) {
+			if err := b.Put([]byte{byte(i >> 16), byte(i >> 8), byte(i)}, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(scratch) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
