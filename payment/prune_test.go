@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -503,5 +504,32 @@ func freePagesIn(t *testing.T, path string, n int) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A payment the service cannot read is the operator's, however old and
+// final it looks: pruning leaves it, and its readable neighbour goes.
+func TestPruneKeepsUnreadable(t *testing.T) {
+	j, path := openJournal(t)
+	bad, good := newTxn(t, j, t0), newTxn(t, j, t0)
+	finish(t, j, bad.ID, t0, Declined, VendNone, "")
+	finish(t, j, good.ID, t0, Declined, VendNone, "")
+	j.Close()
+	raw := readRaw(t, path, "txns", bad.ID)
+	raw = bytes.Replace(raw, []byte(`"amount":"12.50"`), []byte(`"amount":"twelve"`), 1)
+	writeRaw(t, path, "txns", bad.ID, raw)
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Get(bad.ID); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("the damaged payment reads as %v, want ErrCorrupt", err)
+	}
+	if n, err := j.PrunePayments(t0.Add(2*pruneKeep), pruneKeep, false); err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want only the readable one", n, err)
+	}
+	if _, err := j.Get(bad.ID); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("the damaged payment after pruning: %v, want it still there", err)
 	}
 }
