@@ -146,6 +146,17 @@ type Hardware struct {
 	Watchdog Watchdog          `json:"watchdog"`
 	Printer  *Printer          `json:"printer,omitempty"` // nil: disabled or not found
 	Faults   map[string]string `json:"faults,omitempty"`
+	Disk     *Disk             `json:"disk,omitempty"` // nil before the first look, or with the watch off
+}
+
+// Disk is the data partition (the journal's) as the machine last saw
+// it; below WarnBelowBytes free the "disk" fault is raised.
+type Disk struct {
+	Dir            string    `json:"dir"`
+	FreeBytes      uint64    `json:"free_bytes"` // what kioskd, unprivileged, may still use
+	TotalBytes     uint64    `json:"total_bytes"`
+	WarnBelowBytes uint64    `json:"warn_below_bytes"`
+	CheckedAt      time.Time `json:"checked_at"`
 }
 
 // Relay is the vend relay.

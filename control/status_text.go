@@ -36,6 +36,10 @@ func (s Status) WriteText(w io.Writer) {
 	for _, name := range slices.Sorted(maps.Keys(s.Hardware.Faults)) {
 		fmt.Fprintf(w, "fault %s: %s\n", name, s.Hardware.Faults[name])
 	}
+	if d := s.Hardware.Disk; d != nil {
+		fmt.Fprintf(w, "data partition %s: %s free of %s (warning below %s)\n",
+			d.Dir, SizeText(d.FreeBytes), SizeText(d.TotalBytes), SizeText(d.WarnBelowBytes))
+	}
 	if f := s.Fleet; f != nil {
 		conn := "connected to " + f.Broker
 		if !f.Connected {
@@ -56,4 +60,17 @@ func (s Status) WriteText(w io.Writer) {
 		ps.Received, ps.Late, ps.BadSignature, ps.Malformed, ps.Replayed, ps.Oversize)
 	fmt.Fprintf(w, "pos connections: %d sessions, %d refused, %d held pending, %d took over, %d squatters displaced; %d pings, %d signed without a nonce\n",
 		ps.Sessions, ps.Rejected, ps.Pending, ps.Promoted, ps.Displaced, ps.Pings, ps.NoNonce)
+}
+
+// SizeText is a byte count as an operator reads it: MiB below a GiB,
+// GiB from there, to one decimal, which is left off when it is 0 (the
+// config counts whole MiB).
+func SizeText(b uint64) string {
+	const mib, gib = 1 << 20, 1 << 30
+	v, unit := float64(b)/mib, "MiB"
+	if v >= 1023.95 { // what would round to 1024.0 MiB is 1.0 GiB
+		v, unit = float64(b)/gib, "GiB"
+	}
+	s := fmt.Sprintf("%.1f", v)
+	return strings.TrimSuffix(s, ".0") + " " + unit
 }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ func TestStatusWriteText(t *testing.T) {
 		Current:  &payment.Txn{ID: "TXN9", State: payment.Acked, Mode: "card", Amount: 150, Vend: payment.VendNone},
 		POSStats: POSStats{Received: 3, BadSignature: 1, Sessions: 2},
 		Hardware: Hardware{Watchdog: Watchdog{Device: "i6300ESB timer", Timeout: 5 * time.Second, Stalled: "journal"},
-			Faults: map[string]string{"printer": "paper out", "disk": "data partition nearly full: 12.3 MiB free of 7.3 GiB"}},
+			Faults: map[string]string{"printer": "paper out", "disk": "data partition nearly full: 12.3 MiB free of 7.3 GiB"},
+			Disk:   &Disk{Dir: "/data/kioskd", FreeBytes: 12<<20 + 300<<10, TotalBytes: 7500 << 20, WarnBelowBytes: 64 << 20}},
 	}
 	var b strings.Builder
 	st.WriteText(&b)
@@ -30,6 +32,7 @@ func TestStatusWriteText(t *testing.T) {
 		"mobypay: connected 192.0.2.9 since 2026-12-01T09:00:00Z\n",
 		"watchdog: i6300ESB timer, timeout 5s, NOT fed: journal stalled\n",
 		"fault disk: data partition nearly full: 12.3 MiB free of 7.3 GiB\nfault printer: paper out\n",
+		"data partition /data/kioskd: 12.3 MiB free of 7.3 GiB (warning below 64 MiB)\n",
 		"payment in progress: acked TXN9 card RM 1.50\n",
 		"pos messages: 3 accepted, 0 late, 1 bad signature,",
 		"pos connections: 2 sessions,",
@@ -50,5 +53,22 @@ func TestStatusWriteText(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "fault") {
 		t.Errorf("status text without faults shows one:\n%s", b.String())
+	}
+}
+
+func TestSizeText(t *testing.T) {
+	for b, want := range map[uint64]string{
+		0:                "0 MiB",
+		64 << 20:         "64 MiB",
+		12<<20 + 300<<10: "12.3 MiB",
+		1<<30 - 1<<10:    "1 GiB",
+		1<<30 - 100<<20:  "924 MiB",
+		7500 << 20:       "7.3 GiB",
+		math.MaxUint64:   "17179869184 GiB",
+		1023 << 20:       "1023 MiB",
+	} {
+		if got := SizeText(b); got != want {
+			t.Errorf("SizeText(%d) = %q, want %q", b, got, want)
+		}
 	}
 }

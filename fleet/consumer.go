@@ -338,8 +338,12 @@ func statusLine(st *Status) string {
 	if !st.Online {
 		return fmt.Sprintf("%s %s OFFLINE", time.Now().UTC().Format(time.RFC3339), st.KioskID)
 	}
-	return fmt.Sprintf("%s %s online version=%s uptime=%ds pos=%s printer=%s watchdog=%s faults=%v reviews=%d shipped=%d",
-		st.At.UTC().Format(time.RFC3339), st.KioskID, st.Version, st.UptimeS, st.POS, st.Printer, st.Watchdog, st.Faults, st.PendingReviews, st.ShippedSeq)
+	disk := "?"
+	if st.DiskFreeMiB != nil {
+		disk = fmt.Sprintf("%dMiB", *st.DiskFreeMiB)
+	}
+	return fmt.Sprintf("%s %s online version=%s uptime=%ds pos=%s printer=%s watchdog=%s faults=%v reviews=%d disk_free=%s shipped=%d",
+		st.At.UTC().Format(time.RFC3339), st.KioskID, st.Version, st.UptimeS, st.POS, st.Printer, st.Watchdog, st.Faults, st.PendingReviews, disk, st.ShippedSeq)
 }
 
 // Audit listens for window (or until ctx ends) and reports, per kiosk,

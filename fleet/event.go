@@ -41,17 +41,21 @@ type Refused struct {
 // KioskID, Online, Version, UptimeS, ShippedSeq and At. The Will and the
 // clean stop publish only {"schema","kiosk_id","online":false}.
 type Status struct {
-	Schema         int            `json:"schema"`
-	KioskID        string         `json:"kiosk_id"`
-	Online         bool           `json:"online"`
-	Version        string         `json:"version,omitempty"`
-	UptimeS        int64          `json:"uptime_s,omitempty"`
-	POS            string         `json:"pos,omitempty"`      // e.g. "up", "down"
-	Printer        string         `json:"printer,omitempty"`  // e.g. "ok", "paper_out"
-	Watchdog       string         `json:"watchdog,omitempty"` // e.g. "fed", "off"
-	Faults         []string       `json:"faults,omitempty"`
-	PendingReviews int            `json:"pending_reviews,omitempty"`
-	ShippedSeq     uint64         `json:"shipped_seq,omitempty"`
-	Extra          map[string]any `json:"extra,omitempty"` // anything else the daemon reports
-	At             time.Time      `json:"at,omitzero"`
+	Schema         int      `json:"schema"`
+	KioskID        string   `json:"kiosk_id"`
+	Online         bool     `json:"online"`
+	Version        string   `json:"version,omitempty"`
+	UptimeS        int64    `json:"uptime_s,omitempty"`
+	POS            string   `json:"pos,omitempty"`      // e.g. "up", "down"
+	Printer        string   `json:"printer,omitempty"`  // e.g. "ok", "paper_out"
+	Watchdog       string   `json:"watchdog,omitempty"` // e.g. "fed", "off"
+	Faults         []string `json:"faults,omitempty"`
+	PendingReviews int      `json:"pending_reviews,omitempty"`
+	// DiskFreeMiB is the data partition's free space (nil: not looked
+	// at yet): whole MiB, so that a filling card changes the status a
+	// few times a day, not every minute.
+	DiskFreeMiB *uint64        `json:"disk_free_mib,omitempty"`
+	ShippedSeq  uint64         `json:"shipped_seq,omitempty"`
+	Extra       map[string]any `json:"extra,omitempty"` // anything else the daemon reports
+	At          time.Time      `json:"at,omitzero"`
 }

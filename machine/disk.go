@@ -3,8 +3,9 @@ package machine
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/kioskd/kioskd/control"
 )
 
 // The journal keeps every record the broker has not acknowledged, so a
@@ -60,35 +61,25 @@ func (m *Machine) checkDisk(w *diskWatch, now time.Time) {
 	}
 	// Once low, it clears only an eighth above the warning level: space
 	// hovering at the level would otherwise warn and clear every minute.
+	m.mu.Lock()
+	m.disk = &control.Disk{Dir: m.dataDir, FreeBytes: u.Avail, TotalBytes: u.Total, WarnBelowBytes: m.minFree, CheckedAt: now}
+	m.mu.Unlock()
 	if u.Avail >= m.minFree && (!w.low || u.Avail >= m.minFree+m.minFree/8) {
 		if w.low {
 			w.low = false
 			m.fault("disk", nil)
-			m.log.Info("data partition has room again", "free", sizeText(u.Avail), "total", sizeText(u.Total),
-				"warn_below", sizeText(m.minFree))
+			m.log.Info("data partition has room again", "free", control.SizeText(u.Avail), "total", control.SizeText(u.Total),
+				"warn_below", control.SizeText(m.minFree))
 		}
 		return
 	}
 	// Raised on every look, so that the status says how much is left now.
 	m.fault("disk", fmt.Errorf("data partition nearly full: %s free of %s (warning below %s); "+
-		"selling goes on, unshipped journal records are kept", sizeText(u.Avail), sizeText(u.Total), sizeText(m.minFree)))
+		"selling goes on, unshipped journal records are kept", control.SizeText(u.Avail), control.SizeText(u.Total), control.SizeText(m.minFree)))
 	if !w.low || now.Sub(w.lowLogged) >= diskLogEvery {
 		w.lowLogged = now
 		m.log.Warn("data partition nearly full; selling goes on, unshipped journal records are kept",
-			"free", sizeText(u.Avail), "total", sizeText(u.Total), "warn_below", sizeText(m.minFree), "data_dir", m.dataDir)
+			"free", control.SizeText(u.Avail), "total", control.SizeText(u.Total), "warn_below", control.SizeText(m.minFree), "data_dir", m.dataDir)
 	}
 	w.low = true
-}
-
-// sizeText is a byte count as an operator reads it: MiB below a GiB,
-// GiB from there, to one decimal, which is left off when it is 0 (the
-// config counts whole MiB).
-func sizeText(b uint64) string {
-	const mib, gib = 1 << 20, 1 << 30
-	v, unit := float64(b)/mib, "MiB"
-	if v >= 1023.95 { // what would round to 1024.0 MiB is 1.0 GiB
-		v, unit = float64(b)/gib, "GiB"
-	}
-	s := fmt.Sprintf("%.1f", v)
-	return strings.TrimSuffix(s, ".0") + " " + unit
 }

@@ -150,6 +150,9 @@ func TestDiskFault(t *testing.T) {
 			t.Errorf("fault text %q\nwant %q", got, want)
 		}
 		logged("low", "WARN", warnLow, 1)
+		if d := m.State().Disk; d == nil || d.FreeBytes != 12<<20+300<<10 || d.TotalBytes != 7500<<20 || d.WarnBelowBytes != 64<<20 || d.Dir != cfg.DataDir {
+			t.Errorf("status disk %+v; want the last look", d)
+		}
 		time.Sleep(diskLogEvery - diskEvery)
 		synctest.Wait()
 		logged("low for 59 minutes", "WARN", warnLow, 1)
@@ -238,22 +241,5 @@ func TestDiskReal(t *testing.T) {
 				t.Errorf("fault text %q", text)
 			}
 		})
-	}
-}
-
-func TestSizeText(t *testing.T) {
-	for b, want := range map[uint64]string{
-		0:                "0 MiB",
-		64 << 20:         "64 MiB",
-		12<<20 + 300<<10: "12.3 MiB",
-		1<<30 - 1<<10:    "1 GiB",
-		1<<30 - 100<<20:  "924 MiB",
-		7500 << 20:       "7.3 GiB",
-		math.MaxUint64:   "17179869184 GiB",
-		1023 << 20:       "1023 MiB",
-	} {
-		if got := sizeText(b); got != want {
-			t.Errorf("sizeText(%d) = %q, want %q", b, got, want)
-		}
 	}
 }

@@ -72,6 +72,7 @@ type Machine struct {
 
 	mu     sync.Mutex
 	faults map[string]string
+	disk   *control.Disk // the data partition at the last look, nil before one
 }
 
 // Open opens the board of the provisioned profile and puts every output
@@ -191,6 +192,11 @@ func (m *Machine) State() control.Hardware {
 	for k, v := range m.faults {
 		faults[k] = v
 	}
+	var disk *control.Disk
+	if m.disk != nil {
+		d := *m.disk
+		disk = &d
+	}
 	m.mu.Unlock()
 	ls := m.leds.State(time.Now())
 	wd := m.wd.Status()
@@ -203,6 +209,7 @@ func (m *Machine) State() control.Hardware {
 			Device: wd.Device, Timeout: wd.Timeout, Interval: wd.Interval, Feeds: wd.Feeds,
 			LastFeedAge: wd.LastFeedAge, FeedError: wd.FeedError},
 		Faults: faults,
+		Disk:   disk,
 	}
 	for _, hb := range wd.Heartbeats {
 		s.Watchdog.Heartbeats = append(s.Watchdog.Heartbeats, control.Heartbeat(hb))

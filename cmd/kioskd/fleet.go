@@ -78,6 +78,10 @@ func fleetStatus(svc *payment.Service, hw *machine.Machine, reviews *reviewCount
 		s.Faults = append(s.Faults, f)
 	}
 	slices.Sort(s.Faults)
+	if hs.Disk != nil {
+		mib := hs.Disk.FreeBytes >> 20
+		s.DiskFreeMiB = &mib
+	}
 	s.PendingReviews = reviews.count()
 	return s
 }

@@ -121,6 +121,10 @@ func TestFleetShipsEveryPayment(t *testing.T) {
 				t.Errorf("seq %d arrived %d times (a resend without a restart)", seq, n)
 			}
 		}
+		// The health an operator watches for a kiosk cut off too long.
+		if !regexp.MustCompile(` disk_free=\d+MiB `).MatchString(line) {
+			t.Errorf("status without the data partition's free space: %s", line)
+		}
 		t.Logf("%d payments: %d records shipped, each once, in order", payments, shipped)
 		checkFleetStatus(t, k, b.URL(), shipped)
 		return
@@ -132,7 +136,8 @@ func TestFleetShipsEveryPayment(t *testing.T) {
 func checkFleetStatus(t *testing.T, k *kiosk, broker string, shipped uint64) {
 	t.Helper()
 	code, out, errs := kioskd(t, "", "status", "-config", k.cfgPath)
-	if code != exitOK || !strings.Contains(out, "\nfleet: connected to "+broker+", shipped through seq ") {
+	if code != exitOK || !strings.Contains(out, "\nfleet: connected to "+broker+", shipped through seq ") ||
+		!strings.Contains(out, "\ndata partition "+filepath.Join(k.dir, "data")) {
 		t.Fatalf("kioskd status: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = kioskd(t, "", "status", "-json", "-config", k.cfgPath)
