@@ -167,6 +167,7 @@ test-arm64:
 # kernels and busybox-static are fetched once into /var/cache/kioskd-vm
 # (KIOSKD_VM_CACHE). VM_ARCH=arm64 or armv7 boots one board only.
 #   make vm-test               every virtual board test, 30 power cuts per board
+#                              (TestVMCompactCut: at most 10, each a boot)
 #   make vm-powercut N=300     the power-cut trial alone, N cuts per board
 VM_ARCH ?= arm64,armv7
 N       ?= 30

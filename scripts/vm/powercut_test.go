@@ -204,16 +204,25 @@ func (v *VM) journal() []payment.Txn {
 // read-only check.
 func fsckAfterCut(t *testing.T, disk string, i int) {
 	t.Helper()
+	cp := replayedCopy(t, disk, fmt.Sprintf("cut %d", i))
+	defer os.Remove(cp)
+	fsck(t, cp, fmt.Sprintf("after cut %d", i))
+}
+
+// replayedCopy is a copy of the disk with ext4's journal replayed; the
+// caller removes it.
+func replayedCopy(t *testing.T, disk, when string) string {
+	t.Helper()
 	cp := disk + ".fsck"
 	if err := copyFile(disk, cp); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(cp)
 	out, err := exec.Command("e2fsck", "-E", "journal_only", "-y", cp).CombinedOutput()
 	if code := exitCode(err); code > 1 {
-		t.Fatalf("cut %d: e2fsck -E journal_only: exit %d\n%s", i, code, out)
+		os.Remove(cp)
+		t.Fatalf("%s: e2fsck -E journal_only: exit %d\n%s", when, code, out)
 	}
-	fsck(t, cp, fmt.Sprintf("after cut %d", i))
+	return cp
 }
 
 func fsck(t *testing.T, img, when string) {

@@ -41,7 +41,7 @@ var (
 	vmOn    = flag.Bool("vm", false, "run the virtual board tests (make vm-test)")
 	vmArchs = flag.String("vm.arch", "arm64,armv7", "boards to boot: arm64, armv7")
 	vmDist  = flag.String("vm.dist", "../../dist", "directory with kioskd-linux-arm64 and kioskd-linux-armv7")
-	vmCuts  = flag.Int("vm.cuts", 30, "power cuts per board in TestVMPowerCut")
+	vmCuts  = flag.Int("vm.cuts", 30, "power cuts per board in TestVMPowerCut (TestVMCompactCut: at most 10)")
 	vmKeep  = flag.Bool("vm.keep", false, "keep each VM's directory (console, trace, disk) after the test")
 )
 
@@ -219,6 +219,12 @@ func (b *board) machineArgs() []string {
 // secret (0600) and nothing else; extra files go in too (path: content).
 func newDisk(t *testing.T, dir string, extra map[string]string) string {
 	t.Helper()
+	return newDiskSized(t, dir, extra, "64M")
+}
+
+// newDiskSized is newDisk with a partition of size (mkfs.ext4's syntax).
+func newDiskSized(t *testing.T, dir string, extra map[string]string, size string) string {
+	t.Helper()
 	src := filepath.Join(dir, "data-src")
 	files := map[string]string{"secrets/pos.secret": secret}
 	for k, v := range extra {
@@ -234,7 +240,7 @@ func newDisk(t *testing.T, dir string, extra map[string]string) string {
 		}
 	}
 	img := filepath.Join(dir, "data.img")
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "kioskdata", "-d", src, img, "64M").CombinedOutput(); err != nil {
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "kioskdata", "-d", src, img, size).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
 	return img
