@@ -135,7 +135,7 @@ func openWatchdog(prof board.Profile, timeout time.Duration, log *slog.Logger) (
 
 // Vend implements payment.Vender: one relay pulse. A board's sidecar
 // records it first, and a vend it cannot record is not made.
-func (m *Machine) Vend(ctx context.Context, t payment.Txn) error {
+func (m *Machine) Vend(ctx context.Context, t payment.Txn, _ func(done int) error) error {
 	sc := m.board.Sidecar
 	if sc != nil {
 		if err := sc.VendOn(t.ID, t.Amount.String()); err != nil {

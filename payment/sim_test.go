@@ -1016,7 +1016,7 @@ func (w *simWorld) posReceive(frame []byte) {
 // simVender is the relay. Its pulses are real: they survive a crash.
 type simVender struct{ w *simWorld }
 
-func (v simVender) Vend(_ context.Context, t Txn) error {
+func (v simVender) Vend(_ context.Context, t Txn, _ func(int) error) error {
 	w := v.w
 	if w.dead {
 		return errors.New("power cut")
