@@ -204,3 +204,16 @@ func TestCheckPulses(t *testing.T) {
 		}
 	}
 }
+
+// An approval whose amount no train fits (only a payment created before
+// the pulse value changed could have one) is recorded, never vended.
+func TestPulsesApprovalThatFitsNoTrain(t *testing.T) {
+	h := start(t, fastConfig())
+	tx := h.pay("card", 250)
+	h.svc.do(context.Background(), func() { h.svc.cfg.PulseValue, h.svc.cfg.MaxPulses = 100, 10 })
+	h.svc.Report(success(tx.ID, 250))
+	got := h.wait(tx.ID, func(t Txn) bool { return t.State == Approved })
+	if got.Vend != VendNone || got.PulsesTotal != 0 || !strings.Contains(got.Review, "amount 2.50 is not a train of pulses of RM 1.00") || h.vend.count() != 0 {
+		t.Fatalf("%+v after %d vends", got, h.vend.count())
+	}
+}

@@ -324,7 +324,7 @@ func (s *Service) approve(r Report, ev *Evidence) {
 	case s.pulsesFor(t.Amount) != nil:
 		// Refused at creation; only a payment from before a config
 		// change could get here, and no train fits it.
-		review = "amount does not fit the pulse train (" + s.pulsesFor(t.Amount).Error() + "); customer may have paid"
+		review = fmt.Sprintf("amount %s is not a train of pulses of RM %s; customer may have paid", t.Amount, s.cfg.PulseValue)
 	}
 	out, ok := s.move(ev, func(x *Txn) {
 		x.State = Approved
