@@ -69,7 +69,9 @@ type PinSpec struct{ Role, Pin string }
 // have done without knowing which board it drives. Real boards have none.
 type Sidecar interface {
 	// VendOn records that the relay energises for a payment (the product
-	// drops), VendOff that its pulse ended. An error from VendOn stops
+	// drops), VendOff that its pulse ended; amount is the payment's, and
+	// in coin-pulse mode which pulse of the train it is ("3.00 pulse
+	// 1/3"), one VendOn and VendOff per pulse. An error from VendOn stops
 	// the vend: a simulated vend nobody can see is not a vend.
 	VendOn(txnID, amount string) error
 	VendOff(txnID string)

@@ -22,6 +22,7 @@ import (
 	"github.com/kioskd/kioskd/board"
 	"github.com/kioskd/kioskd/device/printer"
 	"github.com/kioskd/kioskd/device/relay"
+	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/escpos"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
@@ -69,7 +70,12 @@ type Config struct {
 	} `toml:"printer"`
 
 	Relay struct {
-		Pulse Duration `toml:"pulse"`
+		Mode       string   `toml:"mode"` // RelayPulse or RelayPulses
+		Pulse      Duration `toml:"pulse"`
+		PulseValue string   `toml:"pulse_value"` // RM, as payment.ParseAmount reads it
+		PulseOn    Duration `toml:"pulse_on"`
+		PulseOff   Duration `toml:"pulse_off"`
+		MaxPulses  int      `toml:"max_pulses"`
 	} `toml:"relay"`
 
 	Control struct {
@@ -286,6 +292,7 @@ func (c *Config) validate() error {
 	errs = append(errs, under("printer", printer.Layout{Width: c.Printer.Width, CodePage: cp}.Validate())...)
 
 	errs = append(errs, under("relay", relay.Config{Pulse: c.Relay.Pulse.Duration}.Validate())...)
+	errs = append(errs, c.validatePulses()...)
 
 	if k := c.Journal.Keep.Duration; k < 24*time.Hour || k > 10*365*24*time.Hour {
 		bad("journal.keep %s: want 1d to 3650d", k)
@@ -304,6 +311,51 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, under("board", board.ValidateWatchdogTimeout(c.Board.WatchdogTimeout.Duration))...)
 	return errors.Join(errs...)
+}
+
+// The [relay] modes.
+const (
+	RelayPulse  = "pulse"  // one pulse releases one product
+	RelayPulses = "pulses" // the amount is given as coin pulses
+)
+
+// validatePulses checks [relay]'s mode and coin-pulse keys. They are
+// checked in either mode, so that switching mode never meets a bad
+// value; the bounds that tie them to other sections apply in pulses
+// mode only.
+func (c *Config) validatePulses() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	r := &c.Relay
+	if r.Mode != RelayPulse && r.Mode != RelayPulses {
+		bad("relay.mode %q: want %s or %s", r.Mode, RelayPulse, RelayPulses)
+	}
+	if v, err := payment.ParseAmount(r.PulseValue); err != nil {
+		bad("relay.pulse_value: %v", err)
+	} else if v <= 0 {
+		bad("relay.pulse_value %q: want more than 0.00", r.PulseValue)
+	}
+	train := c.train()
+	terr := train.Validate()
+	errs = append(errs, under("relay", terr)...)
+	if r.Mode != RelayPulses {
+		return errs
+	}
+	// The train runs on the payment loop, which the watchdog's probe
+	// must reach within watchdog_timeout (machine.probe); half of it is
+	// left for the commit after each pulse and the loop's other work.
+	if wd := c.Board.WatchdogTimeout.Duration; terr == nil && train.Longest() > wd/2 {
+		bad("relay.max_pulses %d: the longest train, %d × (%s + %s) = %s, must end within half of board.watchdog_timeout (%s)",
+			train.Max, train.Max, train.On, train.Off, train.Longest(), wd)
+	}
+	if c.Board.RelaySensePin != "" {
+		bad("relay.mode %q: board.relay_sense_pin is set; a drop sensor confirms one product, not a coin credit", r.Mode)
+	}
+	return errs
+}
+
+func (c *Config) train() relay.TrainConfig {
+	return relay.TrainConfig{On: c.Relay.PulseOn.Duration, Off: c.Relay.PulseOff.Duration, Max: c.Relay.MaxPulses}
 }
 
 // under puts a section before each of the errors a package's Validate

@@ -16,8 +16,9 @@ import (
 // it stuck.
 const vendSlack = 5 * time.Second
 
-// PaymentConfig maps [payment] (and the relay pulse, which bounds a vend)
-// onto the payment service's config.
+// PaymentConfig maps [payment] (and the relay pulse, which bounds a vend;
+// in pulses mode the pulse value and the longest train) onto the payment
+// service's config.
 func (c *Config) PaymentConfig(log *slog.Logger) payment.Config {
 	pc := payment.Config{
 		VendTimeout:        c.Relay.Pulse.Duration + vendSlack,
@@ -31,10 +32,16 @@ func (c *Config) PaymentConfig(log *slog.Logger) payment.Config {
 	for mode, t := range c.Payment.Timeouts {
 		pc.Timeouts[mode] = payment.Timeouts{Ack: t.Ack.Duration, Result: t.Result.Duration, Plan: t.Plan.Duration}
 	}
+	if c.Relay.Mode == RelayPulses {
+		// A bad value is validate's to report; here it maps to none.
+		pc.PulseValue, _ = payment.ParseAmount(c.Relay.PulseValue)
+		pc.MaxPulses = c.Relay.MaxPulses
+		pc.VendTimeout = c.train().Longest() + vendSlack
+	}
 	return pc
 }
 
-// MachineConfig maps the relay pulse, [printer], the watchdog timeout,
+// MachineConfig maps [relay], [printer], the watchdog timeout,
 // the free-space warning of [journal] and the kiosk's identity onto the
 // machine adapter's config: the machine package takes plain values and
 // never sees the TOML shape.
@@ -44,6 +51,9 @@ func (c *Config) MachineConfig() machine.Config {
 		DataDir:         c.DataDir,
 		MinFree:         uint64(c.Journal.MinFreeMB) << 20,
 		Pulse:           c.Relay.Pulse.Duration,
+		Pulses:          c.Relay.Mode == RelayPulses,
+		PulseOn:         c.Relay.PulseOn.Duration,
+		PulseOff:        c.Relay.PulseOff.Duration,
 		WatchdogTimeout: c.Board.WatchdogTimeout.Duration,
 		Printer: machine.PrinterConfig{
 			Enabled:  c.Printer.Enabled,

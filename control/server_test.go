@@ -49,7 +49,7 @@ func (p *provider) Cancel(t *payment.Txn) error { p.sent <- sent{"cancel", t.ID,
 
 type vender struct{}
 
-func (vender) Vend(context.Context, payment.Txn) error { return nil }
+func (vender) Vend(context.Context, payment.Txn, func(int) error) error { return nil }
 
 type printer struct{}
 

@@ -162,7 +162,7 @@ func startPayments(ctx context.Context, b *testing.B, j *payment.Journal) paymen
 
 type nopVender struct{}
 
-func (nopVender) Vend(context.Context, payment.Txn) error { return nil }
+func (nopVender) Vend(context.Context, payment.Txn, func(int) error) error { return nil }
 
 // percentile is the nearest-rank p-th percentile of sorted, in µs.
 func percentile(sorted []time.Duration, p int) float64 {

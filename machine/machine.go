@@ -36,10 +36,14 @@ type Config struct {
 	KioskID string
 	// DataDir holds the crash guard's record and what a simulated board
 	// records.
-	DataDir         string
-	Pulse           time.Duration // one vend's relay pulse
-	WatchdogTimeout time.Duration
-	Printer         PrinterConfig
+	DataDir string
+	Pulse   time.Duration // one vend's relay pulse
+	// Pulses is coin-pulse mode: a vend is the payment's train
+	// (Txn.PulsesTotal pulses, PulseOn on and PulseOff off), not Pulse.
+	Pulses            bool
+	PulseOn, PulseOff time.Duration
+	WatchdogTimeout   time.Duration
+	Printer           PrinterConfig
 	// MinFree is how many bytes DataDir's file system must have free,
 	// below which the "disk" fault shows; 0 does not look.
 	MinFree uint64
@@ -65,6 +69,9 @@ type Machine struct {
 	pcfg  PrinterConfig
 	kiosk string
 	log   *slog.Logger
+	// pulses is coin-pulse mode, each pulse on for on and off for off.
+	pulses  bool
+	on, off time.Duration
 
 	dataDir string
 	minFree uint64                                // Config.MinFree
@@ -85,6 +92,7 @@ func Open(cfg Config, prof board.Profile, log *slog.Logger) (*Machine, error) {
 	}
 	m := &Machine{board: b, kiosk: cfg.KioskID, pcfg: cfg.Printer, log: log.With("component", "machine"),
 		dataDir: cfg.DataDir, minFree: cfg.MinFree, usage: diskspace.Of, faults: map[string]string{}}
+	m.pulses, m.on, m.off = cfg.Pulses, cfg.PulseOn, cfg.PulseOff
 	rc := relay.Config{Pin: b.Relay, ActiveLow: prof.RelayActiveLow, Pulse: cfg.Pulse}
 	if b.Sense != nil {
 		rc.Sense = b.Sense
@@ -133,9 +141,21 @@ func openWatchdog(prof board.Profile, timeout time.Duration, log *slog.Logger) (
 	return dev, err
 }
 
-// Vend implements payment.Vender: one relay pulse. A board's sidecar
-// records it first, and a vend it cannot record is not made.
-func (m *Machine) Vend(ctx context.Context, t payment.Txn) error {
+// Vend implements payment.Vender: one relay pulse, or in pulses mode the
+// payment's train. A board's sidecar records each pulse first, and a
+// pulse it cannot record is not made.
+func (m *Machine) Vend(ctx context.Context, t payment.Txn, progress func(done int) error) error {
+	if m.pulses != (t.PulsesTotal > 0) {
+		// Both come from one config: this is a wiring mistake, and a
+		// coin-op machine given one long pulse (or a vending machine a
+		// train) would credit the wrong amount.
+		err := fmt.Errorf("machine: payment %s has a train of %d pulses, relay in pulses mode %v", t.ID, t.PulsesTotal, m.pulses)
+		m.fault("vend", err)
+		return err
+	}
+	if m.pulses {
+		return m.vendTrain(ctx, t, progress)
+	}
 	sc := m.board.Sidecar
 	if sc != nil {
 		if err := sc.VendOn(t.ID, t.Amount.String()); err != nil {
@@ -146,6 +166,30 @@ func (m *Machine) Vend(ctx context.Context, t payment.Txn) error {
 	if sc != nil && err == nil {
 		sc.VendOff(t.ID)
 	}
+	m.fault("vend", err)
+	return err
+}
+
+// vendTrain gives t's credit as coin pulses. Each pulse's end is handed
+// to progress (the journal) before the next may start; whatever stops
+// the train, the relay is left released and the fault shown.
+func (m *Machine) vendTrain(ctx context.Context, t payment.Txn, progress func(done int) error) error {
+	sc := m.board.Sidecar
+	hooks := relay.TrainHooks{
+		Before: func(k int) error {
+			if sc == nil {
+				return nil
+			}
+			return sc.VendOn(t.ID, fmt.Sprintf("%s pulse %d/%d", t.Amount, k, t.PulsesTotal))
+		},
+		After: func(k int) error {
+			if sc != nil {
+				sc.VendOff(t.ID)
+			}
+			return progress(k)
+		},
+	}
+	_, err := m.relay.Train(ctx, t.PulsesTotal, m.on, m.off, hooks)
 	m.fault("vend", err)
 	return err
 }

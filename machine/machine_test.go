@@ -43,7 +43,7 @@ func TestFollowsAPayment(t *testing.T) {
 		check("acked", led.InProgress)
 
 		start := time.Now()
-		if err := m.Vend(context.Background(), tx); err != nil {
+		if err := m.Vend(context.Background(), tx, nil); err != nil {
 			t.Fatal(err)
 		}
 		if took := time.Since(start); took != cfg.Pulse {
@@ -86,7 +86,7 @@ func TestVendRefusedWhenNotRecorded(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, "sim"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Vend(context.Background(), payment.Txn{ID: "TXN1", Amount: 100}); err == nil {
+	if err := m.Vend(context.Background(), payment.Txn{ID: "TXN1", Amount: 100}, nil); err == nil {
 		t.Fatal("vend not recorded, yet made")
 	}
 	if st := m.relay.State(); st.Pulses != 0 {

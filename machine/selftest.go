@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/device/relay"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -30,6 +31,11 @@ func (m *Machine) selftest(ctx context.Context, svc *payment.Service, pulse bool
 		out = append(out, control.Check{Name: "relay", OK: true, Detail: "not pulsed (use -relay)"})
 	case svc.Current() != nil:
 		add("relay", errors.New("a payment is in progress; not pulsing"), "")
+	case m.pulses:
+		// One coin pulse, as a vend would give it (a long `pulse` is not
+		// what a coin-op machine counts): the machine shows one credit.
+		_, err := m.relay.Train(ctx, 1, m.on, m.off, relay.TrainHooks{})
+		add("relay", err, fmt.Sprintf("one coin pulse of %s; %d pulses since start", m.on, m.relay.State().Pulses))
 	default:
 		err := m.relay.Pulse(ctx)
 		add("relay", err, fmt.Sprintf("pulsed; %d pulses since start", m.relay.State().Pulses))

@@ -46,22 +46,63 @@ func (p *fakeProvider) SelectPlan(t *Txn, id string) error {
 func (p *fakeProvider) Cancel(t *Txn) error { p.sent <- sent{"cancel", t.ID, ""}; return nil }
 
 type fakeVender struct {
-	mu    sync.Mutex
-	pulls []string
-	err   error
-	hang  bool // a relay that never answers: Vend returns when ctx ends
+	mu     sync.Mutex
+	pulls  []string
+	pulses map[string]int // a train's pulses as the relay gave them, by txn
+	err    error
+	hang   bool // a relay that never answers: Vend returns when ctx ends
+	failAt int  // a train's relay fails after this many pulses, reported (0: never)
+	// crash, when set, is asked at each point of a train whether the
+	// power goes there: before pulse k ("before"), with pulse k on
+	// ("on"), pulse k ended but not reported ("ended"), reported
+	// ("reported"). Yes ends Vend at once, as a power cut would.
+	crash func(k int, phase string) bool
 }
 
-func (v *fakeVender) Vend(ctx context.Context, t Txn) error {
+var errPowerCut = errors.New("power cut")
+
+func (v *fakeVender) Vend(ctx context.Context, t Txn, progress func(int) error) error {
 	v.mu.Lock()
 	v.pulls = append(v.pulls, t.ID)
-	err, hang := v.err, v.hang
+	err, hang, failAt, crash := v.err, v.hang, v.failAt, v.crash
 	v.mu.Unlock()
 	if hang {
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	if crash == nil {
+		crash = func(int, string) bool { return false }
+	}
+	for k := 1; k <= t.PulsesTotal; k++ {
+		if crash(k, "before") {
+			return errPowerCut
+		}
+		v.mu.Lock()
+		if v.pulses == nil {
+			v.pulses = map[string]int{}
+		}
+		v.pulses[t.ID]++
+		v.mu.Unlock()
+		if crash(k, "on") || crash(k, "ended") {
+			return errPowerCut
+		}
+		if err := progress(k); err != nil {
+			return err
+		}
+		if crash(k, "reported") {
+			return errPowerCut
+		}
+		if k == failAt {
+			return errors.New("relay: GPIO17: line busy")
+		}
+	}
 	return err
+}
+
+func (v *fakeVender) given(id string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.pulses[id]
 }
 
 func (v *fakeVender) count() int {

@@ -370,8 +370,11 @@ func (j *Journal) NextSequence(name, day string) (uint64, error) {
 // Recover settles what a crash or power cut interrupted. Every payment
 // still in flight becomes unknown (the POS may or may not have charged the
 // card); a vend caught releasing becomes vend_unknown and is never pulsed
-// again; an approval that was never vended is left unvended. All of them
-// are flagged for the operator and returned.
+// again (a coin-pulse train says how many of its pulses are on record:
+// "vend_unknown: 3 of 5 pulses confirmed"); an approval that was never
+// vended is left unvended. All of them are flagged for the operator and
+// returned. A train whose every pulse was journaled lost only its
+// "released": it is released, from that evidence, with nothing to review.
 //
 // A record that cannot be decoded never stops the start: it is moved byte
 // for byte into the quarantine bucket (under its own key, with the time
@@ -414,6 +417,16 @@ func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 			case !old.State.Final():
 				nu.State = Unknown
 				nu.flag("interrupted by a restart in state " + string(old.State))
+			case old.Vend == VendReleasing && old.PulsesTotal > 0 && old.PulsesDone == old.PulsesTotal:
+				// Every pulse ended and was journaled before the crash:
+				// only "released" was lost, and the record proves it.
+				nu.Vend = VendReleased
+			case old.Vend == VendReleasing && old.PulsesTotal > 0:
+				// Pulse k+1 may have started before the power went: the
+				// customer got k or k+1 credits. Never pulsed again.
+				nu.Vend = VendUnknown
+				nu.flag(string(VendUnknown) + ": " + old.pulsesConfirmed())
+				nu.flag(fmt.Sprintf("pulse %d may or may not have been given; refund may be owed", old.PulsesDone+1))
 			case old.Vend == VendReleasing:
 				nu.Vend = VendUnknown
 				nu.flag("vend interrupted by a restart: the product may not have been released; refund may be owed")
@@ -431,7 +444,9 @@ func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 			if err := appendRecord(tx, now, RecordTxn, v, nil, ""); err != nil {
 				return err
 			}
-			out = append(out, nu)
+			if nu.Review != "" {
+				out = append(out, nu)
+			}
 		}
 		return nil
 	})

@@ -321,6 +321,10 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		review = fmt.Sprintf("amount mismatch: requested %s, result says %s", t.Amount, *r.Amount)
 	case t.State == CancelRequested && s.cancelBy == byOperator && s.cfg.SuccessAfterCancel == AfterCancelReview:
 		review = "success arrived after cancel; not vended by policy"
+	case s.pulsesFor(t.Amount) != nil:
+		// Refused at creation; only a payment from before a config
+		// change could get here, and no train fits it.
+		review = fmt.Sprintf("amount %s is not a train of pulses of RM %s; customer may have paid", t.Amount, s.cfg.PulseValue)
 	}
 	out, ok := s.move(ev, func(x *Txn) {
 		x.State = Approved
@@ -335,6 +339,9 @@ func (s *Service) approve(r Report, ev *Evidence) {
 			return
 		}
 		x.Vend = VendReleasing
+		if s.cfg.PulseValue > 0 {
+			x.PulsesTotal = int(x.Amount / s.cfg.PulseValue)
+		}
 	})
 	if !ok || out.Vend != VendReleasing {
 		if ok {
@@ -349,13 +356,20 @@ func (s *Service) release(t Txn) {
 	err := errors.New("no vend device")
 	if s.vender != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.VendTimeout)
-		err = s.vender.Vend(ctx, t)
+		err = s.vender.Vend(ctx, t, func(done int) error { return s.pulsed(t.ID, done) })
 		cancel()
+	}
+	if t.PulsesTotal > 0 && err == nil && s.cur != nil && s.cur.PulsesDone != t.PulsesTotal {
+		err = fmt.Errorf("payment: the relay reported %s", s.cur.pulsesConfirmed())
 	}
 	out, ok := s.move(nil, func(x *Txn) {
 		if err != nil {
 			x.Vend = VendFailed
-			x.flag("vend failed: " + err.Error() + "; refund may be owed")
+			reason := "vend failed: " + err.Error()
+			if x.PulsesTotal > 0 {
+				reason += "; " + x.pulsesConfirmed()
+			}
+			x.flag(reason + "; refund may be owed")
 			return
 		}
 		x.Vend = VendReleased
@@ -375,4 +389,19 @@ func (s *Service) release(t Txn) {
 	if s.printer != nil {
 		s.printer.Receipt(out)
 	}
+}
+
+// pulsed journals that done pulses of the current train have ended. It
+// runs on the loop, inside Vend, and returns only once the count is on
+// disk: the relay starts the next pulse after it, which is what bounds
+// a crash's doubt to one pulse. It costs one commit per pulse.
+func (s *Service) pulsed(id string, done int) error {
+	if s.cur == nil || s.cur.ID != id {
+		return fmt.Errorf("payment: pulse %d reported for %s, which is not being vended", done, id)
+	}
+	s.journalErr = nil
+	if _, ok := s.move(nil, func(x *Txn) { x.PulsesDone = done }); !ok {
+		return fmt.Errorf("payment: pulse %d of %d not journaled: %w", done, s.cur.PulsesTotal, s.journalErr)
+	}
+	return nil
 }

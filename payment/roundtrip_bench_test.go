@@ -12,7 +12,7 @@ import (
 
 type nopVender struct{}
 
-func (nopVender) Vend(context.Context, Txn) error { return nil }
+func (nopVender) Vend(context.Context, Txn, func(int) error) error { return nil }
 
 // BenchmarkPaymentRoundTrip is the kiosk-side cost of one card payment
 // with the POS simulator answering at once over loopback TCP: request

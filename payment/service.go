@@ -40,10 +40,17 @@ type Inquirer interface {
 	Inquire(t *Txn) (Report, error)
 }
 
-// Vender releases the product (the relay pulse). It is called at most once
-// per payment, after "releasing" is journaled.
+// Vender releases the product (the relay pulse, or a coin-pulse train).
+// It is called at most once per payment, after "releasing" is journaled.
+//
+// For a train (t.PulsesTotal > 0) it must call progress(k) after pulse k
+// has ended and wait for it to return before pulse k+1 starts: progress
+// journals the count, so a crash leaves at most one pulse in doubt. An
+// error from progress means the count is not on record and the train
+// must stop there; Vend returns an error then. progress runs on the
+// caller's goroutine and must not be called after Vend returns.
 type Vender interface {
-	Vend(ctx context.Context, t Txn) error
+	Vend(ctx context.Context, t Txn, progress func(done int) error) error
 }
 
 // Printer queues a receipt. It must not block.
@@ -60,10 +67,16 @@ type Timeouts struct {
 
 // Config is the service's behaviour where the protocol leaves a choice.
 type Config struct {
-	Timeouts           map[string]Timeouts // by mode
-	CancelGrace        time.Duration       // after cancel, wait this long for a final result
-	ReconnectGrace     time.Duration       // after the POS drops mid-payment, wait for it to come back
-	VendTimeout        time.Duration       // bound on one relay operation
+	Timeouts       map[string]Timeouts // by mode
+	CancelGrace    time.Duration       // after cancel, wait this long for a final result
+	ReconnectGrace time.Duration       // after the POS drops mid-payment, wait for it to come back
+	VendTimeout    time.Duration       // bound on one relay operation (a whole train)
+	// PulseValue, when positive, is what one coin pulse is worth: a vend
+	// is a train of Amount/PulseValue pulses, and an amount that is not a
+	// whole number of pulses, or more than MaxPulses of them, is refused
+	// at creation. Zero: one pulse per vend.
+	PulseValue         Sen
+	MaxPulses          int
 	IPPAutoSelect      IPPAutoSelect
 	SuccessAfterCancel SuccessAfterCancel
 	Log                *slog.Logger
@@ -227,6 +240,9 @@ func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool
 	if req.Amount <= 0 || req.Amount > maxAmount {
 		return Txn{}, false, fmt.Errorf("%w: amount %s out of range", ErrBadRequest, req.Amount)
 	}
+	if err := s.pulsesFor(req.Amount); err != nil {
+		return Txn{}, false, err
+	}
 	if err := ValidKey(req.Key); err != nil {
 		return Txn{}, false, err
 	}
@@ -240,6 +256,24 @@ func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool
 }
 
 const maxAmount Sen = 99_999_999_999
+
+// pulsesFor checks that amount can be given as a coin-pulse train: a
+// coin-op machine can only be credited whole pulses, so anything else
+// would short or overcharge the customer.
+func (s *Service) pulsesFor(amount Sen) error {
+	v := s.cfg.PulseValue
+	if v <= 0 {
+		return nil
+	}
+	if amount%v != 0 {
+		return fmt.Errorf("%w: amount %s is not a whole number of pulses of RM %s", ErrBadRequest, amount, v)
+	}
+	if n := amount / v; s.cfg.MaxPulses > 0 && n > Sen(s.cfg.MaxPulses) {
+		return fmt.Errorf("%w: amount %s is %d pulses of RM %s, more than the %d a payment may give (RM %s)",
+			ErrBadRequest, amount, n, v, s.cfg.MaxPulses, Sen(s.cfg.MaxPulses)*v)
+	}
+	return nil
+}
 
 // Cancel asks the terminal to cancel the payment in progress.
 func (s *Service) Cancel(ctx context.Context, id string) (Txn, error) {

@@ -76,6 +76,15 @@ var simFaults = []string{
 	"inquiry_error",     // the next KPOS inquiry gets no answer
 }
 
+// simTrainFaults are armed too on a seed in pulses mode: the power goes
+// inside the train's middle pulse, before its count is journaled
+// ("crash_mid_train") or just after ("crash_train_reported").
+var simTrainFaults = []string{"crash_mid_train", "crash_train_reported"}
+
+// simMaxPulses bounds a train in pulses mode: short trains reach every
+// pulse boundary often.
+const simMaxPulses = 5
+
 var simModes = []string{"card", "bnpl", "duitnow_qr", "ipp"}
 
 var simPlanIDs = []string{"pay-in-full", "ipp-3m", "ipp-6m"}
@@ -113,6 +122,7 @@ func simOddFits(odd, msg string) bool {
 type simConfig struct {
 	Ack, Result, Plan, Grace, Reconnect time.Duration
 	Auto, AfterCancel                   string
+	Pulse                               Sen // pulses mode's pulse value; 0: one pulse a vend
 }
 
 func (c simConfig) service() Config {
@@ -121,8 +131,12 @@ func (c simConfig) service() Config {
 	for _, m := range simModes {
 		to[m] = tm
 	}
-	return Config{Timeouts: to, CancelGrace: c.Grace, ReconnectGrace: c.Reconnect,
+	cfg := Config{Timeouts: to, CancelGrace: c.Grace, ReconnectGrace: c.Reconnect,
 		IPPAutoSelect: IPPAutoSelect(c.Auto), SuccessAfterCancel: SuccessAfterCancel(c.AfterCancel)}
+	if c.Pulse > 0 {
+		cfg.PulseValue, cfg.MaxPulses = c.Pulse, simMaxPulses
+	}
+	return cfg
 }
 
 // deadline is how long a payment of mode may stay open at most: the ack,
@@ -138,8 +152,12 @@ func (c simConfig) deadline(mode string) time.Duration {
 }
 
 func (c simConfig) String() string {
-	return fmt.Sprintf("simConfig{Ack: %s, Result: %s, Plan: %s, Grace: %s, Reconnect: %s, Auto: %q, AfterCancel: %q}",
-		simDur(c.Ack), simDur(c.Result), simDur(c.Plan), simDur(c.Grace), simDur(c.Reconnect), c.Auto, c.AfterCancel)
+	pulse := ""
+	if c.Pulse > 0 {
+		pulse = fmt.Sprintf(", Pulse: %d", c.Pulse)
+	}
+	return fmt.Sprintf("simConfig{Ack: %s, Result: %s, Plan: %s, Grace: %s, Reconnect: %s, Auto: %q, AfterCancel: %q%s}",
+		simDur(c.Ack), simDur(c.Result), simDur(c.Plan), simDur(c.Grace), simDur(c.Reconnect), c.Auto, c.AfterCancel, pulse)
 }
 
 func simRand(seed uint64) *rand.Rand {
@@ -155,6 +173,9 @@ func simConfigFor(seed uint64) simConfig {
 		Reconnect:   pick(10*time.Second, 30*time.Second),
 		Auto:        []string{"none", "single", "first"}[r.IntN(3)],
 		AfterCancel: []string{"vend", "review"}[r.IntN(2)],
+		// Drawn last, so that every other choice of a seed is what it
+		// was before pulses mode: one seed in four is a coin-op kiosk.
+		Pulse: []Sen{0, 0, 0, 100}[r.IntN(4)],
 	}
 }
 
@@ -198,6 +219,10 @@ func (g *simGen) emit(s simStep) {
 }
 
 func (g *simGen) amount() Sen {
+	// In pulses mode mostly whole trains; the rest is refused at creation.
+	if g.cfg.Pulse > 0 && g.chance(0.85) {
+		return g.cfg.Pulse * Sen(1+g.r.IntN(simMaxPulses))
+	}
 	switch g.r.IntN(4) {
 	case 0:
 		return Sen(1 + g.r.IntN(99))
@@ -433,7 +458,11 @@ func (g *simGen) random() {
 			g.out = append(g.out, simStep{Op: "up"})
 		}
 	default:
-		g.out = append(g.out, simStep{Op: "fault", Fault: g.pick(simFaults)})
+		faults := simFaults
+		if g.cfg.Pulse > 0 {
+			faults = append(slices.Clip(faults), simTrainFaults...)
+		}
+		g.out = append(g.out, simStep{Op: "fault", Fault: g.pick(faults)})
 	}
 }
 

@@ -137,6 +137,7 @@ type simStats struct {
 	mu                               sync.Mutex
 	runs, steps, payments, flagged   int
 	restarts, cuts, pulses, receipts int
+	trains                           int // vends in pulses mode
 	outcomes, frames                 map[string]int
 }
 
@@ -156,6 +157,7 @@ func (s *simStats) add(w *simWorld, steps int) {
 	for _, n := range w.receipts {
 		s.receipts += n
 	}
+	s.trains += len(w.trains)
 	for k, n := range w.fates {
 		s.frames[k] += n
 	}
@@ -172,8 +174,8 @@ func (s *simStats) add(w *simWorld, steps int) {
 func (s *simStats) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("%d runs, %d steps, %d payments (%d flagged): %s; POS frames: %s; %d restarts, %d of them power cuts inside an event; %d pulses, %d receipts",
-		s.runs, s.steps, s.payments, s.flagged, simCounts(s.outcomes), simCounts(s.frames), s.restarts, s.cuts, s.pulses, s.receipts)
+	return fmt.Sprintf("%d runs, %d steps, %d payments (%d flagged): %s; POS frames: %s; %d restarts, %d of them power cuts inside an event; %d pulses (%d coin-pulse trains), %d receipts",
+		s.runs, s.steps, s.payments, s.flagged, simCounts(s.outcomes), simCounts(s.frames), s.restarts, s.cuts, s.pulses, s.trains, s.receipts)
 }
 
 func simCounts(m map[string]int) string {
@@ -299,6 +301,7 @@ type simWorld struct {
 	frames    []*simFrame
 	acted     map[string]bool // nonces of frames the kiosk acted on
 	pulses    map[string]int  // relay pulses per payment
+	trains    map[string]int  // the train the relay was given, by payment (pulses mode)
 	receipts  map[string]int
 	decoded   map[string]simDecoded // records() cache, by txn id
 	outboxAt  uint64                // outbox records read so far
@@ -325,7 +328,7 @@ func simRun(t *testing.T, path string, cfg simConfig, steps []simStep, opt simOp
 		w := &simWorld{cfg: cfg, opt: opt, path: path,
 			posCodec: mobypay.NewCodec([]byte(simSecret)),
 			byID:     map[string]*simTxn{}, requests: map[string]int{}, acted: map[string]bool{},
-			pulses: map[string]int{}, receipts: map[string]int{}, decoded: map[string]simDecoded{},
+			pulses: map[string]int{}, trains: map[string]int{}, receipts: map[string]int{}, decoded: map[string]simDecoded{},
 			fates: map[string]int{}, digest: sha256.New(), host: map[string]string{}}
 		w.start(false)
 		for i, st := range steps {
@@ -609,6 +612,13 @@ func (w *simWorld) create(st simStep) {
 		w.note = "create: " + fmt.Sprint(err) + w.note
 	}
 	if w.dead {
+		return
+	}
+	if p := w.cfg.Pulse; p > 0 && (st.Amt%p != 0 || st.Amt/p > simMaxPulses) {
+		// Refused before anything else: no train fits it.
+		if !errors.Is(err, ErrBadRequest) || tx.ID != "" {
+			w.fail("pulses refused at creation", "create of %s in pulses of %s returned %v, %q", st.Amt, p, err, tx.ID)
+		}
 		return
 	}
 	switch {
@@ -1016,7 +1026,7 @@ func (w *simWorld) posReceive(frame []byte) {
 // simVender is the relay. Its pulses are real: they survive a crash.
 type simVender struct{ w *simWorld }
 
-func (v simVender) Vend(_ context.Context, t Txn) error {
+func (v simVender) Vend(_ context.Context, t Txn, progress func(int) error) error {
 	w := v.w
 	if w.dead {
 		return errors.New("power cut")
@@ -1024,6 +1034,9 @@ func (v simVender) Vend(_ context.Context, t Txn) error {
 	w.checkVend(t)
 	fault := w.vendFault
 	w.vendFault = ""
+	if t.PulsesTotal > 0 {
+		return w.train(t, progress, fault)
+	}
 	switch fault {
 	case "crash_before_pulse":
 		w.powerCut()
@@ -1042,11 +1055,75 @@ func (v simVender) Vend(_ context.Context, t Txn) error {
 	return nil
 }
 
+// train is the relay giving t's coin-pulse train, with fault striking
+// where it says: before the first pulse, inside or just after the middle
+// one, after the last, or as a relay error after the first.
+func (w *simWorld) train(t Txn, progress func(int) error, fault string) error {
+	n, mid := t.PulsesTotal, (t.PulsesTotal+1)/2
+	w.trains[t.ID] = n
+	switch fault {
+	case "crash_before_pulse":
+		w.powerCut()
+		return errors.New("power cut")
+	case "vend_error":
+		return errors.New("relay: no response")
+	}
+	for k := 1; k <= n; k++ {
+		w.pulse(t.ID)
+		if fault == "crash_mid_train" && k == mid {
+			w.powerCut()
+			return errors.New("power cut")
+		}
+		if err := progress(k); err != nil {
+			return err
+		}
+		// The count is on disk before the next pulse may start.
+		if rec, err := w.j.Get(t.ID); err != nil || rec.PulsesDone != k || rec.Vend != VendReleasing {
+			w.fail("pulse journaled before the next", "%s pulse %d of %d reported, the journal has %d vend=%s (%v)", t.ID, k, n, rec.PulsesDone, rec.Vend, err)
+		}
+		switch {
+		case fault == "crash_train_reported" && k == mid, fault == "crash_after_pulse" && k == n:
+			w.powerCut()
+			return errors.New("power cut")
+		case fault == "vend_error_pulsed" && k == 1:
+			return errors.New("relay: no confirmation")
+		}
+	}
+	return nil
+}
+
 func (w *simWorld) pulse(id string) {
 	w.pulses[id]++
 	w.note += "; pulse " + id
-	if w.pulses[id] > 1 {
-		w.fail("at most one vend", "%s pulsed %d times", id, w.pulses[id])
+	if most := max(1, w.trains[id]); w.pulses[id] > most {
+		w.fail("at most one vend", "%s pulsed %d times, its train is %d", id, w.pulses[id], w.trains[id])
+	}
+}
+
+// checkTrain holds a pulses-mode payment's record to the relay: the train
+// is the amount in pulses, the journal's count is what the relay gave or
+// one less (the pulse a power cut caught), and an interrupted or failed
+// train says how many pulses are on record.
+func (w *simWorld) checkTrain(rec Txn) {
+	given := w.pulses[rec.ID]
+	if rec.Vend == VendNone || w.cfg.Pulse == 0 {
+		if rec.PulsesTotal != 0 || rec.PulsesDone != 0 {
+			w.fail("pulses on record", "%s vend=%s with pulses %d/%d", rec.ID, rec.Vend, rec.PulsesDone, rec.PulsesTotal)
+		}
+		return
+	}
+	if rec.PulsesTotal != int(rec.Amount/w.cfg.Pulse) {
+		w.fail("pulses on record", "%s of %s is a train of %d in pulses of %s", rec.ID, rec.Amount, rec.PulsesTotal, w.cfg.Pulse)
+	}
+	if d := given - rec.PulsesDone; d < 0 || d > 1 {
+		w.fail("pulses on record", "%s: the relay gave %d pulses, the journal has %d", rec.ID, given, rec.PulsesDone)
+	}
+	confirmed := fmt.Sprintf("%d of %d pulses confirmed", rec.PulsesDone, rec.PulsesTotal)
+	switch {
+	case rec.Vend == VendUnknown && !strings.Contains(rec.Review, "vend_unknown: "+confirmed):
+		w.fail("pulses on record", "%s vend_unknown, review %q does not say %q", rec.ID, rec.Review, confirmed)
+	case rec.Vend == VendFailed && !strings.Contains(rec.Review, confirmed):
+		w.fail("pulses on record", "%s vend failed, review %q does not say %q", rec.ID, rec.Review, confirmed)
 	}
 }
 
@@ -1153,9 +1230,10 @@ func (w *simWorld) check(full bool) {
 		switch {
 		case w.pulses[rec.ID] > 0 && (rec.Vend == VendNone || rec.Vend == VendReleasing):
 			w.fail("vend journaled", "%s pulsed but the journal says vend=%s", rec.ID, rec.Vend)
-		case rec.Vend == VendReleased && w.pulses[rec.ID] != 1:
+		case rec.Vend == VendReleased && w.pulses[rec.ID] != max(1, rec.PulsesTotal):
 			w.fail("vend journaled", "%s journaled released after %d pulses", rec.ID, w.pulses[rec.ID])
 		}
+		w.checkTrain(rec)
 		if simInProgress(rec) {
 			inProgress = append(inProgress, rec)
 			// Until defect 5 is fixed, only where it cannot strike: no drop,

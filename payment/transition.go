@@ -23,7 +23,11 @@ func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 		return *cur, false
 	}
 	*cur = t
-	s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "review", t.Review)
+	if t.PulsesTotal > 0 {
+		s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "pulses_done", t.PulsesDone, "pulses_total", t.PulsesTotal, "review", t.Review)
+	} else {
+		s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "review", t.Review)
+	}
 	if t.State.Final() && t.Vend != VendReleasing {
 		s.cur = nil
 		s.disarm()

@@ -273,6 +273,14 @@ type Txn struct {
 	State    State  `json:"state"`
 	Vend     Vend   `json:"vend"`
 
+	// PulsesTotal is the coin-pulse train of a pulses-mode vend (Amount
+	// over the pulse value), journaled with the move to releasing and
+	// never changed; PulsesDone counts the pulses completed, journaled
+	// after each one and before the next starts, so a crash leaves at
+	// most one pulse in doubt. Both are zero for a one-pulse vend.
+	PulsesTotal int `json:"pulses_total,omitempty"`
+	PulsesDone  int `json:"pulses_done,omitempty"`
+
 	Plans  []Plan `json:"plans,omitempty"`
 	PlanID string `json:"plan_id,omitempty"`
 
@@ -339,7 +347,38 @@ func checkMove(old, nu *Txn) error {
 			return fmt.Errorf("%w: %s vend without a clean approval (state %s, review %q)", ErrTransition, old.ID, nu.State, nu.Review)
 		}
 	}
+	return checkPulses(old, nu)
+}
+
+// checkPulses holds a pulse train's record to what the relay can have
+// done: the train is fixed as the vend starts, the count of pulses given
+// only grows, only while releasing, never past the train, and a train is
+// released only once every pulse is on record.
+func checkPulses(old, nu *Txn) error {
+	if nu.PulsesTotal != old.PulsesTotal {
+		if old.PulsesTotal != 0 || old.Vend != VendNone || nu.Vend != VendReleasing || nu.PulsesTotal < 0 {
+			return fmt.Errorf("%w: %s pulse train %d -> %d outside the move to releasing", ErrTransition, old.ID, old.PulsesTotal, nu.PulsesTotal)
+		}
+	}
+	if nu.PulsesDone != old.PulsesDone {
+		switch {
+		case nu.PulsesDone < old.PulsesDone:
+			return fmt.Errorf("%w: %s pulses done %d -> %d", ErrTransition, old.ID, old.PulsesDone, nu.PulsesDone)
+		case nu.PulsesDone > nu.PulsesTotal:
+			return fmt.Errorf("%w: %s pulses done %d of a train of %d", ErrTransition, old.ID, nu.PulsesDone, nu.PulsesTotal)
+		case old.Vend != VendReleasing || nu.Vend != VendReleasing:
+			return fmt.Errorf("%w: %s pulses done %d -> %d while vend %s -> %s", ErrTransition, old.ID, old.PulsesDone, nu.PulsesDone, old.Vend, nu.Vend)
+		}
+	}
+	if nu.Vend == VendReleased && nu.Vend != old.Vend && nu.PulsesDone != nu.PulsesTotal {
+		return fmt.Errorf("%w: %s released with %d of %d pulses on record", ErrTransition, old.ID, nu.PulsesDone, nu.PulsesTotal)
+	}
 	return nil
+}
+
+// pulsesConfirmed is a train's progress as a review reads it.
+func (t *Txn) pulsesConfirmed() string {
+	return fmt.Sprintf("%d of %d pulses confirmed", t.PulsesDone, t.PulsesTotal)
 }
 
 // Summary is the payment on one line, as kioskd's commands print it:
@@ -359,6 +398,9 @@ func (t Txn) Summary() string {
 	}
 	if t.Vend != VendNone && t.Vend != "" {
 		fmt.Fprintf(&b, " vend=%s", t.Vend)
+	}
+	if t.PulsesTotal > 0 {
+		fmt.Fprintf(&b, " pulses=%d/%d", t.PulsesDone, t.PulsesTotal)
 	}
 	if t.Error != "" {
 		fmt.Fprintf(&b, " error=%q", t.Error)

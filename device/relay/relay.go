@@ -1,4 +1,6 @@
-// Package relay drives the vend relay: one pulse releases one product.
+// Package relay drives the vend relay: one pulse releases one product,
+// or a train of pulses gives a coin-op machine its credit as a coin
+// acceptor would.
 package relay
 
 import (
@@ -115,6 +117,76 @@ func (r *Relay) Pulse(ctx context.Context) error {
 	}
 	r.setErr(err)
 	return err
+}
+
+// TrainHooks are called around each pulse of a train, k counting from 1.
+// Before runs just before pulse k energises the coil; After runs once
+// pulse k has ended (the coil released) and before pulse k+1 may start,
+// while the off time runs. An error from either stops the train with the
+// relay released: After is how the caller journals each pulse before the
+// next, so a pulse never follows one that is not on record.
+type TrainHooks struct {
+	Before func(k int) error
+	After  func(k int) error
+}
+
+// Train emits n pulses: the coil energised for on, released for off
+// between pulses. It returns how many pulses completed (After returned
+// nil for them) and the first error. Whatever happens the relay is
+// released before Train returns; a pulse cut short by ctx has still
+// happened and is counted in State, as for Pulse, but not in done.
+func (r *Relay) Train(ctx context.Context, n int, on, off time.Duration, h TrainHooks) (done int, err error) {
+	r.pulse.Lock()
+	defer r.pulse.Unlock()
+	defer func() {
+		if offErr := r.set(false); offErr != nil && err == nil {
+			err = offErr
+		}
+		r.setErr(err)
+	}()
+	wait := func(t *time.Timer, what string, k int) error {
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("relay: train cut short in %s of pulse %d of %d: %w", what, k, n, ctx.Err())
+		}
+	}
+	for k := 1; k <= n; k++ {
+		if h.Before != nil {
+			if err := h.Before(k); err != nil {
+				return done, err
+			}
+		}
+		if err := r.set(true); err != nil {
+			return done, err
+		}
+		if err := wait(time.NewTimer(on), "the on time", k); err != nil {
+			return done, err
+		}
+		if err := r.set(false); err != nil {
+			return done, err
+		}
+		// The off time runs while After journals the pulse: a commit
+		// slower than off lengthens the gap, never shortens it.
+		gap := time.NewTimer(off)
+		if h.After != nil {
+			if err := h.After(k); err != nil {
+				gap.Stop()
+				return done, err
+			}
+		}
+		done = k
+		if k == n {
+			gap.Stop()
+			break
+		}
+		if err := wait(gap, "the off time after", k); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 func (r *Relay) setErr(err error) {
