@@ -291,6 +291,14 @@ func (d *Device) setup(sub byte, data []byte) []Word {
 			return d.outOfSequence(sub)
 		}
 		d.vmcLevel = min(max(data[1], 1), 3)
+		// Messages queued before, at the old level, are resized to the
+		// new one: a level 3 VMC reads Command Out Of Sequence as two
+		// bytes, whenever it was queued.
+		for i := 0; i < d.qn; i++ {
+			if n := d.msgLen(d.q[i].code); n != 0 {
+				d.q[i].n = n
+			}
+		}
 		if d.state == StateInactive {
 			d.state = StateDisabled
 		}
@@ -308,6 +316,23 @@ func (d *Device) setup(sub byte, data []byte) []Word {
 		return d.ack()
 	}
 	return d.outOfSequence(sub)
+}
+
+// msgLen is the length of the messages whose format depends on the
+// level, 0 for the others.
+func (d *Device) msgLen(code byte) uint8 {
+	lv := d.level()
+	switch {
+	case code == rspOutOfSequence && lv >= 2:
+		return 2
+	case code == rspOutOfSequence:
+		return 1
+	case code == rspBeginSession && lv >= 2:
+		return 10
+	case code == rspBeginSession:
+		return 3
+	}
+	return 0
 }
 
 func (d *Device) configData() msg {
@@ -495,6 +520,11 @@ func (d *Device) vendCmd(sub byte, data []byte) []Word {
 		}
 		// In Enabled or Disabled with no session this only resyncs a VMC
 		// that believes in one: it gets the End Session it waits for.
+		// Whatever the VMC has not ACKed about the session it ends is
+		// moot now, and read after End Session it would be about the
+		// next one.
+		d.dropCode(rspVendDenied)
+		d.dropCode(rspSessionCancel)
 		off := d.stayOff || d.state == StateDisabled
 		d.state = StateEnabled
 		if off {
@@ -523,6 +553,13 @@ func (d *Device) vendCmd(sub byte, data []byte) []Word {
 }
 
 func (d *Device) vendRequest(scaled, item uint16) []Word {
+	if d.state != StateVend {
+		// A VMC that asks for a vend is not waiting for the answer to
+		// an earlier one: a Vend Denied still queued was received
+		// (its ACK lost). Sent again now, it would read as the answer
+		// to this request.
+		d.dropCode(rspVendDenied)
+	}
 	switch {
 	case d.state == StateSessionIdle:
 	case d.state == StateEnabled && d.beginQueued:
@@ -580,10 +617,8 @@ func (d *Device) checkDeadline(now time.Time) {
 
 func (d *Device) outOfSequence(sub byte) []Word {
 	m := msg1(rspOutOfSequence)
-	if d.level() >= 2 {
-		m.b[1] = byte(d.state)
-		m.n = 2
-	}
+	m.b[1] = byte(d.state)
+	m.n = d.msgLen(rspOutOfSequence)
 	d.push(m)
 	d.event(Event{Kind: EventOutOfSequence, Detail: uint16(d.cmd.AddrCmd)<<8 | uint16(sub)})
 	return d.ack()
@@ -633,12 +668,10 @@ func (d *Device) queueBegin(funds int64) {
 		f = d.cfg.Scale.floorScaled(funds)
 	}
 	m.b[0], m.b[1], m.b[2] = rspBeginSession, byte(f>>8), byte(f)
-	m.n = 3
-	if d.level() >= 2 {
-		// Payment media ID unknown, type 0 (normal, VMC prices), no data.
-		m.b[3], m.b[4], m.b[5], m.b[6] = 0xFF, 0xFF, 0xFF, 0xFF
-		m.n = 10
-	}
+	// Level 2/3 only: payment media ID unknown, type 0 (normal, VMC
+	// prices), no payment data.
+	m.b[3], m.b[4], m.b[5], m.b[6] = 0xFF, 0xFF, 0xFF, 0xFF
+	m.n = d.msgLen(rspBeginSession)
 	if d.push(m) {
 		d.beginQueued = true
 	}
@@ -803,17 +836,18 @@ func (d *Device) Deny(id uint32) error {
 
 // CancelSession asks the VMC to end the session (Session Cancel
 // Request), as a reader does when its card is taken away. A vend waiting
-// for its payment is denied first. The VMC answers with Session Complete.
+// for its payment is denied first (EventVendCancelled, CauseSessionCancel).
+// The VMC answers with Session Complete. A vend the VMC holds an approval
+// for is not affected: it ends with the VMC's report.
 func (d *Device) CancelSession() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
 	case d.state == StateVend && d.v.phase == vendPending:
-		d.push(msg1(rspVendDenied))
-		d.v = vend{}
-		d.state = StateSessionIdle
-	case d.state == StateSessionIdle, d.state == StateEnabled && d.beginQueued:
-		// A Begin Session still queued goes first, then the cancel.
+		d.endVend(Event{Kind: EventVendCancelled, Cause: CauseSessionCancel})
+	case d.state == StateSessionIdle, d.state == StateVend, d.state == StateEnabled && d.beginQueued:
+		// A Begin Session still queued goes first, then the cancel; a
+		// vend the VMC holds an approval for is reported first.
 	default:
 		return ErrNoSession
 	}

@@ -549,6 +549,9 @@ func TestCancelSessionMultiMessage(t *testing.T) {
 	}
 	// One reply carries all three, as in the standard's example.
 	r.wantPoll(0x0A, 0x06, 0x04)
+	if e := r.expect(mdb.EventVendCancelled)[0]; e.Cause != mdb.CauseSessionCancel {
+		t.Fatalf("cancelled %+v", e)
+	}
 	r.finish()
 	if err := r.d.CancelSession(); !errors.Is(err, mdb.ErrNoSession) {
 		t.Fatalf("CancelSession without a session: %v", err)
@@ -630,4 +633,52 @@ func TestPaymentOnAnotherGoroutine(t *testing.T) {
 	r.ack(r.v.VendSuccess(7))
 	r.expect(mdb.EventVendSucceeded)
 	r.finish()
+}
+
+// Found by TestSimulation: a Vend Denied whose ACK was lost must not be
+// sent again after the VMC's next Vend Request, where it would read as
+// the answer to the new one.
+func TestStaleDenialAfterLostACK(t *testing.T) {
+	r := newRig(t, mdb.Config{Multivend: true}, 3, 0)
+	r.session()
+	first := r.vend(100, 1)
+	if err := r.d.Deny(first); err != nil {
+		t.Fatal(err)
+	}
+	r.v.NoHandshake = true // received, ACK lost
+	r.wantPoll(0x06)
+	r.v.NoHandshake = false
+	second := r.vend(100, 2)
+	r.wantPoll() // not the old denial
+	r.approve(second, 100)
+	r.ack(r.v.VendSuccess(2))
+	r.expect(mdb.EventVendSucceeded)
+	// The same for Session Cancel and Vend Denied across Session
+	// Complete: End Session comes alone.
+	if err := r.d.CancelSession(); err != nil {
+		t.Fatal(err)
+	}
+	r.v.NoHandshake = true
+	r.wantPoll(0x04)
+	r.v.NoHandshake = false
+	r.finish()
+}
+
+// Found by TestSimulation: messages queued before Setup take the format
+// of the level Setup brings.
+func TestQueuedMessagesFollowTheLevel(t *testing.T) {
+	r := newRig(t, mdb.Config{}, 3, 0)
+	r.ack(r.v.Reset())
+	r.ack(r.v.ReaderEnable()) // before Setup: out of sequence, level 1 format
+	r.v.ReaderLevel = 1
+	r.wantPoll(0x00, 0x0B)
+	r.ack(r.v.ReaderEnable())
+	rep, err := r.v.Send(1, 0x00, 3, 0, 0, 0)
+	if err != nil || rep.Data()[0] != 0x01 {
+		t.Fatalf("setup % X %v", rep.Data(), err)
+	}
+	ms := r.pollMsgs()
+	if len(ms) != 1 || !bytes.Equal(ms[0].Data, []byte{0x0B, byte(mdb.StateInactive)}) {
+		t.Fatalf("after setup %v, want the level 3 format", ms)
+	}
 }

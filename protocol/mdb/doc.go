@@ -115,8 +115,18 @@
 //   - Proof of delivery: Vend Success or Failure after a Vend Approved
 //     whose ACK was lost counts as delivery (the approval is not sent
 //     again); so do Vend Request and Session Complete after a Begin
-//     Session whose ACK was lost. Otherwise a lost VMC ACK makes the
-//     device repeat its reply on the next POLL, as the standard requires.
+//     Session whose ACK was lost; a Vend Request proves an earlier Vend
+//     Denied arrived, and Session Complete makes a queued Vend Denied or
+//     Session Cancel moot: they are dropped, where repeated they would
+//     read as answers about the next vend or session. Otherwise a lost
+//     VMC ACK makes the device repeat its reply on the next POLL, as the
+//     standard requires.
+//   - Messages queued before Setup Config Data are resized to the level
+//     it brings (Command Out Of Sequence, Begin Session).
+//   - CancelSession while the payment is pending denies the vend first
+//     (Vend Denied, then Session Cancel Request in one reply); with an
+//     approval out, the VMC finishes the vend before it completes the
+//     session.
 //   - A command repeated with nothing in between (the VMC missed our
 //     reply) gets the same reply again and is not acted on twice; POLL is
 //     exempt.

@@ -91,12 +91,13 @@ func (k EventKind) String() string {
 type Cause uint8
 
 const (
-	CauseNone       Cause = iota
-	CauseVendCancel       // the VMC sent Vend Cancel
-	CauseReset            // the VMC sent Reset
-	CausePrice            // the price cannot be converted, or is zero
-	CauseMultivend        // a second vend in a session, multivend off
-	CauseBacklog          // the payment side is not draining events
+	CauseNone          Cause = iota
+	CauseVendCancel          // the VMC sent Vend Cancel
+	CauseReset               // the VMC sent Reset
+	CausePrice               // the price cannot be converted, or is zero
+	CauseMultivend           // a second vend in a session, multivend off
+	CauseBacklog             // the payment side is not draining events
+	CauseSessionCancel       // the payment side called CancelSession
 )
 
 // Event is one thing for the payment side. It is a plain value so that
