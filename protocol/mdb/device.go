@@ -1,6 +1,7 @@
 package mdb
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"time"
@@ -204,8 +205,10 @@ func (d *Device) Handle(in []Word) []Word {
 	return reply
 }
 
+// sameCommand compares the bytes received; what lies beyond a command's
+// data in its buffer is left over from longer ones.
 func sameCommand(a, b *Command) bool {
-	return a.AddrCmd == b.AddrCmd && a.n == b.n && a.data == b.data
+	return a.AddrCmd == b.AddrCmd && bytes.Equal(a.Data(), b.Data())
 }
 
 // handshake takes the VMC's answer to our data reply.
@@ -688,6 +691,9 @@ func (d *Device) ack() []Word {
 // immediate answers a command with m alone. m goes to the front of the
 // queue, so that if the VMC misses it, the next poll carries it.
 func (d *Device) immediate(m msg) []Word {
+	// An earlier copy the VMC missed (NAK, then the command again) would
+	// otherwise follow on a poll, unasked for.
+	d.dropCode(m.code)
 	if d.qn == queueCap {
 		d.qn-- // the last queued message is worth less than the answer asked for now
 	}

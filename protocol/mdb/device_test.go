@@ -682,3 +682,19 @@ func TestQueuedMessagesFollowTheLevel(t *testing.T) {
 		t.Fatalf("after setup %v, want the level 3 format", ms)
 	}
 }
+
+func TestRepeatedAfterNAK(t *testing.T) {
+	r := newRig(t, mdb.Config{}, 3, 0)
+	// Request ID NAKed, then sent again: one Peripheral ID, not one now
+	// and a stale one on the next poll.
+	r.v.Handshake = mdb.NAK
+	if _, err := r.v.Send(7, 0x00); err != nil {
+		t.Fatal(err)
+	}
+	r.v.Handshake = mdb.ACK
+	rep, err := r.v.Send(7, 0x00)
+	if err != nil || rep.Data()[0] != 0x09 {
+		t.Fatalf("request ID % X %v", rep.Data(), err)
+	}
+	r.wantPoll()
+}
