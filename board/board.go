@@ -93,6 +93,7 @@ type Sidecar interface {
 type Options struct {
 	DataDir string       // where a simulated board keeps what it records; "" for nowhere
 	Log     *slog.Logger // never nil when a driver sees it
+	Buttons []Button     // price buttons' inputs, see WithButtons
 }
 
 // Option sets one of the Options of Open.
@@ -176,6 +177,7 @@ type Board struct {
 	Relay             gpio.PinOut
 	Sense             gpio.PinIO // nil without a drop sensor
 	Green, Amber, Red gpio.PinOut
+	Buttons           []gpio.PinIn // WithButtons' pins, in the same order
 	// Sidecar is what a simulated board adds beyond its pins; nil on a
 	// real board.
 	Sidecar Sidecar
@@ -205,6 +207,16 @@ func Open(p Profile, opts ...Option) (*Board, error) {
 		{PinSpec{"relay", p.Relay}, false, out(&b.Relay)}, {PinSpec{"relay sense", p.RelaySense}, true, func(p gpio.PinIO) { b.Sense = p }},
 		{PinSpec{"green LED", p.LEDGreen}, true, out(&b.Green)}, {PinSpec{"amber LED", p.LEDAmber}, true, out(&b.Amber)},
 		{PinSpec{"red LED", p.LEDRed}, true, out(&b.Red)},
+	}
+	b.Buttons = make([]gpio.PinIn, len(o.Buttons))
+	for i, btn := range o.Buttons {
+		// Required: a button whose pin is missing would never start a
+		// payment and nobody would know why.
+		slots = append(slots, struct {
+			PinSpec
+			optional bool
+			set      func(gpio.PinIO)
+		}{PinSpec{btn.Role(), btn.Pin}, false, func(p gpio.PinIO) { b.Buttons[i] = p }})
 	}
 	var errs []error
 	for _, s := range slots {

@@ -104,6 +104,27 @@ func Pins(b *board.Board) map[string]*gpiotest.Pin {
 	return s.pins
 }
 
+// DriveInput implements board.InputDriver: the pin reads l from now on,
+// as a button wired to it would make it. An edge is offered to a reader
+// that waits for one, never blocking the caller.
+func (s *simBoard) DriveInput(pin string, l gpio.Level) error {
+	p, ok := s.pins[pin]
+	if !ok {
+		return fmt.Errorf("sim: no pin %q", pin)
+	}
+	p.Lock()
+	changed := p.L != l
+	p.L = l
+	p.Unlock()
+	if changed {
+		select {
+		case p.EdgesChan <- l:
+		default:
+		}
+	}
+	return nil
+}
+
 func (s *simBoard) Levels() map[string]bool {
 	out := make(map[string]bool, len(s.pins))
 	for name, p := range s.pins {
