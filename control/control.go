@@ -147,6 +147,7 @@ type Hardware struct {
 	Printer  *Printer          `json:"printer,omitempty"` // nil: disabled or not found
 	Faults   map[string]string `json:"faults,omitempty"`
 	Disk     *Disk             `json:"disk,omitempty"` // nil before the first look, or with the watch off
+	Buttons  []Button          `json:"buttons,omitempty"`
 }
 
 // Disk is the data partition (the journal's) as the machine last saw
