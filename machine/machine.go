@@ -47,6 +47,7 @@ type Config struct {
 	// MinFree is how many bytes DataDir's file system must have free,
 	// below which the "disk" fault shows; 0 does not look.
 	MinFree uint64
+	Buttons []ButtonConfig // price buttons, see buttons.go
 }
 
 // PrinterConfig is the receipt printer's part of Config.
@@ -80,13 +81,15 @@ type Machine struct {
 	mu     sync.Mutex
 	faults map[string]string
 	disk   *control.Disk // the data partition at the last look, nil before one
+
+	buttons []*button
 }
 
 // Open opens the board of the provisioned profile and puts every output
 // in its safe state. The watchdog is armed from here on: Close disarms it
 // unless Run handed it to its supervisor.
 func Open(cfg Config, prof board.Profile, log *slog.Logger) (*Machine, error) {
-	b, err := board.Open(prof, board.WithDataDir(cfg.DataDir), board.WithLogger(log))
+	b, err := board.Open(prof, board.WithDataDir(cfg.DataDir), board.WithLogger(log), board.WithButtons(boardButtons(cfg.Buttons)))
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +102,10 @@ func Open(cfg Config, prof board.Profile, log *slog.Logger) (*Machine, error) {
 	}
 	if m.relay, err = relay.New(rc); err != nil {
 		return nil, fmt.Errorf("machine: %w", err)
+	}
+	if m.buttons, err = openButtons(cfg.Buttons, b.Buttons); err != nil {
+		m.relay.Safe()
+		return nil, err
 	}
 	m.leds = led.New(led.Config{Green: b.Green, Amber: b.Amber, Red: b.Red, ActiveLow: prof.LEDActiveLow})
 	if m.wdDev, err = openWatchdog(prof, cfg.WatchdogTimeout, m.log); err != nil {
@@ -252,8 +259,9 @@ func (m *Machine) State() control.Hardware {
 		Watchdog: control.Watchdog{Running: wd.Running, Feeding: wd.Feeding, Stalled: wd.Stalled,
 			Device: wd.Device, Timeout: wd.Timeout, Interval: wd.Interval, Feeds: wd.Feeds,
 			LastFeedAge: wd.LastFeedAge, FeedError: wd.FeedError},
-		Faults: faults,
-		Disk:   disk,
+		Faults:  faults,
+		Disk:    disk,
+		Buttons: m.buttonStates(),
 	}
 	for _, hb := range wd.Heartbeats {
 		s.Watchdog.Heartbeats = append(s.Watchdog.Heartbeats, control.Heartbeat(hb))

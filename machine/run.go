@@ -25,8 +25,9 @@ func (m *Machine) Run(ctx context.Context, svc *payment.Service, j *payment.Jour
 	// below: the deferred call must end the newest subscription.
 	defer func() { unsub() }()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); m.leds.Run(ctx) }()
+	go func() { defer wg.Done(); m.runButtons(ctx, svc) }()
 	go func() { defer wg.Done(); m.probe(ctx, svc, j) }()
 	go func() { defer wg.Done(); m.watchDisk(ctx) }()
 	wdErr := make(chan error, 1)

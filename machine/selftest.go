@@ -50,7 +50,7 @@ func (m *Machine) selftest(ctx context.Context, svc *payment.Service, pulse bool
 // /v1/pair/print, the pairing slip for the addresses posAddrs gives when
 // asked (the POS listener's, known only once it listens).
 func (m *Machine) Routes(svc *payment.Service, posAddrs func() []string) []control.Route {
-	return []control.Route{
+	return append([]control.Route{
 		{Pattern: "POST /v1/selftest", Handler: func(w http.ResponseWriter, r *http.Request) {
 			res := m.selftest(r.Context(), svc, r.URL.Query().Get("relay") == "1")
 			w.Header().Set("Content-Type", "application/json")
@@ -67,5 +67,5 @@ func (m *Machine) Routes(svc *payment.Service, posAddrs func() []string) []contr
 			}
 			json.NewEncoder(w).Encode(control.PairPrinted{Printed: addrs})
 		}},
-	}
+	}, m.simPressRoute()...)
 }
