@@ -55,6 +55,7 @@ func (c *Config) MachineConfig() machine.Config {
 		PulseOn:         c.Relay.PulseOn.Duration,
 		PulseOff:        c.Relay.PulseOff.Duration,
 		WatchdogTimeout: c.Board.WatchdogTimeout.Duration,
+		Buttons:         c.machineButtons(),
 		Printer: machine.PrinterConfig{
 			Enabled:  c.Printer.Enabled,
 			Merchant: c.Printer.Merchant,
