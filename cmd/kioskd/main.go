@@ -75,6 +75,9 @@ func commands() []cli.Command {
 			{Name: "watch", Usage: broker, Summary: "print every kiosk's journal events and status as they arrive", Run: cmdFleetWatch},
 			{Name: "audit", Usage: broker + " [-window D] [-json]", Summary: "listen, then report per kiosk gaps, resends and conflicts in seq (exit 1 on a gap)", Run: cmdFleetAudit},
 		}},
+		{Name: "sim", Summary: "act on a running kioskd's simulated board", Subs: []cli.Command{
+			{Name: "press", Usage: cl + " NAME", Summary: "press and release the price button NAME", Run: cmdSimPress},
+		}},
 		{Name: "config", Summary: "print the default config or check one", Subs: []cli.Command{
 			{Name: "default", Summary: "print the embedded default config, every key documented", Run: cmdConfigDefault},
 			{Name: "check", Usage: "FILE", Summary: "check a config as run does before it touches anything", Run: cmdConfigCheck},

@@ -31,7 +31,8 @@ import (
 // apiNotProvoked lists documented statuses the sim board cannot be made
 // to answer, with the reason.
 var apiNotProvoked = map[string]string{
-	"POST /v1/pair/print 503": "the sim board's printer is always there",
+	"POST /v1/pair/print 503":               "the sim board's printer is always there",
+	"POST /v1/sim/buttons/{name}/press 503": "the sim board's pins are always there to drive",
 }
 
 // apiCall is one request the test makes and the status it expects.
@@ -202,7 +203,8 @@ func TestE2EControlAPIMatchesOpenAPI(t *testing.T) {
 	// A payment interrupted by a restart: it comes back flagged for
 	// review, which is what settle needs.
 	var interrupted string
-	k := startKioskWith(t, func(dataDir string) {
+	// A price button, so that status lists one and it can be pressed.
+	k := startKioskConfig(t, testButton, func(dataDir string) {
 		if err := os.MkdirAll(dataDir, 0o750); err != nil {
 			t.Fatal(err)
 		}
@@ -293,6 +295,10 @@ func TestE2EControlAPIMatchesOpenAPI(t *testing.T) {
 	a.do(apiCall{op: "POST /v1/selftest", path: "/v1/selftest", status: 200})
 	a.do(apiCall{op: "POST /v1/pair/print", path: "/v1/pair/print", status: 200})
 	a.do(apiCall{op: "GET /v1/logs", path: "/v1/logs?n=5", status: 200})
+	const press = "POST /v1/sim/buttons/{name}/press"
+	a.do(apiCall{op: press, path: "/v1/sim/buttons/nope/press", status: 404})
+	a.do(apiCall{op: press, path: "/v1/sim/buttons/coffee/press", status: 200})
+	a.do(apiCall{op: "GET /v1/status", path: "/v1/status", status: 200}) // a button pressed
 
 	// Every documented status was answered, success and errors alike.
 	for _, o := range documented {
