@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"time"
 )
@@ -28,4 +29,23 @@ func (c *Client) SimPress(ctx context.Context, name string) (Button, error) {
 	var b Button
 	err := c.post(ctx, "/v1/sim/buttons/"+url.PathEscape(name)+"/press", nil, &b)
 	return b, err
+}
+
+// Text is the button's line in kioskd status.
+func (b Button) Text() string {
+	level := "released"
+	if b.Pressed {
+		level = "PRESSED"
+	}
+	s := fmt.Sprintf("button %s on %s: RM %s %s, %s; %d presses, %d ignored", b.Name, b.Pin, b.Price, b.Mode, level, b.Presses, b.Ignored)
+	if !b.LastPress.IsZero() {
+		s += ", last " + b.LastPress.Format(time.RFC3339)
+		if b.LastTxn != "" {
+			s += " " + b.LastTxn
+		}
+		if b.LastError != "" {
+			s += " (no payment: " + b.LastError + ")"
+		}
+	}
+	return s
 }

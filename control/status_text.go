@@ -36,6 +36,9 @@ func (s Status) WriteText(w io.Writer) {
 	for _, name := range slices.Sorted(maps.Keys(s.Hardware.Faults)) {
 		fmt.Fprintf(w, "fault %s: %s\n", name, s.Hardware.Faults[name])
 	}
+	for _, b := range s.Hardware.Buttons {
+		fmt.Fprintln(w, b.Text())
+	}
 	if d := s.Hardware.Disk; d != nil {
 		fmt.Fprintf(w, "data partition %s: %s free of %s (warning below %s)\n",
 			d.Dir, SizeText(d.FreeBytes), SizeText(d.TotalBytes), SizeText(d.WarnBelowBytes))

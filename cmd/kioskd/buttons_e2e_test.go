@@ -60,6 +60,10 @@ func TestE2EButtonPress(t *testing.T) {
 	if !strings.Contains(st, `"name":"coffee"`) || !strings.Contains(st, `"last_txn":"`+tx.ID+`"`) {
 		t.Fatalf("status:\n%s", st)
 	}
+	_, st, _ = kioskd(t, "", "status", "-config", k.cfgPath)
+	if !strings.Contains(st, "button coffee on SIM_BTN_COFFEE: RM 2.00 card, released; 1 presses, 0 ignored, last ") {
+		t.Fatalf("status:\n%s", st)
+	}
 
 	code, _, errs = kioskd(t, "", "sim", "press", "-config", k.cfgPath, "tea")
 	if code != exitFail || !strings.Contains(errs, `no button "tea"`) {
