@@ -327,3 +327,42 @@ func TestReplyPathAllocs(t *testing.T) {
 // not to matter, near enough that a bug fails the test instead of
 // hanging it.
 func noDeadlineSoon() time.Time { return time.Now().Add(5 * time.Second) }
+
+// TestRETOverTCP: the VMC asks for the reply again (RET) and gets the
+// same words; its NAK gets silence and the reply rides on the next poll.
+func TestRETOverTCP(t *testing.T) {
+	ln, err := mdbtest.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	st, err := devmdb.OpenStream(ln.Device(), devmdb.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLoop(t, st, newDevice(t), devmdb.Options{})
+	c := accept(t, ln)
+	defer c.Close()
+	sv := &mdbtest.StreamVMC{C: c}
+	v := vmcsim.New(sv, mdb.AddrCashless1)
+	if r, err := v.Reset(); err != nil || r.Kind != mdb.ReplyACK {
+		t.Fatalf("reset: %v %v", r.Kind, err)
+	}
+	v.NoHandshake = true
+	if _, err := v.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	first := append([]mdb.Word(nil), v.Last...)
+	again := v.Answer(mdb.RET)
+	if len(again) != len(first) || again[0] != first[0] || len(first) != 2 {
+		t.Fatalf("RET: %03x, first %03x", again, first)
+	}
+	if got := v.Answer(mdb.NAK); got != nil {
+		t.Fatalf("NAK answered %03x", got)
+	}
+	v.NoHandshake = false
+	ms, err := v.Poll()
+	if err != nil || len(ms) != 1 || ms[0].Code != 0x00 {
+		t.Fatalf("poll after NAK: %v %v, want Just Reset again", ms, err)
+	}
+}

@@ -2,9 +2,11 @@ package mdb_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	devmdb "github.com/kioskd/kioskd/device/mdb"
 	"github.com/kioskd/kioskd/device/mdb/mdbtest"
@@ -75,9 +77,11 @@ func TestUARTOnPTY(t *testing.T) {
 	if err := u.WriteWords(mdb.AppendReply(nil, []byte{0x05, 0x00, 0x96})); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 8)
-	n, err := master.Read(buf)
-	if err != nil || n != 4 || buf[0] != 0x05 || buf[3] != 0x9B {
+	// Two writes, one per parity: read until both have come.
+	buf := make([]byte, 4)
+	master.SetReadDeadline(noDeadlineSoon())
+	n, err := io.ReadFull(master, buf)
+	if err != nil || buf[0] != 0x05 || buf[3] != 0x9B {
 		t.Errorf("master read % X, %v", buf[:n], err)
 	}
 	if u.FirstWritten().IsZero() {
@@ -94,5 +98,32 @@ func TestUARTOnPTY(t *testing.T) {
 		if err != nil || w != want {
 			t.Fatalf("ReadWord %03x %v, want %03x", w, err, want)
 		}
+	}
+}
+
+// TestPTYHangup: the far end of a tty stream goes away. Unlike TCP there
+// is nobody to dial, so the loop stops with the error instead of
+// spinning on a dead line.
+func TestPTYHangup(t *testing.T) {
+	master, slave, err := serial.OpenPTY()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	st, err := devmdb.OpenStream(slave, devmdb.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := devmdb.NewLoop(st, newDevice(t), devmdb.Options{})
+	done := make(chan error, 1)
+	go func() { done <- l.Run(t.Context()) }()
+	master.Close()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, devmdb.ErrTimeout) {
+			t.Errorf("Run: %v, want the hang-up", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop after the hang-up")
 	}
 }
