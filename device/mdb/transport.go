@@ -38,7 +38,11 @@
 // collector's stop-the-world phases, which are tens of microseconds; the
 // latency benchmark runs an allocating goroutine beside the loop to show
 // it. A program that wants a harder bound can set GOGC or GOMEMLIMIT
-// itself.
+// itself. The thread lock gives the loop a thread, not a P: if every P
+// is busy with CPU-bound work, the woken loop waits for one until the
+// scheduler preempts it (the benchmark shows this on two cores with the
+// collector kept busy), so a program using the loop must keep CPU-bound
+// work off its Ps or give it fewer than GOMAXPROCS goroutines.
 //
 // Latency is measured from the moment the last word of a unit was read
 // to the moment the reply was written: for the stream and the fake, when
