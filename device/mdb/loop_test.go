@@ -169,9 +169,6 @@ func TestCompleteCutsAtOnce(t *testing.T) {
 	startLoop(t, f, d, devmdb.Options{Gap: time.Hour})
 	f.Send(mdb.AppendCommand(nil, 0x12, nil)...) // POLL, no gap after it
 	got := f.Handle(nil)
-	if len(got) != 34+1 && got == nil {
-		t.Fatalf("poll: no reply")
-	}
 	var r mdb.Reply
 	if err := mdb.ParseReply(&r, got); err != nil || r.Kind != mdb.ReplyData || r.Data()[0] != 0x00 {
 		t.Fatalf("poll after power-up: %03x %v, want Just Reset", got, err)
