@@ -1,4 +1,4 @@
 // Package device holds narrow hardware drivers (led, relay, printer,
-// serial, watchdog) in subpackages, each behind an interface its consumer
+// serial, watchdog, mdb) in subpackages, each behind an interface its consumer
 // owns and each with a test fake.
 package device

@@ -71,6 +71,9 @@ func commands() []cli.Command {
 			{Name: "verify", Usage: secret + " [-v] < envelopes.ndjson", Summary: "check the signature of each envelope on stdin", Run: sigVerify},
 			{Name: "sign", Usage: secret + " [-fresh] [-v] < payloads.ndjson", Summary: "sign each payload object on stdin", Run: sigSign},
 		}},
+		{Name: "mdb", Summary: "MDB (vending machine bus) tools", Subs: []cli.Command{
+			{Name: "trace", Usage: mdbTraceUsage, Summary: "answer a VMC as a cashless reader and print the decoded, timestamped bus trace", Run: cmdMdbTrace},
+		}},
 		{Name: "fleet", Summary: "the operator's view of every kiosk on the MQTT broker", Subs: []cli.Command{
 			{Name: "watch", Usage: broker, Summary: "print every kiosk's journal events and status as they arrive", Run: cmdFleetWatch},
 			{Name: "audit", Usage: broker + " [-window D] [-json]", Summary: "listen, then report per kiosk gaps, resends and conflicts in seq (exit 1 on a gap)", Run: cmdFleetAudit},
