@@ -89,6 +89,8 @@ type Config struct {
 
 	Fleet Fleet `toml:"fleet"`
 
+	MDB MDB `toml:"mdb"`
+
 	Board struct {
 		Kind string `toml:"kind"`
 		// Overrides of the board profile; empty or absent keeps the default.
@@ -293,6 +295,7 @@ func (c *Config) validate() error {
 
 	errs = append(errs, under("relay", relay.Config{Pulse: c.Relay.Pulse.Duration}.Validate())...)
 	errs = append(errs, c.validatePulses()...)
+	errs = append(errs, c.validateMDB()...)
 
 	if k := c.Journal.Keep.Duration; k < 24*time.Hour || k > 10*365*24*time.Hour {
 		bad("journal.keep %s: want 1d to 3650d", k)
