@@ -273,7 +273,7 @@ func (m *MDB) StartVend(t payment.Txn) error {
 	s.txn = t.ID
 	m.txns[t.ID] = s
 	if err := m.dev.Approve(s.vend, int64(t.Amount)); err != nil {
-		return fmt.Errorf("mdb: vend %d: %w", s.vend, err)
+		return fmt.Errorf("vend %d: %w", s.vend, err)
 	}
 	s.approved = true
 	m.log.Info("vend approved to the VMC", "vend", s.vend, "txn_id", t.ID, "amount", t.Amount.String())
