@@ -90,6 +90,7 @@ type Config struct {
 	Fleet Fleet `toml:"fleet"`
 
 	Buttons []Button `toml:"buttons"` // price buttons, see buttons.go
+	MDB MDB `toml:"mdb"`
 
 	Board struct {
 		Kind string `toml:"kind"`
@@ -296,6 +297,7 @@ func (c *Config) validate() error {
 	errs = append(errs, under("relay", relay.Config{Pulse: c.Relay.Pulse.Duration}.Validate())...)
 	errs = append(errs, c.validatePulses()...)
 	errs = append(errs, c.validateButtons()...)
+	errs = append(errs, c.validateMDB()...)
 
 	if k := c.Journal.Keep.Duration; k < 24*time.Hour || k > 10*365*24*time.Hour {
 		bad("journal.keep %s: want 1d to 3650d", k)

@@ -9,6 +9,7 @@ import (
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/kpos"
+	"github.com/kioskd/kioskd/protocol/mdb"
 )
 
 // vendSlack is what a vend may take beyond the relay pulse (the drop
@@ -27,6 +28,7 @@ func (c *Config) PaymentConfig(log *slog.Logger) payment.Config {
 		ReconnectGrace:     c.Payment.ReconnectGrace.Duration,
 		IPPAutoSelect:      payment.IPPAutoSelect(c.Payment.IPPAutoSelect),
 		SuccessAfterCancel: payment.SuccessAfterCancel(c.Payment.SuccessAfterCancel),
+		AsyncVendTimeout:   c.MDB.VendTimeout.Duration,
 		Log:                log,
 	}
 	for mode, t := range c.Payment.Timeouts {
@@ -64,6 +66,31 @@ func (c *Config) MachineConfig() machine.Config {
 			CodePage: c.Printer.CodePage,
 		},
 	}
+}
+
+// MDBConfig maps [mdb] onto the cashless device's config and the
+// adapter's (which provider and mode pay a Vend Request). The transport
+// and its device are c.MDB.Transport and c.MDB.Device as they stand.
+func (c *Config) MDBConfig() (mdb.Config, machine.MDBConfig) {
+	m := &c.MDB
+	dc := mdb.Config{
+		Address:      byte(m.Address),
+		Level:        uint8(m.Level),
+		Currency:     uint16(m.Currency),
+		Scale:        mdb.Scale{Factor: uint8(m.ScaleFactor), Decimals: uint8(m.DecimalPlaces)},
+		MaxResponse:  m.MaxResponseTime.Duration,
+		VendMargin:   m.VendMargin.Duration,
+		NoCashSale:   !m.CashSale,
+		NoAlwaysIdle: !m.AlwaysIdle,
+		AutoSession:  m.AutoSession,
+		Serial:       c.KioskID,
+	}
+	if len(dc.Serial) > 12 {
+		// The Peripheral ID's serial field holds 12 characters; the
+		// kiosk id's end is what tells kiosks apart.
+		dc.Serial = dc.Serial[len(dc.Serial)-12:]
+	}
+	return dc, machine.MDBConfig{Provider: m.Provider, Mode: m.Mode}
 }
 
 // Link maps [kpos] onto the protocol's config: the host, the receivers

@@ -14,6 +14,7 @@ const (
 	timerGrace
 	timerReconnect
 	timerHard
+	timerVend // an AsyncVender's outcome
 	byOperator
 )
 
@@ -139,6 +140,15 @@ func (s *Service) onLink(st POSState) {
 
 func (s *Service) onTimer(k timerKind) {
 	if s.cur == nil {
+		return
+	}
+	if s.vending() {
+		// Approved and handed to the machine: no inquiry or cancel can
+		// change that, and whatever the machine says later is evidence.
+		if k == timerVend || k == timerHard {
+			s.log.Error("no vend outcome by the vend's deadline", "txn_id", s.cur.ID)
+			s.endVend(nil, VendUnknown, "no outcome from the machine within the vend deadline")
+		}
 		return
 	}
 	if s.inquire() {

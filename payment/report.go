@@ -136,7 +136,9 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 		r.Late = "not usable as sent: " + r.Odd
 	}
 	s.journalErr = nil
-	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" {
+	// A payment being vended is settled: a message about it now (the
+	// POS repeating its result) is evidence, as for a finished payment.
+	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" && !s.vending() {
 		s.apply(r, &ev)
 		return Recorded{Known: true, Txn: *s.curOr(t)}, s.journalErr
 	}
@@ -347,6 +349,10 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		if ok {
 			s.log.Warn("approved payment not vended", "txn_id", out.ID, "review", out.Review)
 		}
+		return
+	}
+	if av := s.async[out.ID]; av != nil {
+		s.startVend(av, out)
 		return
 	}
 	s.release(out)

@@ -71,6 +71,10 @@ type Config struct {
 	CancelGrace    time.Duration       // after cancel, wait this long for a final result
 	ReconnectGrace time.Duration       // after the POS drops mid-payment, wait for it to come back
 	VendTimeout    time.Duration       // bound on one relay operation (a whole train)
+	// AsyncVendTimeout is an AsyncVender's absolute deadline, from the
+	// vend's start to its outcome (default DefaultAsyncVendTimeout):
+	// past it the vend is journaled vend_unknown, never retried.
+	AsyncVendTimeout time.Duration
 	// PulseValue, when positive, is what one coin pulse is worth: a vend
 	// is a train of Amount/PulseValue pulses, and an amount that is not a
 	// whole number of pulses, or more than MaxPulses of them, is refused
@@ -92,6 +96,10 @@ type CreateRequest struct {
 	// empty for none): a request with a key that was used before returns
 	// that payment instead of a new one, across restarts.
 	Key string
+	// Vender, when set, vends this payment instead of the service's
+	// Vender: a machine that reports the outcome later (MDB). It is not
+	// journaled; a payment interrupted by a restart is never vended.
+	Vender AsyncVender
 }
 
 // Service runs payments: one at a time, each transition journaled before
@@ -119,6 +127,9 @@ type Service struct {
 	// cancelErr is why the cancel was not confirmed sent (nil if it was):
 	// without it nothing stops the terminal from still taking the money.
 	cancelErr error
+	// async holds the AsyncVender of each payment that has one, from its
+	// creation until its vend ends (or the payment ends without one).
+	async map[string]AsyncVender
 	// journalErr is the last journal failure of the report being handled.
 	journalErr error
 	// A flood of one kind of message costs a few log lines, not one each.
@@ -144,11 +155,14 @@ func NewService(cfg Config, j *Journal, vender Vender, printer Printer, provider
 	if cfg.VendTimeout <= 0 {
 		cfg.VendTimeout = 10 * time.Second
 	}
+	if cfg.AsyncVendTimeout <= 0 {
+		cfg.AsyncVendTimeout = DefaultAsyncVendTimeout
+	}
 	s := &Service{
 		cfg: cfg, log: cfg.Log.With("component", "payment"), j: j,
 		providers: map[string]Provider{}, vender: vender, printer: printer,
 		cmds: make(chan func()), stopped: make(chan struct{}), reports: make(chan Report, 64), links: make(chan POSState, 16),
-		pos: map[string]POSState{}, subs: map[chan Event]struct{}{},
+		pos: map[string]POSState{}, subs: map[chan Event]struct{}{}, async: map[string]AsyncVender{},
 	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p

@@ -31,6 +31,7 @@ func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	if t.State.Final() && t.Vend != VendReleasing {
 		s.cur = nil
 		s.disarm()
+		delete(s.async, t.ID)
 	}
 	s.publish(Event{Kind: "payment", Txn: &t})
 	return t, true
@@ -67,6 +68,9 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		return Txn{}, false, err
 	}
 	s.cur, s.planPref, s.cancelBy, s.cancelErr = &t, req.PlanID, timerNone, nil
+	if req.Vender != nil {
+		s.async[t.ID] = req.Vender
+	}
 	s.log.Info("payment created", "txn_id", t.ID, "mode", t.Mode, "amount", t.Amount.String(), "provider", t.Provider)
 	err := prov.Request(&t)
 	if errors.Is(err, ErrNotDelivered) {
