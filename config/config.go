@@ -90,7 +90,7 @@ type Config struct {
 	Fleet Fleet `toml:"fleet"`
 
 	Buttons []Button `toml:"buttons"` // price buttons, see buttons.go
-	MDB MDB `toml:"mdb"`
+	MDB     MDB      `toml:"mdb"`
 
 	Board struct {
 		Kind string `toml:"kind"`
