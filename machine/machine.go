@@ -222,6 +222,11 @@ func (m *Machine) Close() {
 	}
 }
 
+// Fault raises (err != nil) or clears a named fault of a part of the
+// machine that cmd wires beside it (the MDB bus): the red LED, the
+// status's faults and the fleet status, as for the machine's own.
+func (m *Machine) Fault(name string, err error) { m.fault(name, err) }
+
 // fault raises (err != nil) or clears a named fault on the red LED.
 func (m *Machine) fault(name string, err error) {
 	m.mu.Lock()

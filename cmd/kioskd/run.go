@@ -165,6 +165,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 			return err
 		}
 	}
+	var reader *mdbReader
+	if cfg.MDB.Enabled {
+		if reader, err = openMDB(cfg, svc, j, hw, log); err != nil {
+			return err
+		}
+	}
 	startedAt := time.Now()
 	api := control.NewServer(svc)
 	api.Status = func() any {
@@ -199,6 +205,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	wg.Go(func() { payment.Retain(ctx, j, cfg.Journal.Keep.Duration, ship != nil, retainEvery, log) })
 	if ship != nil {
 		wg.Go(func() { fail("fleet shipper", ship.Run(ctx)) })
+	}
+	if reader != nil {
+		wg.Go(func() { fail("mdb reader", reader.Run(ctx)) })
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); fail("machine", hw.Run(ctx, svc, j)) }()
