@@ -99,6 +99,31 @@ type Status struct {
 	KPOSListen   string   `json:"kpos_listen"` // "" when KPOS is off
 	Hardware     Hardware `json:"hardware"`
 	Fleet        *Fleet   `json:"fleet"` // nil when [fleet] is off
+	// MDB is the cashless reader; absent when [mdb] is off. It is not
+	// part of Hardware: the reader is a way of selling, beside the
+	// board's devices rather than one of them.
+	MDB *MDBStatus `json:"mdb,omitempty"`
+}
+
+// MDBStatus is the MDB cashless reader ([mdb]): its bus, the device's
+// state as the VMC drove it, and how fast it has answered. Latencies are
+// integer nanoseconds, as the watchdog's durations are; the quantiles
+// are the upper bounds of the loop's histogram buckets, so they read a
+// little high, never low.
+type MDBStatus struct {
+	Device    string        `json:"device"`
+	Transport string        `json:"transport"` // "stream" or "uart"
+	State     string        `json:"state"`     // "inactive", "disabled", "enabled", "session-idle", "vend"
+	Replies   uint64        `json:"replies"`   // since the bus was last (re)opened
+	Late      uint64        `json:"late"`      // replies later than the standard's 5 ms
+	P50       time.Duration `json:"p50"`
+	P99       time.Duration `json:"p99"`
+	Max       time.Duration `json:"max"`
+	// Connects, Drops and FramingErrors are the stream transport's
+	// (Connects and Drops count only over TCP); zero on a UART.
+	Connects      uint64 `json:"connects"`
+	Drops         uint64 `json:"drops"`
+	FramingErrors uint64 `json:"framing_errors"`
 }
 
 // Fleet is the fleet shipper's state: whether the kiosk's journal is

@@ -53,6 +53,9 @@ func (s Status) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "fleet: %s, shipped through seq %d, %d behind\n", conn, f.ShippedSeq, f.Lag)
 	}
+	if m := s.MDB; m != nil {
+		fmt.Fprintln(w, m.Text())
+	}
 	if s.Current != nil {
 		fmt.Fprintf(w, "payment in progress: %s\n", s.Current.Summary())
 	} else {
@@ -76,4 +79,16 @@ func SizeText(b uint64) string {
 	}
 	s := fmt.Sprintf("%.1f", v)
 	return strings.TrimSuffix(s, ".0") + " " + unit
+}
+
+// Text is the reader's line in `kioskd status`: its bus, its state and
+// how fast it answers, which is what a technician at a vending machine
+// that will not take cards looks at first.
+func (m MDBStatus) Text() string {
+	line := fmt.Sprintf("mdb reader on %s: %s, %d replies, p50 %s p99 %s max %s, %d late",
+		m.Device, m.State, m.Replies, m.P50, m.P99, m.Max, m.Late)
+	if m.Drops > 0 || m.FramingErrors > 0 {
+		line += fmt.Sprintf("; %d connects, %d drops, %d framing errors", m.Connects, m.Drops, m.FramingErrors)
+	}
+	return line
 }

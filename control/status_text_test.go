@@ -22,6 +22,8 @@ func TestStatusWriteText(t *testing.T) {
 		Hardware: Hardware{Watchdog: Watchdog{Device: "i6300ESB timer", Timeout: 5 * time.Second, Stalled: "journal"},
 			Faults: map[string]string{"printer": "paper out", "disk": "data partition nearly full: 12.3 MiB free of 7.3 GiB"},
 			Disk:   &Disk{Dir: "/data/kioskd", FreeBytes: 12<<20 + 300<<10, TotalBytes: 7500 << 20, WarnBelowBytes: 64 << 20}},
+		MDB: &MDBStatus{Device: "tcp://127.0.0.1:7000", Transport: "stream", State: "enabled", Replies: 1234,
+			P50: 3 * time.Microsecond, P99: 9 * time.Microsecond, Max: 700 * time.Microsecond, Connects: 1},
 	}
 	var b strings.Builder
 	st.WriteText(&b)
@@ -33,6 +35,7 @@ func TestStatusWriteText(t *testing.T) {
 		"watchdog: i6300ESB timer, timeout 5s, NOT fed: journal stalled\n",
 		"fault disk: data partition nearly full: 12.3 MiB free of 7.3 GiB\nfault printer: paper out\n",
 		"data partition /data/kioskd: 12.3 MiB free of 7.3 GiB (warning below 64 MiB)\n",
+		"mdb reader on tcp://127.0.0.1:7000: enabled, 1234 replies, p50 3µs p99 9µs max 700µs, 0 late\n",
 		"payment in progress: acked TXN9 card RM 1.50\n",
 		"pos messages: 3 accepted, 0 late, 1 bad signature,",
 		"pos connections: 2 sessions,",
@@ -44,9 +47,10 @@ func TestStatusWriteText(t *testing.T) {
 
 	st.Current, st.Hardware.Watchdog = nil, Watchdog{Device: "Software Watchdog", Timeout: 5 * time.Second, Feeding: true}
 	st.Hardware.Faults = nil
+	st.MDB.Drops, st.MDB.Connects = 2, 3
 	b.Reset()
 	st.WriteText(&b)
-	for _, want := range []string{"watchdog: Software Watchdog, timeout 5s, fed\n", "no payment in progress\n"} {
+	for _, want := range []string{"watchdog: Software Watchdog, timeout 5s, fed\n", "no payment in progress\n", "0 late; 3 connects, 2 drops, 0 framing errors\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("idle status text lacks %q:\n%s", want, b.String())
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -132,6 +133,7 @@ device = %q
 	}
 
 	t.Logf("sale: %s", lastTxn(t, d).Summary())
+	checkMDBStatus(t, d, cfgPath, ln.Device())
 	vmc.vend(200, 3)
 	if r, err := vmc.v.VendFailure(); err != nil || r.Kind != mdb.ReplyACK {
 		t.Fatalf("vend failure: %v %v", r.Kind, err)
@@ -186,5 +188,47 @@ func waitNewest(t *testing.T, d *daemon, ok func(payment.Txn) bool) payment.Txn 
 			t.Fatalf("the payment did not get there: %s", tx.Summary())
 		}
 		<-time.After(20 * time.Millisecond) // asking the daemon again, not synchronising
+	}
+}
+
+// checkMDBStatus: after a sale, kioskd status shows the reader's line
+// (its bus, the device enabled again, replies counted, none late) and
+// GET /v1/status carries the mdb object as docs/control-api.json has it.
+func checkMDBStatus(t *testing.T, d *daemon, cfgPath, device string) {
+	t.Helper()
+	code, out, errs := kioskd(t, "", "status", "-config", cfgPath)
+	if code != exitOK {
+		t.Fatalf("kioskd status: exit %d %s", code, errs)
+	}
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "mdb reader on "+device+": ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" || !strings.Contains(line, ": enabled, ") || !strings.HasSuffix(line, ", 0 late") {
+		t.Fatalf("kioskd status: no mdb line for %s, enabled, none late:\n%s", device, out)
+	}
+	t.Logf("status: %s", line)
+
+	raw, err := d.c.StatusJSON(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := loadAPIDoc(t, "../../docs/control-api.json")
+	for _, e := range doc.check("status", doc.schemas["Status"].(map[string]any), v) {
+		t.Error(e)
+	}
+	var st struct {
+		MDB struct {
+			Replies, Connects uint64
+		}
+	}
+	if err := json.Unmarshal(raw, &st); err != nil || st.MDB.Replies == 0 || st.MDB.Connects != 1 {
+		t.Errorf("status mdb: %s (%v); want replies and one connect", raw, err)
 	}
 }

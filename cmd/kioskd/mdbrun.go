@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/kioskd/kioskd/config"
+	"github.com/kioskd/kioskd/control"
 	devmdb "github.com/kioskd/kioskd/device/mdb"
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
@@ -22,7 +24,13 @@ type mdbReader struct {
 	adapter *machine.MDB
 	hw      *machine.Machine
 	log     *slog.Logger
-	loop    *devmdb.Loop
+	// loop is the bus loop of the transport now open. Run replaces it on
+	// every reopen while the control API reads it for status, hence the
+	// atomic pointer; nil until Run starts the first one.
+	loop atomic.Pointer[devmdb.Loop]
+	// cur is r.t as Run last set it, for the stream's counters in
+	// status: Run alone writes r.t, while status reads from elsewhere.
+	cur atomic.Pointer[devmdb.Transport]
 }
 
 // openMDB opens the transport once before anything starts, so that a
@@ -37,6 +45,7 @@ func openMDB(cfg *config.Config, svc *payment.Service, j *payment.Journal, hw *m
 	if r.t, err = r.open(); err != nil {
 		return nil, err
 	}
+	r.cur.Store(&r.t)
 	r.adapter = machine.NewMDB(dev, svc, j, ac, log)
 	log.Info("mdb reader", "address", fmt.Sprintf("%#x", cfg.MDB.Address), "transport", cfg.MDB.Transport, "device", cfg.MDB.Device)
 	return r, nil
@@ -66,8 +75,9 @@ func (r *mdbReader) Run(ctx context.Context) error {
 	go func() { done <- r.adapter.Run(ctx) }()
 	backoff := time.Second
 	for {
-		r.loop = devmdb.NewLoop(r.t, r.dev, devmdb.Options{})
-		err := r.loop.Run(ctx)
+		loop := devmdb.NewLoop(r.t, r.dev, devmdb.Options{})
+		r.loop.Store(loop)
+		err := loop.Run(ctx)
 		r.t.Close()
 		if ctx.Err() != nil {
 			break
@@ -84,6 +94,7 @@ func (r *mdbReader) Run(ctx context.Context) error {
 			t, err := r.open()
 			if err == nil {
 				r.t = t
+				r.cur.Store(&t)
 				r.hw.Fault("mdb", nil)
 				r.log.Info("mdb bus reopened", "device", r.cfg.Device)
 				break
@@ -92,4 +103,21 @@ func (r *mdbReader) Run(ctx context.Context) error {
 		}
 	}
 	return <-done
+}
+
+// Status is the reader for GET /v1/status. The latencies are the open
+// bus's: a reopened transport starts a new loop and a new histogram, so
+// that what status shows is how the bus answers now.
+func (r *mdbReader) Status() *control.MDBStatus {
+	st := &control.MDBStatus{Device: r.cfg.Device, Transport: r.cfg.Transport, State: r.dev.State().String()}
+	if l := r.loop.Load(); l != nil {
+		s := l.Stats()
+		st.Replies, st.Late, st.P50, st.P99, st.Max = s.Count, s.Late, s.P50, s.P99, s.Max
+	}
+	if t := r.cur.Load(); t != nil {
+		if s, ok := (*t).(*devmdb.Stream); ok {
+			st.Connects, st.Drops, st.FramingErrors = s.Connects(), s.Drops(), s.FramingErrors()
+		}
+	}
+	return st
 }

@@ -174,12 +174,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	startedAt := time.Now()
 	api := control.NewServer(svc)
 	api.Status = func() any {
+		var mdbState *control.MDBStatus
+		if reader != nil {
+			mdbState = reader.Status()
+		}
 		return control.Status{
 			POS: svc.POS(), Current: svc.Current(),
 			KioskID: cfg.KioskID, Version: version, Board: cfg.Board.Kind,
 			POSListen: srv.Addr().String(), POSConnectTo: control.ConnectAddrs(srv.Addr()),
 			POSStats: control.POSStatsOf(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
 			KPOSListen: kposAddr, Hardware: hw.State(), Fleet: fleetState(cfg, ship),
+			MDB: mdbState,
 		}
 	}
 	routes := append(api.Routes(), hw.Routes(svc, func() []string { return control.ConnectAddrs(srv.Addr()) })...)
