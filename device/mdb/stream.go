@@ -221,6 +221,16 @@ func (s *Stream) dial(deadline time.Time) error {
 	return nil
 }
 
+// writeStall bounds one reply's write: how long a line that takes no
+// bytes (a TCP peer that stopped reading, a tty whose output is stuck)
+// may hold the loop before it counts as lost. It is not ReplyBudget: the
+// write hands the bytes to the kernel's buffer and returns, and the loop
+// measures and counts a late reply itself. With the budget as the
+// deadline, a stall of the writing thread between setting it and writing
+// (Go fails a write whose deadline has passed without trying it) took
+// the bus down for a reply the kernel would have taken at once.
+const writeStall = 100 * time.Millisecond
+
 // WriteWords implements Transport. The words go in one write, so that
 // the reply leaves as one burst with no gap a VMC could take for its
 // end.
@@ -244,7 +254,7 @@ func (s *Stream) WriteWords(words []mdb.Word) error {
 		s.out[n+1] = w.Byte()
 		n += 2
 	}
-	if err := rw.SetWriteDeadline(time.Now().Add(ReplyBudget)); err != nil {
+	if err := rw.SetWriteDeadline(time.Now().Add(writeStall)); err != nil {
 		return s.lost(rw, err)
 	}
 	if _, err := rw.Write(s.out[:n]); err != nil {
