@@ -57,6 +57,13 @@ const (
 
 var lineNames = []string{"GPIO17", "GPIO27", "GPIO22", "POWER_KEY", "GPIO23", "GPIO24", "GPIO5", "GPIO6"}
 
+// The MDB bus: the third PCI 16550 in the guest, its chardev's socket in
+// the boot's directory on the host (TestVMMDB's VMC connects to it).
+const (
+	mdbTTY  = "/dev/ttyS2"
+	mdbSock = "mdb.sock"
+)
+
 const (
 	wdTimeout = 5 * time.Second        // guest/kioskd.toml
 	relayLen  = 300 * time.Millisecond // guest/kioskd.toml
@@ -314,11 +321,16 @@ func (b *board) boot(t *testing.T, o vmOpts) *VM {
 		"-netdev", fmt.Sprintf("user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:%d-:8080", port),
 		"-device", "virtio-net-pci,netdev=net,romfile=",
 		// The printer is the first PCI 16550 (ttyS0), the technician's
-		// shell the second (ttyS1).
+		// shell the second (ttyS1), the MDB bus the third (ttyS2,
+		// mdbTTY). The MDB port is on every boot: with no client on its
+		// socket and no [mdb] in the config it is an idle UART, and one
+		// machine for all tests keeps their device numbering the same.
 		"-chardev", "socket,id=prn,path="+filepath.Join(dir, "prn.sock")+",server=on,wait=off",
 		"-device", "pci-serial,chardev=prn,addr=0x8",
 		"-chardev", "socket,id=sh,path="+filepath.Join(dir, "sh.sock")+",server=on,wait=off",
 		"-device", "pci-serial,chardev=sh,addr=0x9",
+		"-chardev", "socket,id=mdb,path="+filepath.Join(dir, mdbSock)+",server=on,wait=off",
+		"-device", "pci-serial,chardev=mdb,addr=0xa",
 	)
 	if b.wdt == "i6300esb" {
 		args = append(args, "-device", "i6300esb", "-action", "watchdog=reset")
