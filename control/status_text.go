@@ -83,10 +83,12 @@ func SizeText(b uint64) string {
 
 // Text is the reader's line in `kioskd status`: its bus, its state and
 // how fast it answers, which is what a technician at a vending machine
-// that will not take cards looks at first.
+// that will not take cards looks at first. The quantiles are bucket
+// bounds already; the maximum is measured to the nanosecond, which a
+// technician has no use for.
 func (m MDBStatus) Text() string {
 	line := fmt.Sprintf("mdb reader on %s: %s, %d replies, p50 %s p99 %s max %s, %d late",
-		m.Device, m.State, m.Replies, m.P50, m.P99, m.Max, m.Late)
+		m.Device, m.State, m.Replies, m.P50, m.P99, m.Max.Round(time.Microsecond), m.Late)
 	if m.Drops > 0 || m.FramingErrors > 0 {
 		line += fmt.Sprintf("; %d connects, %d drops, %d framing errors", m.Connects, m.Drops, m.FramingErrors)
 	}

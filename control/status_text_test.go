@@ -23,7 +23,7 @@ func TestStatusWriteText(t *testing.T) {
 			Faults: map[string]string{"printer": "paper out", "disk": "data partition nearly full: 12.3 MiB free of 7.3 GiB"},
 			Disk:   &Disk{Dir: "/data/kioskd", FreeBytes: 12<<20 + 300<<10, TotalBytes: 7500 << 20, WarnBelowBytes: 64 << 20}},
 		MDB: &MDBStatus{Device: "tcp://127.0.0.1:7000", Transport: "stream", State: "enabled", Replies: 1234,
-			P50: 3 * time.Microsecond, P99: 9 * time.Microsecond, Max: 700 * time.Microsecond, Connects: 1},
+			P50: 3 * time.Microsecond, P99: 9 * time.Microsecond, Max: 700*time.Microsecond + 321, Connects: 1},
 	}
 	var b strings.Builder
 	st.WriteText(&b)
