@@ -33,6 +33,8 @@ import (
 //	sleep   time passes (D)
 //	crash   power cut between two events, then a restart (recovery)
 //	fault   arm Fault for the next send or vend (see simFaults)
+//	vended  the vending machine reports Msg ("released", "failed" or
+//	        "unknown") for payment Txn through VendDone (async mode)
 type simStep struct {
 	Op    string
 	Txn   int
@@ -81,6 +83,16 @@ var simFaults = []string{
 // ("crash_mid_train") or just after ("crash_train_reported").
 var simTrainFaults = []string{"crash_mid_train", "crash_train_reported"}
 
+// simAsyncFaults are armed too on a seed in async mode, for the next
+// StartVend: the machine refuses the vend ("start_refused"), or the power
+// goes before it is told ("crash_before_start") or once it is dispensing,
+// before StartVend returns ("crash_in_start").
+var simAsyncFaults = []string{"start_refused", "crash_before_start", "crash_in_start"}
+
+// simVendOutcomes are what a vending machine can report (a "vended" step's
+// Msg), by the VendOutcome.Vend they stand for.
+var simVendOutcomes = map[string]Vend{"released": VendReleased, "failed": VendFailed, "unknown": VendUnknown}
+
 // simMaxPulses bounds a train in pulses mode: short trains reach every
 // pulse boundary often.
 const simMaxPulses = 5
@@ -123,6 +135,9 @@ type simConfig struct {
 	Ack, Result, Plan, Grace, Reconnect time.Duration
 	Auto, AfterCancel                   string
 	Pulse                               Sen // pulses mode's pulse value; 0: one pulse a vend
+	// Async is async mode's vend deadline (Config.AsyncVendTimeout): every
+	// payment is vended by a machine that reports later (MDB). 0: the relay.
+	Async time.Duration
 }
 
 func (c simConfig) service() Config {
@@ -135,6 +150,9 @@ func (c simConfig) service() Config {
 		IPPAutoSelect: IPPAutoSelect(c.Auto), SuccessAfterCancel: SuccessAfterCancel(c.AfterCancel)}
 	if c.Pulse > 0 {
 		cfg.PulseValue, cfg.MaxPulses = c.Pulse, simMaxPulses
+	}
+	if c.Async > 0 {
+		cfg.AsyncVendTimeout = c.Async
 	}
 	return cfg
 }
@@ -156,6 +174,9 @@ func (c simConfig) String() string {
 	if c.Pulse > 0 {
 		pulse = fmt.Sprintf(", Pulse: %d", c.Pulse)
 	}
+	if c.Async > 0 {
+		pulse += ", Async: " + simDur(c.Async)
+	}
 	return fmt.Sprintf("simConfig{Ack: %s, Result: %s, Plan: %s, Grace: %s, Reconnect: %s, Auto: %q, AfterCancel: %q%s}",
 		simDur(c.Ack), simDur(c.Result), simDur(c.Plan), simDur(c.Grace), simDur(c.Reconnect), c.Auto, c.AfterCancel, pulse)
 }
@@ -167,7 +188,7 @@ func simRand(seed uint64) *rand.Rand {
 func simConfigFor(seed uint64) simConfig {
 	r := simRand(seed ^ 0xc0f1)
 	pick := func(a, b time.Duration) time.Duration { return []time.Duration{a, b}[r.IntN(2)] }
-	return simConfig{
+	c := simConfig{
 		Ack: pick(5*time.Second, 15*time.Second), Result: pick(30*time.Second, 2*time.Minute),
 		Plan: pick(20*time.Second, time.Minute), Grace: pick(10*time.Second, 30*time.Second),
 		Reconnect:   pick(10*time.Second, 30*time.Second),
@@ -177,6 +198,13 @@ func simConfigFor(seed uint64) simConfig {
 		// was before pulses mode: one seed in four is a coin-op kiosk.
 		Pulse: []Sen{0, 0, 0, 100}[r.IntN(4)],
 	}
+	// Drawn after everything else for the same reason: one seed in four
+	// of the others sells through a vending machine (async mode). A
+	// coin-op seed keeps its relay: a pulse train is not an MDB vend.
+	if async := []time.Duration{0, 0, 0, 40 * time.Second, 0, 0, 0, 90 * time.Second}[r.IntN(8)]; c.Pulse == 0 {
+		c.Async = async
+	}
+	return c
 }
 
 // simGen turns a seed into a schedule. It does not model the service: it
@@ -364,13 +392,66 @@ func (g *simGen) story() {
 			g.pause()
 		}
 	}
+	g.startFault()
 	if g.chance(0.9) {
 		g.emit(g.pos(0, g.result()))
 	}
 	if g.chance(0.2) {
 		g.emit(simStep{Op: []string{"replay", "resend"}[g.r.IntN(2)], N: g.r.IntN(3)})
 	}
+	g.machine()
 	g.pause()
+}
+
+// startFault, in async mode, sometimes arms a fault for the StartVend the
+// coming result may cause. Like every draw for async mode, it draws
+// nothing on other seeds.
+func (g *simGen) startFault() {
+	if g.cfg.Async > 0 && g.chance(0.1) {
+		g.emit(simStep{Op: "fault", Fault: g.pick(simAsyncFaults)})
+	}
+}
+
+// machine, in async mode, is the vending machine's part of a story after
+// the result: mostly its outcome for the latest payment after a moment,
+// sometimes only after the power went mid-vend or when the vend deadline
+// is reached or past (a late report, or one a nanosecond before it),
+// sometimes never, sometimes twice.
+func (g *simGen) machine() {
+	if g.cfg.Async == 0 {
+		return
+	}
+	switch x := g.r.Float64(); {
+	case x < 0.1:
+		g.emit(simStep{Op: "crash"})
+		if g.chance(0.8) {
+			g.out = append(g.out, simStep{Op: "up"})
+		}
+	case x < 0.18:
+		g.emit(simStep{Op: "sleep", D: g.cfg.Async + g.dur(10*time.Second)})
+	case x < 0.26:
+		// The deadline exactly, or a millisecond short of it (when no
+		// other step came between the result and this one).
+		g.emit(simStep{Op: "sleep", D: g.cfg.Async - time.Duration(g.r.IntN(2))*time.Millisecond})
+	default:
+		g.emit(simStep{Op: "sleep", D: g.dur(g.cfg.Async / 2)})
+	}
+	if g.chance(0.85) {
+		g.emit(simStep{Op: "vended", Msg: g.outcome()})
+		if g.chance(0.1) {
+			g.emit(simStep{Op: "vended", Msg: g.outcome()})
+		}
+	}
+}
+
+func (g *simGen) outcome() string {
+	switch x := g.r.IntN(100); {
+	case x < 70:
+		return "released"
+	case x < 85:
+		return "failed"
+	}
+	return "unknown"
 }
 
 // kposStory: one KPOS payment: the host takes the submit (its answer is
@@ -383,12 +464,14 @@ func (g *simGen) kposStory() {
 		g.emit(simStep{Op: "cancel"})
 		g.pause()
 	}
+	g.startFault()
 	if g.chance(0.9) {
 		g.emit(g.pos(0, g.kposResult()))
 		if g.chance(0.25) {
 			g.emit(simStep{Op: "replay"})
 		}
 	}
+	g.machine()
 	if g.chance(0.3) {
 		g.emit(g.longSleep())
 	}
@@ -458,9 +541,18 @@ func (g *simGen) random() {
 			g.out = append(g.out, simStep{Op: "up"})
 		}
 	default:
+		if g.cfg.Async > 0 && g.chance(0.3) {
+			// A machine's report out of the blue: about a payment it is
+			// not dispensing, or one settled already.
+			g.out = append(g.out, simStep{Op: "vended", Txn: txn, Msg: g.outcome()})
+			return
+		}
 		faults := simFaults
 		if g.cfg.Pulse > 0 {
 			faults = append(slices.Clip(faults), simTrainFaults...)
+		}
+		if g.cfg.Async > 0 {
+			faults = append(slices.Clip(faults), simAsyncFaults...)
 		}
 		g.out = append(g.out, simStep{Op: "fault", Fault: g.pick(faults)})
 	}

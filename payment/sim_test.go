@@ -63,7 +63,10 @@ import (
 // the journal readable; states only forward; one payment at a time and
 // Current() agreeing; each kiosk frame sent only after the journal says
 // so; no payment open past its absolute deadline; the outbox numbered
-// without a gap, each payment's last record its journaled state. A failing seed
+// without a gap, each payment's last record its journaled state. On a
+// seed in async mode every payment is vended by a simulated vending
+// machine instead of the relay, with checks of its own (sim_async_test.go).
+// A failing seed
 // is shrunk to a minimal schedule and printed as Go literals; run one seed
 // again with
 //
@@ -138,6 +141,8 @@ type simStats struct {
 	runs, steps, payments, flagged   int
 	restarts, cuts, pulses, receipts int
 	trains                           int // vends in pulses mode
+	starts, reports                  int // async mode: vends started, machine reports
+	reportFates                      map[string]int
 	outcomes, frames                 map[string]int
 }
 
@@ -145,7 +150,7 @@ func (s *simStats) add(w *simWorld, steps int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.outcomes == nil {
-		s.outcomes, s.frames = map[string]int{}, map[string]int{}
+		s.outcomes, s.frames, s.reportFates = map[string]int{}, map[string]int{}, map[string]int{}
 	}
 	s.runs++
 	s.steps += steps
@@ -158,6 +163,11 @@ func (s *simStats) add(w *simWorld, steps int) {
 		s.receipts += n
 	}
 	s.trains += len(w.trains)
+	s.starts += len(w.machines)
+	for k, n := range w.reports {
+		s.reports += n
+		s.reportFates[k] += n
+	}
 	for k, n := range w.fates {
 		s.frames[k] += n
 	}
@@ -174,8 +184,9 @@ func (s *simStats) add(w *simWorld, steps int) {
 func (s *simStats) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("%d runs, %d steps, %d payments (%d flagged): %s; POS frames: %s; %d restarts, %d of them power cuts inside an event; %d pulses (%d coin-pulse trains), %d receipts",
-		s.runs, s.steps, s.payments, s.flagged, simCounts(s.outcomes), simCounts(s.frames), s.restarts, s.cuts, s.pulses, s.trains, s.receipts)
+	return fmt.Sprintf("%d runs, %d steps, %d payments (%d flagged): %s; POS frames: %s; %d restarts, %d of them power cuts inside an event; %d pulses (%d coin-pulse trains), %d receipts; %d async vends started, %d machine reports: %s",
+		s.runs, s.steps, s.payments, s.flagged, simCounts(s.outcomes), simCounts(s.frames), s.restarts, s.cuts, s.pulses, s.trains, s.receipts,
+		s.starts, s.reports, simCounts(s.reportFates))
 }
 
 func simCounts(m map[string]int) string {
@@ -302,6 +313,9 @@ type simWorld struct {
 	acted     map[string]bool // nonces of frames the kiosk acted on
 	pulses    map[string]int  // relay pulses per payment
 	trains    map[string]int  // the train the relay was given, by payment (pulses mode)
+	starts    map[string]int  // StartVend calls per payment, across restarts (async mode)
+	machines  map[string]*simMachine
+	reports   map[string]int // what became of the machine's reports
 	receipts  map[string]int
 	decoded   map[string]simDecoded // records() cache, by txn id
 	outboxAt  uint64                // outbox records read so far
@@ -329,6 +343,7 @@ func simRun(t *testing.T, path string, cfg simConfig, steps []simStep, opt simOp
 			posCodec: mobypay.NewCodec([]byte(simSecret)),
 			byID:     map[string]*simTxn{}, requests: map[string]int{}, acted: map[string]bool{},
 			pulses: map[string]int{}, trains: map[string]int{}, receipts: map[string]int{}, decoded: map[string]simDecoded{},
+			starts: map[string]int{}, machines: map[string]*simMachine{}, reports: map[string]int{},
 			fates: map[string]int{}, digest: sha256.New(), host: map[string]string{}}
 		w.start(false)
 		for i, st := range steps {
@@ -499,6 +514,8 @@ func (w *simWorld) do(st simStep) {
 		time.Sleep(st.D)
 	case "crash":
 		w.dead = true
+	case "vended":
+		w.vended(st)
 	case "fault":
 		switch {
 		case strings.Contains(st.Fault, "send"):
@@ -604,7 +621,11 @@ func (w *simWorld) cross(tx *simTxn, provider string) bool {
 
 func (w *simWorld) create(st simStep) {
 	busy, up := w.openTxn(), w.linkUp || st.Prov == "kpos"
-	tx, err := w.svc.Create(context.Background(), CreateRequest{Provider: st.Prov, Mode: st.Mode, Amount: st.Amt, PlanID: st.Plan})
+	req := CreateRequest{Provider: st.Prov, Mode: st.Mode, Amount: st.Amt, PlanID: st.Plan}
+	if w.cfg.Async > 0 {
+		req.Vender = simAsync{w}
+	}
+	tx, err := w.svc.Create(context.Background(), req)
 	if tx.ID != "" {
 		w.addTxn(tx)
 		w.note = "created " + tx.ID + " " + string(tx.State) + w.note
@@ -644,6 +665,12 @@ func (w *simWorld) cancel(st simStep) {
 		return
 	}
 	switch {
+	case err == nil && before.State == Approved && before.Vend == VendReleasing:
+		// Being vended by the machine (async mode): approved, nothing to
+		// cancel; the answer is the payment as it is.
+		if got.State != Approved || got.Vend != VendReleasing {
+			w.fail("cancel", "cancel of %s while it is vended returned %s vend=%s", id, got.State, got.Vend)
+		}
 	case err == nil:
 		if gerr != nil || !simInProgress(before) || got.State != CancelRequested {
 			w.fail("cancel", "cancel of %s (was %s) succeeded with state %s", id, before.State, got.State)
@@ -1032,6 +1059,9 @@ func (v simVender) Vend(_ context.Context, t Txn, progress func(int) error) erro
 		return errors.New("power cut")
 	}
 	w.checkVend(t)
+	if w.cfg.Async > 0 {
+		w.fail("vend by its machine", "the relay vends %s, created with an AsyncVender", t.ID)
+	}
 	fault := w.vendFault
 	w.vendFault = ""
 	if t.PulsesTotal > 0 {
@@ -1208,10 +1238,10 @@ func (w *simWorld) check(full bool) {
 			tx.checked = len(tx.evidence)
 		}
 		w.checkMoves(tx, rec)
-		if tx.success && w.pulses[rec.ID] == 0 && rec.Review == "" {
+		if tx.success && !w.handed(rec.ID) && rec.Review == "" {
 			w.fail("every success vended or flagged", "%s was told of a success and is %s vend=%s with no review flag", rec.ID, rec.State, rec.Vend)
 		}
-		if tx.hostPaid && rec.State.Final() && w.pulses[rec.ID] == 0 && rec.Review == "" {
+		if tx.hostPaid && rec.State.Final() && !w.handed(rec.ID) && rec.Review == "" {
 			w.fail("every success vended or flagged", "%s was approved at the KPOS host and ended %s vend=%s with no review flag", rec.ID, rec.State, rec.Vend)
 		}
 		if rec.Review == "" {
@@ -1230,10 +1260,13 @@ func (w *simWorld) check(full bool) {
 		switch {
 		case w.pulses[rec.ID] > 0 && (rec.Vend == VendNone || rec.Vend == VendReleasing):
 			w.fail("vend journaled", "%s pulsed but the journal says vend=%s", rec.ID, rec.Vend)
-		case rec.Vend == VendReleased && w.pulses[rec.ID] != max(1, rec.PulsesTotal):
+		case rec.Vend == VendReleased && w.cfg.Async == 0 && w.pulses[rec.ID] != max(1, rec.PulsesTotal):
 			w.fail("vend journaled", "%s journaled released after %d pulses", rec.ID, w.pulses[rec.ID])
 		}
 		w.checkTrain(rec)
+		if w.cfg.Async > 0 {
+			w.checkAsync(rec, now)
+		}
 		if simInProgress(rec) {
 			inProgress = append(inProgress, rec)
 			// Until defect 5 is fixed, only where it cannot strike: no drop,
@@ -1241,7 +1274,10 @@ func (w *simWorld) check(full bool) {
 			// offered for a payment that is not IPP (they add a wait).
 			checked := w.opt.on("check:deadline") ||
 				!rec.Dropped && tx.planAcks == 0 && (rec.Mode == "ipp" || len(rec.Plans) == 0)
-			if dl := rec.CreatedAt.Add(w.cfg.deadline(rec.Mode)); now.After(dl) && checked {
+			// A vend the machine is dispensing has its own deadline
+			// instead (checkAsync).
+			m := w.machines[rec.ID]
+			if dl := rec.CreatedAt.Add(w.cfg.deadline(rec.Mode)); now.After(dl) && checked && (m == nil || rec.Vend != VendReleasing) {
 				w.fail("absolute deadline", "%s (%s) is still %s vend=%s dropped=%v %s after its deadline of %s (created %s)",
 					rec.ID, rec.Mode, rec.State, rec.Vend, rec.Dropped, now.Sub(dl), w.cfg.deadline(rec.Mode), rec.CreatedAt.Format("15:04:05.000"))
 			}
