@@ -221,3 +221,25 @@ func TestVendDoneRefusesUnknownPaymentsAndOutcomes(t *testing.T) {
 		t.Fatalf("bad outcome: %v", err)
 	}
 }
+
+// A kiosk that credits coin-ops by pulses and sells a vending machine
+// over MDB: the train is the relay's, so a payment the machine vends
+// itself is neither refused for an amount that is no whole number of
+// pulses nor given a train, and its release is the machine's word.
+func TestAsyncVendBesidePulses(t *testing.T) {
+	cfg := fastConfig()
+	cfg.PulseValue, cfg.MaxPulses = 100, 10
+	h := start(t, cfg)
+	if _, err := h.svc.Create(context.Background(), CreateRequest{Mode: "card", Amount: 150}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("a relay payment of RM 1.50 with RM 1.00 pulses: %v, want refused", err)
+	}
+	av := &fakeAsync{}
+	tx := h.payAsync(av, 150)
+	if tx.Vend != VendReleasing || tx.PulsesTotal != 0 || av.count() != 1 || h.vend.count() != 0 {
+		t.Fatalf("after approval: %s, pulses %d, async starts %d, relay vends %d", tx.Summary(), tx.PulsesTotal, av.count(), h.vend.count())
+	}
+	got, err := h.svc.VendDone(context.Background(), tx.ID, VendOutcome{Vend: VendReleased, Source: "mdb"})
+	if err != nil || got.Vend != VendReleased || got.Review != "" {
+		t.Fatalf("released: %s, %v", got.Summary(), err)
+	}
+}

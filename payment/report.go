@@ -323,7 +323,7 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		review = fmt.Sprintf("amount mismatch: requested %s, result says %s", t.Amount, *r.Amount)
 	case t.State == CancelRequested && s.cancelBy == byOperator && s.cfg.SuccessAfterCancel == AfterCancelReview:
 		review = "success arrived after cancel; not vended by policy"
-	case s.pulsesFor(t.Amount) != nil:
+	case s.async[t.ID] == nil && s.pulsesFor(t.Amount) != nil:
 		// Refused at creation; only a payment from before a config
 		// change could get here, and no train fits it.
 		review = fmt.Sprintf("amount %s is not a train of pulses of RM %s; customer may have paid", t.Amount, s.cfg.PulseValue)
@@ -341,7 +341,7 @@ func (s *Service) approve(r Report, ev *Evidence) {
 			return
 		}
 		x.Vend = VendReleasing
-		if s.cfg.PulseValue > 0 {
+		if s.cfg.PulseValue > 0 && s.async[x.ID] == nil {
 			x.PulsesTotal = int(x.Amount / s.cfg.PulseValue)
 		}
 	})

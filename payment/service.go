@@ -254,8 +254,12 @@ func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool
 	if req.Amount <= 0 || req.Amount > maxAmount {
 		return Txn{}, false, fmt.Errorf("%w: amount %s out of range", ErrBadRequest, req.Amount)
 	}
-	if err := s.pulsesFor(req.Amount); err != nil {
-		return Txn{}, false, err
+	// A coin-pulse train is the relay's: a machine that vends itself
+	// (MDB) is told the amount, whole pulses or not.
+	if req.Vender == nil {
+		if err := s.pulsesFor(req.Amount); err != nil {
+			return Txn{}, false, err
+		}
 	}
 	if err := ValidKey(req.Key); err != nil {
 		return Txn{}, false, err
