@@ -147,7 +147,15 @@ func (f *Fake) poke() {
 // has taken all of it and come back for more, and returns what the
 // device wrote meanwhile (nil for silence). The result aliases the fake
 // and is valid until the next call.
-func (f *Fake) Handle(in []mdb.Word) []mdb.Word {
+func (f *Fake) Handle(in []mdb.Word) []mdb.Word { return f.exchange(in, true) }
+
+// HandleNoGap is Handle with no gap after in: a loop that answers it
+// must have cut the unit by itself (a block complete by its length). A
+// loop that waits for the gap instead comes back for more with nothing
+// written, and HandleNoGap returns nil.
+func (f *Fake) HandleNoGap(in []mdb.Word) []mdb.Word { return f.exchange(in, false) }
+
+func (f *Fake) exchange(in []mdb.Word, gap bool) []mdb.Word {
 	f.mu.Lock()
 	select {
 	case <-f.idle: // stale: from before these words
@@ -155,7 +163,9 @@ func (f *Fake) Handle(in []mdb.Word) []mdb.Word {
 	}
 	f.out = f.out[:0]
 	f.in = append(f.in, in...)
-	f.in = append(f.in, gapWord)
+	if gap {
+		f.in = append(f.in, gapWord)
+	}
 	f.mu.Unlock()
 	f.poke()
 	// One timer, reset per call: Handle runs inside allocation tests.
