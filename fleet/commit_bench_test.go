@@ -28,23 +28,7 @@ func BenchmarkCommitBesideShipper(b *testing.B) {
 			}
 			defer j.Close()
 			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			switch mode {
-			case "none":
-				done <- nil
-			case "absent", "present":
-				cfg := Config{Broker: fmt.Sprintf("mqtt://127.0.0.1:%d", fleettest.FreePort(b)), KioskID: "bench", Log: discardLogger()}
-				if mode == "present" {
-					cfg = testConfig(fleettest.Start(b), "bench")
-					cfg.Log = discardLogger()
-				}
-				s, err := New(cfg, j, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				j.OnWrite(s.Notify)
-				go func() { done <- s.Run(ctx) }()
-			}
+			_, done := shipperBeside(ctx, b, mode, j)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
@@ -67,4 +51,28 @@ func BenchmarkCommitBesideShipper(b *testing.B) {
 			}
 		})
 	}
+}
+
+// shipperBeside starts what mode names beside j, as the benchmarks
+// compare them: nothing ("none", the floor), a shipper whose broker is
+// not there ("absent"), or one shipping every commit to a live
+// mosquitto ("present"). done gets Run's result, at once for "none".
+func shipperBeside(ctx context.Context, b *testing.B, mode string, j *payment.Journal) (*Shipper, <-chan error) {
+	done := make(chan error, 1)
+	if mode == "none" {
+		done <- nil
+		return nil, done
+	}
+	cfg := Config{Broker: fmt.Sprintf("mqtt://127.0.0.1:%d", fleettest.FreePort(b)), KioskID: "bench"}
+	if mode == "present" {
+		cfg = testConfig(fleettest.Start(b), "bench")
+	}
+	cfg.Log = discardLogger()
+	s, err := New(cfg, j, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j.OnWrite(s.Notify)
+	go func() { done <- s.Run(ctx) }()
+	return s, done
 }

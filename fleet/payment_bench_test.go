@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kioskd/kioskd/fleet/fleettest"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 	"github.com/kioskd/kioskd/protocol/mobypay/possim"
@@ -38,24 +37,7 @@ func BenchmarkPaymentBesideShipper(b *testing.B) {
 			defer j.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var s *Shipper
-			done := make(chan error, 1)
-			switch mode {
-			case "none":
-				done <- nil
-			case "absent", "present":
-				cfg := Config{Broker: fmt.Sprintf("mqtt://127.0.0.1:%d", fleettest.FreePort(b)), KioskID: "bench", Log: discardLogger()}
-				if mode == "present" {
-					cfg = testConfig(fleettest.Start(b), "bench")
-					cfg.Log = discardLogger()
-				}
-				s, err = New(cfg, j, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				j.OnWrite(s.Notify)
-				go func() { done <- s.Run(ctx) }()
-			}
+			s, done := shipperBeside(ctx, b, mode, j)
 			if mode == "present" {
 				// Otherwise the first payments are timed against a
 				// connection still being made, not a broker present.
