@@ -25,6 +25,9 @@ type MDB struct {
 	// device, or for a stream a pty path or tcp://host:port.
 	Transport string `toml:"transport"`
 	Device    string `toml:"device"`
+	// Gap is the pause between two words that ends a block before it is
+	// complete (docs/mdb.md, "Cutting the bus into blocks").
+	Gap Duration `toml:"gap"`
 	// Provider and Mode pay each Vend Request.
 	Provider string `toml:"provider"`
 	Mode     string `toml:"mode"`
@@ -78,6 +81,9 @@ func (c *Config) validateMDB() []error {
 		}
 	default:
 		bad("mdb.transport %q: want %s or %s", m.Transport, MDBTransportUART, MDBTransportStream)
+	}
+	if g := m.Gap.Duration; g < time.Millisecond || g > time.Second {
+		bad("mdb.gap %s: want 1ms to 1s", g)
 	}
 	switch m.Provider {
 	case "mobypay":

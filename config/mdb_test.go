@@ -20,6 +20,8 @@ func TestMDBRefused(t *testing.T) {
 		{"transport", "[mdb]\ntransport = \"usb\"", []string{`mdb.transport "usb": want uart or stream`}},
 		{"uart device", "[mdb]\ndevice = \"ttyAMA0\"", []string{`mdb.device "ttyAMA0": want the UART's device path`}},
 		{"stream device", "[mdb]\ntransport = \"stream\"\ndevice = \"tcp://127.0.0.1\"", []string{`mdb.device "tcp://127.0.0.1": want tcp://host:port`}},
+		{"gap short", "[mdb]\ngap = \"500us\"", []string{"mdb.gap 500µs: want 1ms to 1s"}},
+		{"gap long", "[mdb]\ngap = \"2s\"", []string{"mdb.gap 2s: want 1ms to 1s"}},
 		{"provider", "[mdb]\nprovider = \"cash\"", []string{`mdb.provider "cash": want mobypay or kpos`}},
 		{"kpos off", "[mdb]\nenabled = true\nprovider = \"kpos\"", []string{`mdb.provider "kpos": kpos.enabled is false`}},
 		{"mode", "[mdb]\nmode = \"ipp\"", []string{`mdb.mode "ipp": want card, bnpl or duitnow_qr`}},

@@ -47,7 +47,7 @@ func openMDB(cfg *config.Config, svc *payment.Service, j *payment.Journal, hw *m
 	}
 	r.cur.Store(&r.t)
 	r.adapter = machine.NewMDB(dev, svc, j, ac, log)
-	log.Info("mdb reader", "address", fmt.Sprintf("%#x", cfg.MDB.Address), "transport", cfg.MDB.Transport, "device", cfg.MDB.Device)
+	log.Info("mdb reader", "address", fmt.Sprintf("%#x", cfg.MDB.Address), "transport", cfg.MDB.Transport, "device", cfg.MDB.Device, "gap", cfg.MDB.Gap.Duration)
 	return r, nil
 }
 
@@ -75,7 +75,7 @@ func (r *mdbReader) Run(ctx context.Context) error {
 	go func() { done <- r.adapter.Run(ctx) }()
 	backoff := time.Second
 	for {
-		loop := devmdb.NewLoop(r.t, r.dev, devmdb.Options{})
+		loop := devmdb.NewLoop(r.t, r.dev, devmdb.Options{Gap: r.cfg.Gap.Duration})
 		r.loop.Store(loop)
 		err := loop.Run(ctx)
 		r.t.Close()

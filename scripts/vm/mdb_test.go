@@ -74,7 +74,12 @@ func TestVMMDB(t *testing.T) {
 		}
 		// /data/kioskd.toml is used whole over the image's (kioskd-run),
 		// so it is the image's with the reader added.
-		cfg := fmt.Sprintf("%s\n[mdb]\nenabled = true\ntransport = \"stream\"\ndevice = %q\n", image, mdbTTY)
+		// The gap is the one for a link that delivers in bursts: the
+		// emulated 16550 hands its 16-byte FIFO to a guest that TCG and
+		// the other board may keep from it for tens of milliseconds
+		// (p99 16 ms here), and the default 2.5 ms cut Request ID's 64
+		// bytes in two, which the VMC heard as silence (docs/mdb.md).
+		cfg := fmt.Sprintf("%s\n[mdb]\nenabled = true\ntransport = \"stream\"\ndevice = %q\ngap = \"100ms\"\n", image, mdbTTY)
 		v := b.boot(t, vmOpts{disk: newDisk(t, t.TempDir(), map[string]string{"kioskd.toml": cfg}), name: "mdb"})
 		v.ready(90 * time.Second)
 		pos := newPOSSim()
