@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -71,11 +72,22 @@ func openButtons(cfgs []ButtonConfig, pins []gpio.PinIn) ([]*button, error) {
 	out := make([]*button, len(cfgs))
 	for i, c := range cfgs {
 		if err := pins[i].In(c.Pull, gpio.NoEdge); err != nil {
-			return nil, fmt.Errorf("machine: button %s: pin %s: %w", c.Name, pins[i], err)
+			return nil, fmt.Errorf("machine: button %s: pin %s%s: %w", c.Name, c.Pin, heldBy(pins[i], err), err)
 		}
 		out[i] = &button{cfg: c, pin: pins[i]}
 	}
 	return out, nil
+}
+
+// heldBy names who holds a line that is busy: a kernel driver the
+// device tree bound to it (gpio-keys, a LED trigger) or another program.
+// The pin's own description is multi-line JSON, no use in one log line.
+func heldBy(p gpio.PinIn, err error) string {
+	c, ok := p.(interface{ Consumer() string })
+	if !errors.Is(err, syscall.EBUSY) || !ok || c.Consumer() == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (in use by %q)", c.Consumer())
 }
 
 func boardButtons(cfgs []ButtonConfig) []board.Button {

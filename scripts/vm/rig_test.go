@@ -46,16 +46,19 @@ var (
 )
 
 // The virtual board's wiring: PL061 line offsets, named by the rig's
-// device tree as guest/kioskd.toml expects. Line 3 is the virt machine's
-// power key (gpio-keys), so it keeps that role.
+// device tree as guest/kioskd.toml expects. Line 3 is the one input the
+// host can drive: QEMU raises it for the virt machine's power key
+// (system_powerdown). The rig's device tree disables the gpio-keys node
+// that claims it, so it is a plain input, GPIO25, for a price button.
 const (
 	lineRelay = 0 // GPIO17, active low
 	lineGreen = 2 // GPIO22
+	lineKey   = 3 // GPIO25, high while QEMU presses it
 	lineAmber = 4 // GPIO23
 	lineRed   = 5 // GPIO24
 )
 
-var lineNames = []string{"GPIO17", "GPIO27", "GPIO22", "POWER_KEY", "GPIO23", "GPIO24", "GPIO5", "GPIO6"}
+var lineNames = []string{"GPIO17", "GPIO27", "GPIO22", "GPIO25", "GPIO23", "GPIO24", "GPIO5", "GPIO6"}
 
 // The MDB bus: the third PCI 16550 in the guest, its chardev's socket in
 // the boot's directory on the host (TestVMMDB's VMC connects to it).
@@ -202,14 +205,23 @@ func (b *board) prepare() error {
 	return nil
 }
 
-var pl061Node = regexp.MustCompile(`(pl061@[0-9a-f]+ \{[^}]*?gpio-controller;)`)
+var (
+	pl061Node    = regexp.MustCompile(`(pl061@[0-9a-f]+ \{[^}]*?gpio-controller;)`)
+	gpioKeysNode = regexp.MustCompile(`(gpio-keys \{\s*compatible = "gpio-keys";)`)
+)
 
 // nameLines adds gpio-line-names to the PL061 node of a device tree
-// source: what a board's own device tree does for its header pins.
+// source, what a board's own device tree does for its header pins, and
+// disables the power key's gpio-keys node: Debian's armhf kernel has the
+// driver built in, and it would hold line 3.
 func nameLines(dts []byte) ([]byte, error) {
 	if len(pl061Node.FindAllIndex(dts, -1)) != 1 {
 		return nil, errors.New("device tree: want exactly one pl061 node")
 	}
+	if len(gpioKeysNode.FindAllIndex(dts, -1)) != 1 {
+		return nil, errors.New("device tree: want exactly one gpio-keys node")
+	}
+	dts = gpioKeysNode.ReplaceAll(dts, []byte("$1\n\t\tstatus = \"disabled\";"))
 	quoted := make([]string, len(lineNames))
 	for i, n := range lineNames {
 		quoted[i] = strconv.Quote(n)
@@ -275,6 +287,7 @@ type VM struct {
 	console *lines
 	gpio    *gpioLog
 	events  *qmpLog
+	qmp     net.Conn // commands to QEMU (qmpExec); events are read from it
 	printer *printertest.Fake
 	pages   *lines // one line per page cut, as the printer model sees them
 
@@ -375,8 +388,8 @@ func (b *board) boot(t *testing.T, o vmOpts) *VM {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	qmp := v.dial(ctx, "qmp.sock")
-	go v.events.read(qmp)
+	v.qmp = v.dial(ctx, "qmp.sock")
+	go v.events.read(v.qmp)
 	prn := v.dial(ctx, "prn.sock")
 	go v.printer.Serve(prn)
 	v.sh = v.dial(ctx, "sh.sock")

@@ -19,6 +19,9 @@ import (
 // payment request it received, across the boots it served.
 type posSim struct {
 	seen *lines
+	// behaviour and delay, when set, replace Approve (possim.Config).
+	behaviour possim.Behaviour
+	delay     time.Duration
 }
 
 func newPOSSim() *posSim { return &posSim{seen: newLines()} }
@@ -35,8 +38,12 @@ func (p *posSim) waitRequest(from int, d time.Duration, done <-chan struct{}) bo
 // killed.
 func startPOS(t *testing.T, v *VM, p *posSim) {
 	t.Helper()
+	b := possim.Approve
+	if p.behaviour != "" {
+		b = p.behaviour
+	}
 	sim, err := possim.New(possim.Config{
-		Addr: v.pos, Secret: []byte(secret), Behaviour: possim.Approve,
+		Addr: v.pos, Secret: []byte(secret), Behaviour: b, Delay: p.delay,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
 		OnEvent: func(e possim.Event) {
 			if e.Kind == possim.Received && e.Msg.Type == mobypay.TypeTransactionRequest {
