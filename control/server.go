@@ -159,7 +159,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	list, err := s.svc.Journal().List(n)
+	list, err := s.svc.List(n)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -172,7 +172,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	t, err := s.svc.Journal().Get(id)
+	t, err := s.svc.Get(id)
 	if err != nil {
 		writeErr(w, err)
 		return

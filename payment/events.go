@@ -37,6 +37,30 @@ func (s *Service) Current() *Txn {
 	return &t
 }
 
+// Get returns one payment: the one in progress as the service has it,
+// which may be a step ahead of the journal (Service.soon holds "sent" and
+// acks for the next commit), any other from the journal.
+func (s *Service) Get(id string) (Txn, error) {
+	if t := s.Current(); t != nil && t.ID == id {
+		return *t, nil
+	}
+	return s.j.Get(id)
+}
+
+// List is Journal.List with the payment in progress as Get has it.
+func (s *Service) List(n int) ([]Txn, error) {
+	cur := s.Current()
+	list, err := s.j.List(n)
+	if cur != nil {
+		for i := range list {
+			if list[i].ID == cur.ID {
+				list[i] = *cur
+			}
+		}
+	}
+	return list, err
+}
+
 // POS returns the state of each provider's link.
 func (s *Service) POS() []POSState {
 	s.mu.Lock()

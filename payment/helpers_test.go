@@ -245,8 +245,9 @@ var (
 	linkUp   = POSState{Provider: "mobypay", State: "connected"}
 )
 
-// journalWrites counts the journal commits published for id so far.
-func (h *harness) journalWrites(id string) int {
+// published counts the payment events published for id so far: one per
+// step, whether committed then or held for the next commit (soon).
+func (h *harness) published(id string) int {
 	n := 0
 	for {
 		select {

@@ -81,6 +81,17 @@ type Journal struct {
 
 	unreadable atomic.Uint64 // see UnreadableRecords
 	onWrite    atomic.Pointer[func()]
+	commits    atomic.Uint64 // see Commits
+}
+
+// Commits is how many write transactions the journal has committed (or
+// tried to) since it was opened: each is two fdatasyncs, data then meta.
+func (j *Journal) Commits() uint64 { return j.commits.Load() }
+
+// write is db.Update, counted.
+func (j *Journal) write(fn func(*bolt.Tx) error) error {
+	j.commits.Add(1)
+	return j.db.Update(fn)
 }
 
 // OnWrite sets f to be called after each committed write that appends
@@ -92,7 +103,7 @@ func (j *Journal) OnWrite(f func()) { j.onWrite.Store(&f) }
 // update is db.Update for the writes that append a record, telling
 // OnWrite's function once the write is durable.
 func (j *Journal) update(fn func(*bolt.Tx) error) error {
-	err := j.db.Update(fn)
+	err := j.write(fn)
 	if f := j.onWrite.Load(); err == nil && f != nil && *f != nil {
 		(*f)()
 	}
@@ -232,6 +243,23 @@ func decodeRecord(k, v []byte) (*Txn, error) {
 // outbox gets a RecordTxn, or a RecordEvidence when fn changed nothing
 // and only the message was added.
 func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn) error) (Txn, error) {
+	return j.UpdateSteps(id, []Step{{At: now, Ev: ev, Fn: fn}})
+}
+
+// Step is one change for UpdateSteps: what Update takes.
+type Step struct {
+	At time.Time
+	Ev *Evidence        // nil: none
+	Fn func(*Txn) error // nil: no change but the evidence
+}
+
+// UpdateSteps makes several changes to one transaction, in order, in one
+// bbolt transaction and so with one commit: each step is checked against
+// the one before it and gets its own outbox record, at its own time, as
+// if it had been its own Update. The service uses it to carry the steps
+// whose loss in a power cut changes no outcome (sent, acks) into the
+// next commit that must be durable (Service.later).
+func (j *Journal) UpdateSteps(id string, steps []Step) (Txn, error) {
 	var out Txn
 	err := j.update(func(tx *bolt.Tx) error {
 		txns := tx.Bucket(bucketTxns)
@@ -239,36 +267,45 @@ func (j *Journal) Update(id string, now time.Time, ev *Evidence, fn func(t *Txn)
 		if err != nil {
 			return err
 		}
-		nu := *old
-		nu.Plans = append([]Plan(nil), old.Plans...)
-		if fn != nil {
-			if err := fn(&nu); err != nil {
+		var v []byte
+		for _, st := range steps {
+			nu := *old
+			nu.Plans = append([]Plan(nil), old.Plans...)
+			if st.Fn != nil {
+				if err := st.Fn(&nu); err != nil {
+					return err
+				}
+			}
+			if err := checkMove(old, &nu); err != nil {
 				return err
 			}
-		}
-		if err := checkMove(old, &nu); err != nil {
-			return err
-		}
-		kind := RecordTxn
-		var evb []byte
-		if ev != nil {
-			// Compared before the evidence count and the time move: the
-			// message changed nothing else.
-			if reflect.DeepEqual(old, &nu) {
-				kind = RecordEvidence
+			kind := RecordTxn
+			var evb []byte
+			if st.Ev != nil {
+				// Compared before the evidence count and the time move: the
+				// message changed nothing else.
+				if reflect.DeepEqual(old, &nu) {
+					kind = RecordEvidence
+				}
+				if evb, err = addEvidence(tx, st.Ev, st.At); err != nil {
+					return err
+				}
+				nu.Evidence++
 			}
-			if evb, err = addEvidence(tx, ev, now); err != nil {
+			nu.UpdatedAt = st.At
+			if v, err = encodeTxn(&nu); err != nil {
 				return err
 			}
-			nu.Evidence++
+			if err := appendRecord(tx, st.At, kind, v, evb, ""); err != nil {
+				return err
+			}
+			old = &nu
 		}
-		nu.UpdatedAt = now
-		v, err := put(txns, &nu)
-		if err != nil {
-			return err
+		if v == nil {
+			return nil
 		}
-		out = nu
-		return appendRecord(tx, now, kind, v, evb, "")
+		out = *old
+		return txns.Put([]byte(id), v)
 	})
 	return out, err
 }
@@ -353,7 +390,7 @@ func (j *Journal) Settle(id, note string, now time.Time) (Txn, error) {
 // across restarts: KPOS wants sequenceNo unique per calendar day.
 func (j *Journal) NextSequence(name, day string) (uint64, error) {
 	var n uint64
-	err := j.db.Update(func(tx *bolt.Tx) error {
+	err := j.write(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		key := []byte("seq/" + name)
 		v := meta.Get(key)

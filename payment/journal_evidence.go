@@ -175,7 +175,7 @@ func (j *Journal) Nonces(now time.Time) (map[string]time.Time, error) {
 	if err != nil || !expired {
 		return out, err
 	}
-	err = j.db.Update(func(tx *bolt.Tx) error {
+	err = j.write(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketNonces).Cursor()
 		for k, _ := c.First(); k != nil && (len(k) < 8 || nonceExpired(k, now)); k, _ = c.First() {
 			if err := c.Delete(); err != nil {

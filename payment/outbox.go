@@ -270,7 +270,7 @@ func shipped(tx *bolt.Tx) uint64 {
 // arrive out of order, and a late one must not cause a resend of what a
 // newer one covered). A seq beyond LastRecord is ErrAhead.
 func (j *Journal) SetShipped(seq uint64) error {
-	err := j.db.Update(func(tx *bolt.Tx) error {
+	err := j.write(func(tx *bolt.Tx) error {
 		if last := tx.Bucket(bucketRecords).Sequence(); seq > last {
 			return fmt.Errorf("%w: %d, last record %d", ErrAhead, seq, last)
 		}
@@ -317,7 +317,7 @@ func (j *Journal) trimRecords(now time.Time, keep time.Duration, shippedOnly boo
 	total := 0
 	for {
 		n, full := 0, false
-		err := j.db.Update(func(tx *bolt.Tx) error {
+		err := j.write(func(tx *bolt.Tx) error {
 			limit := ^uint64(0)
 			if shippedOnly {
 				limit = shipped(tx)

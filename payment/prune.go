@@ -222,7 +222,7 @@ func prunable(k, v []byte, cutoff time.Time) (pruneView, bool) {
 // too, unless the clock did not).
 func (j *Journal) prune(ids [][]byte, cutoff time.Time, held map[string]bool, heldUpTo uint64) (int, uint64, error) {
 	n := 0
-	err := j.db.Update(func(tx *bolt.Tx) error {
+	err := j.write(func(tx *bolt.Tx) error {
 		if held != nil {
 			c := tx.Bucket(bucketRecords).Cursor()
 			for k, v := c.Seek(seqKey(heldUpTo + 1)); k != nil; k, v = c.Next() {

@@ -81,7 +81,12 @@ type Recorded struct {
 func (s *Service) Record(ctx context.Context, r Report) (Recorded, error) {
 	var out Recorded
 	var err error
-	if derr := s.do(ctx, func() { out, err = s.onReport(r) }); derr != nil {
+	if derr := s.do(ctx, func() {
+		// Durable before it returns: nothing of it may be held (soon).
+		s.commitNow = true
+		out, err = s.onReport(r)
+		s.commitNow = false
+	}); derr != nil {
 		return Recorded{}, derr
 	}
 	return out, err
@@ -116,6 +121,7 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	// lost) gets the same answer and changes nothing.
 	if r.Repeatable {
 		dup, err := s.j.HasEvidence(t.ID, ev.Payload)
+		dup = dup || s.holds(t.ID, ev.Payload)
 		if err != nil {
 			return Recorded{}, err
 		}
@@ -200,21 +206,21 @@ func (s *Service) apply(r Report, ev *Evidence) {
 	t := s.cur
 	tm := s.timeouts(t.Mode)
 	ev.Disposal = "applied"
-	ignore := func() { ev.Disposal = "not acted on in state " + string(t.State); s.move(ev, func(*Txn) {}) }
+	ignore := func() { ev.Disposal = "not acted on in state " + string(t.State); s.soon(ev, func(*Txn) {}) }
 	switch r.Kind {
 	case ReportAck:
 		switch {
 		case r.Status == "processing" && t.State == Sent:
-			if _, ok := s.move(ev, func(t *Txn) { t.State = Acked; t.PosID = r.PosID }); ok {
+			if _, ok := s.soon(ev, func(t *Txn) { t.State = Acked; t.PosID = r.PosID }); ok {
 				s.arm(timerResult, tm.Result)
 			}
 		case r.Status == "plan_received" && t.State == PlanSelected:
 			// The result deadline runs from the selection: an ack that
 			// the POS may repeat must not push it back.
-			s.move(ev, func(*Txn) {})
+			s.soon(ev, func(*Txn) {})
 		default:
 			ev.Disposal = "noted"
-			s.move(ev, func(*Txn) {})
+			s.soon(ev, func(*Txn) {})
 		}
 	case ReportPlans:
 		if t.State != Sent && t.State != Acked || len(r.Plans) == 0 {
@@ -263,7 +269,7 @@ func (s *Service) apply(r Report, ev *Evidence) {
 		})
 	default:
 		ev.Disposal = "noted"
-		s.move(ev, func(*Txn) {})
+		s.soon(ev, func(*Txn) {})
 	}
 }
 

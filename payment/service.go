@@ -132,6 +132,10 @@ type Service struct {
 	async map[string]AsyncVender
 	// journalErr is the last journal failure of the report being handled.
 	journalErr error
+	// later holds the steps of cur that the next commit writes first
+	// (soon); commitNow makes soon commit at once, for Record.
+	later     []Step
+	commitNow bool
 	// A flood of one kind of message costs a few log lines, not one each.
 	unknownLog, repeatLog, lateLog rateLog
 
@@ -193,6 +197,7 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.timer.Stop()
+			s.flushLater()
 			return nil
 		case f := <-s.cmds:
 			f()

@@ -160,8 +160,13 @@ func TestTimeouts(t *testing.T) {
 		h := start(t, cfg)
 		tx := h.pay("card", 100)
 		time.Sleep(tm.Ack - time.Nanosecond)
-		if got := h.journaled(tx.ID); got.State != Sent {
-			t.Fatalf("a nanosecond before the ack timeout: %+v", got)
+		// "sent" is held for the next commit (Service.soon), which the
+		// timeout makes.
+		if got := h.journaled(tx.ID); got.State != Created {
+			t.Fatalf("a nanosecond before the ack timeout, journaled: %+v", got)
+		}
+		if got, err := h.svc.Get(tx.ID); err != nil || got.State != Sent {
+			t.Fatalf("a nanosecond before the ack timeout: %+v %v", got, err)
 		}
 		time.Sleep(time.Nanosecond)
 		if got := h.journaled(tx.ID); got.State != TimedOut || got.Error != "no ack from the terminal" {
@@ -173,8 +178,8 @@ func TestTimeouts(t *testing.T) {
 		h.svc.Report(ack(tx.ID, "processing"))
 		acked := time.Now()
 		time.Sleep(tm.Result - time.Nanosecond)
-		if got := h.journaled(tx.ID); got.State != Acked {
-			t.Fatalf("a nanosecond before the result timeout: %+v", got)
+		if got, err := h.svc.Get(tx.ID); err != nil || got.State != Acked {
+			t.Fatalf("a nanosecond before the result timeout: %+v %v", got, err)
 		}
 		time.Sleep(time.Nanosecond)
 		if got := h.journaled(tx.ID); got.State != CancelRequested {

@@ -97,6 +97,11 @@ func (w *simWorld) vended(st simStep) {
 	id, tx := w.resolve(st.Txn)
 	o := VendOutcome{Vend: simVendOutcomes[st.Msg], Reason: "VMC reports " + st.Msg, Source: "mdb"}
 	pre, gerr := w.j.Get(id)
+	if cur := w.svc.Current(); gerr == nil && cur != nil && cur.ID == id {
+		// The service's view: steps it holds for its next commit (soon)
+		// are journaled with the report.
+		pre = *cur
+	}
 	m := w.machines[id]
 	active := gerr == nil && pre.Vend == VendReleasing && m != nil && !m.refused && m.life == w.restarts
 	fate := "applied"

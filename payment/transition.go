@@ -13,16 +13,28 @@ import (
 
 // move applies one journaled transition to the current payment and
 // publishes it. A journal failure stops the payment where it is: no
-// effect may follow a transition that is not on disk.
+// effect may follow a transition that is not on disk. The steps held by
+// later are written first, in the same commit.
 func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	cur := s.cur
-	t, err := s.j.Update(cur.ID, time.Now(), ev, func(t *Txn) error { fn(t); return nil })
+	now := time.Now()
+	steps := append(s.later, Step{At: now, Ev: ev, Fn: func(t *Txn) error { fn(t); return nil }})
+	t, err := s.j.UpdateSteps(cur.ID, steps)
 	if err != nil {
 		s.journalErr = err
 		s.log.Error("journal update failed", "txn_id", cur.ID, "err", err)
 		return *cur, false
 	}
+	clear(steps) // the closures and evidence go with the commit
+	s.later = s.later[:0]
 	*cur = t
+	s.moved(t)
+	return t, true
+}
+
+// moved logs and publishes the payment in progress as it now stands, and
+// lets it go once it has ended.
+func (s *Service) moved(t Txn) {
 	if t.PulsesTotal > 0 {
 		s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "pulses_done", t.PulsesDone, "pulses_total", t.PulsesTotal, "review", t.Review)
 	} else {
@@ -34,7 +46,85 @@ func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 		delete(s.async, t.ID)
 	}
 	s.publish(Event{Kind: "payment", Txn: &t})
-	return t, true
+}
+
+// maxLater bounds the steps held for the next commit: a terminal that
+// acknowledges again and again has its acks written, not kept.
+const maxLater = 8
+
+// soon is move for a step whose loss in a power cut changes no outcome:
+// the payment in progress changes at once (the loop, the events and the
+// API see it), and the step is written first in the next commit, by
+// move, with its own outbox record at its own time. A payment has three
+// commits on its happy path so: created, before the request leaves;
+// approved with releasing, before the relay moves; released, after it.
+//
+// Only these steps are held: "sent", and the terminal's acks and other
+// non-final messages. Losing them changes nothing because recovery
+// treats every state before a final one alike (unknown, flagged: the
+// card may have been charged), and "created" is already journaled before
+// the request leaves, so the record never claims less than happened. No
+// effect follows them: the ack timer only ends the payment, through a
+// commit; nothing is released, charged or promised on an ack. Every
+// final result, every state a person waits in (plans offered), every
+// cancel and every vend step is a commit before its effect, as before.
+// Held steps are bounded (maxLater), belong to the payment in progress
+// only, and are written when the loop stops too (Run).
+func (s *Service) soon(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
+	cur := s.cur
+	if s.commitNow || len(s.later) >= maxLater {
+		return s.move(ev, fn)
+	}
+	nu := *cur
+	nu.Plans = slices.Clone(cur.Plans)
+	fn(&nu)
+	if nu.State.Final() || nu.Vend != cur.Vend || nu.Review != cur.Review {
+		// Not a step that may wait: written now.
+		return s.move(ev, fn)
+	}
+	if err := checkMove(cur, &nu); err != nil {
+		s.journalErr = err
+		s.log.Error("payment step refused", "txn_id", cur.ID, "err", err)
+		return *cur, false
+	}
+	now := time.Now()
+	var held *Evidence
+	if ev != nil {
+		c := *ev
+		held = &c
+		nu.Evidence++
+	}
+	nu.UpdatedAt = now
+	s.later = append(s.later, Step{At: now, Ev: held, Fn: func(t *Txn) error { fn(t); return nil }})
+	*cur = nu
+	s.moved(nu)
+	return nu, true
+}
+
+// holds reports whether payload is a message soon holds for id's next
+// commit: a repeat of it is as much a repeat as one of the journal's.
+func (s *Service) holds(id, payload string) bool {
+	if s.cur == nil || s.cur.ID != id {
+		return false
+	}
+	for _, st := range s.later {
+		if st.Ev != nil && st.Ev.Payload == payload {
+			return true
+		}
+	}
+	return false
+}
+
+// flushLater writes the held steps of the payment in progress on their
+// own, when the loop stops.
+func (s *Service) flushLater() {
+	if s.cur == nil || len(s.later) == 0 {
+		return
+	}
+	if _, err := s.j.UpdateSteps(s.cur.ID, s.later); err != nil {
+		s.log.Error("journal update failed at stop", "txn_id", s.cur.ID, "err", err)
+	}
+	s.later = nil
 }
 
 func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
@@ -59,6 +149,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 	if s.cur != nil {
 		return Txn{}, false, fmt.Errorf("%w: %s", ErrBusy, s.cur.ID)
 	}
+	s.later = s.later[:0] // only ever the payment in progress's
 	if err := prov.Ready(); err != nil {
 		return Txn{}, false, fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
@@ -83,7 +174,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		s.log.Warn("payment request may not have been delivered", "txn_id", t.ID, "err", err)
 	}
 	s.begin(&t)
-	out, _ := s.move(nil, func(t *Txn) { t.State = Sent })
+	out, _ := s.soon(nil, func(t *Txn) { t.State = Sent })
 	// Armed even when "sent" is not on disk: the payment is in progress
 	// either way and must still end by its deadlines.
 	s.arm(timerAck, s.timeouts(t.Mode).Ack)
