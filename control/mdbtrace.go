@@ -129,6 +129,11 @@ func serveMDBTrace(w http.ResponseWriter, r *http.Request, rd MDBTraceReader, la
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// The answer goes out at once, so that a client knows its stream is
+	// open before the bus says anything.
+	if rc.Flush() != nil {
+		return
+	}
 	enc := json.NewEncoder(w)
 	buf := make([]MDBExchange, 0, 32)
 	// Without follow the stream ends once it caught up, after no more
@@ -157,11 +162,11 @@ func serveMDBTrace(w http.ResponseWriter, r *http.Request, rd MDBTraceReader, la
 				return
 			}
 		}
-		if !follow && (len(buf) == 0 || left == 0) {
-			return
-		}
-		if len(buf) == cap(buf) {
+		if len(buf) == cap(buf) && (follow || left > 0) {
 			continue // more may be waiting already
+		}
+		if !follow {
+			return // caught up, or as many as asked for
 		}
 		select {
 		case <-rd.Ready():

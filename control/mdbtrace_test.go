@@ -227,6 +227,14 @@ func TestMDBTraceFollow(t *testing.T) {
 	if err != nil || len(held) != 2 || held[0].Text != "POLL -> ACK #3" || held[1].Text != "POLL -> ACK #4" {
 		t.Fatalf("follow=0 last=2: %v %+v", err, held)
 	}
+	var all []control.MDBTraceLine
+	err = ts.c.MDBTrace(t.Context(), control.MDBTraceOptions{Last: 50}, func(l control.MDBTraceLine) error {
+		all = append(all, l)
+		return nil
+	})
+	if err != nil || len(all) != 5 || all[0].Text != "POLL -> ACK #0" {
+		t.Fatalf("follow=0 last=50 of 5 held: %v %+v", err, all)
+	}
 	if !held[1].Time.Equal(exchange(4).Time) || held[1].LatencyUS != 4 || len(held[1].Unit) != 2 || held[1].Reply[0] != "100" {
 		t.Errorf("line as sent: %+v", held[1])
 	}
