@@ -126,6 +126,9 @@ func MDBTraceHandler(src MDBTraceSource, stop <-chan struct{}) http.HandlerFunc 
 
 func serveMDBTrace(w http.ResponseWriter, r *http.Request, rd MDBTraceReader, last int, follow bool, stop <-chan struct{}) {
 	rc := http.NewResponseController(w)
+	// The deadline stays on the connection after the handler: cleared,
+	// so that a request that reuses the connection is not cut by it.
+	defer rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
