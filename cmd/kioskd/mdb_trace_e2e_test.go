@@ -44,8 +44,8 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // and a vend; kioskd mdb trace -follow=false, from the daemon's control
 // socket, prints each exchange decoded as the bench tool does, across a
 // reconnect of the bus; the live trace prints the next vend as it
-// happens; GET /v1/mdb/trace's lines are as docs/control-api.json has
-// them.
+// happens and ends with its context, -duration and the daemon's stop;
+// GET /v1/mdb/trace's lines are as docs/control-api.json has them.
 func TestMDBTraceThroughDaemon(t *testing.T) {
 	ln, err := mdbtest.Listen()
 	if err != nil {
@@ -176,6 +176,23 @@ device = %q
 		t.Fatalf("-duration: exit %d %s", code, errs)
 	}
 	checkMDBTraceAPI(t, d)
+
+	// The daemon stopping ends a live trace, which says so.
+	lw = &lineWriter{ch: make(chan string, 16)}
+	stderr.Reset()
+	go func() {
+		done <- runMdbTrace(t.Context(), &cli.Env{Stdout: lw, Stderr: &stderr}, []string{"-config", cfgPath, "-last", "1"})
+	}()
+	waitLine(" -> ", nil)
+	stopDaemon(t, d)
+	select {
+	case code := <-done:
+		if code != exitUnreachable || !strings.Contains(stderr.String(), "the daemon ended the trace") {
+			t.Fatalf("live trace at the daemon's stop: exit %d %q, want 4 and why", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("live trace outlived the daemon")
+	}
 }
 
 func tail(s string, n int) string {
