@@ -183,3 +183,21 @@ func TestTraceRingReaders(t *testing.T) {
 		t.Fatalf("empty ring: %d %d", n, dropped)
 	}
 }
+
+// BenchmarkTraceRingPut is the cost Put adds to the bus loop's
+// goroutine per exchange, with every reader slot taken.
+func BenchmarkTraceRingPut(b *testing.B) {
+	g := devmdb.NewTraceRing(1024, 4)
+	for range 4 {
+		rd, err := g.NewReader(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rd.Close()
+	}
+	te := traced(7)
+	b.ReportAllocs()
+	for b.Loop() {
+		g.Put(te)
+	}
+}
