@@ -165,11 +165,21 @@ func serveMDBTrace(w http.ResponseWriter, r *http.Request, rd MDBTraceReader, la
 				return
 			}
 		}
-		if len(buf) == cap(buf) && (follow || left > 0) {
-			continue // more may be waiting already
-		}
-		if !follow {
+		more := len(buf) == cap(buf) && (follow || left > 0)
+		if !more && !follow {
 			return // caught up, or as many as asked for
+		}
+		// A full batch means more may be waiting already; the stop and
+		// the client are still looked at before reading on.
+		select {
+		case <-stop:
+			return
+		case <-r.Context().Done():
+			return
+		default:
+		}
+		if more {
+			continue
 		}
 		select {
 		case <-rd.Ready():
