@@ -72,7 +72,7 @@ func commands() []cli.Command {
 			{Name: "sign", Usage: secret + " [-fresh] [-v] < payloads.ndjson", Summary: "sign each payload object on stdin", Run: sigSign},
 		}},
 		{Name: "mdb", Summary: "MDB (vending machine bus) tools", Subs: []cli.Command{
-			{Name: "trace", Usage: mdbTraceUsage, Summary: "answer a VMC as a cashless reader and print the decoded, timestamped bus trace", Run: cmdMdbTrace},
+			{Name: "trace", Usage: mdbTraceUsage, Summary: "print the running kioskd's MDB bus trace, decoded and timestamped (with -device: answer a VMC as a bench reader)", Run: cmdMdbTrace},
 		}},
 		{Name: "fleet", Summary: "the operator's view of every kiosk on the MQTT broker", Subs: []cli.Command{
 			{Name: "watch", Usage: broker, Summary: "print every kiosk's journal events and status as they arrive", Run: cmdFleetWatch},

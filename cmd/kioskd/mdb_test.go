@@ -15,7 +15,12 @@ import (
 
 func TestMdbTraceUsage(t *testing.T) {
 	for _, args := range [][]string{
-		{"mdb", "trace"},
+		{"mdb", "trace", "-approve"},
+		{"mdb", "trace", "-transport", "uart"},
+		{"mdb", "trace", "-last", "-1"},
+		{"mdb", "trace", "extra"},
+		{"mdb", "trace", "-device", "tcp://127.0.0.1:1", "-last", "5"},
+		{"mdb", "trace", "-device", "tcp://127.0.0.1:1", "-control", "/nonexistent.sock"},
 		{"mdb", "trace", "-device", "tcp://127.0.0.1:1", "extra"},
 		{"mdb", "trace", "-device", "tcp://127.0.0.1:1", "-address", "20"},
 		{"mdb", "trace", "-device", "tcp://127.0.0.1:1", "-transport", "usb"},

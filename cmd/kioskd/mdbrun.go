@@ -31,6 +31,10 @@ type mdbReader struct {
 	// cur is r.t as Run last set it, for the stream's counters in
 	// status: Run alone writes r.t, while status reads from elsewhere.
 	cur atomic.Pointer[devmdb.Transport]
+	// trace keeps the bus loop's last exchanges for GET /v1/mdb/trace
+	// (mdbring.go). It is the reader's, not a loop's: a reopened
+	// transport's exchanges follow the old one's in the same ring.
+	trace *devmdb.TraceRing
 }
 
 // openMDB opens the transport once before anything starts, so that a
@@ -41,7 +45,8 @@ func openMDB(cfg *config.Config, svc *payment.Service, j *payment.Journal, hw *m
 	if err != nil {
 		return nil, fmt.Errorf("mdb: %w", err)
 	}
-	r := &mdbReader{cfg: cfg.MDB, dev: dev, hw: hw, log: log.With("component", "mdb-bus")}
+	r := &mdbReader{cfg: cfg.MDB, dev: dev, hw: hw, log: log.With("component", "mdb-bus"),
+		trace: devmdb.NewTraceRing(mdbTraceSize, control.MaxMDBTraceStreams)}
 	if r.t, err = r.open(); err != nil {
 		return nil, err
 	}
@@ -75,7 +80,7 @@ func (r *mdbReader) Run(ctx context.Context) error {
 	go func() { done <- r.adapter.Run(ctx) }()
 	backoff := time.Second
 	for {
-		loop := devmdb.NewLoop(r.t, r.dev, devmdb.Options{Gap: r.cfg.Gap.Duration})
+		loop := devmdb.NewLoop(r.t, r.dev, devmdb.Options{Gap: r.cfg.Gap.Duration, Trace: r.trace.Put})
 		r.loop.Store(loop)
 		err := loop.Run(ctx)
 		r.t.Close()

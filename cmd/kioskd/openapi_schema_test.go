@@ -282,4 +282,9 @@ func TestAPIDocWalker(t *testing.T) {
 	ok("Amount", `"12.50"`)
 	notOK("Amount", `12.5`)
 	notOK("POSStats", `{"sessions":1.5}`)
+	poll := `{"time":"2026-12-01T18:00:00.123456789Z","unit":["112","012"],"reply":["100"],"latency_us":31,"gap":false,"text":"POLL -> ACK"}`
+	ok("MDBTraceLine", poll)
+	ok("MDBTraceLine", `{"dropped":12}`)
+	notOK("MDBTraceLine", `{"dropped":12,"text":"POLL -> ACK"}`)        // neither alternative
+	notOK("MDBTraceLine", strings.Replace(poll, `"112"`, `"0x112"`, 1)) // not a 9-bit word
 }

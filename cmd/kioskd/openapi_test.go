@@ -33,6 +33,8 @@ import (
 var apiNotProvoked = map[string]string{
 	"POST /v1/pair/print 503":               "the sim board's printer is always there",
 	"POST /v1/sim/buttons/{name}/press 503": "the sim board's pins are always there to drive",
+	"GET /v1/mdb/trace 200":                 "this kiosk has no [mdb]; TestMDBTraceThroughDaemon holds the stream's lines to the document",
+	"GET /v1/mdb/trace 429":                 "five streams at once; control's TestMDBTraceLimit",
 }
 
 // apiCall is one request the test makes and the status it expects.
@@ -295,6 +297,8 @@ func TestE2EControlAPIMatchesOpenAPI(t *testing.T) {
 	a.do(apiCall{op: "POST /v1/selftest", path: "/v1/selftest", status: 200})
 	a.do(apiCall{op: "POST /v1/pair/print", path: "/v1/pair/print", status: 200})
 	a.do(apiCall{op: "GET /v1/logs", path: "/v1/logs?n=5", status: 200})
+	a.do(apiCall{op: "GET /v1/mdb/trace", path: "/v1/mdb/trace?last=-1", status: 400})
+	a.do(apiCall{op: "GET /v1/mdb/trace", path: "/v1/mdb/trace?follow=0", status: 404}) // [mdb] off
 	const press = "POST /v1/sim/buttons/{name}/press"
 	a.do(apiCall{op: press, path: "/v1/sim/buttons/nope/press", status: 404})
 	a.do(apiCall{op: press, path: "/v1/sim/buttons/coffee/press", status: 200})

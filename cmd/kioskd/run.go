@@ -189,8 +189,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	}
 	routes := append(api.Routes(), hw.Routes(svc, func() []string { return control.ConnectAddrs(srv.Addr()) })...)
 	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: control.LogsHandler(ring.Last)})
+	var traceSrc control.MDBTraceSource // a nil *mdbReader would not be a nil interface
+	if reader != nil {
+		traceSrc = reader
+	}
+	traceStop := make(chan struct{})
+	routes = append(routes, control.Route{Pattern: "GET /v1/mdb/trace", Handler: control.MDBTraceHandler(traceSrc, traceStop)})
 	mux, patterns := control.Mux(routes)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Trace streams end when the API shuts down, so that Shutdown has
+	// no stream to wait for.
+	hs.RegisterOnShutdown(func() { close(traceStop) })
 
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(parent)

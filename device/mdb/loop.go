@@ -37,7 +37,8 @@ type Options struct {
 	Idle time.Duration
 	// Trace, if set, gets every unit after its reply has been written,
 	// on the loop's goroutine: it must be quick, and it delays the
-	// reading (not the answering) of the next unit.
+	// reading (not the answering) of the next unit. A TraceRing's Put
+	// is one that is: it copies the exchange and returns.
 	Trace func(TraceEntry)
 }
 
