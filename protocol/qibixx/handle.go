@@ -120,11 +120,11 @@ func (r *Reader) request(m Msg) {
 	// A VMC that asks again has moved on from the vend before.
 	r.interrupt(mdb.CauseVendCancel, "a new vend request")
 	r.state = mdb.StateVend
-	sen, err := m.Price.Sen(r.cfg.Decimals)
+	sen, err := m.Price.Sen(r.cfg.Scale.Decimals)
 	switch {
 	case err != nil || sen == 0:
 		if ok, n := r.badLines.allow(r.cfg.Now()); ok {
-			r.log.Warn("vend request price not usable", "units", m.Price.Units, "decimals", m.Price.Frac, "configured", r.cfg.Decimals, "err", err, "refused_since_last", n)
+			r.log.Warn("vend request price not usable", "units", m.Price.Units, "decimals", m.Price.Frac, "configured", r.cfg.Scale.Decimals, "err", err, "refused_since_last", n)
 		}
 		r.refuse(mdb.CausePrice, -1, m.Item)
 		return

@@ -23,10 +23,12 @@ type Config struct {
 	// Currency is the ISO 4217 numeric code (default 458, ringgit):
 	// C,SETCONF,mdb-currency-code, in the MDB's 1xxx BCD form.
 	Currency uint16
-	// Decimals is how many decimals the board writes its amounts with
-	// (default 2). A price with more is refused: board and kioskd
-	// disagree about the money.
-	Decimals uint8
+	// Scale is the money's scaling (default factor 1, 2 decimals); its
+	// Decimals are how many decimals the board writes amounts with, and a
+	// price with more is refused: board and kioskd disagree about the
+	// money. The factor must be 1: the board's pages do not say whether
+	// the amounts it writes are scaled.
+	Scale mdb.Scale
 	// AlwaysIdle is C,SETCONF,mdb-always-idle: the VMC may ask for a
 	// vend without a session begun by the reader.
 	AlwaysIdle bool
@@ -58,8 +60,8 @@ func (c Config) normalize() (Config, error) {
 	if c.Currency == 0 {
 		c.Currency = mdb.CurrencyMYR
 	}
-	if c.Decimals == 0 {
-		c.Decimals = 2
+	if c.Scale == (mdb.Scale{}) {
+		c.Scale = mdb.Scale{Factor: 1, Decimals: 2}
 	}
 	if c.MaxResponse == 0 {
 		c.MaxResponse = 60 * time.Second
@@ -78,8 +80,8 @@ func (c Config) normalize() (Config, error) {
 		return c, fmt.Errorf("%w: address %#x", ErrConfig, c.Address)
 	case c.Currency > 999:
 		return c, fmt.Errorf("%w: currency %d", ErrConfig, c.Currency)
-	case int(c.Decimals) > maxFrac:
-		return c, fmt.Errorf("%w: %d decimals", ErrConfig, c.Decimals)
+	case c.Scale.Factor != 1 || int(c.Scale.Decimals) > maxFrac:
+		return c, fmt.Errorf("%w: scale factor %d, %d decimals: want factor 1, 0 to 4 decimals", ErrConfig, c.Scale.Factor, c.Scale.Decimals)
 	case c.VendMargin < 0 || c.VendMargin >= c.MaxResponse:
 		return c, fmt.Errorf("%w: vend margin %s, max response %s", ErrConfig, c.VendMargin, c.MaxResponse)
 	}
@@ -197,7 +199,7 @@ func (r *Reader) Approve(id uint32, amount int64) error {
 	if amount > r.v.price || amount <= 0 {
 		return mdb.ErrAmount
 	}
-	cmd, err := AppendVend(nil, amount, r.cfg.Decimals)
+	cmd, err := AppendVend(nil, amount, r.cfg.Scale.Decimals)
 	if err != nil {
 		return mdb.ErrAmount
 	}

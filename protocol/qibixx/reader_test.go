@@ -366,3 +366,26 @@ func TestReaderStopSwitchesOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A board set to whole units: prices and approvals without decimals, and
+// a price written with decimals is refused.
+func TestReaderWholeUnits(t *testing.T) {
+	g := newRig(t, qibixx.Config{Scale: mdb.Scale{Factor: 1, Decimals: 0}})
+	e := g.choose("2", 1)
+	if e.Price != 200 {
+		t.Fatalf("vend requested %+v", e)
+	}
+	g.r.Approve(e.Vend, 200)
+	if c, err := g.b.Answer(wait); err != nil || c != "C,VEND,2" {
+		t.Fatalf("the board got %q %v", c, err)
+	}
+	g.b.Dispense()
+	g.want(mdb.EventVendSucceeded)
+	g.b.Send("c,STATUS,VEND,2.00,1")
+	if e := g.want(mdb.EventVendRefused); e.Cause != mdb.CausePrice {
+		t.Errorf("a price with decimals: %+v", e)
+	}
+	if _, err := qibixx.New(qibixx.Config{Scale: mdb.Scale{Factor: 5, Decimals: 2}}); !errors.Is(err, qibixx.ErrConfig) {
+		t.Errorf("scale factor 5: %v", err)
+	}
+}
