@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/device/serial"
+	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/qibixx/qibixxsim"
+)
+
+// TestQibixxThroughDaemon: a kioskd process with [mdb] transport
+// "qibixx" on a pty, whose far end is the simulated board and its VMC,
+// sells one product: the board's vend request becomes a POS payment, the
+// approval goes to the board as C,VEND for the price, and the VMC's
+// success journals the vend released. kioskd status shows the reader.
+func TestQibixxThroughDaemon(t *testing.T) {
+	master, slave, err := serial.OpenPTY()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	board := qibixxsim.New(master)
+	defer board.Close()
+	dir := t.TempDir()
+	cfgPath := writeTestConfig(t, dir, fmt.Sprintf(`[payment.timeouts.card]
+ack = "5s"
+result = "10s"
+
+[relay]
+pulse = "10ms"
+
+[mdb]
+enabled = true
+transport = "qibixx"
+device = %q
+`, slave))
+	d := startDaemon(t, cfgPath)
+	stop := approvingPOS(t, d)
+	defer stop()
+	if err := board.Up(20 * time.Second); err != nil {
+		t.Fatalf("kioskd did not bring the board up: %v\n%s", err, d.logText())
+	}
+	if got := board.SetConf(); got["mdb-addr"] != "0x10" || got["mdb-currency-code"] != "0x1458" || got["mdb-always-idle"] != "1" {
+		t.Errorf("board configured %v", got)
+	}
+	c, err := board.Choose("1.50", 12, 20*time.Second)
+	if err != nil || c != "C,VEND,1.50" {
+		t.Fatalf("the board got %q %v, want C,VEND,1.50\n%s", c, err, d.logText())
+	}
+	if err := board.Dispense(); err != nil {
+		t.Fatal(err)
+	}
+	tx := waitNewest(t, d, func(tx payment.Txn) bool { return tx.Vend == payment.VendReleased })
+	if tx.Amount != 150 || tx.State != payment.Approved || tx.Review != "" {
+		t.Fatalf("the Qibixx sale: %s", tx.Summary())
+	}
+	t.Logf("sale: %s", tx.Summary())
+
+	code, out, errs := kioskd(t, "", "status", "-config", cfgPath)
+	if code != exitOK {
+		t.Fatalf("kioskd status: exit %d %s", code, errs)
+	}
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "mdb reader on "+slave+": ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if !strings.Contains(line, ": enabled, ") {
+		t.Fatalf("kioskd status: no mdb line for %s, enabled:\n%s", slave, out)
+	}
+	t.Logf("status: %s", line)
+	raw, err := d.c.StatusJSON(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := loadAPIDoc(t, "../../docs/control-api.json")
+	for _, e := range doc.check("status", doc.schemas["Status"].(map[string]any), v) {
+		t.Error(e)
+	}
+}
