@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
+	"github.com/kioskd/kioskd/device/mdb/mdbtest"
 	"github.com/kioskd/kioskd/device/serial"
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/qibixx/qibixxsim"
@@ -84,5 +88,71 @@ device = %q
 	doc := loadAPIDoc(t, "../../docs/control-api.json")
 	for _, e := range doc.check("status", doc.schemas["Status"].(map[string]any), v) {
 		t.Error(e)
+	}
+}
+
+// A board link over TCP that drops (the simulator gone) raises the mdb
+// fault; kioskd dials again, configures the board again, and the fault
+// clears.
+func TestQibixxLinkDropIsAFault(t *testing.T) {
+	ln, err := mdbtest.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	k := startKioskConfig(t, fmt.Sprintf("[mdb]\nenabled = true\ntransport = \"qibixx\"\ndevice = %q\n", ln.Device()), nil)
+	c := control.NewClient(filepath.Join(k.dir, "ctl.sock"))
+	accept := func() *qibixxsim.Board {
+		t.Helper()
+		var conn net.Conn
+		select {
+		case conn = <-ln.Conns:
+		case <-time.After(20 * time.Second):
+			t.Fatal("kioskd did not dial the board")
+		}
+		b := qibixxsim.New(conn)
+		if err := b.Up(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// statusUntil asks the daemon again every 20 ms (not synchronising)
+	// until ok, within 20 s.
+	statusUntil := func(what string, ok func(control.Status) bool) control.Status {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			st, err := c.Status(ctx)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if ok(st) {
+				return st
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: not within 20 s: mdb %+v, faults %v", what, st.MDB, st.Hardware.Faults)
+			case <-tick.C:
+			}
+		}
+	}
+	b := accept()
+	statusUntil("enabled", func(st control.Status) bool { return st.MDB != nil && st.MDB.State == "enabled" })
+	b.Close()
+	st := statusUntil("the fault", func(st control.Status) bool { _, ok := st.Hardware.Faults["mdb"]; return ok })
+	if msg := st.Hardware.Faults["mdb"]; !strings.Contains(msg, ln.Device()) {
+		t.Errorf("mdb fault %q does not name %s", msg, ln.Device())
+	}
+	b = accept()
+	defer b.Close()
+	st = statusUntil("enabled again", func(st control.Status) bool {
+		_, faulted := st.Hardware.Faults["mdb"]
+		return !faulted && st.MDB != nil && st.MDB.State == "enabled"
+	})
+	if st.MDB.Transport != "qibixx" || st.MDB.Connects != 2 || st.MDB.Drops != 1 {
+		t.Errorf("status mdb %+v: want transport qibixx, 2 connects, 1 drop", st.MDB)
 	}
 }
