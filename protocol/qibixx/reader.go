@@ -278,7 +278,8 @@ func (r *Reader) interrupt(cause mdb.Cause, why string) {
 // ends (nil) or the link fails (the error). It owns rw and closes it.
 // It switches the slave off, configures it and switches it on again, as
 // the board forgets its configuration at power-up; a vend the link's
-// end interrupts is reported as interrupt says.
+// end interrupts is reported as interrupt says. One link at a time: call
+// Serve again only once it has returned.
 func (r *Reader) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 	out := make(chan []byte, outCap)
 	out <- AppendEnable(nil, false)
@@ -330,8 +331,12 @@ loop:
 	}
 	r.mu.Lock()
 	if err == nil {
-		// Going away on purpose: off the bus, so that the VMC stops
-		// offering cashless rather than wait on a reader nobody runs.
+		// Going away on purpose: a vend still waiting is denied, and the
+		// slave goes off the bus, so that the VMC stops offering cashless
+		// rather than wait on a reader nobody runs.
+		if r.v.phase == vendPending {
+			r.sendLocked(AppendStop(nil))
+		}
 		r.interrupt(mdb.CauseReset, "kioskd stopping")
 		r.sendLocked(AppendEnable(nil, false))
 	} else {

@@ -358,13 +358,19 @@ func TestReaderLinkDrop(t *testing.T) {
 	g.cancel = nil
 }
 
-// Stopping switches the slave off, so the VMC stops offering cashless.
+// Stopping denies a vend still waiting and switches the slave off, so
+// the VMC stops offering cashless.
 func TestReaderStopSwitchesOff(t *testing.T) {
 	g := newRig(t, qibixx.Config{})
+	g.choose("1.00", 1)
 	g.stop()
+	if c, err := g.b.Next(wait); err != nil || c != "C,STOP" {
+		t.Fatalf("first command after the stop %q %v, want C,STOP", c, err)
+	}
 	if err := g.b.Expect("C,0", wait); err != nil {
 		t.Fatal(err)
 	}
+	g.want(mdb.EventVendCancelled)
 }
 
 // A board set to whole units: prices and approvals without decimals, and
