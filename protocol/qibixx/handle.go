@@ -56,7 +56,9 @@ func (r *Reader) handle(line []byte) {
 		r.odd("the board refused a command", m, line)
 	case KindSetOK, KindPolled:
 	default:
-		if m.Prefix == 'c' {
+		// c,0 and c,1 appear in Qibixx's session example as the board's
+		// word on C,0 and C,1: nothing to act on, nothing odd.
+		if m.Prefix == 'c' && m.Text != "0" && m.Text != "1" {
 			r.odd("cashless line not understood", m, line)
 		}
 	}
