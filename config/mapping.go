@@ -10,6 +10,7 @@ import (
 	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/kpos"
 	"github.com/kioskd/kioskd/protocol/mdb"
+	"github.com/kioskd/kioskd/protocol/qibixx"
 )
 
 // vendSlack is what a vend may take beyond the relay pulse (the drop
@@ -91,6 +92,19 @@ func (c *Config) MDBConfig() (mdb.Config, machine.MDBConfig) {
 		dc.Serial = dc.Serial[len(dc.Serial)-12:]
 	}
 	return dc, machine.MDBConfig{Provider: m.Provider, Mode: m.Mode}
+}
+
+// QibixxConfig maps [mdb] onto a Qibixx board's reader (transport
+// qibixx): the board's address, currency and always idle, the decimals
+// its amounts are written with, and the same vend deadline as the
+// word-level device's.
+func (c *Config) QibixxConfig() qibixx.Config {
+	m := &c.MDB
+	return qibixx.Config{
+		Address: byte(m.Address), Currency: uint16(m.Currency),
+		Scale:      mdb.Scale{Factor: uint8(m.ScaleFactor), Decimals: uint8(m.DecimalPlaces)},
+		AlwaysIdle: m.AlwaysIdle, MaxResponse: m.MaxResponseTime.Duration, VendMargin: m.VendMargin.Duration,
+	}
 }
 
 // Link maps [kpos] onto the protocol's config: the host, the receivers

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kioskd/kioskd/protocol/mdb"
 	"github.com/kioskd/kioskd/protocol/mobypay"
+	"github.com/kioskd/kioskd/protocol/qibixx"
 )
 
 // MDB is the [mdb] section; MDBConfig maps it onto the device and the
@@ -20,9 +21,11 @@ type MDB struct {
 	// Address is the cashless device address, 0x10 (cashless #1) or 0x60.
 	Address int `toml:"address"`
 	// Transport is MDBTransportUART (the Pi's PL011, 9th bit by
-	// mark/space parity) or MDBTransportStream (two bytes per word over
-	// a byte stream: simulators, bus tools); Device is the serial
-	// device, or for a stream a pty path or tcp://host:port.
+	// mark/space parity), MDBTransportStream (two bytes per word over
+	// a byte stream: simulators, bus tools) or MDBTransportQibixx (a
+	// Qibixx board in cashless slave mode, which runs the bus itself);
+	// Device is the serial device, or for a stream or a Qibixx board a
+	// tty path or tcp://host:port.
 	Transport string `toml:"transport"`
 	Device    string `toml:"device"`
 	// Gap is the pause between two words that ends a block before it is
@@ -54,6 +57,7 @@ type MDB struct {
 const (
 	MDBTransportUART   = "uart"
 	MDBTransportStream = "stream"
+	MDBTransportQibixx = "qibixx"
 )
 
 // validateMDB checks [mdb]. Its own keys are checked enabled or not, so
@@ -71,16 +75,26 @@ func (c *Config) validateMDB() []error {
 		if !filepath.IsAbs(m.Device) {
 			bad("mdb.device %q: want the UART's device path, such as /dev/ttyAMA0", m.Device)
 		}
-	case MDBTransportStream:
+	case MDBTransportStream, MDBTransportQibixx:
 		if hostport, ok := strings.CutPrefix(m.Device, "tcp://"); ok {
 			if i := strings.LastIndexByte(hostport, ':'); i <= 0 || i == len(hostport)-1 {
 				bad("mdb.device %q: want tcp://host:port", m.Device)
 			}
 		} else if !filepath.IsAbs(m.Device) {
-			bad("mdb.device %q: want tcp://host:port or a pty's path", m.Device)
+			bad("mdb.device %q: want tcp://host:port or a tty's path", m.Device)
 		}
 	default:
-		bad("mdb.transport %q: want %s or %s", m.Transport, MDBTransportUART, MDBTransportStream)
+		bad("mdb.transport %q: want %s, %s or %s", m.Transport, MDBTransportUART, MDBTransportStream, MDBTransportQibixx)
+	}
+	if m.Transport == MDBTransportQibixx {
+		// The board's pages do not say whether the amounts it writes are
+		// before or after the scale factor: with 1 both read the same.
+		if m.ScaleFactor != 1 {
+			bad("mdb.scale_factor %d: transport qibixx takes 1 only (docs/mdb.md, Transport B)", m.ScaleFactor)
+		}
+		if m.AutoSession {
+			bad("mdb.auto_session: not supported with transport qibixx; set always_idle")
+		}
 	}
 	if g := m.Gap.Duration; g < time.Millisecond || g > time.Second {
 		bad("mdb.gap %s: want 1ms to 1s", g)
@@ -126,6 +140,11 @@ func (c *Config) validateMDB() []error {
 		dc, _ := c.MDBConfig()
 		if _, err := mdb.New(dc); err != nil {
 			bad("mdb: %v", err)
+		}
+		if m.Transport == MDBTransportQibixx {
+			if _, err := qibixx.New(c.QibixxConfig()); err != nil {
+				bad("mdb: %v", err)
+			}
 		}
 	}
 	return errs

@@ -17,7 +17,12 @@ func TestMDBRefused(t *testing.T) {
 		want       []string
 	}{
 		{"address", "[mdb]\naddress = 0x11", []string{"mdb.address 0x11: want 0x10 (cashless #1) or 0x60 (cashless #2)"}},
-		{"transport", "[mdb]\ntransport = \"usb\"", []string{`mdb.transport "usb": want uart or stream`}},
+		{"transport", "[mdb]\ntransport = \"usb\"", []string{`mdb.transport "usb": want uart, stream or qibixx`}},
+		{"qibixx device", "[mdb]\ntransport = \"qibixx\"\ndevice = \"ttyACM0\"", []string{`mdb.device "ttyACM0": want tcp://host:port or a tty's path`}},
+		{"qibixx tcp", "[mdb]\ntransport = \"qibixx\"\ndevice = \"tcp://:\"", []string{`mdb.device "tcp://:": want tcp://host:port`}},
+		{"qibixx scale", "[mdb]\ntransport = \"qibixx\"\ndevice = \"/dev/ttyACM0\"\nscale_factor = 5\nauto_session = true", []string{
+			"mdb.scale_factor 5: transport qibixx takes 1 only",
+			"mdb.auto_session: not supported with transport qibixx"}},
 		{"uart device", "[mdb]\ndevice = \"ttyAMA0\"", []string{`mdb.device "ttyAMA0": want the UART's device path`}},
 		{"stream device", "[mdb]\ntransport = \"stream\"\ndevice = \"tcp://127.0.0.1\"", []string{`mdb.device "tcp://127.0.0.1": want tcp://host:port`}},
 		{"gap short", "[mdb]\ngap = \"500us\"", []string{"mdb.gap 500µs: want 1ms to 1s"}},
@@ -47,6 +52,11 @@ func TestMDBRefused(t *testing.T) {
 	}
 	if _, err := Parse([]byte("[mdb]\nenabled = true\ntransport = \"stream\"\ndevice = \"tcp://127.0.0.1:7010\"\naddress = 0x60\n")); err != nil {
 		t.Errorf("stream over TCP: %v", err)
+	}
+	for _, dev := range []string{"/dev/ttyACM0", "/dev/serial0", "tcp://127.0.0.1:7011"} {
+		if _, err := Parse([]byte("[mdb]\nenabled = true\ntransport = \"qibixx\"\ndevice = \"" + dev + "\"\n")); err != nil {
+			t.Errorf("qibixx on %s: %v", dev, err)
+		}
 	}
 }
 
@@ -80,5 +90,20 @@ func TestMDBDefaultsAndMapping(t *testing.T) {
 	}
 	if dc, _ := long.MDBConfig(); dc.Serial != "AH-ALAM-0042" {
 		t.Errorf("serial %q: want the kiosk id's last 12 characters", dc.Serial)
+	}
+}
+
+// [mdb] maps onto a Qibixx board's reader: address, currency, always
+// idle, decimals and the vend deadline, as the word-level device has
+// them.
+func TestMDBQibixxMapping(t *testing.T) {
+	cfg, err := Parse([]byte("[mdb]\ntransport = \"qibixx\"\ndevice = \"/dev/ttyACM0\"\naddress = 0x60\ndecimal_places = 1\nmax_response_time = \"30s\"\nvend_margin = \"3s\"\nalways_idle = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cfg.QibixxConfig()
+	if q.Address != mdb.AddrCashless2 || q.Currency != mdb.CurrencyMYR || q.Scale != (mdb.Scale{Factor: 1, Decimals: 1}) || q.AlwaysIdle ||
+		q.MaxResponse != 30*time.Second || q.VendMargin != 3*time.Second {
+		t.Errorf("qibixx config %+v", q)
 	}
 }

@@ -112,7 +112,7 @@ type Status struct {
 // little high, never low.
 type MDBStatus struct {
 	Device    string        `json:"device"`
-	Transport string        `json:"transport"` // "stream" or "uart"
+	Transport string        `json:"transport"` // "stream", "uart" or "qibixx" (the board answers the bus: Replies counts its lines, no latency)
 	State     string        `json:"state"`     // "inactive", "disabled", "enabled", "session-idle", "vend"
 	Replies   uint64        `json:"replies"`   // since the bus was last (re)opened
 	Late      uint64        `json:"late"`      // replies later than the standard's 5 ms

@@ -115,6 +115,10 @@ func MDBTraceHandler(src MDBTraceSource, stop <-chan struct{}) http.HandlerFunc 
 			return
 		}
 		rd, err := src.OpenMDBTrace(last)
+		if errors.Is(err, payment.ErrNotFound) {
+			writeErr(w, err) // no bus of its own to trace (an interface board)
+			return
+		}
 		if err != nil {
 			writeJSON(w, http.StatusTooManyRequests, Error{Error: "mdb trace: " + err.Error()})
 			return

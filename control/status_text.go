@@ -87,6 +87,15 @@ func SizeText(b uint64) string {
 // bounds already; the maximum is measured to the nanosecond, which a
 // technician has no use for.
 func (m MDBStatus) Text() string {
+	if m.Transport == "qibixx" {
+		// The board answers the bus: kioskd times nothing, and a refused
+		// line is the board's, not the bus's.
+		line := fmt.Sprintf("mdb reader on %s: Qibixx board, %s, %d lines from the board", m.Device, m.State, m.Replies)
+		if m.Drops > 0 || m.FramingErrors > 0 {
+			line += fmt.Sprintf("; %d connects, %d drops, %d lines refused", m.Connects, m.Drops, m.FramingErrors)
+		}
+		return line
+	}
 	line := fmt.Sprintf("mdb reader on %s: %s, %d replies, p50 %s p99 %s max %s, %d late",
 		m.Device, m.State, m.Replies, m.P50, m.P99, m.Max.Round(time.Microsecond), m.Late)
 	if m.Drops > 0 || m.FramingErrors > 0 {

@@ -36,10 +36,26 @@ type MDBConfig struct {
 	Mode     string // "card", "duitnow_qr", ...
 }
 
+// CashlessReader is what the adapter needs of a cashless reader: the
+// word-level *mdb.Device, or a board that runs the MDB state machine
+// itself (protocol/qibixx). Its events and verdicts are mdb's, with the
+// same contract: Approve and Deny never block on the bus, and an
+// approval the VMC may have taken is ended only by the VMC's report or
+// EventVendUnconfirmed, so a vend is never approved twice.
+type CashlessReader interface {
+	Notify() <-chan struct{}
+	Events(dst []mdb.Event) []mdb.Event
+	LostEvents() uint64
+	Approve(id uint32, amount int64) error
+	Deny(id uint32) error
+}
+
+var _ CashlessReader = (*mdb.Device)(nil)
+
 // MDB follows one MDB cashless device and the payment service. It is the
 // service's payment.AsyncVender for the payments it creates.
 type MDB struct {
-	dev *mdb.Device
+	dev CashlessReader
 	svc *payment.Service
 	j   *payment.Journal
 	cfg MDBConfig
@@ -73,7 +89,7 @@ type mdbSale struct {
 
 // NewMDB wires the adapter. Pass it to nothing else: it makes itself the
 // vender of the payments it creates. Call Run to start it.
-func NewMDB(dev *mdb.Device, svc *payment.Service, j *payment.Journal, cfg MDBConfig, log *slog.Logger) *MDB {
+func NewMDB(dev CashlessReader, svc *payment.Service, j *payment.Journal, cfg MDBConfig, log *slog.Logger) *MDB {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kioskd/kioskd/control"
 	devmdb "github.com/kioskd/kioskd/device/mdb"
+	"github.com/kioskd/kioskd/payment"
 	"github.com/kioskd/kioskd/protocol/mdb"
 )
 
@@ -18,6 +19,9 @@ const mdbTraceSize = 1024
 // OpenMDBTrace is the reader's trace for the control API. The decoding
 // happens here, on the stream's goroutine, never on the bus loop's.
 func (r *mdbReader) OpenMDBTrace(last int) (control.MDBTraceReader, error) {
+	if r.qx != nil {
+		return nil, fmt.Errorf("%w: the MDB reader is a Qibixx board (transport qibixx), which answers the bus itself: kioskd sees no bus to trace", payment.ErrNotFound)
+	}
 	rd, err := r.trace.NewReader(last)
 	if err != nil {
 		return nil, err

@@ -35,11 +35,17 @@ type mdbReader struct {
 	// (mdbring.go). It is the reader's, not a loop's: a reopened
 	// transport's exchanges follow the old one's in the same ring.
 	trace *devmdb.TraceRing
+	// qx, for transport qibixx, is the board that runs the bus itself;
+	// then t, dev and the loop are unused (mdbqibixx.go).
+	qx *qibixxBoard
 }
 
 // openMDB opens the transport once before anything starts, so that a
 // device that does not exist refuses the start as a missing pin does.
 func openMDB(cfg *config.Config, svc *payment.Service, j *payment.Journal, hw *machine.Machine, log *slog.Logger) (*mdbReader, error) {
+	if cfg.MDB.Transport == config.MDBTransportQibixx {
+		return openQibixx(cfg, svc, j, hw, log)
+	}
 	dc, ac := cfg.MDBConfig()
 	dev, err := mdb.New(dc)
 	if err != nil {
@@ -76,6 +82,9 @@ func (r *mdbReader) open() (devmdb.Transport, error) {
 // "mdb" fault and is reopened with back-off: the reader is one way of
 // selling among others, and its failure never stops the service.
 func (r *mdbReader) Run(ctx context.Context) error {
+	if r.qx != nil {
+		return r.runQibixx(ctx)
+	}
 	done := make(chan error, 1)
 	go func() { done <- r.adapter.Run(ctx) }()
 	backoff := time.Second
@@ -114,6 +123,9 @@ func (r *mdbReader) Run(ctx context.Context) error {
 // bus's: a reopened transport starts a new loop and a new histogram, so
 // that what status shows is how the bus answers now.
 func (r *mdbReader) Status() *control.MDBStatus {
+	if r.qx != nil {
+		return r.qx.status()
+	}
 	st := &control.MDBStatus{Device: r.cfg.Device, Transport: r.cfg.Transport, State: r.dev.State().String()}
 	if l := r.loop.Load(); l != nil {
 		s := l.Stats()
