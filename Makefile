@@ -10,7 +10,7 @@ BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 10s
 RACE     := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-race,)
 
-.PHONY: all build run test lint bench fuzz sim cross test-arm test-armv7 test-arm64 vm-test vm-powercut clean
+.PHONY: all build run test lint bench bench-all fuzz sim cross test-arm test-armv7 test-arm64 vm-test vm-powercut clean
 
 # The boards: the Pi 3 image is armv7 (GOARM=7), the Pi 4 image arm64.
 ARMV7    := GOOS=linux GOARCH=arm GOARM=7
@@ -89,7 +89,14 @@ lint:
 	  echo "shellcheck$$sh"; echo "shellcheck -s sh$$frag"; \
 	  shellcheck $$sh && { [ -z "$$frag" ] || shellcheck -s sh $$frag; }
 
+# `make bench`: the goals' benchmarks, each beside its floor from the same
+# run, as one table (scripts/benchtable; BENCH_COUNT runs each, medians).
+# `make bench-all`: every benchmark, raw.
+BENCH_COUNT ?= 3
 bench:
+	$(GO) run ./scripts/benchtable -count $(BENCH_COUNT)
+
+bench-all:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKG)
 
 # A short bounded run of every fuzz target (FUZZTIME each).

@@ -29,7 +29,7 @@ func TestFsyncsPerPayment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pay, _ := roundTrip(t, t.TempDir())
+		pay, _ := roundTrip(t, t.TempDir(), nil, nil)
 		for range k {
 			pay()
 		}

@@ -20,7 +20,7 @@ func (nopVender) Vend(context.Context, Txn, func(int) error) error { return nil 
 // (created; sent, acked and approved+releasing; released), relay
 // released. commits/op counts them.
 func BenchmarkPaymentRoundTrip(b *testing.B) {
-	pay, j := roundTrip(b, b.TempDir())
+	pay, j := roundTrip(b, b.TempDir(), nil, nil)
 	b.ReportAllocs()
 	c0 := j.Commits()
 	for b.Loop() {
@@ -32,7 +32,10 @@ func BenchmarkPaymentRoundTrip(b *testing.B) {
 // roundTrip starts a service with a journal in dir and the POS simulator
 // approving over loopback TCP, and returns a function that makes one card
 // payment and waits until it is vended.
-func roundTrip(tb testing.TB, dir string) (pay func(), j *Journal) {
+//
+// vender and handler, if set, take the place of a vender that does
+// nothing and of the provider as the server's handler (handler wraps it).
+func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) mobypay.Handler) (pay func(), j *Journal) {
 	secret := []byte("bench-secret")
 	j, err := OpenJournal(filepath.Join(dir, "journal.db"))
 	if err != nil {
@@ -40,8 +43,15 @@ func roundTrip(tb testing.TB, dir string) (pay func(), j *Journal) {
 	}
 	tb.Cleanup(func() { j.Close() })
 	prov := NewMobyPay("KIOSK001", secret, nil)
-	svc := NewService(Config{}, j, nopVender{}, nil, prov)
-	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: secret}, prov)
+	if vender == nil {
+		vender = nopVender{}
+	}
+	var h mobypay.Handler = prov
+	if handler != nil {
+		h = handler(prov)
+	}
+	svc := NewService(Config{}, j, vender, nil, prov)
+	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: secret}, h)
 	if err != nil {
 		tb.Fatal(err)
 	}
