@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/payment"
-	"github.com/kioskd/kioskd/protocol/mobypay"
 	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 	"github.com/kioskd/kioskd/protocol/qibixx"
 	"github.com/kioskd/kioskd/protocol/qibixx/qibixxsim"
@@ -29,30 +28,16 @@ type qibixxRig struct {
 
 func startQibixx(t *testing.T) *qibixxRig {
 	t.Helper()
-	secret := []byte("mdb-test-secret")
 	j, err := payment.OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &qibixxRig{t: t, j: j, did: make(chan string, 256)}
-	prov := payment.NewMobyPay("KIOSK-T", secret, nil)
-	svc := payment.NewService(payment.Config{CancelGrace: 200 * time.Millisecond}, j, nil, nil, prov)
-	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: secret}, prov)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov.Bind(srv, svc)
 	reader, err := qibixx.New(qibixx.Config{AlwaysIdle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMDB(reader, svc, j, MDBConfig{Provider: "mobypay", Mode: "card"}, discard)
-	m.did = func(what string) { r.did <- what }
-	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: possim.Approve,
-		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, runs := salePath(t, j, payment.Config{CancelGrace: 200 * time.Millisecond}, possim.Approve, reader, r.did)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +54,7 @@ func startQibixx(t *testing.T) *qibixxRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	serve := func(ctx context.Context) error { return reader.Serve(ctx, near) }
-	for _, run := range []func(context.Context) error{svc.Run, srv.Serve, sim.Run, m.Run, serve} {
+	for _, run := range append(runs, serve) {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}
@@ -81,20 +66,7 @@ func startQibixx(t *testing.T) *qibixxRig {
 	return r
 }
 
-func (r *qibixxRig) adapter(what string) {
-	r.t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case got := <-r.did:
-			if got == what {
-				return
-			}
-		case <-timeout:
-			r.t.Fatalf("the adapter did not do %q", what)
-		}
-	}
-}
+func (r *qibixxRig) adapter(what string) { r.t.Helper(); waitDid(r.t, r.did, what) }
 
 // sold asks for a vend and waits for the board to get its approval.
 func (r *qibixxRig) sold(price string, item int) payment.Txn {

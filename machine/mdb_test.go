@@ -37,7 +37,6 @@ type mdbRig struct {
 // behaviour, and a VMC that has initialised the reader.
 func startMDB(t *testing.T, path string, behaviour possim.Behaviour, edit func(*payment.Config)) *mdbRig {
 	t.Helper()
-	secret := []byte("mdb-test-secret")
 	j, err := payment.OpenJournal(path)
 	if err != nil {
 		t.Fatal(err)
@@ -50,28 +49,16 @@ func startMDB(t *testing.T, path string, behaviour possim.Behaviour, edit func(*
 	if edit != nil {
 		edit(&pcfg)
 	}
-	prov := payment.NewMobyPay("KIOSK-T", secret, nil)
-	r.svc = payment.NewService(pcfg, j, nil, nil, prov)
-	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: secret}, prov)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov.Bind(srv, r.svc)
 	if r.dev, err = mdb.New(mdb.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	m := NewMDB(r.dev, r.svc, j, MDBConfig{Provider: "mobypay", Mode: "card"}, discard)
-	m.did = func(what string) { r.did <- what }
-	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: behaviour,
-		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var runs []func(context.Context) error
+	r.svc, runs = salePath(t, j, pcfg, behaviour, r.dev, r.did)
 	var unsub func()
 	r.events, unsub = r.svc.Subscribe()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{r.svc.Run, srv.Serve, sim.Run, m.Run} {
+	for _, run := range runs {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}
@@ -111,19 +98,46 @@ func (r *mdbRig) waitTxn(ok func(payment.Txn) bool) payment.Txn {
 }
 
 // adapter waits until the adapter has done what.
-func (r *mdbRig) adapter(what string) {
-	r.t.Helper()
+func (r *mdbRig) adapter(what string) { r.t.Helper(); waitDid(r.t, r.did, what) }
+
+// waitDid waits until an adapter's did hook has reported what.
+func waitDid(t *testing.T, did <-chan string, what string) {
+	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case got := <-r.did:
+		case got := <-did:
 			if got == what {
 				return
 			}
 		case <-timeout:
-			r.t.Fatalf("the adapter did not do %q", what)
+			t.Fatalf("the adapter did not do %q", what)
 		}
 	}
+}
+
+// salePath is kioskd's MDB sale path over reader: the payment service
+// on j with a MobyPay link, a POS simulator that answers as behaviour
+// over loopback TCP, and the adapter, which reports to did what it did.
+// It returns the service and what must run for it.
+func salePath(t *testing.T, j *payment.Journal, cfg payment.Config, behaviour possim.Behaviour, reader CashlessReader, did chan string) (*payment.Service, []func(context.Context) error) {
+	t.Helper()
+	secret := []byte("mdb-test-secret")
+	prov := payment.NewMobyPay("KIOSK-T", secret, nil)
+	svc := payment.NewService(cfg, j, nil, nil, prov)
+	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: secret}, prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov.Bind(srv, svc)
+	m := NewMDB(reader, svc, j, MDBConfig{Provider: "mobypay", Mode: "card"}, discard)
+	m.did = func(what string) { did <- what }
+	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: behaviour,
+		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, []func(context.Context) error{svc.Run, srv.Serve, sim.Run, m.Run}
 }
 
 // request sends a Vend Request, ACKed by the reader at once.

@@ -74,6 +74,25 @@ func (m *mdbVMC) vend(price, item uint16) {
 	m.pollFor(0x05, 20*time.Second) // Vend Approved
 }
 
+// mdbDaemon starts a kioskd process with its [mdb] reader on transport
+// and device, quick card timeouts and a short relay pulse.
+func mdbDaemon(t *testing.T, transport, device string) (d *daemon, cfgPath string) {
+	t.Helper()
+	cfgPath = writeTestConfig(t, t.TempDir(), fmt.Sprintf(`[payment.timeouts.card]
+ack = "5s"
+result = "10s"
+
+[relay]
+pulse = "10ms"
+
+[mdb]
+enabled = true
+transport = %q
+device = %q
+`, transport, device))
+	return startDaemon(t, cfgPath), cfgPath
+}
+
 // lastTxn is the newest payment in the daemon's journal.
 func lastTxn(t *testing.T, d *daemon) payment.Txn {
 	t.Helper()
@@ -96,20 +115,7 @@ func TestMDBThroughDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	dir := t.TempDir()
-	cfgPath := writeTestConfig(t, dir, fmt.Sprintf(`[payment.timeouts.card]
-ack = "5s"
-result = "10s"
-
-[relay]
-pulse = "10ms"
-
-[mdb]
-enabled = true
-transport = "stream"
-device = %q
-`, ln.Device()))
-	d := startDaemon(t, cfgPath)
+	d, cfgPath := mdbDaemon(t, "stream", ln.Device())
 	stop := approvingPOS(t, d)
 	defer func() { stop() }()
 	vmc := &mdbVMC{t: t, ln: ln}

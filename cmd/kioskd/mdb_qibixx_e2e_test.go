@@ -28,20 +28,7 @@ func TestQibixxThroughDaemon(t *testing.T) {
 	}
 	board := qibixxsim.New(master)
 	defer board.Close()
-	dir := t.TempDir()
-	cfgPath := writeTestConfig(t, dir, fmt.Sprintf(`[payment.timeouts.card]
-ack = "5s"
-result = "10s"
-
-[relay]
-pulse = "10ms"
-
-[mdb]
-enabled = true
-transport = "qibixx"
-device = %q
-`, slave))
-	d := startDaemon(t, cfgPath)
+	d, cfgPath := mdbDaemon(t, "qibixx", slave)
 	stop := approvingPOS(t, d)
 	defer stop()
 	if err := board.Up(20 * time.Second); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"regexp"
@@ -52,20 +51,7 @@ func TestMDBTraceThroughDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	dir := t.TempDir()
-	cfgPath := writeTestConfig(t, dir, fmt.Sprintf(`[payment.timeouts.card]
-ack = "5s"
-result = "10s"
-
-[relay]
-pulse = "10ms"
-
-[mdb]
-enabled = true
-transport = "stream"
-device = %q
-`, ln.Device()))
-	d := startDaemon(t, cfgPath)
+	d, cfgPath := mdbDaemon(t, "stream", ln.Device())
 	stop := approvingPOS(t, d)
 	defer stop()
 	vmc := &mdbVMC{t: t, ln: ln}
