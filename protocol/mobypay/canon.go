@@ -54,6 +54,8 @@ const (
 // member's decoded key lives in Parser.keys.
 type node struct {
 	kind       kind
+	plain      bool  // a string whose wire text is its canonical text
+	keyPlain   bool  // a member whose key is written as the wire spelled it
 	start, end int32 // value span in the input (strings include quotes)
 	keyStart   int32 // decoded key span in Parser.keys (object members only)
 	keyEnd     int32
@@ -156,11 +158,11 @@ func (p *Parser) value(i int) (int32, int, error) {
 	case c == '[':
 		return p.array(i)
 	case c == '"':
-		end, err := scanString(b, i)
+		end, plain, err := scanString(b, i)
 		if err != nil {
 			return 0, i, err
 		}
-		return p.add(node{kind: kString, start: int32(i), end: int32(end)}), end, nil
+		return p.add(node{kind: kString, plain: plain, start: int32(i), end: int32(end)}), end, nil
 	case bytes.HasPrefix(b[i:], []byte("-Infinity")):
 		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 9)}), i + 9, nil
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -221,13 +223,14 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if i >= len(b) || b[i] != '"' {
 				return 0, i, &SyntaxError{i, "expected object key"}
 			}
-			kend, err := scanString(b, i)
+			kend, kplain, err := scanString(b, i)
 			if err != nil {
 				return 0, i, err
 			}
 			ks := len(p.keys)
-			p.keys, err = decodeString(p.keys, b[i:kend])
-			if err != nil {
+			if kplain { // nothing to decode or validate
+				p.keys = append(p.keys, b[i+1:kend-1]...)
+			} else if p.keys, err = decodeString(p.keys, b[i:kend]); err != nil {
 				return 0, i, err
 			}
 			ke := len(p.keys)
@@ -240,7 +243,8 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if err != nil {
 				return 0, next, err
 			}
-			p.nodes[v].keyStart, p.nodes[v].keyEnd = int32(ks), int32(ke)
+			vn := &p.nodes[v]
+			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
 			p.stack = append(p.stack, v)
 			i = skipWS(b, next)
 			if i < len(b) && b[i] == ',' {
@@ -328,18 +332,28 @@ func (p *Parser) sortMembers(obj int32) error {
 
 // scanString returns the index just past the closing quote of the string
 // starting at b[i]. It checks structure only; decodeString validates content.
-func scanString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
+// It also reports whether the string is plain: printable ASCII without
+// escapes, which json.dumps writes back byte for byte, so the canonical
+// writer can copy it with neither a decode nor a re-escape.
+func scanString(b []byte, i int) (end int, plain bool, err error) {
+	j := i + 1
+	for j < len(b) && pyPlain[b[j]] {
+		j++
+	}
+	if j < len(b) && b[j] == '"' {
+		return j + 1, true, nil
+	}
+	for ; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return j + 1, nil
+			return j + 1, false, nil
 		case c == '\\':
 			j++
 		case c < 0x20:
-			return 0, &SyntaxError{j, "control character in string"}
+			return 0, false, &SyntaxError{j, "control character in string"}
 		}
 	}
-	return 0, &SyntaxError{i, "unterminated string"}
+	return 0, false, &SyntaxError{i, "unterminated string"}
 }
 
 // scanNumber accepts the JSON number grammar, which is also what Python's

@@ -19,16 +19,21 @@ const hexdigits = "0123456789abcdef"
 func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
+		// Realistic text is all printable ASCII: copy runs of it at once.
+		j := i
+		for j < len(s) && pyPlain[s[j]] {
+			j++
+		}
+		dst = append(dst, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
-		if c >= 0x20 && c < 0x7f {
-			if c == '"' || c == '\\' {
-				dst = append(dst, '\\')
-			}
-			dst = append(dst, c)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
 			i++
 			continue
-		}
-		switch c {
 		case '\n':
 			dst = append(dst, '\\', 'n')
 			i++
@@ -68,6 +73,15 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	}
 	return append(dst, '"')
 }
+
+// pyPlain marks the bytes json.dumps with ensure_ascii writes as they are
+// inside a string: printable ASCII but the quote and the backslash.
+var pyPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // decodeRune decodes through a stack buffer so that one generic body serves
 // string and []byte without converting (and allocating) either.
@@ -188,8 +202,14 @@ func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = AppendPyString(dst, p.key(k))
-			dst = append(dst, ':')
+			if p.nodes[k].keyPlain {
+				dst = append(dst, '"')
+				dst = append(dst, p.key(k)...)
+				dst = append(dst, '"', ':')
+			} else {
+				dst = AppendPyString(dst, p.key(k))
+				dst = append(dst, ':')
+			}
 			if dst, err = p.AppendCanonical(dst, k); err != nil {
 				return dst, err
 			}
@@ -207,6 +227,9 @@ func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case kString:
+		if nd.plain {
+			return append(dst, raw...), nil
+		}
 		p.str, err = decodeString(p.str[:0], raw)
 		if err != nil {
 			err.(*SyntaxError).Offset += int(nd.start) + 1
