@@ -5,6 +5,8 @@ package mobypay
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -103,4 +105,71 @@ func FuzzScanStringPlain(f *testing.F) {
 			t.Fatalf("plain string %q is written back as %q", raw, got)
 		}
 	})
+}
+
+// checkFloatIsRepr fails if floatIsRepr claims a literal the general
+// path (parse, then Python's repr) would write differently.
+func checkFloatIsRepr(t *testing.T, s string) {
+	t.Helper()
+	b := []byte(s)
+	if len(b) == 0 || !(b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
+		return
+	}
+	end, isFloat, err := scanNumber(b, 0)
+	if err != nil || !isFloat || end != len(b) {
+		return
+	}
+	want := appendPyNumber(nil, parseFloat(b))
+	if floatIsRepr(b) && string(want) != s {
+		t.Fatalf("floatIsRepr(%q) but its repr is %q", s, want)
+	}
+}
+
+func FuzzFloatIsRepr(f *testing.F) {
+	for _, s := range []string{"16.67", "100.0", "0.0001", "0.00001", "-0.0", "0.0", "123456789012345.0",
+		"12345678901234.5", "0.12345678901234", "999999999999999.9", "1e5", "1.5e3", "12.50", "0.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkFloatIsRepr)
+}
+
+// TestFloatIsRepr runs the fuzz property over random decimals around the
+// edges of floatIsRepr (15 digits, 1e-4, 1e15) on every test run.
+func TestFloatIsRepr(t *testing.T) {
+	for _, s := range []string{"16.67", "100.0", "0.0001", "-0.0", "0.0", "123456789012345.0", "0.12345678901234"} {
+		if !floatIsRepr([]byte(s)) {
+			t.Errorf("floatIsRepr(%q) = false, want the fast path", s)
+		}
+		checkFloatIsRepr(t, s)
+	}
+	r := rand.New(rand.NewPCG(14, 4))
+	claimed := 0
+	for range 200000 {
+		nd := 1 + r.IntN(17)
+		digits := strconv.FormatUint(r.Uint64N(1e17), 10)
+		digits = (digits + "00000000000000000")[:nd]
+		point := r.IntN(nd+5) - 4 // digits before the point; < 1 pads zeros
+		var s string
+		switch {
+		case point <= 0:
+			s = "0." + string(bytes.Repeat([]byte("0"), -point)) + digits
+		case point >= nd:
+			s = digits + string(bytes.Repeat([]byte("0"), point-nd)) + ".0"
+		default:
+			s = digits[:point] + "." + digits[point:]
+		}
+		if s[0] == '0' && len(s) > 1 && s[1] != '.' { // a leading zero is no JSON
+			continue
+		}
+		if r.IntN(2) == 0 {
+			s = "-" + s
+		}
+		if floatIsRepr([]byte(s)) {
+			claimed++
+		}
+		checkFloatIsRepr(t, s)
+	}
+	if claimed < 10000 {
+		t.Fatalf("only %d random literals took the fast path", claimed)
+	}
 }

@@ -181,6 +181,52 @@ func AppendPyFloat(dst []byte, f float64) []byte {
 	return dst
 }
 
+// floatIsRepr reports whether a float literal scanNumber accepted is
+// already what Python's repr writes for its value, so that the canonical
+// writer can copy it instead of parsing and formatting it (amounts such as
+// 16.67 and 100.0 always are). It accepts only [-]I.F with no exponent,
+// no trailing zero in F unless F is "0", at most 15 digits in all and,
+// below 1, at most three zeros after the point. Why that is the repr:
+// IEEE doubles carry 15 decimal digits (DBL_DIG), so distinct decimals of
+// at most 15 significant digits in the normal range are distinct doubles;
+// the shortest digits that round-trip are therefore the literal's own
+// digits without trailing zeros, and with the decimal exponent between -3
+// and 15 repr writes them in fixed notation, which is the literal again.
+// FuzzFloatIsRepr holds it to the parse-and-format path.
+func floatIsRepr(raw []byte) bool {
+	i := 0
+	if raw[0] == '-' {
+		i = 1
+	}
+	dot := i
+	for dot < len(raw) && raw[dot] != '.' {
+		if raw[dot] < '0' || raw[dot] > '9' { // an exponent
+			return false
+		}
+		dot++
+	}
+	frac := raw[min(dot+1, len(raw)):]
+	digits := len(raw) - i - 1
+	if len(frac) == 1 && frac[0] == '0' {
+		digits-- // a whole value: the ".0" is repr's, not a digit of it
+	}
+	if len(frac) == 0 || digits > 15 {
+		return false
+	}
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	if frac[len(frac)-1] == '0' && len(frac) > 1 {
+		return false
+	}
+	if dot-i == 1 && raw[i] == '0' && len(frac) > 3 { // below 1, not 0.0
+		return frac[0] != '0' || frac[1] != '0' || frac[2] != '0' || frac[3] != '0'
+	}
+	return true
+}
+
 // AppendCanonical writes the subtree rooted at n in canonical form. It
 // records where each value landed in dst, so that a decoder can take field
 // values as substrings of one copy of the canonical bytes.
@@ -242,6 +288,9 @@ func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
 		}
 		return append(dst, raw...), nil
 	case kFloat:
+		if floatIsRepr(raw) {
+			return append(dst, raw...), nil
+		}
 		return appendPyNumber(dst, parseFloat(raw)), nil
 	default: // true, false, null, NaN, Infinity, -Infinity are written as read
 		return append(dst, raw...), nil
