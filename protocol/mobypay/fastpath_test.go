@@ -6,7 +6,9 @@ package mobypay
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -172,4 +174,46 @@ func TestFloatIsRepr(t *testing.T) {
 	if claimed < 10000 {
 		t.Fatalf("only %d random literals took the fast path", claimed)
 	}
+}
+
+// FuzzSortMembers holds sortMembers (insertion sort on key prefixes for
+// small objects) to a plain sort of the keys, duplicates included. The
+// input is a list of keys separated by 0xff.
+func FuzzSortMembers(f *testing.F) {
+	f.Add([]byte("type\xfftxn_id\xfftimestamp\xffstatus\xffpos_id\xffplans\xffnonce\xffamount"))
+	f.Add([]byte("a\xffa\x00\xffa\x00b\xff\xffabcdefgh\xffabcdefghi\xffabcdefgh\x00"))
+	f.Add([]byte("k\xffk"))
+	f.Add(bytes.Repeat([]byte("ab\xffb\xffc\xff"), 7))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		keys := strings.Split(strings.ToValidUTF8(string(in), "?"), "\xff")
+		if len(keys) > 64 {
+			return
+		}
+		doc := []byte{'{'}
+		for i, k := range keys {
+			if i > 0 {
+				doc = append(doc, ',')
+			}
+			doc = AppendPyString(doc, k)
+			doc = append(doc, ':', '0')
+		}
+		doc = append(doc, '}')
+		var p Parser
+		root, err := p.Parse(doc)
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		dup := len(slices.Compact(slices.Clone(want))) != len(want)
+		if dup != (err != nil) {
+			t.Fatalf("keys %q: duplicate %v, Parse error %v", keys, dup, err)
+		}
+		if dup {
+			return
+		}
+		nd := p.nodes[root]
+		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+			if got := string(p.key(k)); got != want[i] {
+				t.Fatalf("keys %q: member %d is %q, want %q", keys, i, got, want[i])
+			}
+		}
+	})
 }
