@@ -58,8 +58,8 @@ type node struct {
 	plain      bool  // a string whose wire text is its canonical text
 	keyPlain   bool  // a member whose key is written as the wire spelled it
 	start, end int32 // value span in the input (strings include quotes)
-	keyStart   int32 // decoded key span in Parser.keys (object members only)
-	keyEnd     int32
+	keyStart   int32 // decoded key span of an object member: in the input
+	keyEnd     int32 // if keyPlain, else in Parser.keys
 	kids       int32 // first child index in Parser.kids
 	nkids      int32
 	oStart     int32 // span of this value in the last AppendCanonical output
@@ -229,13 +229,14 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if err != nil {
 				return 0, i, err
 			}
-			ks := len(p.keys)
-			if kplain { // nothing to decode or validate
-				p.keys = append(p.keys, b[i+1:kend-1]...)
-			} else if p.keys, err = decodeString(p.keys, b[i:kend]); err != nil {
-				return 0, i, err
+			ks, ke := i+1, kend-1 // a plain key is its wire text: no copy
+			if !kplain {
+				ks = len(p.keys)
+				if p.keys, err = decodeString(p.keys, b[i:kend]); err != nil {
+					return 0, i, err
+				}
+				ke = len(p.keys)
 			}
-			ke := len(p.keys)
 			i = skipWS(b, kend)
 			if i >= len(b) || b[i] != ':' {
 				return 0, i, &SyntaxError{i, "expected ':' after object key"}
@@ -247,7 +248,7 @@ func (p *Parser) object(start int) (int32, int, error) {
 			}
 			vn := &p.nodes[v]
 			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
-			vn.keyPrefix = prefix8(p.keys[ks:ke])
+			vn.keyPrefix = prefix8(p.key(v))
 			p.stack = append(p.stack, v)
 			i = skipWS(b, next)
 			if i < len(b) && b[i] == ',' {
@@ -303,8 +304,12 @@ func (p *Parser) array(start int) (int32, int, error) {
 	return self, i, nil
 }
 
+// key returns the decoded key of member n.
 func (p *Parser) key(n int32) []byte {
 	nd := &p.nodes[n]
+	if nd.keyPlain {
+		return p.in[nd.keyStart:nd.keyEnd]
+	}
 	return p.keys[nd.keyStart:nd.keyEnd]
 }
 
@@ -377,7 +382,7 @@ func (p *Parser) compareKeys(a, b int32) int {
 		}
 		return 1
 	}
-	return bytes.Compare(p.keys[na.keyStart:na.keyEnd], p.keys[nb.keyStart:nb.keyEnd])
+	return bytes.Compare(p.key(a), p.key(b))
 }
 
 func (p *Parser) duplicate(obj, member int32) error {

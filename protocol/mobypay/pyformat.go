@@ -231,51 +231,64 @@ func floatIsRepr(raw []byte) bool {
 // records where each value landed in dst, so that a decoder can take field
 // values as substrings of one copy of the canonical bytes.
 func (p *Parser) AppendCanonical(dst []byte, n int32) ([]byte, error) {
-	p.nodes[n].oStart = int32(len(dst))
-	dst, err := p.appendCanonical(dst, n)
-	p.nodes[n].oEnd = int32(len(dst))
+	nd := &p.nodes[n] // nodes do not move while the tree is written
+	start := len(dst)
+	var err error
+	if nd.kind == kObject || nd.kind == kArray {
+		dst, err = p.appendContainer(dst, nd)
+	} else {
+		dst, err = p.appendScalar(dst, nd)
+	}
+	nd.oStart, nd.oEnd = int32(start), int32(len(dst))
 	return dst, err
 }
 
-func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
-	nd := p.nodes[n]
-	raw := p.in[nd.start:nd.end]
+// appendContainer writes an object or array. Members are written in the
+// loop rather than through AppendCanonical: most are scalars, and a call
+// per scalar was a tenth of verifying.
+func (p *Parser) appendContainer(dst []byte, nd *node) ([]byte, error) {
+	obj := nd.kind == kObject
+	open, end := byte('['), byte(']')
+	if obj {
+		open, end = '{', '}'
+	}
+	dst = append(dst, open)
 	var err error
-	switch nd.kind {
-	case kObject:
-		dst = append(dst, '{')
-		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if p.nodes[k].keyPlain {
-				dst = append(dst, '"')
-				dst = append(dst, p.key(k)...)
-				dst = append(dst, '"', ':')
+	for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		kn := &p.nodes[k]
+		if obj {
+			if kn.keyPlain { // the key as the wire has it, quotes included
+				dst = append(dst, p.in[kn.keyStart-1:kn.keyEnd+1]...)
 			} else {
-				dst = AppendPyString(dst, p.key(k))
-				dst = append(dst, ':')
+				dst = AppendPyString(dst, p.keys[kn.keyStart:kn.keyEnd])
 			}
-			if dst, err = p.AppendCanonical(dst, k); err != nil {
-				return dst, err
-			}
+			dst = append(dst, ':')
 		}
-		return append(dst, '}'), nil
-	case kArray:
-		dst = append(dst, '[')
-		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = p.AppendCanonical(dst, k); err != nil {
-				return dst, err
-			}
+		start := len(dst)
+		if kn.kind == kObject || kn.kind == kArray {
+			dst, err = p.appendContainer(dst, kn)
+		} else {
+			dst, err = p.appendScalar(dst, kn)
 		}
-		return append(dst, ']'), nil
+		kn.oStart, kn.oEnd = int32(start), int32(len(dst))
+		if err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, end), nil
+}
+
+func (p *Parser) appendScalar(dst []byte, nd *node) ([]byte, error) {
+	raw := p.in[nd.start:nd.end]
+	switch nd.kind {
 	case kString:
 		if nd.plain {
 			return append(dst, raw...), nil
 		}
+		var err error
 		p.str, err = decodeString(p.str[:0], raw)
 		if err != nil {
 			err.(*SyntaxError).Offset += int(nd.start) + 1
