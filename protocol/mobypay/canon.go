@@ -55,7 +55,7 @@ const (
 // member's decoded key lives in Parser.keys.
 type node struct {
 	kind       kind
-	plain      bool  // a string whose wire text is its canonical text
+	plain      bool  // a scalar whose wire text is its canonical text
 	keyPlain   bool  // a member whose key is written as the wire spelled it
 	start, end int32 // value span in the input (strings include quotes)
 	keyStart   int32 // decoded key span of an object member: in the input
@@ -133,6 +133,9 @@ func (p *Parser) Parse(src []byte) (int32, error) {
 }
 
 func skipWS(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' { // most calls: a token follows at once
+		return i
+	}
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -154,39 +157,43 @@ func (p *Parser) value(i int) (int32, int, error) {
 	if i >= len(b) {
 		return 0, i, &SyntaxError{i, "unexpected end of input"}
 	}
+	// Strings and numbers first: they are most of the values.
 	switch c := b[i]; {
-	case c == '{':
-		return p.object(i)
-	case c == '[':
-		return p.array(i)
 	case c == '"':
 		end, plain, err := scanString(b, i)
 		if err != nil {
 			return 0, i, err
 		}
 		return p.add(node{kind: kString, plain: plain, start: int32(i), end: int32(end)}), end, nil
-	case bytes.HasPrefix(b[i:], []byte("-Infinity")):
-		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 9)}), i + 9, nil
-	case c == '-' || (c >= '0' && c <= '9'):
+	case c >= '0' && c <= '9' || c == '-' && !bytes.HasPrefix(b[i:], []byte("-Infinity")):
 		end, isFloat, err := scanNumber(b, i)
 		if err != nil {
 			return 0, i, err
 		}
-		k := kNumber
+		n := node{kind: kNumber, start: int32(i), end: int32(end)}
 		if isFloat {
-			k = kFloat
+			n.kind = kFloat
+			n.plain = floatIsRepr(b[i:end])
+		} else {
+			n.plain = end-i != 2 || c != '-' || b[i+1] != '0' // Python's int("-0") is 0
 		}
-		return p.add(node{kind: k, start: int32(i), end: int32(end)}), end, nil
+		return p.add(n), end, nil
+	case c == '{':
+		return p.object(i)
+	case c == '[':
+		return p.array(i)
+	case c == '-': // -Infinity
+		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 9)}), i + 9, nil
 	case bytes.HasPrefix(b[i:], []byte("true")):
-		return p.add(node{kind: kTrue, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(node{kind: kTrue, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("false")):
-		return p.add(node{kind: kFalse, start: int32(i), end: int32(i + 5)}), i + 5, nil
+		return p.add(node{kind: kFalse, plain: true, start: int32(i), end: int32(i + 5)}), i + 5, nil
 	case bytes.HasPrefix(b[i:], []byte("null")):
-		return p.add(node{kind: kNull, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(node{kind: kNull, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("NaN")):
-		return p.add(node{kind: kNaN, start: int32(i), end: int32(i + 3)}), i + 3, nil
+		return p.add(node{kind: kNaN, plain: true, start: int32(i), end: int32(i + 3)}), i + 3, nil
 	case bytes.HasPrefix(b[i:], []byte("Infinity")):
-		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 8)}), i + 8, nil
+		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 8)}), i + 8, nil
 	default:
 		return 0, i, &SyntaxError{i, fmt.Sprintf("unexpected character %q", c)}
 	}

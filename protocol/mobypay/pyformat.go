@@ -234,9 +234,12 @@ func (p *Parser) AppendCanonical(dst []byte, n int32) ([]byte, error) {
 	nd := &p.nodes[n] // nodes do not move while the tree is written
 	start := len(dst)
 	var err error
-	if nd.kind == kObject || nd.kind == kArray {
+	switch {
+	case nd.plain:
+		dst = append(dst, p.in[nd.start:nd.end]...)
+	case nd.kind == kObject || nd.kind == kArray:
 		dst, err = p.appendContainer(dst, nd)
-	} else {
+	default:
 		dst, err = p.appendScalar(dst, nd)
 	}
 	nd.oStart, nd.oEnd = int32(start), int32(len(dst))
@@ -268,9 +271,12 @@ func (p *Parser) appendContainer(dst []byte, nd *node) ([]byte, error) {
 			dst = append(dst, ':')
 		}
 		start := len(dst)
-		if kn.kind == kObject || kn.kind == kArray {
+		switch {
+		case kn.plain:
+			dst = append(dst, p.in[kn.start:kn.end]...)
+		case kn.kind == kObject || kn.kind == kArray:
 			dst, err = p.appendContainer(dst, kn)
-		} else {
+		default:
 			dst, err = p.appendScalar(dst, kn)
 		}
 		kn.oStart, kn.oEnd = int32(start), int32(len(dst))
@@ -281,13 +287,11 @@ func (p *Parser) appendContainer(dst []byte, nd *node) ([]byte, error) {
 	return append(dst, end), nil
 }
 
+// appendScalar writes a scalar that is not plain (see node.plain).
 func (p *Parser) appendScalar(dst []byte, nd *node) ([]byte, error) {
 	raw := p.in[nd.start:nd.end]
 	switch nd.kind {
 	case kString:
-		if nd.plain {
-			return append(dst, raw...), nil
-		}
 		var err error
 		p.str, err = decodeString(p.str[:0], raw)
 		if err != nil {
@@ -295,17 +299,11 @@ func (p *Parser) appendScalar(dst []byte, nd *node) ([]byte, error) {
 			return dst, err
 		}
 		return AppendPyString(dst, p.str), nil
-	case kNumber:
-		if string(raw) == "-0" { // Python's int("-0") is 0
-			return append(dst, '0'), nil
-		}
-		return append(dst, raw...), nil
+	case kNumber: // -0
+		return append(dst, '0'), nil
 	case kFloat:
-		if floatIsRepr(raw) {
-			return append(dst, raw...), nil
-		}
 		return appendPyNumber(dst, parseFloat(raw)), nil
-	default: // true, false, null, NaN, Infinity, -Infinity are written as read
+	default:
 		return append(dst, raw...), nil
 	}
 }
