@@ -217,3 +217,60 @@ func FuzzSortMembers(f *testing.F) {
 		}
 	})
 }
+
+// TestBuilderWordsArePlain: the builders write types and payment modes
+// without escaping, which is their canonical form only while they are
+// plain.
+func TestBuilderWordsArePlain(t *testing.T) {
+	for _, w := range []string{TypeTransactionRequest, TypeIPPPlanSelection, TypeCancelTransaction, ModeCard, ModeBNPL, ModeDuitNowQR, ModeIPP} {
+		if got := string(AppendPyString(nil, w)); got != `"`+w+`"` {
+			t.Errorf("%q is written %s by json.dumps", w, got)
+		}
+	}
+}
+
+func plain8Ref(w uint64) bool {
+	for range 8 {
+		if !pyPlain[byte(w)] {
+			return false
+		}
+		w >>= 8
+	}
+	return true
+}
+
+// TestPlain8 puts every byte value at every position of plain words and
+// of words with other bytes near the edges of the plain range.
+func TestPlain8(t *testing.T) {
+	for _, base := range []uint64{0x6161616161616161, 0x2020202020202020, 0x7e7e7e7e7e7e7e7e, 0, 0x2121212121212121, 0x5d5d5d5d5d5d5d5d, 0x2323232323232323, 0x5b5b5b5b5b5b5b5b, 0x0101010101010101} {
+		for pos := range 8 {
+			for c := range 256 {
+				w := base&^(0xff<<(8*pos)) | uint64(c)<<(8*pos)
+				if got, want := plain8(w), plain8Ref(w); got != want {
+					t.Fatalf("plain8(%#016x) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	for range 1 << 20 {
+		w := r.Uint64()
+		if r.IntN(2) == 0 { // mostly plain bytes, so that both answers occur
+			w = w&0x3f3f3f3f3f3f3f3f | 0x4040404040404040
+			w ^= uint64(r.IntN(256)) << (8 * r.IntN(8))
+		}
+		if got, want := plain8(w), plain8Ref(w); got != want {
+			t.Fatalf("plain8(%#016x) = %v, want %v", w, got, want)
+		}
+	}
+}
+
+func FuzzPlain8(f *testing.F) {
+	f.Add(uint64(0x6161616161616161))
+	f.Add(uint64(0x617f616161226161))
+	f.Fuzz(func(t *testing.T, w uint64) {
+		if got, want := plain8(w), plain8Ref(w); got != want {
+			t.Fatalf("plain8(%#016x) = %v, want %v", w, got, want)
+		}
+	})
+}

@@ -20,7 +20,13 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		// Realistic text is all printable ASCII: copy runs of it at once.
+		// (The word is assembled bytewise because S may be a string; the
+		// compiler merges the loads.)
 		j := i
+		for j+8 <= len(s) && plain8(uint64(s[j])|uint64(s[j+1])<<8|uint64(s[j+2])<<16|uint64(s[j+3])<<24|
+			uint64(s[j+4])<<32|uint64(s[j+5])<<40|uint64(s[j+6])<<48|uint64(s[j+7])<<56) {
+			j += 8
+		}
 		for j < len(s) && pyPlain[s[j]] {
 			j++
 		}
@@ -72,6 +78,20 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 		}
 	}
 	return append(dst, '"')
+}
+
+// plain8 reports whether all eight bytes packed in w are pyPlain, so that
+// AppendPyString checks a word at a time (nonces and ids are 16 to 36
+// bytes). Once no byte has bit 7 set, each term sets bit 7 of some byte
+// exactly when a byte is below 0x20, is 0x7f, or is '"' or '\\' (the zero
+// test may also flag a neighbour of a zero byte, but never flags a word
+// without one), so "none set" is exact. TestPlain8 and FuzzPlain8 hold it
+// to the table.
+func plain8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x }
+	bad := (w - 0x20*ones) | (w + ones) | zero(w^('"'*ones)) | zero(w^('\\'*ones))
+	return (bad|w)&highs == 0
 }
 
 // pyPlain marks the bytes json.dumps with ensure_ascii writes as they are
