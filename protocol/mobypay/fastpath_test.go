@@ -5,6 +5,7 @@ package mobypay
 
 import (
 	"bytes"
+	"encoding/hex"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -273,4 +274,24 @@ func FuzzPlain8(f *testing.F) {
 			t.Fatalf("plain8(%#016x) = %v, want %v", w, got, want)
 		}
 	})
+}
+
+func TestAppendHex32(t *testing.T) {
+	r := rand.New(rand.NewPCG(32, 32))
+	var sum [32]byte
+	for i := range 1 << 14 {
+		switch i {
+		case 0:
+		case 1:
+			sum = [32]byte{0: 0xff, 1: 0x9a, 2: 0xa9, 3: 0x09, 31: 0xf0}
+		default:
+			for j := range sum {
+				sum[j] = byte(r.Uint32())
+			}
+		}
+		got := appendHex32([]byte("x"), sum[:])
+		if want := "x" + hex.EncodeToString(sum[:]); string(got) != want {
+			t.Fatalf("appendHex32(%x) = %s", sum, got)
+		}
+	}
 }
