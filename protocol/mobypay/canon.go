@@ -55,7 +55,7 @@ const (
 // member's decoded key lives in Parser.keys.
 type node struct {
 	kind       kind
-	plain      bool  // a scalar whose wire text is its canonical text
+	plain      bool  // the wire text of this value is its canonical text
 	keyPlain   bool  // a member whose key is written as the wire spelled it
 	start, end int32 // value span in the input (strings include quotes)
 	keyStart   int32 // decoded key span of an object member: in the input
@@ -224,7 +224,11 @@ func (p *Parser) object(start int) (int32, int, error) {
 	b := p.in
 	self := p.add(node{kind: kObject, start: int32(start)})
 	mark := len(p.stack)
+	// canon: the object's wire text is already canonical (see node.plain);
+	// it stays true while no whitespace, escape or unsorted key turns up.
 	i := skipWS(b, start+1)
+	canon := i == start+1
+	prev := int32(-1)
 	if i < len(b) && b[i] == '}' {
 		i++
 	} else {
@@ -248,8 +252,9 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if i >= len(b) || b[i] != ':' {
 				return 0, i, &SyntaxError{i, "expected ':' after object key"}
 			}
-			i = skipWS(b, i+1)
-			v, next, err := p.value(i)
+			vs := skipWS(b, i+1)
+			canon = canon && kplain && i == kend && vs == i+1
+			v, next, err := p.value(vs)
 			if err != nil {
 				return 0, next, err
 			}
@@ -257,9 +262,14 @@ func (p *Parser) object(start int) (int32, int, error) {
 			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
 			vn.keyPrefix = prefix8(p.key(v))
 			p.stack = append(p.stack, v)
+			canon = canon && vn.plain && (prev < 0 || p.compareKeys(prev, v) < 0)
+			prev = v
 			i = skipWS(b, next)
+			canon = canon && i == next
 			if i < len(b) && b[i] == ',' {
-				i = skipWS(b, i+1)
+				j := skipWS(b, i+1)
+				canon = canon && j == i+1
+				i = j
 				continue
 			}
 			if i < len(b) && b[i] == '}' {
@@ -270,7 +280,11 @@ func (p *Parser) object(start int) (int32, int, error) {
 		}
 	}
 	p.nodes[self].end = int32(i)
+	p.nodes[self].plain = canon
 	p.finish(self, mark)
+	if canon { // sorted, and strictly: no duplicates either
+		return self, i, nil
+	}
 	if err := p.sortMembers(self); err != nil {
 		return 0, start, err
 	}
@@ -285,6 +299,7 @@ func (p *Parser) array(start int) (int32, int, error) {
 	self := p.add(node{kind: kArray, start: int32(start)})
 	mark := len(p.stack)
 	i := skipWS(b, start+1)
+	canon := i == start+1 // as in object
 	if i < len(b) && b[i] == ']' {
 		i++
 	} else {
@@ -295,8 +310,11 @@ func (p *Parser) array(start int) (int32, int, error) {
 			}
 			p.stack = append(p.stack, v)
 			i = skipWS(b, next)
+			canon = canon && p.nodes[v].plain && i == next
 			if i < len(b) && b[i] == ',' {
-				i = skipWS(b, i+1)
+				j := skipWS(b, i+1)
+				canon = canon && j == i+1
+				i = j
 				continue
 			}
 			if i < len(b) && b[i] == ']' {
@@ -307,6 +325,7 @@ func (p *Parser) array(start int) (int32, int, error) {
 		}
 	}
 	p.nodes[self].end = int32(i)
+	p.nodes[self].plain = canon
 	p.finish(self, mark)
 	return self, i, nil
 }

@@ -295,3 +295,63 @@ func TestAppendHex32(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPlainContainers holds the verbatim copy of canonical containers to
+// the member-by-member writer: the same bytes and the same spans for every
+// node. Each input is tried as it is and in its canonical form, which is
+// where containers are plain.
+func FuzzPlainContainers(f *testing.F) {
+	addVectorSeeds(f)
+	f.Add([]byte(plansPayload))
+	f.Add([]byte(`{"a":{"b":[1,{"c":"d"}],"e":[]},"f":{}}`))
+	f.Add([]byte(`{"b":1,"a":2}`))
+	f.Add([]byte(`{"a":1,"a":2}`))
+	f.Add([]byte(`[{"a":-0},{"b":1.50},"\u00e9"]`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkPlainContainers(t, in)
+		if canon, err := Canonical(in); err == nil {
+			checkPlainContainers(t, canon)
+		}
+	})
+}
+
+func checkPlainContainers(t *testing.T, in []byte) {
+	t.Helper()
+	var p Parser
+	root, err := p.Parse(in)
+	if err != nil {
+		return
+	}
+	fast, ferr := p.AppendCanonical(nil, root)
+	type span struct{ s, e int32 }
+	spans := make([]span, len(p.nodes))
+	for i, n := range p.nodes {
+		spans[i] = span{n.oStart, n.oEnd}
+	}
+	plain := 0
+	for i := range p.nodes {
+		n := &p.nodes[i]
+		if n.kind != kObject && n.kind != kArray || !n.plain {
+			continue
+		}
+		plain++
+		n.plain = false
+		if n.kind == kObject {
+			if err := p.sortMembers(int32(i)); err != nil {
+				t.Fatalf("plain object %s: %v", in[n.start:n.end], err)
+			}
+		}
+	}
+	if plain == 0 {
+		return
+	}
+	slow, serr := p.AppendCanonical(nil, root)
+	if !bytes.Equal(fast, slow) || (ferr == nil) != (serr == nil) {
+		t.Fatalf("%q: verbatim %q (%v), written %q (%v)", in, fast, ferr, slow, serr)
+	}
+	for i, n := range p.nodes {
+		if (span{n.oStart, n.oEnd}) != spans[i] {
+			t.Fatalf("%q: node %d at %v verbatim, %v written", in, i, spans[i], span{n.oStart, n.oEnd})
+		}
+	}
+}

@@ -256,7 +256,7 @@ func (p *Parser) AppendCanonical(dst []byte, n int32) ([]byte, error) {
 	var err error
 	switch {
 	case nd.plain:
-		dst = append(dst, p.in[nd.start:nd.end]...)
+		dst = p.appendPlain(dst, n)
 	case nd.kind == kObject || nd.kind == kArray:
 		dst, err = p.appendContainer(dst, nd)
 	default:
@@ -293,7 +293,7 @@ func (p *Parser) appendContainer(dst []byte, nd *node) ([]byte, error) {
 		start := len(dst)
 		switch {
 		case kn.plain:
-			dst = append(dst, p.in[kn.start:kn.end]...)
+			dst = p.appendPlain(dst, k)
 		case kn.kind == kObject || kn.kind == kArray:
 			dst, err = p.appendContainer(dst, kn)
 		default:
@@ -305,6 +305,25 @@ func (p *Parser) appendContainer(dst []byte, nd *node) ([]byte, error) {
 		}
 	}
 	return append(dst, end), nil
+}
+
+// appendPlain copies a value whose wire text is canonical: a plain scalar,
+// or a whole container when the peer signed canonical JSON (our own Seal
+// and possim, a Python peer with sort_keys and compact separators). Its
+// descendants, which are not visited, are placed by their offset in the
+// copy: they are the nodes after it in preorder whose spans start inside
+// its own.
+func (p *Parser) appendPlain(dst []byte, n int32) []byte {
+	nd := &p.nodes[n]
+	shift := int32(len(dst)) - nd.start
+	dst = append(dst, p.in[nd.start:nd.end]...)
+	if nd.kind == kObject || nd.kind == kArray {
+		for d := n + 1; int(d) < len(p.nodes) && p.nodes[d].start < nd.end; d++ {
+			dn := &p.nodes[d]
+			dn.oStart, dn.oEnd = dn.start+shift, dn.end+shift
+		}
+	}
+	return dst
 }
 
 // appendScalar writes a scalar that is not plain (see node.plain).
