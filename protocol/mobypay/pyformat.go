@@ -23,8 +23,12 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 		// (The word is assembled bytewise because S may be a string; the
 		// compiler merges the loads.)
 		j := i
-		for j+8 <= len(s) && plain8(uint64(s[j])|uint64(s[j+1])<<8|uint64(s[j+2])<<16|uint64(s[j+3])<<24|
-			uint64(s[j+4])<<32|uint64(s[j+5])<<40|uint64(s[j+6])<<48|uint64(s[j+7])<<56) {
+		for j+8 <= len(s) {
+			w := s[j : j+8]
+			if !plain8(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56) {
+				break
+			}
 			j += 8
 		}
 		for j < len(s) && pyPlain[s[j]] {
