@@ -260,7 +260,11 @@ func (p *Parser) object(start int) (int32, int, error) {
 			}
 			vn := &p.nodes[v]
 			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
-			vn.keyPrefix = prefix8(p.key(v))
+			if kplain && ks+8 <= len(b) { // most keys are shorter than 8: mask a load
+				vn.keyPrefix = binary.BigEndian.Uint64(b[ks:]) & (^uint64(0) << (64 - 8*min(ke-ks, 8)))
+			} else {
+				vn.keyPrefix = prefix8(p.key(v))
+			}
 			p.stack = append(p.stack, v)
 			canon = canon && vn.plain && (prev < 0 || p.compareKeys(prev, v) < 0)
 			prev = v

@@ -322,8 +322,12 @@ func (p *Parser) appendPlain(dst []byte, n int32) []byte {
 	shift := int32(len(dst)) - nd.start
 	dst = append(dst, p.in[nd.start:nd.end]...)
 	if nd.kind == kObject || nd.kind == kArray {
-		for d := n + 1; int(d) < len(p.nodes) && p.nodes[d].start < nd.end; d++ {
-			dn := &p.nodes[d]
+		rest, end := p.nodes[n+1:], nd.end
+		for i := range rest {
+			dn := &rest[i]
+			if dn.start >= end {
+				break
+			}
 			dn.oStart, dn.oEnd = dn.start+shift, dn.end+shift
 		}
 	}
