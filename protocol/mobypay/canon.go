@@ -441,8 +441,12 @@ func prefix8(k []byte) uint64 {
 // writer can copy it with neither a decode nor a re-escape.
 func scanString(b []byte, i int) (end int, plain bool, err error) {
 	j := i + 1
-	for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
-		j += 8
+	for j+8 <= len(b) {
+		n := plainLen(binary.LittleEndian.Uint64(b[j:]))
+		j += n
+		if n < 8 {
+			break
+		}
 	}
 	for j < len(b) && pyPlain[b[j]] {
 		j++

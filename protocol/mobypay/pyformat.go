@@ -5,6 +5,7 @@ package mobypay
 import (
 	"bytes"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -25,11 +26,12 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 		j := i
 		for j+8 <= len(s) {
 			w := s[j : j+8]
-			if !plain8(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56) {
+			n := plainLen(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56)
+			j += n
+			if n < 8 {
 				break
 			}
-			j += 8
 		}
 		for j < len(s) && pyPlain[s[j]] {
 			j++
@@ -84,18 +86,19 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	return append(dst, '"')
 }
 
-// plain8 reports whether all eight bytes packed in w are pyPlain, so that
-// AppendPyString checks a word at a time (nonces and ids are 16 to 36
-// bytes). Once no byte has bit 7 set, each term sets bit 7 of some byte
-// exactly when a byte is below 0x20, is 0x7f, or is '"' or '\\' (the zero
-// test may also flag a neighbour of a zero byte, but never flags a word
-// without one), so "none set" is exact. TestPlain8 and FuzzPlain8 hold it
-// to the table.
-func plain8(w uint64) bool {
+// plainLen returns how many of the eight bytes packed little-endian in w
+// are pyPlain before the first that is not, 8 if all are: strings, most
+// of a frame, are checked a word at a time. Each term below sets bit 7 of
+// a byte that is not plain (at or above 0x80; below 0x20; 0x7f; '"' or
+// '\\'). Carries and borrows only run upwards from a byte that is not
+// plain, so they can flag bytes above the first such byte but never one
+// below it: the lowest flag is exact. TestPlainLen and FuzzPlainLen hold
+// it to the table.
+func plainLen(w uint64) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	zero := func(x uint64) uint64 { return (x - ones) &^ x }
-	bad := (w - 0x20*ones) | (w + ones) | zero(w^('"'*ones)) | zero(w^('\\'*ones))
-	return (bad|w)&highs == 0
+	bad := w | (w - 0x20*ones) | (w + ones) | zero(w^('"'*ones)) | zero(w^('\\'*ones))
+	return bits.TrailingZeros64(bad&highs) >> 3
 }
 
 // pyPlain marks the bytes json.dumps with ensure_ascii writes as they are
