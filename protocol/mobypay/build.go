@@ -37,8 +37,9 @@ func (c *Codec) AppendTransactionRequest(dst []byte, h Header, amountSen int64, 
 	b = AppendPyString(b, h.KioskID)
 	b = append(b, `,"nonce":`...)
 	b = AppendPyString(b, h.Nonce)
-	b = append(b, `,"payment_mode":`...)
-	b = AppendPyString(b, mode)
+	b = append(b, `,"payment_mode":"`...)
+	b = append(b, mode...) // a known mode: plain (TestBuilderWordsArePlain)
+	b = append(b, '"')
 	c.canon = b
 	return c.finish(dst, h, TypeTransactionRequest), nil
 }
@@ -72,9 +73,9 @@ func (c *Codec) finish(dst []byte, h Header, typ string) []byte {
 	b = strconv.AppendInt(b, h.Timestamp, 10)
 	b = append(b, `","txn_id":`...)
 	b = AppendPyString(b, h.TxnID)
-	b = append(b, `,"type":`...)
-	b = AppendPyString(b, typ)
-	c.canon = append(b, '}')
+	b = append(b, `,"type":"`...)
+	b = append(b, typ...) // a package constant: plain (TestBuilderWordsArePlain)
+	c.canon = append(b, '"', '}')
 	return c.envelope(dst)
 }
 

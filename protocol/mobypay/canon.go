@@ -4,8 +4,8 @@ package mobypay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
-	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -54,13 +54,16 @@ const (
 // member's decoded key lives in Parser.keys.
 type node struct {
 	kind       kind
+	plain      bool  // the wire text of this value is its canonical text
+	keyPlain   bool  // a member whose key is written as the wire spelled it
 	start, end int32 // value span in the input (strings include quotes)
-	keyStart   int32 // decoded key span in Parser.keys (object members only)
-	keyEnd     int32
+	keyStart   int32 // decoded key span of an object member: in the input
+	keyEnd     int32 // if keyPlain, else in Parser.keys
 	kids       int32 // first child index in Parser.kids
 	nkids      int32
 	oStart     int32 // span of this value in the last AppendCanonical output
 	oEnd       int32
+	keyPrefix  uint64 // the key's first 8 bytes, big-endian, zero-padded
 }
 
 // Parser parses JSON into a flat tree and writes it back in the form
@@ -129,6 +132,9 @@ func (p *Parser) Parse(src []byte) (int32, error) {
 }
 
 func skipWS(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' { // most calls: a token follows at once
+		return i
+	}
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -150,39 +156,43 @@ func (p *Parser) value(i int) (int32, int, error) {
 	if i >= len(b) {
 		return 0, i, &SyntaxError{i, "unexpected end of input"}
 	}
+	// Strings and numbers first: they are most of the values.
 	switch c := b[i]; {
-	case c == '{':
-		return p.object(i)
-	case c == '[':
-		return p.array(i)
 	case c == '"':
-		end, err := scanString(b, i)
+		end, plain, err := scanString(b, i)
 		if err != nil {
 			return 0, i, err
 		}
-		return p.add(node{kind: kString, start: int32(i), end: int32(end)}), end, nil
-	case bytes.HasPrefix(b[i:], []byte("-Infinity")):
-		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 9)}), i + 9, nil
-	case c == '-' || (c >= '0' && c <= '9'):
+		return p.add(node{kind: kString, plain: plain, start: int32(i), end: int32(end)}), end, nil
+	case c >= '0' && c <= '9' || c == '-' && !bytes.HasPrefix(b[i:], []byte("-Infinity")):
 		end, isFloat, err := scanNumber(b, i)
 		if err != nil {
 			return 0, i, err
 		}
-		k := kNumber
+		n := node{kind: kNumber, start: int32(i), end: int32(end)}
 		if isFloat {
-			k = kFloat
+			n.kind = kFloat
+			n.plain = floatIsRepr(b[i:end])
+		} else {
+			n.plain = end-i != 2 || c != '-' || b[i+1] != '0' // Python's int("-0") is 0
 		}
-		return p.add(node{kind: k, start: int32(i), end: int32(end)}), end, nil
+		return p.add(n), end, nil
+	case c == '{':
+		return p.object(i)
+	case c == '[':
+		return p.array(i)
+	case c == '-': // -Infinity
+		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 9)}), i + 9, nil
 	case bytes.HasPrefix(b[i:], []byte("true")):
-		return p.add(node{kind: kTrue, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(node{kind: kTrue, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("false")):
-		return p.add(node{kind: kFalse, start: int32(i), end: int32(i + 5)}), i + 5, nil
+		return p.add(node{kind: kFalse, plain: true, start: int32(i), end: int32(i + 5)}), i + 5, nil
 	case bytes.HasPrefix(b[i:], []byte("null")):
-		return p.add(node{kind: kNull, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(node{kind: kNull, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("NaN")):
-		return p.add(node{kind: kNaN, start: int32(i), end: int32(i + 3)}), i + 3, nil
+		return p.add(node{kind: kNaN, plain: true, start: int32(i), end: int32(i + 3)}), i + 3, nil
 	case bytes.HasPrefix(b[i:], []byte("Infinity")):
-		return p.add(node{kind: kInf, start: int32(i), end: int32(i + 8)}), i + 8, nil
+		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 8)}), i + 8, nil
 	default:
 		return 0, i, &SyntaxError{i, fmt.Sprintf("unexpected character %q", c)}
 	}
@@ -213,7 +223,11 @@ func (p *Parser) object(start int) (int32, int, error) {
 	b := p.in
 	self := p.add(node{kind: kObject, start: int32(start)})
 	mark := len(p.stack)
+	// canon: the object's wire text is already canonical (see node.plain);
+	// it stays true while no whitespace, escape or unsorted key turns up.
 	i := skipWS(b, start+1)
+	canon := i == start+1
+	prev := int32(-1)
 	if i < len(b) && b[i] == '}' {
 		i++
 	} else {
@@ -221,30 +235,44 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if i >= len(b) || b[i] != '"' {
 				return 0, i, &SyntaxError{i, "expected object key"}
 			}
-			kend, err := scanString(b, i)
+			kend, kplain, err := scanString(b, i)
 			if err != nil {
 				return 0, i, err
 			}
-			ks := len(p.keys)
-			p.keys, err = decodeString(p.keys, b[i:kend])
-			if err != nil {
-				return 0, i, err
+			ks, ke := i+1, kend-1 // a plain key is its wire text: no copy
+			if !kplain {
+				ks = len(p.keys)
+				if p.keys, err = decodeString(p.keys, b[i:kend]); err != nil {
+					return 0, i, err
+				}
+				ke = len(p.keys)
 			}
-			ke := len(p.keys)
 			i = skipWS(b, kend)
 			if i >= len(b) || b[i] != ':' {
 				return 0, i, &SyntaxError{i, "expected ':' after object key"}
 			}
-			i = skipWS(b, i+1)
-			v, next, err := p.value(i)
+			vs := skipWS(b, i+1)
+			canon = canon && kplain && i == kend && vs == i+1
+			v, next, err := p.value(vs)
 			if err != nil {
 				return 0, next, err
 			}
-			p.nodes[v].keyStart, p.nodes[v].keyEnd = int32(ks), int32(ke)
+			vn := &p.nodes[v]
+			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
+			if kplain && ks+8 <= len(b) { // most keys are shorter than 8: mask a load
+				vn.keyPrefix = binary.BigEndian.Uint64(b[ks:]) & (^uint64(0) << (64 - 8*min(ke-ks, 8)))
+			} else {
+				vn.keyPrefix = prefix8(p.key(v))
+			}
 			p.stack = append(p.stack, v)
+			canon = canon && vn.plain && (prev < 0 || p.compareKeys(prev, v) < 0)
+			prev = v
 			i = skipWS(b, next)
+			canon = canon && i == next
 			if i < len(b) && b[i] == ',' {
-				i = skipWS(b, i+1)
+				j := skipWS(b, i+1)
+				canon = canon && j == i+1
+				i = j
 				continue
 			}
 			if i < len(b) && b[i] == '}' {
@@ -255,7 +283,11 @@ func (p *Parser) object(start int) (int32, int, error) {
 		}
 	}
 	p.nodes[self].end = int32(i)
+	p.nodes[self].plain = canon
 	p.finish(self, mark)
+	if canon { // sorted, and strictly: no duplicates either
+		return self, i, nil
+	}
 	if err := p.sortMembers(self); err != nil {
 		return 0, start, err
 	}
@@ -270,6 +302,7 @@ func (p *Parser) array(start int) (int32, int, error) {
 	self := p.add(node{kind: kArray, start: int32(start)})
 	mark := len(p.stack)
 	i := skipWS(b, start+1)
+	canon := i == start+1 // as in object
 	if i < len(b) && b[i] == ']' {
 		i++
 	} else {
@@ -280,8 +313,11 @@ func (p *Parser) array(start int) (int32, int, error) {
 			}
 			p.stack = append(p.stack, v)
 			i = skipWS(b, next)
+			canon = canon && p.nodes[v].plain && i == next
 			if i < len(b) && b[i] == ',' {
-				i = skipWS(b, i+1)
+				j := skipWS(b, i+1)
+				canon = canon && j == i+1
+				i = j
 				continue
 			}
 			if i < len(b) && b[i] == ']' {
@@ -292,54 +328,51 @@ func (p *Parser) array(start int) (int32, int, error) {
 		}
 	}
 	p.nodes[self].end = int32(i)
+	p.nodes[self].plain = canon
 	p.finish(self, mark)
 	return self, i, nil
 }
 
+// key returns the decoded key of member n.
 func (p *Parser) key(n int32) []byte {
 	nd := &p.nodes[n]
+	if nd.keyPlain {
+		return p.in[nd.keyStart:nd.keyEnd]
+	}
 	return p.keys[nd.keyStart:nd.keyEnd]
-}
-
-// sortMembers orders an object's members by key, as Python sorts str keys
-// (by code point, which is UTF-8 byte order), and refuses duplicates:
-// Python would keep the last one silently, and a signer and a verifier that
-// disagree on which one counts is a forgery waiting to happen.
-func (p *Parser) sortMembers(obj int32) error {
-	o := p.nodes[obj]
-	m := p.kids[o.kids : o.kids+o.nkids]
-	cmp := func(a, b int32) int { return bytes.Compare(p.key(a), p.key(b)) }
-	if len(m) <= 12 {
-		for i := 1; i < len(m); i++ {
-			for j := i; j > 0 && cmp(m[j-1], m[j]) > 0; j-- {
-				m[j-1], m[j] = m[j], m[j-1]
-			}
-		}
-	} else {
-		slices.SortFunc(m, cmp)
-	}
-	for i := 1; i < len(m); i++ {
-		if cmp(m[i-1], m[i]) == 0 {
-			return &SyntaxError{int(o.start), fmt.Sprintf("duplicate key %q", p.key(m[i]))}
-		}
-	}
-	return nil
 }
 
 // scanString returns the index just past the closing quote of the string
 // starting at b[i]. It checks structure only; decodeString validates content.
-func scanString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
+// It also reports whether the string is plain: printable ASCII without
+// escapes, which json.dumps writes back byte for byte, so the canonical
+// writer can copy it with neither a decode nor a re-escape.
+func scanString(b []byte, i int) (end int, plain bool, err error) {
+	j := i + 1
+	for j+8 <= len(b) {
+		n := plainLen(binary.LittleEndian.Uint64(b[j:]))
+		j += n
+		if n < 8 {
+			break
+		}
+	}
+	for j < len(b) && pyPlain[b[j]] {
+		j++
+	}
+	if j < len(b) && b[j] == '"' {
+		return j + 1, true, nil
+	}
+	for ; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return j + 1, nil
+			return j + 1, false, nil
 		case c == '\\':
 			j++
 		case c < 0x20:
-			return 0, &SyntaxError{j, "control character in string"}
+			return 0, false, &SyntaxError{j, "control character in string"}
 		}
 	}
-	return 0, &SyntaxError{i, "unterminated string"}
+	return 0, false, &SyntaxError{i, "unterminated string"}
 }
 
 // scanNumber accepts the JSON number grammar, which is also what Python's

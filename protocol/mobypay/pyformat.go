@@ -5,6 +5,7 @@ package mobypay
 import (
 	"bytes"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -19,16 +20,32 @@ const hexdigits = "0123456789abcdef"
 func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < 0x7f {
-			if c == '"' || c == '\\' {
-				dst = append(dst, '\\')
+		// Realistic text is all printable ASCII: copy runs of it at once.
+		// (The word is assembled bytewise because S may be a string; the
+		// compiler merges the loads.)
+		j := i
+		for j+8 <= len(s) {
+			w := s[j : j+8]
+			n := plainLen(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56)
+			j += n
+			if n < 8 {
+				break
 			}
-			dst = append(dst, c)
+		}
+		for j < len(s) && pyPlain[s[j]] {
+			j++
+		}
+		dst = append(dst, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
+		c := s[i]
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
 			i++
 			continue
-		}
-		switch c {
 		case '\n':
 			dst = append(dst, '\\', 'n')
 			i++
@@ -68,6 +85,30 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	}
 	return append(dst, '"')
 }
+
+// plainLen returns how many of the eight bytes packed little-endian in w
+// are pyPlain before the first that is not, 8 if all are: strings, most
+// of a frame, are checked a word at a time. Each term below sets bit 7 of
+// a byte that is not plain (at or above 0x80; below 0x20; 0x7f; '"' or
+// '\\'). Carries and borrows only run upwards from a byte that is not
+// plain, so they can flag bytes above the first such byte but never one
+// below it: the lowest flag is exact. TestPlainLen and FuzzPlainLen hold
+// it to the table.
+func plainLen(w uint64) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x }
+	bad := w | (w - 0x20*ones) | (w + ones) | zero(w^('"'*ones)) | zero(w^('\\'*ones))
+	return bits.TrailingZeros64(bad&highs) >> 3
+}
+
+// pyPlain marks the bytes json.dumps with ensure_ascii writes as they are
+// inside a string: printable ASCII but the quote and the backslash.
+var pyPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // decodeRune decodes through a stack buffer so that one generic body serves
 // string and []byte without converting (and allocating) either.
@@ -167,60 +208,152 @@ func AppendPyFloat(dst []byte, f float64) []byte {
 	return dst
 }
 
+// floatIsRepr reports whether a float literal scanNumber accepted is
+// already what Python's repr writes for its value, so that the canonical
+// writer can copy it instead of parsing and formatting it (amounts such as
+// 16.67 and 100.0 always are). It accepts only [-]I.F with no exponent,
+// no trailing zero in F unless F is "0", at most 15 digits in all and,
+// below 1, at most three zeros after the point. Why that is the repr:
+// IEEE doubles carry 15 decimal digits (DBL_DIG), so distinct decimals of
+// at most 15 significant digits in the normal range are distinct doubles;
+// the shortest digits that round-trip are therefore the literal's own
+// digits without trailing zeros, and with the decimal exponent between -3
+// and 15 repr writes them in fixed notation, which is the literal again.
+// FuzzFloatIsRepr holds it to the parse-and-format path.
+func floatIsRepr(raw []byte) bool {
+	i := 0
+	if raw[0] == '-' {
+		i = 1
+	}
+	dot := i
+	for dot < len(raw) && raw[dot] != '.' {
+		if raw[dot] < '0' || raw[dot] > '9' { // an exponent
+			return false
+		}
+		dot++
+	}
+	frac := raw[min(dot+1, len(raw)):]
+	digits := len(raw) - i - 1
+	if len(frac) == 1 && frac[0] == '0' {
+		digits-- // a whole value: the ".0" is repr's, not a digit of it
+	}
+	if len(frac) == 0 || digits > 15 {
+		return false
+	}
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	if frac[len(frac)-1] == '0' && len(frac) > 1 {
+		return false
+	}
+	if dot-i == 1 && raw[i] == '0' && len(frac) > 3 { // below 1, not 0.0
+		return frac[0] != '0' || frac[1] != '0' || frac[2] != '0' || frac[3] != '0'
+	}
+	return true
+}
+
 // AppendCanonical writes the subtree rooted at n in canonical form. It
 // records where each value landed in dst, so that a decoder can take field
 // values as substrings of one copy of the canonical bytes.
 func (p *Parser) AppendCanonical(dst []byte, n int32) ([]byte, error) {
-	p.nodes[n].oStart = int32(len(dst))
-	dst, err := p.appendCanonical(dst, n)
-	p.nodes[n].oEnd = int32(len(dst))
+	nd := &p.nodes[n] // nodes do not move while the tree is written
+	start := len(dst)
+	var err error
+	switch {
+	case nd.plain:
+		dst = p.appendPlain(dst, n)
+	case nd.kind == kObject || nd.kind == kArray:
+		dst, err = p.appendContainer(dst, nd)
+	default:
+		dst, err = p.appendScalar(dst, nd)
+	}
+	nd.oStart, nd.oEnd = int32(start), int32(len(dst))
 	return dst, err
 }
 
-func (p *Parser) appendCanonical(dst []byte, n int32) ([]byte, error) {
-	nd := p.nodes[n]
-	raw := p.in[nd.start:nd.end]
+// appendContainer writes an object or array. Members are written in the
+// loop rather than through AppendCanonical: most are scalars, and a call
+// per scalar was a tenth of verifying.
+func (p *Parser) appendContainer(dst []byte, nd *node) ([]byte, error) {
+	obj := nd.kind == kObject
+	open, end := byte('['), byte(']')
+	if obj {
+		open, end = '{', '}'
+	}
+	dst = append(dst, open)
 	var err error
-	switch nd.kind {
-	case kObject:
-		dst = append(dst, '{')
-		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
-			if i > 0 {
-				dst = append(dst, ',')
+	for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		kn := &p.nodes[k]
+		if obj {
+			if kn.keyPlain { // the key as the wire has it, quotes included
+				dst = append(dst, p.in[kn.keyStart-1:kn.keyEnd+1]...)
+			} else {
+				dst = AppendPyString(dst, p.keys[kn.keyStart:kn.keyEnd])
 			}
-			dst = AppendPyString(dst, p.key(k))
 			dst = append(dst, ':')
-			if dst, err = p.AppendCanonical(dst, k); err != nil {
-				return dst, err
-			}
 		}
-		return append(dst, '}'), nil
-	case kArray:
-		dst = append(dst, '[')
-		for i, k := range p.kids[nd.kids : nd.kids+nd.nkids] {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = p.AppendCanonical(dst, k); err != nil {
-				return dst, err
-			}
+		start := len(dst)
+		switch {
+		case kn.plain:
+			dst = p.appendPlain(dst, k)
+		case kn.kind == kObject || kn.kind == kArray:
+			dst, err = p.appendContainer(dst, kn)
+		default:
+			dst, err = p.appendScalar(dst, kn)
 		}
-		return append(dst, ']'), nil
+		kn.oStart, kn.oEnd = int32(start), int32(len(dst))
+		if err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, end), nil
+}
+
+// appendPlain copies a value whose wire text is canonical: a plain scalar,
+// or a whole container when the peer signed canonical JSON (our own Seal
+// and possim, a Python peer with sort_keys and compact separators). Its
+// descendants, which are not visited, are placed by their offset in the
+// copy: they are the nodes after it in preorder whose spans start inside
+// its own.
+func (p *Parser) appendPlain(dst []byte, n int32) []byte {
+	nd := &p.nodes[n]
+	shift := int32(len(dst)) - nd.start
+	dst = append(dst, p.in[nd.start:nd.end]...)
+	if nd.kind == kObject || nd.kind == kArray {
+		rest, end := p.nodes[n+1:], nd.end
+		for i := range rest {
+			dn := &rest[i]
+			if dn.start >= end {
+				break
+			}
+			dn.oStart, dn.oEnd = dn.start+shift, dn.end+shift
+		}
+	}
+	return dst
+}
+
+// appendScalar writes a scalar that is not plain (see node.plain).
+func (p *Parser) appendScalar(dst []byte, nd *node) ([]byte, error) {
+	raw := p.in[nd.start:nd.end]
+	switch nd.kind {
 	case kString:
+		var err error
 		p.str, err = decodeString(p.str[:0], raw)
 		if err != nil {
 			err.(*SyntaxError).Offset += int(nd.start) + 1
 			return dst, err
 		}
 		return AppendPyString(dst, p.str), nil
-	case kNumber:
-		if string(raw) == "-0" { // Python's int("-0") is 0
-			return append(dst, '0'), nil
-		}
-		return append(dst, raw...), nil
+	case kNumber: // -0
+		return append(dst, '0'), nil
 	case kFloat:
 		return appendPyNumber(dst, parseFloat(raw)), nil
-	default: // true, false, null, NaN, Infinity, -Infinity are written as read
+	default:
 		return append(dst, raw...), nil
 	}
 }
