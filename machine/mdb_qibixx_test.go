@@ -37,7 +37,9 @@ func startQibixx(t *testing.T) *qibixxRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, runs := salePath(t, j, payment.Config{CancelGrace: 200 * time.Millisecond}, possim.Approve, reader, r.did)
+	svc, runs := salePath(t, j, payment.Config{CancelGrace: 200 * time.Millisecond}, possim.Approve, reader, r.did)
+	events, unsub := svc.Subscribe()
+	defer unsub()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +61,17 @@ func startQibixx(t *testing.T) *qibixxRig {
 		go func() { defer wg.Done(); run(ctx) }()
 	}
 	t.Cleanup(func() { cancel(); far.Close(); wg.Wait(); j.Close() })
+	// A vend asked for before the terminal is linked is denied (not
+	// ready): the rig sells only once it is.
+	linked := time.After(10 * time.Second)
+	for linkedUp := false; !linkedUp; {
+		select {
+		case e := <-events:
+			linkedUp = e.POS != nil && e.POS.State == "connected"
+		case <-linked:
+			t.Fatal("the POS simulator did not connect")
+		}
+	}
 	r.board = qibixxsim.New(far)
 	if err := r.board.Up(10 * time.Second); err != nil {
 		t.Fatal(err)
