@@ -79,6 +79,10 @@ type Journal struct {
 	UnknownMax    int
 	UnknownMaxAge time.Duration
 
+	// scratch holds the keys and values of the write transaction in
+	// progress (see arena); used only inside write transactions.
+	scratch arena
+
 	unreadable atomic.Uint64 // see UnreadableRecords
 	onWrite    atomic.Pointer[func()]
 	commits    atomic.Uint64 // see Commits
@@ -143,9 +147,12 @@ func (j *Journal) Close() error { return j.db.Close() }
 // journals nothing.
 func (j *Journal) Create(t *Txn, now time.Time) error {
 	return j.update(func(tx *bolt.Tx) error {
+		a := &j.scratch
 		keys := tx.Bucket(bucketKeys)
+		var key []byte
 		if t.Key != "" {
-			if id := keys.Get([]byte(t.Key)); id != nil {
+			key = a.bytes(tx, t.Key)
+			if id := keys.Get(key); id != nil {
 				return fmt.Errorf("%w: %q is %s", ErrDuplicateKey, t.Key, id)
 			}
 		}
@@ -157,22 +164,20 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 			}
 		}
 		txns, quar := tx.Bucket(bucketTxns), tx.Bucket(bucketQuar)
-		id := "TXN" + strconv.FormatInt(ms, 10)
-		for txns.Get([]byte(id)) != nil || quar.Get([]byte(id)) != nil {
+		id := a.take(strconv.AppendInt(append(a.tail(tx), "TXN"...), ms, 10))
+		for txns.Get(id) != nil || quar.Get(id) != nil {
 			ms++
-			id = "TXN" + strconv.FormatInt(ms, 10)
+			id = a.take(strconv.AppendInt(append(a.tail(tx), "TXN"...), ms, 10))
 		}
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], uint64(ms))
-		if err := meta.Put(keyLastMillis, b[:]); err != nil {
+		if err := meta.Put(keyLastMillis, a.take(binary.BigEndian.AppendUint64(a.tail(tx), uint64(ms)))); err != nil {
 			return err
 		}
 		if t.Key != "" {
-			if err := keys.Put([]byte(t.Key), []byte(id)); err != nil {
+			if err := keys.Put(key, id); err != nil {
 				return err
 			}
 		}
-		t.ID = id
+		t.ID = string(id)
 		t.CreatedAt, t.UpdatedAt = now, now
 		if t.State == "" {
 			t.State = Created
@@ -180,27 +185,32 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 		if t.Vend == "" {
 			t.Vend = VendNone
 		}
-		v, err := put(txns, t)
+		v, err := putIn(a, tx, txns, t)
 		if err != nil {
 			return err
 		}
-		return appendRecord(tx, now, RecordTxn, v, nil, "")
+		return appendRecordIn(a, tx, now, RecordTxn, v, nil, "")
 	})
 }
 
 // put stores t and returns its encoding, which the outbox record of the
 // write reuses.
-func put(b *bolt.Bucket, t *Txn) ([]byte, error) {
-	v, err := encodeTxn(t)
+func put(b *bolt.Bucket, t *Txn) ([]byte, error) { return putIn(nil, nil, b, t) }
+
+// putIn is put with key and value in a, for a write of tx.
+func putIn(a *arena, tx *bolt.Tx, b *bolt.Bucket, t *Txn) ([]byte, error) {
+	v, err := appendTxn(a.tail(tx), t)
 	if err != nil {
 		return nil, err
 	}
-	return v, b.Put([]byte(t.ID), v)
+	v = a.take(v)
+	return v, b.Put(a.bytes(tx, t.ID), v)
 }
 
-// encodeTxn is the record codec's encoder; decodeTxn reads back whatever
-// it writes (FuzzTxnRoundTrip).
-func encodeTxn(t *Txn) ([]byte, error) { return json.Marshal(t) }
+// encodeTxn is the record codec's encoder (appendTxn, which writes what
+// json.Marshal writes: FuzzTxnEncode); decodeTxn reads back whatever it
+// writes (FuzzTxnRoundTrip).
+func encodeTxn(t *Txn) ([]byte, error) { return appendTxn(nil, t) }
 
 // get reads one transaction. A record that cannot be decoded, or one that
 // was quarantined for that reason, is ErrCorrupt.
@@ -287,16 +297,17 @@ func (j *Journal) UpdateSteps(id string, steps []Step) (Txn, error) {
 				if reflect.DeepEqual(old, &nu) {
 					kind = RecordEvidence
 				}
-				if evb, err = addEvidence(tx, st.Ev, st.At); err != nil {
+				if evb, err = addEvidence(&j.scratch, tx, st.Ev, st.At); err != nil {
 					return err
 				}
 				nu.Evidence++
 			}
 			nu.UpdatedAt = st.At
-			if v, err = encodeTxn(&nu); err != nil {
+			if v, err = appendTxn(j.scratch.tail(tx), &nu); err != nil {
 				return err
 			}
-			if err := appendRecord(tx, st.At, kind, v, evb, ""); err != nil {
+			v = j.scratch.take(v)
+			if err := appendRecordIn(&j.scratch, tx, st.At, kind, v, evb, ""); err != nil {
 				return err
 			}
 			old = &nu
@@ -305,7 +316,7 @@ func (j *Journal) UpdateSteps(id string, steps []Step) (Txn, error) {
 			return nil
 		}
 		out = *old
-		return txns.Put([]byte(id), v)
+		return txns.Put(j.scratch.bytes(tx, id), v)
 	})
 	return out, err
 }
@@ -474,11 +485,11 @@ func (j *Journal) Recover(now time.Time) ([]Txn, error) {
 				return err
 			}
 			nu.UpdatedAt = now
-			v, err := put(txns, &nu)
+			v, err := putIn(&j.scratch, tx, txns, &nu)
 			if err != nil {
 				return err
 			}
-			if err := appendRecord(tx, now, RecordTxn, v, nil, ""); err != nil {
+			if err := appendRecordIn(&j.scratch, tx, now, RecordTxn, v, nil, ""); err != nil {
 				return err
 			}
 			if nu.Review != "" {
