@@ -95,7 +95,7 @@ func TestCodecTimes(t *testing.T) {
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, 12, 1, 13, 40, 0, 500, time.FixedZone("", 8*3600)),
-		time.Date(2026, 12, 1, 13, 40, 0, 0, time.FixedZone("", -(23*3600 + 59*60 + 59))),
+		time.Date(2026, 12, 1, 13, 40, 0, 0, time.FixedZone("", -(23*3600+59*60+59))),
 		time.Date(2026, 12, 1, 13, 40, 0, 0, time.FixedZone("", 24*3600)),
 		time.Date(2026, 12, 1, 13, 40, 0, 0, time.FixedZone("", -100*3600)),
 		time.Date(2026, 12, 1, 13, 40, 0, 0, time.FixedZone("", 30)),

@@ -134,10 +134,6 @@ func encodeEvidence(ev *Evidence) ([]byte, error) { return appendEvidence(nil, e
 // The nonce set is keyed big-endian forget time in epoch milliseconds +
 // nonce, so the expired ones are always at the front: each insert deletes
 // them, which bounds the set by what is inside the replay window.
-func nonceKey(nonce string, forget time.Time) []byte {
-	return appendNonceKey(make([]byte, 0, 8+len(nonce)), nonce, forget)
-}
-
 func appendNonceKey(b []byte, nonce string, forget time.Time) []byte {
 	ms := max(forget.UnixMilli(), 0)
 	return append(binary.BigEndian.AppendUint64(b, uint64(ms)), nonce...)
