@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -146,7 +147,7 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	// POS repeating its result) is evidence, as for a finished payment.
 	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" && !s.vending() {
 		s.apply(r, &ev)
-		return Recorded{Known: true, Txn: *s.curOr(t)}, s.journalErr
+		return Recorded{Known: true, Txn: s.curOr(t)}, s.journalErr
 	}
 	// Known, but late or about a payment no longer in progress: record it,
 	// never act on it, and flag what could mean the customer paid.
@@ -190,15 +191,20 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	return Recorded{Known: true, Txn: nt}, nil
 }
 
-// curOr returns the payment in progress, or t once it has finished.
-func (s *Service) curOr(t Txn) *Txn {
+// curOr returns the payment in progress, or t once it has finished: as
+// the loop last wrote it, which is the journal's (no read), or else as
+// the journal has it.
+func (s *Service) curOr(t Txn) Txn {
 	if s.cur != nil {
-		return s.cur
+		return *s.cur
+	}
+	if s.stored.ID == t.ID {
+		return s.stored
 	}
 	if nt, err := s.j.Get(t.ID); err == nil {
-		return &nt
+		return nt
 	}
-	return &t
+	return t
 }
 
 // apply acts on a fresh message about the payment in progress.
@@ -389,7 +395,7 @@ func (s *Service) release(t Txn) {
 	if err != nil {
 		s.log.Error("vend failed", "txn_id", t.ID, "err", err)
 	} else {
-		s.log.Info("product released", "txn_id", t.ID)
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "product released", slog.String("txn_id", t.ID))
 	}
 	if !ok {
 		// The relay moved but "released" is not on disk: recovery will
