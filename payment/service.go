@@ -140,6 +140,13 @@ type Service struct {
 	// (soon); commitNow makes soon commit at once, for Record.
 	later     []Step
 	commitNow bool
+	// laterEv holds the evidence of the steps in later (laterEv[i] is
+	// later[i]'s), next is soon's scratch copy of cur and ev the evidence
+	// of the report being handled: the loop's own, so that a step does
+	// not allocate them.
+	laterEv [maxLater]Evidence
+	next    Txn
+	ev      Evidence
 	// A flood of one kind of message costs a few log lines, not one each.
 	unknownLog, repeatLog, lateLog rateLog
 

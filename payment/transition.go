@@ -27,8 +27,8 @@ func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 		s.log.Error("journal update failed", "txn_id", cur.ID, "err", err)
 		return *cur, false
 	}
-	clear(steps) // the closures and evidence go with the commit
-	s.later = s.later[:0]
+	clear(steps)        // the closures and evidence go with the commit
+	s.later = steps[:0] // the array the append may have grown, kept
 	*cur, s.stored = t, t
 	s.moved(t)
 	return t, true
@@ -83,14 +83,18 @@ func (s *Service) soon(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	if s.commitNow || len(s.later) >= maxLater {
 		return s.move(ev, fn)
 	}
-	nu := *cur
+	// The step is tried on the loop's own scratch value (fn may keep
+	// nothing of it), and its evidence held in the loop's own array,
+	// which maxLater bounds: a held step costs no allocation of its own.
+	nu := &s.next
+	*nu = *cur
 	nu.Plans = slices.Clone(cur.Plans)
-	fn(&nu)
+	fn(nu)
 	if nu.State.Final() || nu.Vend != cur.Vend || nu.Review != cur.Review {
 		// Not a step that may wait: written now.
 		return s.move(ev, fn)
 	}
-	if err := checkMove(cur, &nu); err != nil {
+	if err := checkMove(cur, nu); err != nil {
 		s.journalErr = err
 		s.log.Error("payment step refused", "txn_id", cur.ID, "err", err)
 		return *cur, false
@@ -98,15 +102,15 @@ func (s *Service) soon(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	now := time.Now()
 	var held *Evidence
 	if ev != nil {
-		c := *ev
-		held = &c
+		held = &s.laterEv[len(s.later)]
+		*held = *ev
 		nu.Evidence++
 	}
 	nu.UpdatedAt = now
 	s.later = append(s.later, Step{At: now, Ev: held, apply: fn})
-	*cur = nu
-	s.moved(nu)
-	return nu, true
+	*cur = *nu
+	s.moved(*nu)
+	return *cur, true
 }
 
 // holds reports whether payload is a message soon holds for id's next
