@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // FuzzTxnEncode: the append-style encoders write exactly what
@@ -106,5 +108,90 @@ func TestCodecTimes(t *testing.T) {
 		if (gerr == nil) != (werr == nil) || werr == nil && !bytes.Equal(got, want) {
 			t.Errorf("%v: appendJSONTime %s (%v), json.Marshal %s (%v)", tm, got, gerr, want, werr)
 		}
+	}
+}
+
+// TestArena: what the arena hands out in one write transaction is never
+// written again in it, across growth; the next transaction starts over.
+func TestArena(t *testing.T) {
+	j, _ := openJournal(t)
+	var kept [][]byte
+	var want []string
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		a := &j.scratch
+		for i := range 200 { // well past arenaSpare and a first array
+			s := strings.Repeat(string(rune('a'+i%26)), 1+i*7%300)
+			kept = append(kept, a.bytes(tx, s))
+			want = append(want, s)
+			// An encoding compared and dropped, as stored does: taken
+			// nowhere, overwritten by the next.
+			_ = append(a.tail(tx), "scratch"...)
+		}
+		for i, b := range kept {
+			if string(b) != want[i] || cap(b) != len(b) {
+				t.Fatalf("value %d changed in its transaction: %q (cap %d)", i, b, cap(b))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = j.db.Update(func(tx *bolt.Tx) error {
+		j.scratch.tail(tx)
+		if len(j.scratch.b) != 0 {
+			t.Errorf("next transaction starts with %d bytes in use", len(j.scratch.b))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nilArena *arena
+	if b := nilArena.bytes(nil, "x"); string(b) != "x" {
+		t.Errorf("nil arena: %q", b)
+	}
+}
+
+// TestUpdateStepsView: the caller's view stands in for the stored record
+// only when it is that record; a stale one (another writer changed it)
+// is ignored and the steps build on what the journal has.
+func TestUpdateStepsView(t *testing.T) {
+	j, _ := openJournal(t)
+	tx := newTxn(t, j, t0)
+	view := tx
+	// Another writer (the operator, a late message) changes the record.
+	other, err := j.Update(tx.ID, t0.Add(time.Second), nil, func(x *Txn) error { x.State = Acked; x.flag("by another writer"); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := j.updateSteps(tx.ID, &view, []Step{{At: t0.Add(2 * time.Second), apply: func(x *Txn) { x.State = Approved }}})
+	if err != nil || got.Review != other.Review || got.State != Approved {
+		t.Fatalf("stale view: %+v, %v; want the other writer's review %q kept", got, err, other.Review)
+	}
+	// A current view gives what no view gives.
+	view = got
+	a, err := j.updateSteps(tx.ID, &view, []Step{{At: t0.Add(3 * time.Second), apply: func(x *Txn) { x.Error = "with view" }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := j.Get(tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := encodeTxn(&a)
+	b2, _ := encodeTxn(&stored)
+	if !bytes.Equal(b1, b2) || a.Error != "with view" || a.Review != other.Review {
+		t.Fatalf("current view: returned\n%s\nstored\n%s", b1, b2)
+	}
+	// A view with what the codec does not give back exactly is not
+	// taken: the record is decoded.
+	bad := stored
+	bad.Error = "\xff"
+	if _, err := j.updateSteps(tx.ID, &bad, []Step{{At: t0.Add(4 * time.Second), apply: func(x *Txn) {}}}); err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := j.Get(tx.ID); back.Error != "with view" {
+		t.Fatalf("a view that is not the record was written: %q", back.Error)
 	}
 }
