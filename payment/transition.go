@@ -145,7 +145,9 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 	if req.Key != "" {
 		t, found, err := s.j.byKey(req.Key)
 		switch {
-		case err == nil && !found:
+		case err == nil && !found, errors.Is(err, ErrNotFound):
+			// A new key; or one whose payment is gone (get's
+			// ErrNotFound), which ByKey's callers took as new too.
 		case err == nil && (t.Amount != req.Amount || t.Mode != req.Mode || t.Provider != prov.Name()):
 			return t, false, fmt.Errorf("%w: key %q is %s (%s %s via %s)", ErrKeyMismatch, req.Key, t.ID, t.Amount, t.Mode, t.Provider)
 		case err == nil:
