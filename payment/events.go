@@ -30,10 +30,10 @@ type POSState struct {
 func (s *Service) Current() *Txn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.live == nil {
+	if !s.hasLive {
 		return nil
 	}
-	t := *s.live
+	t := s.live
 	return &t
 }
 
@@ -67,7 +67,7 @@ func (s *Service) POS() []POSState {
 	defer s.mu.Unlock()
 	out := make([]POSState, 0, len(s.pos))
 	for _, p := range s.pos {
-		if cur := s.live; cur != nil && cur.Provider == p.Provider && p.State == "connected" {
+		if s.hasLive && s.live.Provider == p.Provider && p.State == "connected" {
 			p.State = "in_payment"
 		}
 		out = append(out, p)
@@ -105,10 +105,9 @@ func (s *Service) publish(e Event) {
 	defer s.mu.Unlock()
 	if e.Txn != nil {
 		if s.cur != nil && s.cur.ID == e.Txn.ID {
-			c := *s.cur
-			s.live = &c
-		} else if s.live != nil && s.live.ID == e.Txn.ID {
-			s.live = nil
+			s.live, s.hasLive = *s.cur, true
+		} else if s.hasLive && s.live.ID == e.Txn.ID {
+			s.live, s.hasLive = Txn{}, false
 		}
 	}
 	for ch := range s.subs {

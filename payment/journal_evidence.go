@@ -47,7 +47,7 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 		maxAge = DefaultUnknownMaxAge
 	}
 	return j.update(func(tx *bolt.Tx) error {
-		v, err := stampEvidence(tx, ev, now)
+		v, err := stampEvidence(&j.scratch, tx, ev, now)
 		if err != nil {
 			return err
 		}
@@ -75,7 +75,7 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 		if err := b.Put(binary.BigEndian.AppendUint64(nil, n), v); err != nil {
 			return err
 		}
-		return appendRecord(tx, now, RecordUnknown, nil, v, "")
+		return appendRecordIn(&j.scratch, tx, now, RecordUnknown, nil, v, "")
 	})
 }
 
@@ -99,48 +99,52 @@ func (j *Journal) UnknownEvidence(n int) ([]Evidence, error) {
 
 // Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
 // scan lists a transaction's messages in arrival order. It returns the
-// encoding, which the outbox record of the write reuses.
-func addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
-	v, err := stampEvidence(tx, ev, now)
+// encoding, which the outbox record of the write reuses. Keys and values
+// are a's.
+func addEvidence(a *arena, tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
+	v, err := stampEvidence(a, tx, ev, now)
 	if err != nil {
 		return nil, err
 	}
-	return v, tx.Bucket(bucketEvidence).Put(evidenceKey(ev.TxnID, ev.Seq), v)
+	return v, tx.Bucket(bucketEvidence).Put(a.take(appendEvidenceKey(a.tail(tx), ev.TxnID, ev.Seq)), v)
 }
 
 // stampEvidence gives ev its sequence number (one sequence for all
 // evidence, known or not) and time, journals its nonce, and encodes it.
-func stampEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
+func stampEvidence(a *arena, tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
 	seq, err := tx.Bucket(bucketEvidence).NextSequence()
 	if err != nil {
 		return nil, err
 	}
 	ev.Seq, ev.At = seq, now
 	if ev.Nonce != "" && !ev.Forget.IsZero() {
-		if err := putNonce(tx.Bucket(bucketNonces), ev.Nonce, ev.Forget, now); err != nil {
+		if err := putNonce(a, tx, ev.Nonce, ev.Forget, now); err != nil {
 			return nil, err
 		}
 	}
-	return encodeEvidence(ev)
+	v, err := appendEvidence(a.tail(tx), ev)
+	return a.take(v), err
 }
 
-// encodeEvidence is the evidence codec's encoder (json.Unmarshal reads
+// encodeEvidence is the evidence codec's encoder (appendEvidence, which
+// writes what json.Marshal writes: FuzzTxnEncode; json.Unmarshal reads
 // back whatever it writes, Forget aside: FuzzTxnRoundTrip).
-func encodeEvidence(ev *Evidence) ([]byte, error) { return json.Marshal(ev) }
+func encodeEvidence(ev *Evidence) ([]byte, error) { return appendEvidence(nil, ev) }
 
 // The nonce set is keyed big-endian forget time in epoch milliseconds +
 // nonce, so the expired ones are always at the front: each insert deletes
 // them, which bounds the set by what is inside the replay window.
-func nonceKey(nonce string, forget time.Time) []byte {
+func appendNonceKey(b []byte, nonce string, forget time.Time) []byte {
 	ms := max(forget.UnixMilli(), 0)
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(nonce)), uint64(ms)), nonce...)
+	return append(binary.BigEndian.AppendUint64(b, uint64(ms)), nonce...)
 }
 
 func nonceExpired(k []byte, now time.Time) bool {
 	return int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixMilli()
 }
 
-func putNonce(b *bolt.Bucket, nonce string, forget, now time.Time) error {
+func putNonce(a *arena, tx *bolt.Tx, nonce string, forget, now time.Time) error {
+	b := tx.Bucket(bucketNonces)
 	c := b.Cursor()
 	for k, _ := c.First(); len(k) >= 8 && nonceExpired(k, now); k, _ = c.First() {
 		if err := c.Delete(); err != nil {
@@ -150,7 +154,7 @@ func putNonce(b *bolt.Bucket, nonce string, forget, now time.Time) error {
 	if !forget.After(now) {
 		return nil // already outside the window
 	}
-	return b.Put(nonceKey(nonce, forget), nil)
+	return b.Put(a.take(appendNonceKey(a.tail(tx), nonce, forget)), nil)
 }
 
 // Nonces returns the journaled nonces whose forget time is after now, each
@@ -188,7 +192,10 @@ func (j *Journal) Nonces(now time.Time) (map[string]time.Time, error) {
 }
 
 func evidenceKey(txnID string, seq uint64) []byte {
-	k := make([]byte, 0, len(txnID)+9)
+	return appendEvidenceKey(make([]byte, 0, len(txnID)+9), txnID, seq)
+}
+
+func appendEvidenceKey(k []byte, txnID string, seq uint64) []byte {
 	k = append(k, txnID...)
 	k = append(k, 0)
 	return binary.BigEndian.AppendUint64(k, seq)

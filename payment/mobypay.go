@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ type MobyPay struct {
 	kioskID   string
 	codec     *mobypay.Codec // used from the service loop only
 	buf       []byte
+	rnd       uuid.UUID // nonce's buffer, likewise
 	send      Sender
 	svc       *Service
 	connected atomic.Bool
@@ -57,7 +59,16 @@ func (p *MobyPay) Ready() error {
 }
 
 func (p *MobyPay) header(t *Txn) mobypay.Header {
-	return mobypay.Header{TxnID: t.ID, KioskID: p.kioskID, Nonce: uuid.NewString(), Timestamp: time.Now().UnixMilli()}
+	return mobypay.Header{TxnID: t.ID, KioskID: p.kioskID, Nonce: p.nonce(), Timestamp: time.Now().UnixMilli()}
+}
+
+// nonce is a random (version 4) UUID, as uuid.NewString makes it, drawn
+// into the provider's own buffer: only the string is allocated.
+func (p *MobyPay) nonce() string {
+	rand.Read(p.rnd[:])             // never fails (crypto/rand)
+	p.rnd[6] = p.rnd[6]&0x0f | 0x40 // version 4
+	p.rnd[8] = p.rnd[8]&0x3f | 0x80 // RFC 4122 variant
+	return p.rnd.String()
 }
 
 func (p *MobyPay) write(frame []byte) error {

@@ -93,20 +93,24 @@ const recordsFill = 0.9
 // (encodeTxn, encodeEvidence), reused so that a record costs no second
 // encoding; either may be nil. errMsg is Record.Error.
 func appendRecord(tx *bolt.Tx, now time.Time, kind RecordKind, txn, ev []byte, errMsg string) error {
+	return appendRecordIn(nil, tx, now, kind, txn, ev, errMsg)
+}
+
+// appendRecordIn is appendRecord with key and value in a (bbolt keeps
+// both until commit).
+func appendRecordIn(a *arena, tx *bolt.Tx, now time.Time, kind RecordKind, txn, ev []byte, errMsg string) error {
 	b := tx.Bucket(bucketRecords)
 	b.FillPercent = recordsFill
 	seq, err := b.NextSequence()
 	if err != nil {
 		return fmt.Errorf("journal: record sequence: %w", err)
 	}
-	// Key and value share one allocation; bbolt keeps both until commit.
-	buf := make([]byte, 8, 8+96+len(txn)+len(ev)+len(errMsg))
-	binary.BigEndian.PutUint64(buf, seq)
-	v, err := appendRecordJSON(buf[8:8], seq, now, kind, txn, ev, errMsg)
+	k := a.take(binary.BigEndian.AppendUint64(a.tail(tx), seq))
+	v, err := appendRecordJSON(a.tail(tx), seq, now, kind, txn, ev, errMsg)
 	if err != nil {
 		return err
 	}
-	return b.Put(buf[:8:8], v)
+	return b.Put(k, a.take(v))
 }
 
 // appendRecordJSON appends what json.Marshal writes for the Record, but
@@ -123,40 +127,15 @@ func appendRecordJSON(b []byte, seq uint64, at time.Time, kind RecordKind, txn, 
 	b = at.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
 	b = append(b, `,"kind":`...)
-	if plainKind(kind) {
-		b = append(append(append(b, '"'), kind...), '"')
-	} else {
-		k, err := json.Marshal(string(kind))
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, k...)
-	}
+	b = appendJSONString(b, string(kind))
 	if txn != nil {
 		b = append(append(b, `,"txn":`...), txn...)
 	}
 	if ev != nil {
 		b = append(append(b, `,"evidence":`...), ev...)
 	}
-	if errMsg != "" {
-		e, err := json.Marshal(errMsg)
-		if err != nil {
-			return nil, err
-		}
-		b = append(append(b, `,"error":`...), e...)
-	}
+	b = appendOmitString(b, `,"error":`, errMsg)
 	return append(b, '}'), nil
-}
-
-// plainKind reports a kind JSON writes as it is: our own constants are
-// lower-case ASCII, anything else takes encoding/json's escaping.
-func plainKind(k RecordKind) bool {
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; (c < 'a' || c > 'z') && c != '_' {
-			return false
-		}
-	}
-	return true
 }
 
 // decodeOutboxRecord decodes the record stored under key k. Anything that

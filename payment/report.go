@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -93,7 +94,10 @@ func (s *Service) Record(ctx context.Context, r Report) (Recorded, error) {
 }
 
 func (s *Service) onReport(r Report) (Recorded, error) {
-	ev := r.Evidence
+	// The loop's own value (its pointer goes no further than the commit
+	// or the copy soon holds), so that a report allocates no evidence.
+	ev := &s.ev
+	*ev = r.Evidence
 	ev.TxnID = r.TxnID
 	var t Txn
 	var err error
@@ -107,7 +111,7 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 		if ok, held := s.unknownLog.allow(time.Now()); ok {
 			s.log.Warn("message for an unknown transaction; kept as evidence", "txn_id", r.TxnID, "type", ev.Type, "status", ev.Status, "more_since_last_line", held)
 		}
-		if err := s.j.AddEvidence(&ev, time.Now()); err != nil {
+		if err := s.j.AddEvidence(ev, time.Now()); err != nil {
 			s.log.Error("journal evidence failed", "err", err)
 			return Recorded{}, err
 		}
@@ -145,8 +149,8 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	// A payment being vended is settled: a message about it now (the
 	// POS repeating its result) is evidence, as for a finished payment.
 	if s.cur != nil && s.cur.ID == r.TxnID && r.Late == "" && !s.vending() {
-		s.apply(r, &ev)
-		return Recorded{Known: true, Txn: *s.curOr(t)}, s.journalErr
+		s.apply(r, ev)
+		return Recorded{Known: true, Txn: s.curOr(t)}, s.journalErr
 	}
 	// Known, but late or about a payment no longer in progress: record it,
 	// never act on it, and flag what could mean the customer paid.
@@ -178,10 +182,10 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 		}
 	}
 	if s.cur != nil && s.cur.ID == t.ID {
-		nt, _ := s.move(&ev, apply)
+		nt, _ := s.move(ev, apply)
 		return Recorded{Known: true, Txn: nt}, s.journalErr
 	}
-	nt, err := s.j.Update(t.ID, time.Now(), &ev, func(x *Txn) error { apply(x); return nil })
+	nt, err := s.j.Update(t.ID, time.Now(), ev, func(x *Txn) error { apply(x); return nil })
 	if err != nil {
 		s.log.Error("journal update failed", "txn_id", t.ID, "err", err)
 		return Recorded{Known: true, Txn: t}, err
@@ -190,19 +194,27 @@ func (s *Service) onReport(r Report) (Recorded, error) {
 	return Recorded{Known: true, Txn: nt}, nil
 }
 
-// curOr returns the payment in progress, or t once it has finished.
-func (s *Service) curOr(t Txn) *Txn {
+// curOr returns the payment in progress, or t once it has finished: as
+// the loop last wrote it, which is the journal's (no read), or else as
+// the journal has it.
+func (s *Service) curOr(t Txn) Txn {
 	if s.cur != nil {
-		return s.cur
+		return *s.cur
+	}
+	if s.stored.ID == t.ID {
+		return s.stored
 	}
 	if nt, err := s.j.Get(t.ID); err == nil {
-		return &nt
+		return nt
 	}
-	return &t
+	return t
 }
 
 // apply acts on a fresh message about the payment in progress.
 func (s *Service) apply(r Report, ev *Evidence) {
+	// The closures below take these, not r: one that captured r would
+	// move all of it to the heap on every report.
+	posID, msg, plans := r.PosID, r.Message, r.Plans
 	t := s.cur
 	tm := s.timeouts(t.Mode)
 	ev.Disposal = "applied"
@@ -211,7 +223,7 @@ func (s *Service) apply(r Report, ev *Evidence) {
 	case ReportAck:
 		switch {
 		case r.Status == "processing" && t.State == Sent:
-			if _, ok := s.soon(ev, func(t *Txn) { t.State = Acked; t.PosID = r.PosID }); ok {
+			if _, ok := s.soon(ev, func(t *Txn) { t.State = Acked; t.PosID = posID }); ok {
 				s.arm(timerResult, tm.Result)
 			}
 		case r.Status == "plan_received" && t.State == PlanSelected:
@@ -227,7 +239,7 @@ func (s *Service) apply(r Report, ev *Evidence) {
 			ignore()
 			return
 		}
-		out, ok := s.move(ev, func(t *Txn) { t.State = PlansOffered; t.Plans = r.Plans })
+		out, ok := s.move(ev, func(t *Txn) { t.State = PlansOffered; t.Plans = plans })
 		if !ok {
 			return
 		}
@@ -251,20 +263,20 @@ func (s *Service) apply(r Report, ev *Evidence) {
 			}
 			switch {
 			case t.Error == "":
-				t.Error = r.Message
-			case r.Message != "":
-				t.Error += "; terminal: " + r.Message
+				t.Error = msg
+			case msg != "":
+				t.Error += "; terminal: " + msg
 			}
-			t.PosID = r.PosID
+			t.PosID = posID
 		})
 	case ReportError:
 		if t.State == Sent {
-			s.move(ev, func(t *Txn) { t.State = Declined; t.Error = "terminal error: " + r.Message })
+			s.move(ev, func(t *Txn) { t.State = Declined; t.Error = "terminal error: " + msg })
 			return
 		}
 		s.move(ev, func(t *Txn) {
 			t.State = Unknown
-			t.Error = "terminal error: " + r.Message
+			t.Error = "terminal error: " + msg
 			t.flag("terminal reported an error mid-payment; the card may have been charged")
 		})
 	default:
@@ -310,6 +322,9 @@ func (s *Service) autoPlan(plans []Plan) string {
 	return ""
 }
 
+// errNoVender is a vend without a vend device.
+var errNoVender = errors.New("no vend device")
+
 // approve records a success and, when it is clean, releases the product:
 // approved and releasing are journaled in one commit before the relay
 // moves, released or failed in the next.
@@ -334,13 +349,15 @@ func (s *Service) approve(r Report, ev *Evidence) {
 		// change could get here, and no train fits it.
 		review = fmt.Sprintf("amount %s is not a train of pulses of RM %s; customer may have paid", t.Amount, s.cfg.PulseValue)
 	}
+	// What the closure takes of r, so that it does not take r (see apply).
+	posTxn, auth, last4, posID, planID, paid, paidText := r.POSTxnID, r.AuthCode, r.CardLast4, r.PosID, r.PlanID, r.Amount, r.AmountText
 	out, ok := s.move(ev, func(x *Txn) {
 		x.State = Approved
-		x.POSTransactionID, x.AuthCode, x.CardLast4, x.PosID = r.POSTxnID, r.AuthCode, r.CardLast4, r.PosID
-		if r.PlanID != "" {
-			x.PlanID = r.PlanID
+		x.POSTransactionID, x.AuthCode, x.CardLast4, x.PosID = posTxn, auth, last4, posID
+		if planID != "" {
+			x.PlanID = planID
 		}
-		x.PaidAmount, x.PaidAmountText = r.Amount, r.AmountText
+		x.PaidAmount, x.PaidAmountText = paid, paidText
 		if review != "" {
 			x.flag(review)
 			ev.Disposal = "recorded, not vended: " + review
@@ -365,16 +382,20 @@ func (s *Service) approve(r Report, ev *Evidence) {
 }
 
 func (s *Service) release(t Txn) {
-	err := errors.New("no vend device")
+	err := errNoVender
 	if s.vender != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.VendTimeout)
-		err = s.vender.Vend(ctx, t, func(done int) error { return s.pulsed(t.ID, done) })
+		id := t.ID // not t: a closure that took t would move it to the heap
+		err = s.vender.Vend(ctx, t, func(done int) error { return s.pulsed(id, done) })
 		cancel()
 	}
 	if t.PulsesTotal > 0 && err == nil && s.cur != nil && s.cur.PulsesDone != t.PulsesTotal {
 		err = fmt.Errorf("payment: the relay reported %s", s.cur.pulsesConfirmed())
 	}
+	// Set once, so the closure copies it instead of moving err to the heap.
+	vendErr := err
 	out, ok := s.move(nil, func(x *Txn) {
+		err := vendErr
 		if err != nil {
 			x.Vend = VendFailed
 			reason := "vend failed: " + err.Error()
@@ -389,7 +410,7 @@ func (s *Service) release(t Txn) {
 	if err != nil {
 		s.log.Error("vend failed", "txn_id", t.ID, "err", err)
 	} else {
-		s.log.Info("product released", "txn_id", t.ID)
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "product released", slog.String("txn_id", t.ID))
 	}
 	if !ok {
 		// The relay moved but "released" is not on disk: recovery will

@@ -29,20 +29,44 @@ func BenchmarkPaymentRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(j.Commits()-c0)/float64(b.N), "commits/op")
 }
 
+// benchSecret is the HMAC secret of the benchmarks' kiosk and simulator.
+var benchSecret = []byte("bench-secret")
+
+// simConfig is the approving POS simulator the benchmarks run against
+// the kiosk at addr, retrying at once if it is not up yet.
+func benchSimConfig(addr string) possim.Config {
+	return possim.Config{Addr: addr, Secret: benchSecret, Behaviour: possim.Approve, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+}
+
 // roundTrip starts a service with a journal in dir and the POS simulator
 // approving over loopback TCP, and returns a function that makes one card
-// payment and waits until it is vended.
+// payment and waits until it is vended. vender and handler are kiosk's.
+func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) mobypay.Handler) (pay func(), j *Journal) {
+	payKey, j := kiosk(tb, dir, vender, handler, func(ctx context.Context, addr string) {
+		sim, err := possim.New(benchSimConfig(addr))
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		sim.Run(ctx)
+	})
+	return func() { payKey("") }, j
+}
+
+// kiosk starts a service with a journal in dir and a MobyPay server on a
+// loopback port, runs pos (the terminal's side) against that port until
+// the test ends, and returns a function that makes one card payment with
+// idempotency key key ("" for none) and waits until it is vended.
 //
 // vender and handler, if set, take the place of a vender that does
 // nothing and of the provider as the server's handler (handler wraps it).
-func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) mobypay.Handler) (pay func(), j *Journal) {
-	secret := []byte("bench-secret")
+func kiosk(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) mobypay.Handler, pos func(ctx context.Context, addr string)) (pay func(key string), j *Journal) {
 	j, err := OpenJournal(filepath.Join(dir, "journal.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { j.Close() })
-	prov := NewMobyPay("KIOSK001", secret, nil)
+	prov := NewMobyPay("KIOSK001", benchSecret, nil)
 	if vender == nil {
 		vender = nopVender{}
 	}
@@ -51,7 +75,7 @@ func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) 
 		h = handler(prov)
 	}
 	svc := NewService(Config{}, j, vender, nil, prov)
-	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: secret}, h)
+	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: benchSecret}, h)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -61,11 +85,7 @@ func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) 
 	done := make(chan struct{}, 3)
 	go func() { svc.Run(ctx); done <- struct{}{} }()
 	go func() { srv.Serve(ctx); done <- struct{}{} }()
-	sim, err := possim.New(possim.Config{Addr: srv.Addr().String(), Secret: secret, Behaviour: possim.Approve, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { sim.Run(ctx); done <- struct{}{} }()
+	go func() { pos(ctx, srv.Addr().String()); done <- struct{}{} }()
 	tb.Cleanup(func() {
 		cancel()
 		for range 3 {
@@ -73,8 +93,12 @@ func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) 
 		}
 		unsub()
 	})
+	// One timer for every wait, so that the harness adds no allocations
+	// of its own to a payment's.
+	timeout := time.NewTimer(time.Hour)
 	waitFor := func(ok func(Event) bool) {
-		timeout := time.After(10 * time.Second)
+		timeout.Reset(10 * time.Second)
+		defer timeout.Stop()
 		for {
 			select {
 			case e, open := <-events:
@@ -84,17 +108,20 @@ func roundTrip(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) 
 				if ok(e) {
 					return
 				}
-			case <-timeout:
+			case <-timeout.C:
 				tb.Fatal("timed out")
 			}
 		}
 	}
 	waitFor(func(e Event) bool { return e.POS != nil && e.POS.State == "connected" })
-	return func() {
-		tx, err := svc.Create(ctx, CreateRequest{Mode: "card", Amount: 1250})
+	var id string
+	vended := func(e Event) bool { return e.Txn != nil && e.Txn.ID == id && e.Txn.Vend == VendReleased }
+	return func(key string) {
+		tx, err := svc.Create(ctx, CreateRequest{Mode: "card", Amount: 1250, Key: key})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		waitFor(func(e Event) bool { return e.Txn != nil && e.Txn.ID == tx.ID && e.Txn.Vend == VendReleased })
+		id = tx.ID
+		waitFor(vended)
 	}, j
 }

@@ -118,7 +118,11 @@ type Service struct {
 	links   chan POSState
 
 	// Owned by the loop.
-	cur      *Txn
+	cur *Txn
+	// stored is the journal's copy of the payment the loop last wrote, as
+	// of that commit (cur may be ahead of it: later): what UpdateSteps is
+	// handed to skip decoding the record it already knows.
+	stored   Txn
 	planPref string
 	timer    *time.Timer
 	timerFor timerKind
@@ -136,13 +140,23 @@ type Service struct {
 	// (soon); commitNow makes soon commit at once, for Record.
 	later     []Step
 	commitNow bool
+	// laterEv holds the evidence of the steps in later (laterEv[i] is
+	// later[i]'s), next is soon's scratch copy of cur and ev the evidence
+	// of the report being handled: the loop's own, so that a step does
+	// not allocate them.
+	laterEv [maxLater]Evidence
+	next    Txn
+	ev      Evidence
 	// A flood of one kind of message costs a few log lines, not one each.
 	unknownLog, repeatLog, lateLog rateLog
 
 	mu   sync.Mutex // guards below, read by API goroutines
 	pos  map[string]POSState
 	subs map[chan Event]struct{}
-	live *Txn // copy of cur for readers
+	// live is a copy of cur for readers (when hasLive): a value, so that
+	// keeping it up to date costs no allocation per step.
+	live    Txn
+	hasLive bool
 }
 
 // NewService wires a service. Call Run to start it.
@@ -269,13 +283,17 @@ func (s *Service) CreateOrGet(ctx context.Context, req CreateRequest) (Txn, bool
 	if err := ValidKey(req.Key); err != nil {
 		return Txn{}, false, err
 	}
-	var out Txn
-	var existing bool
-	var err error
-	if derr := s.do(ctx, func() { out, existing, err = s.create(prov, req) }); derr != nil {
+	// One value for the closure's results: captured one by one, each
+	// would be an allocation of its own.
+	var res struct {
+		out      Txn
+		existing bool
+		err      error
+	}
+	if derr := s.do(ctx, func() { res.out, res.existing, res.err = s.create(prov, req) }); derr != nil {
 		return Txn{}, false, derr
 	}
-	return out, existing, err
+	return res.out, res.existing, res.err
 }
 
 const maxAmount Sen = 99_999_999_999

@@ -5,8 +5,10 @@ package payment
 // the timers (deadline.go) change the payment in progress.
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -18,16 +20,16 @@ import (
 func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	cur := s.cur
 	now := time.Now()
-	steps := append(s.later, Step{At: now, Ev: ev, Fn: func(t *Txn) error { fn(t); return nil }})
-	t, err := s.j.UpdateSteps(cur.ID, steps)
+	steps := append(s.later, Step{At: now, Ev: ev, apply: fn})
+	t, err := s.j.updateSteps(cur.ID, &s.stored, steps)
 	if err != nil {
 		s.journalErr = err
 		s.log.Error("journal update failed", "txn_id", cur.ID, "err", err)
 		return *cur, false
 	}
-	clear(steps) // the closures and evidence go with the commit
-	s.later = s.later[:0]
-	*cur = t
+	clear(steps)        // the closures and evidence go with the commit
+	s.later = steps[:0] // the array the append may have grown, kept
+	*cur, s.stored = t, t
 	s.moved(t)
 	return t, true
 }
@@ -35,10 +37,16 @@ func (s *Service) move(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 // moved logs and publishes the payment in progress as it now stands, and
 // lets it go once it has ended.
 func (s *Service) moved(t Txn) {
+	// Attrs, not key-value pairs: these lines are per step of every
+	// payment, and LogAttrs boxes nothing (nothing at all when Info is
+	// off); the text is the same.
+	ctx := context.Background()
 	if t.PulsesTotal > 0 {
-		s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "pulses_done", t.PulsesDone, "pulses_total", t.PulsesTotal, "review", t.Review)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "payment", slog.String("txn_id", t.ID), slog.String("state", string(t.State)), slog.String("vend", string(t.Vend)),
+			slog.Int("pulses_done", t.PulsesDone), slog.Int("pulses_total", t.PulsesTotal), slog.String("review", t.Review))
 	} else {
-		s.log.Info("payment", "txn_id", t.ID, "state", t.State, "vend", t.Vend, "review", t.Review)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "payment", slog.String("txn_id", t.ID), slog.String("state", string(t.State)), slog.String("vend", string(t.Vend)),
+			slog.String("review", t.Review))
 	}
 	if t.State.Final() && t.Vend != VendReleasing {
 		s.cur = nil
@@ -75,14 +83,18 @@ func (s *Service) soon(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	if s.commitNow || len(s.later) >= maxLater {
 		return s.move(ev, fn)
 	}
-	nu := *cur
+	// The step is tried on the loop's own scratch value (fn may keep
+	// nothing of it), and its evidence held in the loop's own array,
+	// which maxLater bounds: a held step costs no allocation of its own.
+	nu := &s.next
+	*nu = *cur
 	nu.Plans = slices.Clone(cur.Plans)
-	fn(&nu)
+	fn(nu)
 	if nu.State.Final() || nu.Vend != cur.Vend || nu.Review != cur.Review {
 		// Not a step that may wait: written now.
 		return s.move(ev, fn)
 	}
-	if err := checkMove(cur, &nu); err != nil {
+	if err := checkMove(cur, nu); err != nil {
 		s.journalErr = err
 		s.log.Error("payment step refused", "txn_id", cur.ID, "err", err)
 		return *cur, false
@@ -90,15 +102,15 @@ func (s *Service) soon(ev *Evidence, fn func(t *Txn)) (Txn, bool) {
 	now := time.Now()
 	var held *Evidence
 	if ev != nil {
-		c := *ev
-		held = &c
+		held = &s.laterEv[len(s.later)]
+		*held = *ev
 		nu.Evidence++
 	}
 	nu.UpdatedAt = now
-	s.later = append(s.later, Step{At: now, Ev: held, Fn: func(t *Txn) error { fn(t); return nil }})
-	*cur = nu
-	s.moved(nu)
-	return nu, true
+	s.later = append(s.later, Step{At: now, Ev: held, apply: fn})
+	*cur = *nu
+	s.moved(*nu)
+	return *cur, true
 }
 
 // holds reports whether payload is a message soon holds for id's next
@@ -131,8 +143,11 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 	// A retry of a payment already made (in progress or not) is answered
 	// before anything else, busy and not-ready included.
 	if req.Key != "" {
-		t, err := s.j.ByKey(req.Key)
+		t, found, err := s.j.byKey(req.Key)
 		switch {
+		case err == nil && !found, errors.Is(err, ErrNotFound):
+			// A new key; or one whose payment is gone (get's
+			// ErrNotFound), which ByKey's callers took as new too.
 		case err == nil && (t.Amount != req.Amount || t.Mode != req.Mode || t.Provider != prov.Name()):
 			return t, false, fmt.Errorf("%w: key %q is %s (%s %s via %s)", ErrKeyMismatch, req.Key, t.ID, t.Amount, t.Mode, t.Provider)
 		case err == nil:
@@ -141,7 +156,7 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 			}
 			s.log.Info("payment exists for this idempotency key", "txn_id", t.ID, "state", t.State)
 			return t, true, nil
-		case !errors.Is(err, ErrNotFound):
+		default:
 			s.log.Error("journal read failed; payment refused", "err", err)
 			return Txn{}, false, err
 		}
@@ -159,10 +174,14 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 		return Txn{}, false, err
 	}
 	s.cur, s.planPref, s.cancelBy, s.cancelErr = &t, req.PlanID, timerNone, nil
+	s.stored = t
 	if req.Vender != nil {
 		s.async[t.ID] = req.Vender
 	}
-	s.log.Info("payment created", "txn_id", t.ID, "mode", t.Mode, "amount", t.Amount.String(), "provider", t.Provider)
+	if ctx := context.Background(); s.log.Enabled(ctx, slog.LevelInfo) { // Amount.String allocates
+		s.log.LogAttrs(ctx, slog.LevelInfo, "payment created", slog.String("txn_id", t.ID), slog.String("mode", t.Mode),
+			slog.String("amount", t.Amount.String()), slog.String("provider", t.Provider))
+	}
 	err := prov.Request(&t)
 	if errors.Is(err, ErrNotDelivered) {
 		s.log.Warn("payment request not delivered", "txn_id", t.ID, "err", err)
