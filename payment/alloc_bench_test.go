@@ -139,7 +139,7 @@ func BenchmarkPaymentKioskSide(b *testing.B) {
 // floor is measured over as many sales as the figure it is subtracted
 // from, not once at a fixed count.
 func floorAllocs(tb testing.TB, shape []saleCommit, n int) float64 {
-	floor := newFloor(tb, shape)
+	floor := newFloor(tb, shape, nil)
 	for range 22 {
 		floor()
 	}
@@ -159,7 +159,7 @@ func BenchmarkPaymentFloor(b *testing.B) {
 	pay, j := kiosk(b, b.TempDir(), nil, nil, childPOS(b))
 	var keys keyRing
 	shape := captureSale(b, j, func() { pay(keys.next()) })
-	floor := newFloor(b, shape)
+	floor := newFloor(b, shape, nil)
 	for range 20 {
 		floor()
 	}
@@ -237,7 +237,8 @@ func captureSale(tb testing.TB, j *Journal, pay func()) []saleCommit {
 // Create, then per commit the same gets, sequences and puts of the same
 // sizes in the same buckets. Keys are cut from a large arena and values
 // are shared, so that the function itself allocates next to nothing.
-func newFloor(tb testing.TB, shape []saleCommit) func() {
+// timed, if set, is told how long each commit took (i counts from 0).
+func newFloor(tb testing.TB, shape []saleCommit, timed func(i int, d time.Duration)) func() {
 	j, err := OpenJournal(filepath.Join(tb.TempDir(), "floor.db"))
 	if err != nil {
 		tb.Fatal(err)
@@ -273,7 +274,11 @@ func newFloor(tb testing.TB, shape []saleCommit) func() {
 			tx.Bucket(bucketKeys).Get(key)
 			return nil
 		}))
-		for _, c := range shape {
+		for i, c := range shape {
+			var began time.Time
+			if timed != nil {
+				began = time.Now()
+			}
 			must(j.db.Update(func(tx *bolt.Tx) error {
 				txns := tx.Bucket(bucketTxns)
 				if c.create {
@@ -332,6 +337,9 @@ func newFloor(tb testing.TB, shape []saleCommit) func() {
 				}
 				return txns.Put(id, value[:c.txn])
 			}))
+			if timed != nil {
+				timed(i, time.Since(began))
+			}
 		}
 	}
 }

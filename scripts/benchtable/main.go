@@ -91,7 +91,7 @@ func run(out io.Writer, count, relay int) error {
 		t.row("  of which outside bbolt", fmt.Sprintf("%.1f allocs", out), "goal", "30 allocs", out/30, -1)
 	}
 	c50 := res.get("ResultToRelay", "commit_p50_us")
-	t.row("verified success to relay call, p50", us(res.get("ResultToRelay", "p50_us")), "bare bbolt commit p50", us(c50),
+	t.row("verified success to relay call, p50", us(res.get("ResultToRelay", "p50_us")), "the approval commit, bbolt alone, p50", us(c50),
 		res.get("ResultToRelay", "p50_us")/c50, -1)
 	t.row("  = commit + x, x p50 / p99", fmt.Sprintf("%s / %s", us(res.get("ResultToRelay", "x_p50_us")), us(res.get("ResultToRelay", "x_p99_us"))),
 		"goal for x", "300 µs", res.get("ResultToRelay", "x_p50_us")/300, -1)
