@@ -22,7 +22,9 @@ func TestSessionOverPTY(t *testing.T) {
 	if err != nil {
 		t.Skipf("no pty: %v", err)
 	}
-	defer master.Close()
+	// Closed after the loop has stopped (cleanups run last first): a
+	// master closed under a running loop is a hang-up, which Run reports.
+	t.Cleanup(func() { master.Close() })
 	st, err := devmdb.OpenStream(slave, devmdb.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
