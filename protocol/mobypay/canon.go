@@ -146,9 +146,21 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-func (p *Parser) add(n node) int32 {
-	p.nodes = append(p.nodes, n)
-	return int32(len(p.nodes) - 1)
+// add appends a node and returns its index. The node is written in place:
+// appending a node value built on the stack was a sixth of Verify, its
+// narrow field stores read back as wide loads for the copy (a failed
+// store-to-load forward on every value).
+func (p *Parser) add(k kind, plain bool, start, end int) int32 {
+	n := len(p.nodes)
+	if n < cap(p.nodes) {
+		p.nodes = p.nodes[:n+1]
+	} else {
+		p.nodes = append(p.nodes, node{})
+	}
+	nd := &p.nodes[n]
+	*nd = node{}
+	nd.kind, nd.plain, nd.start, nd.end = k, plain, int32(start), int32(end)
+	return int32(n)
 }
 
 func (p *Parser) value(i int) (int32, int, error) {
@@ -163,36 +175,33 @@ func (p *Parser) value(i int) (int32, int, error) {
 		if err != nil {
 			return 0, i, err
 		}
-		return p.add(node{kind: kString, plain: plain, start: int32(i), end: int32(end)}), end, nil
+		return p.add(kString, plain, i, end), end, nil
 	case c >= '0' && c <= '9' || c == '-' && !bytes.HasPrefix(b[i:], []byte("-Infinity")):
 		end, isFloat, err := scanNumber(b, i)
 		if err != nil {
 			return 0, i, err
 		}
-		n := node{kind: kNumber, start: int32(i), end: int32(end)}
 		if isFloat {
-			n.kind = kFloat
-			n.plain = floatIsRepr(b[i:end])
-		} else {
-			n.plain = end-i != 2 || c != '-' || b[i+1] != '0' // Python's int("-0") is 0
+			return p.add(kFloat, floatIsRepr(b[i:end]), i, end), end, nil
 		}
-		return p.add(n), end, nil
+		plain := end-i != 2 || c != '-' || b[i+1] != '0' // Python's int("-0") is 0
+		return p.add(kNumber, plain, i, end), end, nil
 	case c == '{':
 		return p.object(i)
 	case c == '[':
 		return p.array(i)
 	case c == '-': // -Infinity
-		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 9)}), i + 9, nil
+		return p.add(kInf, true, i, i+9), i + 9, nil
 	case bytes.HasPrefix(b[i:], []byte("true")):
-		return p.add(node{kind: kTrue, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(kTrue, true, i, i+4), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("false")):
-		return p.add(node{kind: kFalse, plain: true, start: int32(i), end: int32(i + 5)}), i + 5, nil
+		return p.add(kFalse, true, i, i+5), i + 5, nil
 	case bytes.HasPrefix(b[i:], []byte("null")):
-		return p.add(node{kind: kNull, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(kNull, true, i, i+4), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("NaN")):
-		return p.add(node{kind: kNaN, plain: true, start: int32(i), end: int32(i + 3)}), i + 3, nil
+		return p.add(kNaN, true, i, i+3), i + 3, nil
 	case bytes.HasPrefix(b[i:], []byte("Infinity")):
-		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 8)}), i + 8, nil
+		return p.add(kInf, true, i, i+8), i + 8, nil
 	default:
 		return 0, i, &SyntaxError{i, fmt.Sprintf("unexpected character %q", c)}
 	}
@@ -221,7 +230,7 @@ func (p *Parser) object(start int) (int32, int, error) {
 		return 0, start, err
 	}
 	b := p.in
-	self := p.add(node{kind: kObject, start: int32(start)})
+	self := p.add(kObject, false, start, 0)
 	mark := len(p.stack)
 	// canon: the object's wire text is already canonical (see node.plain);
 	// it stays true while no whitespace, escape or unsorted key turns up.
@@ -299,7 +308,7 @@ func (p *Parser) array(start int) (int32, int, error) {
 		return 0, start, err
 	}
 	b := p.in
-	self := p.add(node{kind: kArray, start: int32(start)})
+	self := p.add(kArray, false, start, 0)
 	mark := len(p.stack)
 	i := skipWS(b, start+1)
 	canon := i == start+1 // as in object
