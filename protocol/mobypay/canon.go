@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -358,12 +359,20 @@ func (p *Parser) key(n int32) []byte {
 // writer can copy it with neither a decode nor a re-escape.
 func scanString(b []byte, i int) (end int, plain bool, err error) {
 	j := i + 1
+	// The loop branches on whether a word is all plain, not on where its
+	// first other byte is, so the next load does not wait for the bit
+	// scan; that byte, usually the closing quote, is read from the word.
 	for j+8 <= len(b) {
-		n := plainLen(binary.LittleEndian.Uint64(b[j:]))
-		j += n
-		if n < 8 {
-			break
+		w := binary.LittleEndian.Uint64(b[j:])
+		if bad := notPlain(w); bad != 0 {
+			k := bits.TrailingZeros64(bad)
+			j += k >> 3
+			if byte(w>>(k&^7)) == '"' {
+				return j + 1, true, nil
+			}
+			goto slow
 		}
+		j += 8
 	}
 	for j < len(b) && pyPlain[b[j]] {
 		j++
@@ -371,6 +380,7 @@ func scanString(b []byte, i int) (end int, plain bool, err error) {
 	if j < len(b) && b[j] == '"' {
 		return j + 1, true, nil
 	}
+slow:
 	for ; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
