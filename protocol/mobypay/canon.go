@@ -263,8 +263,15 @@ func (p *Parser) object(start int) (int32, int, error) {
 			}
 			vs := skipWS(b, i+1)
 			canon = canon && kplain && i == kend && vs == i+1
-			v, next, err := p.value(vs)
-			if err != nil {
+			var v int32
+			var next int
+			if vs < len(b) && b[vs] == '"' { // most values: spare value's dispatch
+				var plain bool
+				if next, plain, err = scanString(b, vs); err != nil {
+					return 0, vs, err
+				}
+				v = p.add(kString, plain, vs, next)
+			} else if v, next, err = p.value(vs); err != nil {
 				return 0, next, err
 			}
 			vn := &p.nodes[v]
