@@ -173,7 +173,9 @@ func appendHex32(dst, sum []byte) []byte {
 	dst = slices.Grow(dst, 64)[:n+64]
 	out := dst[n : n+64]
 	for i := 0; i < 32; i += 4 {
-		v := uint64(sum[i]) | uint64(sum[i+1])<<16 | uint64(sum[i+2])<<32 | uint64(sum[i+3])<<48
+		v := uint64(binary.LittleEndian.Uint32(sum[i:])) // one load, spread by shifts
+		v = (v | v<<16) & 0x0000ffff0000ffff
+		v = (v | v<<8) & 0x00ff00ff00ff00ff
 		x := (v>>4)&0x000f000f000f000f | (v&0x000f000f000f000f)<<8
 		x += 0x3030303030303030 + ((x+0x0606060606060606)>>4&0x0101010101010101)*('a'-'0'-10)
 		binary.LittleEndian.PutUint64(out[2*i:], x)
