@@ -245,9 +245,27 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if i >= len(b) || b[i] != '"' {
 				return 0, i, &SyntaxError{i, "expected object key"}
 			}
-			kend, kplain, err := scanString(b, i)
-			if err != nil {
-				return 0, i, err
+			// Most keys are plain and shorter than 8 bytes: the one word
+			// load that finds the closing quote also gives the key's sort
+			// prefix, and scanString is not called.
+			var kend int
+			var kplain, short bool
+			var prefix uint64
+			var err error
+			if i+9 <= len(b) {
+				w := binary.LittleEndian.Uint64(b[i+1:])
+				if bad := notPlain(w); bad != 0 {
+					k := bits.TrailingZeros64(bad) // bit 7 of the stopping byte
+					if short = byte(w>>(k&^7)) == '"'; short {
+						kend, kplain = i+2+k>>3, true
+						prefix = bits.ReverseBytes64(w) &^ (^uint64(0) >> (k &^ 7))
+					}
+				}
+			}
+			if !short {
+				if kend, kplain, err = scanString(b, i); err != nil {
+					return 0, i, err
+				}
 			}
 			ks, ke := i+1, kend-1 // a plain key is its wire text: no copy
 			if !kplain {
@@ -271,12 +289,24 @@ func (p *Parser) object(start int) (int32, int, error) {
 					return 0, vs, err
 				}
 				v = p.add(kString, plain, vs, next)
+			} else if vs < len(b) && b[vs] >= '1' && b[vs] <= '9' { // and most numbers
+				var isFloat bool
+				if next, isFloat, err = scanNumber(b, vs); err != nil {
+					return 0, vs, err
+				}
+				if isFloat {
+					v = p.add(kFloat, floatIsRepr(b[vs:next]), vs, next)
+				} else {
+					v = p.add(kNumber, true, vs, next) // no sign, so not -0
+				}
 			} else if v, next, err = p.value(vs); err != nil {
 				return 0, next, err
 			}
 			vn := &p.nodes[v]
 			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
-			if kplain && ks+8 <= len(b) { // most keys are shorter than 8: mask a load
+			if short {
+				vn.keyPrefix = prefix
+			} else if kplain && ks+8 <= len(b) { // mask a load
 				vn.keyPrefix = binary.BigEndian.Uint64(b[ks:]) & (^uint64(0) << (64 - 8*min(ke-ks, 8)))
 			} else {
 				vn.keyPrefix = prefix8(p.key(v))
