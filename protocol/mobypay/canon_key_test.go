@@ -77,6 +77,9 @@ func FuzzMemberKeys(f *testing.F) {
 	addVectorSeeds(f)
 	f.Add([]byte(`{"no":1,"amount":16.67,"a\"b":2,"é":3}`))
 	f.Fuzz(func(t *testing.T, src []byte) {
+		if len(src) > 4096 { // checkMemberKeys searches back from each value
+			return
+		}
 		checkMemberKeys(t, src)
 	})
 }
