@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -146,9 +147,21 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-func (p *Parser) add(n node) int32 {
-	p.nodes = append(p.nodes, n)
-	return int32(len(p.nodes) - 1)
+// add appends a node and returns its index. The node is written in place:
+// appending a node value built on the stack was a sixth of Verify, its
+// narrow field stores read back as wide loads for the copy (a failed
+// store-to-load forward on every value).
+func (p *Parser) add(k kind, plain bool, start, end int) int32 {
+	n := len(p.nodes)
+	if n < cap(p.nodes) {
+		p.nodes = p.nodes[:n+1]
+	} else {
+		p.nodes = append(p.nodes, node{})
+	}
+	nd := &p.nodes[n]
+	*nd = node{}
+	nd.kind, nd.plain, nd.start, nd.end = k, plain, int32(start), int32(end)
+	return int32(n)
 }
 
 func (p *Parser) value(i int) (int32, int, error) {
@@ -163,36 +176,33 @@ func (p *Parser) value(i int) (int32, int, error) {
 		if err != nil {
 			return 0, i, err
 		}
-		return p.add(node{kind: kString, plain: plain, start: int32(i), end: int32(end)}), end, nil
+		return p.add(kString, plain, i, end), end, nil
 	case c >= '0' && c <= '9' || c == '-' && !bytes.HasPrefix(b[i:], []byte("-Infinity")):
 		end, isFloat, err := scanNumber(b, i)
 		if err != nil {
 			return 0, i, err
 		}
-		n := node{kind: kNumber, start: int32(i), end: int32(end)}
 		if isFloat {
-			n.kind = kFloat
-			n.plain = floatIsRepr(b[i:end])
-		} else {
-			n.plain = end-i != 2 || c != '-' || b[i+1] != '0' // Python's int("-0") is 0
+			return p.add(kFloat, floatIsRepr(b[i:end]), i, end), end, nil
 		}
-		return p.add(n), end, nil
+		plain := end-i != 2 || c != '-' || b[i+1] != '0' // Python's int("-0") is 0
+		return p.add(kNumber, plain, i, end), end, nil
 	case c == '{':
 		return p.object(i)
 	case c == '[':
 		return p.array(i)
 	case c == '-': // -Infinity
-		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 9)}), i + 9, nil
+		return p.add(kInf, true, i, i+9), i + 9, nil
 	case bytes.HasPrefix(b[i:], []byte("true")):
-		return p.add(node{kind: kTrue, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(kTrue, true, i, i+4), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("false")):
-		return p.add(node{kind: kFalse, plain: true, start: int32(i), end: int32(i + 5)}), i + 5, nil
+		return p.add(kFalse, true, i, i+5), i + 5, nil
 	case bytes.HasPrefix(b[i:], []byte("null")):
-		return p.add(node{kind: kNull, plain: true, start: int32(i), end: int32(i + 4)}), i + 4, nil
+		return p.add(kNull, true, i, i+4), i + 4, nil
 	case bytes.HasPrefix(b[i:], []byte("NaN")):
-		return p.add(node{kind: kNaN, plain: true, start: int32(i), end: int32(i + 3)}), i + 3, nil
+		return p.add(kNaN, true, i, i+3), i + 3, nil
 	case bytes.HasPrefix(b[i:], []byte("Infinity")):
-		return p.add(node{kind: kInf, plain: true, start: int32(i), end: int32(i + 8)}), i + 8, nil
+		return p.add(kInf, true, i, i+8), i + 8, nil
 	default:
 		return 0, i, &SyntaxError{i, fmt.Sprintf("unexpected character %q", c)}
 	}
@@ -221,7 +231,7 @@ func (p *Parser) object(start int) (int32, int, error) {
 		return 0, start, err
 	}
 	b := p.in
-	self := p.add(node{kind: kObject, start: int32(start)})
+	self := p.add(kObject, false, start, 0)
 	mark := len(p.stack)
 	// canon: the object's wire text is already canonical (see node.plain);
 	// it stays true while no whitespace, escape or unsorted key turns up.
@@ -235,9 +245,27 @@ func (p *Parser) object(start int) (int32, int, error) {
 			if i >= len(b) || b[i] != '"' {
 				return 0, i, &SyntaxError{i, "expected object key"}
 			}
-			kend, kplain, err := scanString(b, i)
-			if err != nil {
-				return 0, i, err
+			// Most keys are plain and shorter than 8 bytes: the one word
+			// load that finds the closing quote also gives the key's sort
+			// prefix, and scanString is not called.
+			var kend int
+			var kplain, short bool
+			var prefix uint64
+			var err error
+			if i+9 <= len(b) {
+				w := binary.LittleEndian.Uint64(b[i+1:])
+				if bad := notPlain(w); bad != 0 {
+					k := bits.TrailingZeros64(bad) // bit 7 of the stopping byte
+					if short = byte(w>>(k&^7)) == '"'; short {
+						kend, kplain = i+2+k>>3, true
+						prefix = bits.ReverseBytes64(w) &^ (^uint64(0) >> (k &^ 7))
+					}
+				}
+			}
+			if !short {
+				if kend, kplain, err = scanString(b, i); err != nil {
+					return 0, i, err
+				}
 			}
 			ks, ke := i+1, kend-1 // a plain key is its wire text: no copy
 			if !kplain {
@@ -253,13 +281,32 @@ func (p *Parser) object(start int) (int32, int, error) {
 			}
 			vs := skipWS(b, i+1)
 			canon = canon && kplain && i == kend && vs == i+1
-			v, next, err := p.value(vs)
-			if err != nil {
+			var v int32
+			var next int
+			if vs < len(b) && b[vs] == '"' { // most values: spare value's dispatch
+				var plain bool
+				if next, plain, err = scanString(b, vs); err != nil {
+					return 0, vs, err
+				}
+				v = p.add(kString, plain, vs, next)
+			} else if vs < len(b) && b[vs] >= '1' && b[vs] <= '9' { // and most numbers
+				var isFloat bool
+				if next, isFloat, err = scanNumber(b, vs); err != nil {
+					return 0, vs, err
+				}
+				if isFloat {
+					v = p.add(kFloat, floatIsRepr(b[vs:next]), vs, next)
+				} else {
+					v = p.add(kNumber, true, vs, next) // no sign, so not -0
+				}
+			} else if v, next, err = p.value(vs); err != nil {
 				return 0, next, err
 			}
 			vn := &p.nodes[v]
 			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
-			if kplain && ks+8 <= len(b) { // most keys are shorter than 8: mask a load
+			if short {
+				vn.keyPrefix = prefix
+			} else if kplain && ks+8 <= len(b) { // mask a load
 				vn.keyPrefix = binary.BigEndian.Uint64(b[ks:]) & (^uint64(0) << (64 - 8*min(ke-ks, 8)))
 			} else {
 				vn.keyPrefix = prefix8(p.key(v))
@@ -299,7 +346,7 @@ func (p *Parser) array(start int) (int32, int, error) {
 		return 0, start, err
 	}
 	b := p.in
-	self := p.add(node{kind: kArray, start: int32(start)})
+	self := p.add(kArray, false, start, 0)
 	mark := len(p.stack)
 	i := skipWS(b, start+1)
 	canon := i == start+1 // as in object
@@ -349,12 +396,20 @@ func (p *Parser) key(n int32) []byte {
 // writer can copy it with neither a decode nor a re-escape.
 func scanString(b []byte, i int) (end int, plain bool, err error) {
 	j := i + 1
+	// The loop branches on whether a word is all plain, not on where its
+	// first other byte is, so the next load does not wait for the bit
+	// scan; that byte, usually the closing quote, is read from the word.
 	for j+8 <= len(b) {
-		n := plainLen(binary.LittleEndian.Uint64(b[j:]))
-		j += n
-		if n < 8 {
-			break
+		w := binary.LittleEndian.Uint64(b[j:])
+		if bad := notPlain(w); bad != 0 {
+			k := bits.TrailingZeros64(bad)
+			j += k >> 3
+			if byte(w>>(k&^7)) == '"' {
+				return j + 1, true, nil
+			}
+			goto slow
 		}
+		j += 8
 	}
 	for j < len(b) && pyPlain[b[j]] {
 		j++
@@ -362,6 +417,7 @@ func scanString(b []byte, i int) (end int, plain bool, err error) {
 	if j < len(b) && b[j] == '"' {
 		return j + 1, true, nil
 	}
+slow:
 	for ; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':

@@ -26,14 +26,15 @@ var (
 type Codec struct {
 	mac   hash.Hash
 	p     Parser
-	canon []byte
+	canon []byte // the payload signed or checked last: in buf, or a builder's output
+	buf   []byte // owned buffer for the canonical payloads of Open and Seal
 	sum   [sha256.Size]byte
 	root  int32 // payload node of the last Open, -1 if none to decode
 }
 
 // NewCodec returns a codec for the shared secret.
 func NewCodec(secret []byte) *Codec {
-	return &Codec{mac: hmac.New(sha256.New, secret), canon: make([]byte, 0, 1024), root: -1}
+	return &Codec{mac: hmac.New(sha256.New, secret), buf: make([]byte, 0, 1024), root: -1}
 }
 
 func (c *Codec) macOf(canonical []byte) []byte {
@@ -50,7 +51,7 @@ func (c *Codec) macOf(canonical []byte) []byte {
 // even when the signature was wrong, for diagnostics; they and Decode stay
 // valid until the next Open.
 func (c *Codec) Open(frame []byte) error {
-	c.canon = c.canon[:0]
+	c.canon = c.buf[:0]
 	c.root = -1
 	root, err := c.p.Parse(frame)
 	if err != nil {
@@ -75,7 +76,9 @@ func (c *Codec) Open(frame []byte) error {
 	if c.p.nodes[payload].kind != kObject {
 		return errorf("%w: payload is not an object", ErrMalformed)
 	}
-	if c.canon, err = c.p.AppendCanonical(c.canon, payload); err != nil {
+	c.canon, err = c.p.AppendCanonical(c.canon, payload)
+	c.buf = c.canon[:0] // keep what it grew to
+	if err != nil {
 		return errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	c.root = payload
@@ -103,7 +106,8 @@ func (c *Codec) Open(frame []byte) error {
 	return nil
 }
 
-// Canonical returns the canonical payload of the last Open.
+// Canonical returns the canonical payload of the last Open (or of the
+// last message built, see the Append* methods).
 func (c *Codec) Canonical() []byte { return c.canon }
 
 // ExpectedSignature returns the hex signature the last opened payload
@@ -137,6 +141,7 @@ func (c *Codec) Seal(dst, payload []byte) ([]byte, error) {
 // canonical form in c.canon.
 func (c *Codec) canonicalise(payload []byte) error {
 	c.root = -1 // the parse below replaces the tree Decode would read
+	c.canon = c.buf[:0]
 	root, err := c.p.Parse(payload)
 	if err != nil {
 		return err
@@ -144,14 +149,24 @@ func (c *Codec) canonicalise(payload []byte) error {
 	if c.p.nodes[root].kind != kObject {
 		return newError("payload is not a JSON object")
 	}
-	c.canon, err = c.p.AppendCanonical(c.canon[:0], root)
+	c.canon, err = c.p.AppendCanonical(c.canon, root)
+	c.buf = c.canon[:0]
 	return err
 }
 
+// envelopeHead opens an envelope; the payload follows it.
+const envelopeHead = `{"payload":`
+
 // envelope appends {"payload":<canon>,"signature":"<hex>"} and a newline.
 func (c *Codec) envelope(dst []byte) []byte {
-	dst = append(dst, `{"payload":`...)
+	dst = append(dst, envelopeHead...)
 	dst = append(dst, c.canon...)
+	return c.envelopeTail(dst)
+}
+
+// envelopeTail appends what follows the payload: its signature, the
+// closing brace and the newline.
+func (c *Codec) envelopeTail(dst []byte) []byte {
 	dst = append(dst, `,"signature":"`...)
 	dst = c.appendSig(dst)
 	return append(dst, '"', '}', '\n')
@@ -173,7 +188,9 @@ func appendHex32(dst, sum []byte) []byte {
 	dst = slices.Grow(dst, 64)[:n+64]
 	out := dst[n : n+64]
 	for i := 0; i < 32; i += 4 {
-		v := uint64(sum[i]) | uint64(sum[i+1])<<16 | uint64(sum[i+2])<<32 | uint64(sum[i+3])<<48
+		v := uint64(binary.LittleEndian.Uint32(sum[i:])) // one load, spread by shifts
+		v = (v | v<<16) & 0x0000ffff0000ffff
+		v = (v | v<<8) & 0x00ff00ff00ff00ff
 		x := (v>>4)&0x000f000f000f000f | (v&0x000f000f000f000f)<<8
 		x += 0x3030303030303030 + ((x+0x0606060606060606)>>4&0x0101010101010101)*('a'-'0'-10)
 		binary.LittleEndian.PutUint64(out[2*i:], x)

@@ -212,3 +212,50 @@ func TestDecodeTolerance(t *testing.T) {
 	}
 	// What Decode used to refuse it now describes: see TestDecodeOdd.
 }
+
+// The builders write the payload in place inside the envelope and leave
+// Canonical pointing at it: after a prefix the output is the prefix and
+// the envelope alone, Canonical is its payload, Decode refuses (there is
+// no opened payload), and an Open after it leaves the caller's buffer be.
+func TestBuilderPayloadInPlace(t *testing.T) {
+	c := NewCodec([]byte(DevSecret))
+	alone, err := c.AppendTransactionRequest(nil, testHeader, 1250, ModeCard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := c.Seal(nil, []byte(`{"b":1,"a":[2]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(wire); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0, 1024) // room to spare: nothing may append into it
+	buf = append(buf, "prefix"...)
+	out, err := c.AppendTransactionRequest(buf, testHeader, 1250, ModeCard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "prefix"+string(alone) {
+		t.Fatalf("after a prefix:\n%s\nwant prefix and\n%s", out, alone)
+	}
+	payload := strings.TrimSuffix(strings.TrimPrefix(string(alone), `{"payload":`), "\n")
+	payload = payload[:strings.LastIndex(payload, `,"signature":"`)]
+	if string(c.Canonical()) != payload {
+		t.Fatalf("Canonical = %s, want %s", c.Canonical(), payload)
+	}
+	var m Message
+	if err := c.Decode(&m); err == nil {
+		t.Fatal("Decode after a builder succeeded")
+	}
+	keep := string(out)
+	if err := c.Open(wire); err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != keep || string(out[:cap(out)][len(out):len(out)+64]) != string(make([]byte, 64)) {
+		t.Fatal("Open wrote into the buffer a builder returned")
+	}
+	if string(c.Canonical()) != `{"a":[2],"b":1}` {
+		t.Fatalf("Canonical after Open = %s", c.Canonical())
+	}
+}

@@ -21,21 +21,7 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		// Realistic text is all printable ASCII: copy runs of it at once.
-		// (The word is assembled bytewise because S may be a string; the
-		// compiler merges the loads.)
-		j := i
-		for j+8 <= len(s) {
-			w := s[j : j+8]
-			n := plainLen(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56)
-			j += n
-			if n < 8 {
-				break
-			}
-		}
-		for j < len(s) && pyPlain[s[j]] {
-			j++
-		}
+		j := plainRun(s, i)
 		dst = append(dst, s[i:j]...)
 		if i = j; i == len(s) {
 			break
@@ -86,19 +72,55 @@ func AppendPyString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	return append(dst, '"')
 }
 
+// plainRun returns the end of the run of pyPlain bytes from s[i], a word
+// at a time. The loop branches on whether a word is all plain, so the
+// next load does not wait for the bit scan. Fewer than 8 bytes left, as
+// at the end of most strings, are checked with the string's last word
+// when there is one: the bytes before them are known plain.
+func plainRun[S ~string | ~[]byte](s S, i int) int {
+	for i+8 <= len(s) {
+		if bad := notPlain(word(s, i)); bad != 0 {
+			return i + bits.TrailingZeros64(bad)>>3
+		}
+		i += 8
+	}
+	if i < len(s) && len(s) >= 8 && notPlain(word(s, len(s)-8)) == 0 {
+		return len(s)
+	}
+	for i < len(s) && pyPlain[s[i]] {
+		i++
+	}
+	return i
+}
+
+// word loads s[i:i+8] little-endian; it is assembled bytewise because S
+// may be a string, and the compiler merges the loads.
+func word[S ~string | ~[]byte](s S, i int) uint64 {
+	w := s[i : i+8]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+}
+
 // plainLen returns how many of the eight bytes packed little-endian in w
 // are pyPlain before the first that is not, 8 if all are: strings, most
-// of a frame, are checked a word at a time. Each term below sets bit 7 of
+// of a frame, are checked a word at a time. Each term of notPlain sets bit 7 of
 // a byte that is not plain (at or above 0x80; below 0x20; 0x7f; '"' or
 // '\\'). Carries and borrows only run upwards from a byte that is not
 // plain, so they can flag bytes above the first such byte but never one
 // below it: the lowest flag is exact. TestPlainLen and FuzzPlainLen hold
 // it to the table.
 func plainLen(w uint64) int {
+	return bits.TrailingZeros64(notPlain(w)) >> 3
+}
+
+// notPlain returns the flags plainLen counts to: zero if all eight bytes
+// are plain, else bit 7 set in the first byte that is not (and maybe in
+// bytes above it). Loops test it against zero to step a whole word.
+func notPlain(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	zero := func(x uint64) uint64 { return (x - ones) &^ x }
 	bad := w | (w - 0x20*ones) | (w + ones) | zero(w^('"'*ones)) | zero(w^('\\'*ones))
-	return bits.TrailingZeros64(bad&highs) >> 3
+	return bad & highs
 }
 
 // pyPlain marks the bytes json.dumps with ensure_ascii writes as they are
