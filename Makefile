@@ -26,7 +26,7 @@ ARM64    := GOOS=linux GOARCH=arm64
 # word too). A bug that only a 32-bit word shows (an overflowing
 # constant, a 64-bit atomic off its 8-byte boundary) fails here.
 #
-# One test is skipped by default (ARM_SKIP). The tests that exec python3 (MobyPay
+# Two tests are skipped by default (ARM_SKIP). The tests that exec python3 (MobyPay
 # cross-check) and node (KPOS interop) work under emulation: qemu-user hands
 # execve to the host kernel, which runs the host's python3 and node natively,
 # and they check the ARM build of our code against those references. Pseudo-
@@ -36,8 +36,9 @@ ARM64    := GOOS=linux GOARCH=arm64
 # ARM_SKIP (a go test -skip regexp), with the reason beside it.
 ARM_PKGS      ?= ./protocol/... ./payment/... ./device/... ./board/... ./machine/... \
                  ./config/... ./control/... ./logsink/... ./internal/... ./fleet/...
-# TestFsyncsPerPayment re-executes its own binary under strace.
-ARM_SKIP      ?= ^TestFsyncsPerPayment$$
+# TestFsyncsPerPayment re-executes its own binary under strace, and
+# TestPaymentAllocBudget as its POS simulator.
+ARM_SKIP      ?= ^(TestFsyncsPerPayment|TestPaymentAllocBudget)$$
 ARM_TESTFLAGS ?= -count=1 -timeout 20m
 QEMU_EXEC     := $(CURDIR)/scripts/qemu-test.sh
 ARM_TEST       = $(GO) test -exec '$(QEMU_EXEC)' $(ARM_TESTFLAGS) $(if $(ARM_SKIP),-skip '$(ARM_SKIP)') $(ARM_PKGS)
