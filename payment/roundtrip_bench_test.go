@@ -29,13 +29,22 @@ func BenchmarkPaymentRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(j.Commits()-c0)/float64(b.N), "commits/op")
 }
 
+// benchWindow is the benchmarks' freshness and replay window, both ways:
+// seconds, not the default minutes. A replay guard holds at most
+// mobypay.DefaultReplayCap nonces a window, and a benchmark's thousands
+// of payments a minute would fill it (a terminal's few a minute never
+// do): the kiosk would take every later result as late, the simulator
+// every later request as a replay.
+const benchWindow = 2 * time.Second
+
 // benchSecret is the HMAC secret of the benchmarks' kiosk and simulator.
 var benchSecret = []byte("bench-secret")
 
 // simConfig is the approving POS simulator the benchmarks run against
 // the kiosk at addr, retrying at once if it is not up yet.
 func benchSimConfig(addr string) possim.Config {
-	return possim.Config{Addr: addr, Secret: benchSecret, Behaviour: possim.Approve, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	return possim.Config{Addr: addr, Secret: benchSecret, Behaviour: possim.Approve, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Window: benchWindow}
 }
 
 // roundTrip starts a service with a journal in dir and the POS simulator
@@ -75,7 +84,7 @@ func kiosk(tb testing.TB, dir string, vender Vender, handler func(*MobyPay) moby
 		h = handler(prov)
 	}
 	svc := NewService(Config{}, j, vender, nil, prov)
-	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: benchSecret}, h)
+	srv, err := mobypay.NewServer(mobypay.ServerConfig{Addr: "127.0.0.1:0", Secret: benchSecret, Window: benchWindow}, h)
 	if err != nil {
 		tb.Fatal(err)
 	}

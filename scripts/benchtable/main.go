@@ -93,6 +93,8 @@ func run(out io.Writer, count, relay int) error {
 	c50 := res.get("ResultToRelay", "commit_p50_us")
 	t.row("verified success to relay call, p50", us(res.get("ResultToRelay", "p50_us")), "the approval commit, bbolt alone, p50", us(c50),
 		res.get("ResultToRelay", "p50_us")/c50, -1)
+	t.row("verified success to relay call, p99", us(res.get("ResultToRelay", "p99_us")), "the approval commit, bbolt alone, p99", us(res.get("ResultToRelay", "commit_p99_us")),
+		res.get("ResultToRelay", "p99_us")/res.get("ResultToRelay", "commit_p99_us"), -1)
 	t.row("  = commit + x, x p50 / p99", fmt.Sprintf("%s / %s", us(res.get("ResultToRelay", "x_p50_us")), us(res.get("ResultToRelay", "x_p99_us"))),
 		"goal for x", "300 µs", res.get("ResultToRelay", "x_p50_us")/300, -1)
 	t.row("fsync-class calls per payment (strace)", fmt.Sprintf("%.2f", fsyncs), "three commits, two each", "6", fsyncs/6, -1)

@@ -36,6 +36,11 @@ type Config struct {
 	Behaviour Behaviour     // one of Behaviours (Approve)
 	PosID     string        // pos_id sent ("POS001")
 	Delay     time.Duration // slow: time from ack to result (5 s)
+	// Window is the freshness and replay window for the kiosk's messages
+	// (mobypay.DefaultWindow). The guard remembers at most
+	// mobypay.DefaultReplayCap nonces a window, so a benchmark that makes
+	// thousands of payments a minute shortens it.
+	Window time.Duration
 
 	// Reconnect back-off, as the app: MinBackoff, doubling to MaxBackoff
 	// (1 s, 30 s). It starts again at MinBackoff after a connection that
@@ -171,7 +176,7 @@ func New(cfg Config) (*Sim, error) {
 		cfg:   cfg,
 		log:   cfg.Log.With("component", "possim", "behaviour", cfg.Behaviour),
 		codec: mobypay.NewCodec(cfg.Secret),
-		guard: mobypay.NewReplayGuard(0, 0),
+		guard: mobypay.NewReplayGuard(cfg.Window, 0),
 		txns:  make(map[string]*simTxn),
 		seq:   int(seq[0])<<8 | int(seq[1]),
 	}, nil
