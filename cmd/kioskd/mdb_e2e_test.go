@@ -93,6 +93,25 @@ device = %q
 	return startDaemon(t, cfgPath), cfgPath
 }
 
+// statusMatchesAPIDoc checks d's GET /v1/status against the control API
+// document's Status schema, and returns it.
+func statusMatchesAPIDoc(t *testing.T, d *daemon) []byte {
+	t.Helper()
+	raw, err := d.c.StatusJSON(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := loadAPIDoc(t, "../../docs/control-api.json")
+	for _, e := range doc.check("status", doc.schemas["Status"].(map[string]any), v) {
+		t.Error(e)
+	}
+	return raw
+}
+
 // lastTxn is the newest payment in the daemon's journal.
 func lastTxn(t *testing.T, d *daemon) payment.Txn {
 	t.Helper()
@@ -217,18 +236,7 @@ func checkMDBStatus(t *testing.T, d *daemon, cfgPath, device string) {
 	}
 	t.Logf("status: %s", line)
 
-	raw, err := d.c.StatusJSON(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := decodeJSON(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := loadAPIDoc(t, "../../docs/control-api.json")
-	for _, e := range doc.check("status", doc.schemas["Status"].(map[string]any), v) {
-		t.Error(e)
-	}
+	raw := statusMatchesAPIDoc(t, d)
 	var st struct {
 		MDB struct {
 			Replies, Connects uint64

@@ -69,18 +69,7 @@ func TestQibixxThroughDaemon(t *testing.T) {
 	if code, _, errs := kioskd(t, "", "mdb", "trace", "-config", cfgPath, "-follow=false"); code == exitOK || !strings.Contains(errs, "Qibixx board") {
 		t.Fatalf("kioskd mdb trace on a qibixx reader: exit %d, %q; want a refusal naming the board", code, errs)
 	}
-	raw, err := d.c.StatusJSON(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := decodeJSON(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := loadAPIDoc(t, "../../docs/control-api.json")
-	for _, e := range doc.check("status", doc.schemas["Status"].(map[string]any), v) {
-		t.Error(e)
-	}
+	statusMatchesAPIDoc(t, d)
 }
 
 // A board link over TCP that drops (the simulator gone) raises the mdb
