@@ -237,7 +237,7 @@ func (p *Parser) object(start int) (int32, int, error) {
 	// it stays true while no whitespace, escape or unsorted key turns up.
 	i := skipWS(b, start+1)
 	canon := i == start+1
-	prev := int32(-1)
+	prev, prevPrefix := int32(-1), uint64(0)
 	if i < len(b) && b[i] == '}' {
 		i++
 	} else {
@@ -304,16 +304,20 @@ func (p *Parser) object(start int) (int32, int, error) {
 			}
 			vn := &p.nodes[v]
 			vn.keyStart, vn.keyEnd, vn.keyPlain = int32(ks), int32(ke), kplain
-			if short {
-				vn.keyPrefix = prefix
-			} else if kplain && ks+8 <= len(b) { // mask a load
-				vn.keyPrefix = binary.BigEndian.Uint64(b[ks:]) & (^uint64(0) << (64 - 8*min(ke-ks, 8)))
-			} else {
-				vn.keyPrefix = prefix8(p.key(v))
+			if !short {
+				if kplain && ks+8 <= len(b) { // mask a load
+					prefix = binary.BigEndian.Uint64(b[ks:]) & (^uint64(0) << (64 - 8*min(ke-ks, 8)))
+				} else {
+					prefix = prefix8(p.key(v))
+				}
 			}
+			vn.keyPrefix = prefix
 			p.stack = append(p.stack, v)
-			canon = canon && vn.plain && (prev < 0 || p.compareKeys(prev, v) < 0)
-			prev = v
+			// The previous key's prefix is kept here: most keys differ in
+			// their first eight bytes, and the order is settled without
+			// reading the previous node back.
+			canon = canon && vn.plain && (prev < 0 || prefix > prevPrefix || prefix == prevPrefix && p.compareKeys(prev, v) < 0)
+			prev, prevPrefix = v, prefix
 			i = skipWS(b, next)
 			canon = canon && i == next
 			if i < len(b) && b[i] == ',' {
