@@ -16,14 +16,23 @@ import (
 // freshness checked).
 type resultClock struct {
 	*MobyPay
+	disk func() time.Duration // the journal's time in the disk so far (bbolt's WriteTime)
 	mu   sync.Mutex
-	at   map[string]time.Time
+	at   map[string]mark
 	lats []time.Duration
+	xs   []time.Duration // each latency less the disk time spent inside it
+}
+
+// A mark is when a success was handed over, and the journal's disk time
+// then.
+type mark struct {
+	at   time.Time
+	disk time.Duration
 }
 
 func (c *resultClock) Message(m *mobypay.Message) {
 	if m.Type == mobypay.TypeTransactionResult && m.Status == mobypay.StatusSuccess {
-		now := time.Now()
+		now := mark{time.Now(), c.disk()}
 		c.mu.Lock()
 		c.at[m.TxnID] = now
 		c.mu.Unlock()
@@ -33,10 +42,12 @@ func (c *resultClock) Message(m *mobypay.Message) {
 
 // Vend is the relay: the moment it is called ends the measurement.
 func (c *resultClock) Vend(_ context.Context, t Txn, _ func(int) error) error {
-	now := time.Now()
+	now, disk := time.Now(), c.disk()
 	c.mu.Lock()
-	if at, ok := c.at[t.ID]; ok {
-		c.lats = append(c.lats, now.Sub(at))
+	if m, ok := c.at[t.ID]; ok {
+		lat := now.Sub(m.at)
+		c.lats = append(c.lats, lat)
+		c.xs = append(c.xs, lat-(disk-m.disk))
 		delete(c.at, t.ID)
 	}
 	c.mu.Unlock()
@@ -44,30 +55,42 @@ func (c *resultClock) Vend(_ context.Context, t Txn, _ func(int) error) error {
 }
 
 // BenchmarkResultToRelay: from a verified success to the relay's call,
-// over whole card payments through the POS simulator on loopback TCP.
+// over whole card payments with the POS simulator in a child process, on
+// loopback TCP.
 // On the way: the report to the service loop, the approval journaled
 // with releasing (one commit: the held sent and ack steps, the approval,
 // their evidence and outbox records), and the vend started. The floor is
 // that commit alone: the same bbolt gets and puts of the same sizes in
 // the same buckets (captured from a sale, as BenchmarkPaymentFloor
 // does), fsynced, measured in the same run on the same disk. x is what
-// the kiosk adds to it, reported as "commit + x": the latency's p50 and
-// p99 less the floor's p50 and p99.
+// the kiosk adds to it, reported as "commit + x": each payment's latency
+// less the time its own commit spent writing to the disk (bbolt's
+// WriteTime: the page writes and both fdatasyncs), so that the disk's
+// tail, which no code of ours can shorten, is not counted as ours. The
+// floor's p50 and p99 say what a commit costs on this disk.
 //
 //	go test -run '^$' -bench ResultToRelay -benchtime 10000x ./payment
 func BenchmarkResultToRelay(b *testing.B) {
-	clock := &resultClock{at: map[string]time.Time{}}
-	pay, j := roundTrip(b, b.TempDir(), clock, func(p *MobyPay) mobypay.Handler { clock.MobyPay = p; return clock })
+	clock := &resultClock{at: map[string]mark{}}
+	// The POS in a child process: its garbage is not the kiosk's to
+	// collect, nor its goroutines the kiosk's to share a core with, any
+	// more than a real terminal's.
+	payKey, j := kiosk(b, b.TempDir(), clock, func(p *MobyPay) mobypay.Handler { clock.MobyPay = p; return clock }, childPOS(b))
+	pay := func() { payKey("") }
+	clock.disk = func() time.Duration {
+		s := j.db.Stats()
+		return s.TxStats.GetWriteTime()
+	}
 	shape := captureSale(b, j, pay)
 	clock.mu.Lock()
-	clock.lats = clock.lats[:0]
+	clock.lats, clock.xs = clock.lats[:0], clock.xs[:0]
 	clock.mu.Unlock()
 	b.ReportAllocs()
 	for b.Loop() {
 		pay()
 	}
 	b.StopTimer()
-	lats := slices.Clone(clock.lats)
+	lats, xs := slices.Clone(clock.lats), slices.Clone(clock.xs)
 	if len(lats) != b.N {
 		b.Fatalf("%d latencies for %d payments", len(lats), b.N)
 	}
@@ -86,8 +109,8 @@ func BenchmarkResultToRelay(b *testing.B) {
 	b.ReportMetric(us(p99), "p99_us")
 	b.ReportMetric(us(f50), "commit_p50_us")
 	b.ReportMetric(us(f99), "commit_p99_us")
-	b.ReportMetric(us(p50-f50), "x_p50_us")
-	b.ReportMetric(us(p99-f99), "x_p99_us")
+	b.ReportMetric(us(quantile(xs, 0.5)), "x_p50_us")
+	b.ReportMetric(us(quantile(xs, 0.99)), "x_p99_us")
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {
