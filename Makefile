@@ -91,7 +91,8 @@ lint:
 	  shellcheck $$sh && { [ -z "$$frag" ] || shellcheck -s sh $$frag; }
 
 # `make bench`: the goals' benchmarks, each beside its floor from the same
-# run, as one table (scripts/benchtable; BENCH_COUNT runs each, medians).
+# run, as one table (scripts/benchtable; BENCH_COUNT runs each: medians,
+# but the codec's best of them, interleaved with their floors).
 # `make bench-all`: every benchmark, raw.
 BENCH_COUNT ?= 3
 bench:
