@@ -2,11 +2,13 @@ package payment
 
 import (
 	"context"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/internal/gctune"
 	"github.com/kioskd/kioskd/protocol/mobypay"
 )
 
@@ -71,6 +73,10 @@ func (c *resultClock) Vend(_ context.Context, t Txn, _ func(int) error) error {
 //
 //	go test -run '^$' -bench ResultToRelay -benchtime 10000x ./payment
 func BenchmarkResultToRelay(b *testing.B) {
+	// The collector as kioskd runs it (internal/gctune): its pauses and
+	// assists are most of the p99.
+	defer debug.SetGCPercent(debug.SetGCPercent(gctune.Percent))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(gctune.MemoryLimit))
 	clock := &resultClock{at: map[string]mark{}}
 	// The POS in a child process: its garbage is not the kiosk's to
 	// collect, nor its goroutines the kiosk's to share a core with, any

@@ -18,6 +18,7 @@ import (
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/fleet"
 	"github.com/kioskd/kioskd/internal/cli"
+	"github.com/kioskd/kioskd/internal/gctune"
 	"github.com/kioskd/kioskd/logsink"
 	"github.com/kioskd/kioskd/machine"
 	"github.com/kioskd/kioskd/payment"
@@ -30,6 +31,7 @@ func cmdRun(e *cli.Env, args []string) int {
 	if code, ok := e.Parse(fs, args, 0, 0); !ok {
 		return code
 	}
+	gctune.Apply() // the process's, so here and not in runService, which tests call
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runService(ctx, e, *cfgPath, nil)
