@@ -5,6 +5,7 @@
 #
 #   scripts/provision.sh --data-dir DIR --kiosk-id ID [OPTIONS]
 #   scripts/provision.sh --image FILE --kiosk-id ID [OPTIONS]      (root)
+#   scripts/provision.sh --rauc-keys DIR [--force]    the update signing key
 #
 #   # the card's data partition mounted at /media/me/data:
 #   sudo scripts/provision.sh --data-dir /media/me/data --kiosk-id KIOSK042 \
@@ -74,6 +75,16 @@
 #   --mount-point PATH         where the kiosk mounts the data partition, for
 #                              the paths in the config (default /data)
 #   --force                    overwrite existing files
+#   --rauc-keys DIR            a separate step, once per fleet, not per
+#                              kiosk: make the RAUC update signing key
+#                              DIR/kioskd-rauc.key.pem (0600) and its
+#                              self-signed certificate DIR/kioskd-rauc.cert.pem
+#                              with openssl, and nothing else. DIR must be
+#                              outside this checkout (the key never goes in
+#                              the repository). Build with
+#                              KIOSKD_RAUC_KEY and KIOSKD_RAUC_CERT set to
+#                              them (buildroot/README.md); the certificate
+#                              becomes the image's /etc/rauc/keyring.pem
 #   -h, --help                 this text
 #
 # Exit codes: 0 provisioned; 1 failed (a tool, mount or write failed);
@@ -122,6 +133,7 @@ f_signing=
 f_ecdh=
 tls_cert=
 tls_key=
+rauc_keys=
 
 need() { [ "$2" -ge 2 ] || die $EX_USAGE "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -154,6 +166,7 @@ while [ $# -gt 0 ]; do
 	--owner) need "$1" $# && owner=$2 && shift ;;
 	--mount-point) need "$1" $# && mount_point=$2 && shift ;;
 	--force) force=1 ;;
+	--rauc-keys) need "$1" $# && rauc_keys=$2 && shift ;;
 	-h | --help)
 		usage
 		exit 0
@@ -162,6 +175,41 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+
+# --- the RAUC signing key: its own step ----------------------------------------
+# A self-signed RSA certificate without extendedKeyUsage: rauc 1.8 refuses
+# a signing certificate that says codeSigning.
+if [ -n "$rauc_keys" ]; then
+	command -v openssl >/dev/null 2>&1 || die $EX_FAIL "--rauc-keys needs openssl"
+	# Where DIR is, before anything is created: its parent must exist.
+	parent=$(dirname "$rauc_keys")
+	[ -d "$parent" ] || die $EX_USAGE "--rauc-keys $rauc_keys: $parent does not exist"
+	keys_abs=$(cd "$parent" && pwd -P)/$(basename "$rauc_keys")
+	repo_abs=$(cd "$(dirname "$0")/.." && pwd -P)
+	case $keys_abs/ in
+	"$repo_abs"/*) die $EX_REFUSED "--rauc-keys $rauc_keys is inside the checkout $repo_abs: keep the signing key out of the repository" ;;
+	esac
+	mkdir -p "$keys_abs" || die $EX_FAIL "cannot create $keys_abs"
+	keys_abs=$(cd "$keys_abs" && pwd -P)
+	case $keys_abs/ in
+	"$repo_abs"/*) die $EX_REFUSED "--rauc-keys $rauc_keys leads inside the checkout $repo_abs: keep the signing key out of the repository" ;;
+	esac
+	key=$keys_abs/kioskd-rauc.key.pem
+	cert=$keys_abs/kioskd-rauc.cert.pem
+	if [ $force = 0 ] && { [ -e "$key" ] || [ -e "$cert" ]; }; then
+		die $EX_REFUSED "$key or $cert exists; --force to replace them (bundles signed with the old key are then refused by images with the new keyring)"
+	fi
+	openssl req -x509 -newkey rsa:4096 -nodes -sha256 -days 3650 \
+		-subj "/O=kioskd/CN=kioskd update signing" \
+		-keyout "$key" -out "$cert" >/dev/null 2>&1 ||
+		die $EX_FAIL "openssl could not make the RAUC key"
+	chmod 0600 "$key"
+	chmod 0644 "$cert"
+	say "RAUC signing key: $key"
+	say "certificate (the image's keyring): $cert"
+	say "build with: KIOSKD_RAUC_KEY=$key KIOSKD_RAUC_CERT=$cert make buildroot BR=..."
+	exit 0
+fi
 
 # --- checks on the arguments, before anything is touched ---------------------
 

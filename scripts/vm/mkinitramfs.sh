@@ -62,9 +62,9 @@ grep -q '^ttyS1::respawn:' "$root/etc/inittab" || {
 	echo "mkinitramfs.sh: the overlay's inittab has no console line to turn into the technician's shell" >&2
 	exit 1
 }
-sed 's|^/dev/mmcblk0p3[[:space:]]|/dev/vda\t|' "$overlay/etc/fstab" >"$root/etc/fstab"
+sed 's|^/dev/mmcblk0p4[[:space:]]|/dev/vda\t|' "$overlay/etc/fstab" >"$root/etc/fstab"
 grep -q '^/dev/vda' "$root/etc/fstab" || {
-	echo "mkinitramfs.sh: the overlay's fstab has no /dev/mmcblk0p3 data line" >&2
+	echo "mkinitramfs.sh: the overlay's fstab has no /dev/mmcblk0p4 data line" >&2
 	exit 1
 }
 install -m 0755 "$here/guest/init" "$root/init"

@@ -1,9 +1,14 @@
 #!/bin/sh
 # Post-image script of the kioskd image (BR2_ROOTFS_POST_IMAGE_SCRIPT).
 # Buildroot runs it as `post-image.sh BINARIES_DIR` with BUILD_DIR in the
-# environment and its host tools (genimage, mke2fs, mkdosfs, mcopy) on the
-# PATH. It writes BINARIES_DIR/sdcard.img from genimage.cfg.in: boot
-# (vfat), rootfs (rootfs.ext4, read-only) and data (empty ext4, /data).
+# environment and its host tools (genimage, mke2fs, mkdosfs, mcopy,
+# mkimage, rauc) on the PATH. It writes
+#   BINARIES_DIR/boot.scr       U-Boot's slot choice, from boot.cmd (mkimage)
+#   BINARIES_DIR/sdcard.img     from genimage.cfg.in: boot (vfat), root
+#                               slots A and B (rootfs.ext4 in both) and data
+#                               (empty ext4, /data)
+#   BINARIES_DIR/<compatible>.raucb  the signed update bundle (mkbundle.sh;
+#                               skipped, saying so, without a signing key)
 set -eu
 
 BINARIES_DIR=${1:?usage: post-image.sh BINARIES_DIR}
@@ -19,7 +24,9 @@ die() {
 
 # The boot partition: the DTBs, the firmware files and overlays/ that the
 # rpi-firmware package put in rpi-firmware/ (config.txt and cmdline.txt
-# among them), and the kernel that config.txt names.
+# among them), the "kernel" that config.txt names, which is U-Boot
+# (u-boot.bin), and boot.scr. The firmware still needs a DTB of its own
+# to hand to U-Boot; the kernel's come from the slot (boot.cmd).
 fwconfig=$BINARIES_DIR/rpi-firmware/config.txt
 [ -f "$fwconfig" ] || die "no $fwconfig (BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE)"
 kernel=$(sed -n 's/^kernel=//p' "$fwconfig" | tail -n 1)
@@ -27,11 +34,20 @@ kernel=$(sed -n 's/^kernel=//p' "$fwconfig" | tail -n 1)
 [ -f "$BINARIES_DIR/$kernel" ] || die "no kernel $BINARIES_DIR/$kernel (config.txt kernel=$kernel)"
 [ -f "$BINARIES_DIR/rootfs.ext4" ] || die "no $BINARIES_DIR/rootfs.ext4 (BR2_TARGET_ROOTFS_EXT2_4)"
 
+[ "$kernel" = u-boot.bin ] || die "$fwconfig: kernel=$kernel, want u-boot.bin (U-Boot picks the RAUC slot)"
+
+arch=arm
+! grep -q '^BR2_aarch64=y$' "${BR2_CONFIG:-/dev/null}" || arch=arm64
+command -v mkimage >/dev/null 2>&1 || die "no mkimage on the PATH (BR2_PACKAGE_HOST_UBOOT_TOOLS)"
+mkimage -A "$arch" -O linux -T script -C none -n "kioskd A/B boot" \
+	-d "$BOARD_DIR/boot.cmd" "$BINARIES_DIR/boot.scr" >/dev/null ||
+	die "mkimage could not make boot.scr from $BOARD_DIR/boot.cmd"
+
 rootpath=$(mktemp -d)
 files=$(mktemp)
 trap 'rm -rf "$rootpath" "$files"' EXIT
 
-for f in "$BINARIES_DIR"/*.dtb "$BINARIES_DIR"/rpi-firmware/* "$BINARIES_DIR/$kernel"; do
+for f in "$BINARIES_DIR"/*.dtb "$BINARIES_DIR"/rpi-firmware/* "$BINARIES_DIR/$kernel" "$BINARIES_DIR/boot.scr"; do
 	[ -e "$f" ] || continue
 	printf '\t\t\t"%s",\n' "${f#"$BINARIES_DIR"/}"
 done >"$files"
@@ -51,4 +67,6 @@ genimage \
 	--outputpath "$BINARIES_DIR" \
 	--config "$GENIMAGE_CFG"
 
-echo "post-image.sh: $BINARIES_DIR/sdcard.img: boot, rootfs (read-only), data (/data)"
+echo "post-image.sh: $BINARIES_DIR/sdcard.img: boot, root slots A and B (read-only), data (/data)"
+
+"$BOARD_DIR/mkbundle.sh" "$BINARIES_DIR"
