@@ -120,7 +120,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	}
 	defer os.Remove(cfg.Control.Socket)
 	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
-	guard := machine.NewCrashGuard(cfg.DataDir)
+	// The slot RAUC booted; the crash guard counts the starts of this
+	// version from this slot only, and an update is judged by it.
+	slot := machine.BootedSlot(cfg.Update.Cmdline)
+	guard := machine.NewCrashGuard(cfg.DataDir, version, slot)
 	hw, err := machine.Open(cfg.MachineConfig(), pv.Board, log)
 	if err != nil {
 		machine.RefusalBackoff(ctx, guard, err, log)
