@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,4 +300,23 @@ func TestHealth(t *testing.T) {
 	if code, _, _ := kioskd(t, "", "health", "-control", filepath.Join(t.TempDir(), "none.sock")); code != exitFail {
 		t.Errorf("no daemon: exit %d, want 1", code)
 	}
+}
+
+// POST /v1/update's answers and the status while updating, against
+// docs/control-api.json.
+func TestUpdateMatchesOpenAPI(t *testing.T) {
+	r := newUpdateRig(t, "2.0.0", false)
+	k := startKioskConfig(t, r.config(), nil)
+	sock := filepath.Join(k.dir, "ctl.sock")
+	a := &apiTester{t: t, doc: loadAPIDoc(t, "../../docs/control-api.json"), seen: map[string]bool{}, hc: &http.Client{Timeout: 20 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}}
+	body := fmt.Sprintf(`{"bundle":%q,"wait":"1m"}`, r.bundle)
+	a.do(apiCall{op: "POST /v1/update", path: "/v1/update", body: body, status: 202})
+	a.do(apiCall{op: "POST /v1/update", path: "/v1/update", body: body, status: 409})
+	a.do(apiCall{op: "POST /v1/payments", path: "/v1/payments", body: `{"amount":"1.00","mode":"card"}`, status: 503})
+	a.do(apiCall{op: "GET /v1/status", path: "/v1/status", status: 200})
+	a.do(apiCall{op: "GET /v1/health", path: "/v1/health", status: 200})
 }
