@@ -223,8 +223,10 @@ func (u *Updater) run(bundle, ver string, wait time.Duration) {
 	})
 	u.log.Info("update: installed; rebooting", "bundle_version", ver, "reboot", u.cfg.Reboot)
 	// The reboot command stops kioskd (BusyBox's rcK runs kioskd-run
-	// stop) and then the board: kioskd keeps not selling meanwhile.
-	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Minute)
+	// stop) and then the board: kioskd keeps not selling meanwhile. It
+	// is not tied to the daemon's context: the stop it causes must not
+	// kill it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, u.cfg.Reboot[0], u.cfg.Reboot[1:]...).CombinedOutput(); err != nil {
 		u.fail(fmt.Sprintf("reboot %v: %v: %s", u.cfg.Reboot, err, lastLine(string(out))))

@@ -89,7 +89,7 @@ func (k *kiosk) client(t *testing.T) *control.Client {
 // it, the pending record is written and the reboot command runs.
 func TestUpdateWhileIdle(t *testing.T) {
 	r := newUpdateRig(t, "2.0.0", false)
-	k := startKioskConfig(t, r.config(), nil)
+	k := startKioskConfig(t, r.config()+testButton, nil)
 	code, out, errs := kioskd(t, "", "update", "-config", k.cfgPath, r.bundle)
 	if code != exitOK {
 		t.Fatalf("update exit %d\n%s\n%s", code, out, errs)
@@ -130,6 +130,15 @@ func TestUpdateWhileIdle(t *testing.T) {
 	var ae *control.APIError
 	if !errors.As(err, &ae) || ae.Code != 503 || !strings.Contains(ae.Msg, "updating: installing "+r.bundle) {
 		t.Errorf("payment while rebooting: %v", err)
+	}
+	// A price button's press is refused the same way: every sale starts
+	// in one place.
+	if code, out, errs := kioskd(t, "", "sim", "press", "-config", k.cfgPath, "coffee"); code != exitOK {
+		t.Fatalf("sim press: exit %d %s %s", code, out, errs)
+	}
+	st, _ = k.client(t).Status(context.Background())
+	if b := st.Hardware.Buttons; len(b) != 1 || !strings.Contains(b[0].LastError, "updating: installing "+r.bundle) || b[0].LastTxn != "" {
+		t.Errorf("button pressed while updating: %+v", b)
 	}
 	// A second update is refused while one holds the kiosk.
 	if code, _, errs := kioskd(t, "", "update", "-config", k.cfgPath, r.bundle); code != exitFail || !strings.Contains(errs, "already running") {
