@@ -89,6 +89,15 @@ type Config struct {
 
 	Fleet Fleet `toml:"fleet"`
 
+	// Update is the [update] section: A/B updates through RAUC
+	// (docs/update.md).
+	Update struct {
+		Rauc    string   `toml:"rauc"`
+		Reboot  []string `toml:"reboot"`
+		Wait    Duration `toml:"wait"`
+		Cmdline string   `toml:"cmdline"`
+	} `toml:"update"`
+
 	Buttons []Button `toml:"buttons"` // price buttons, see buttons.go
 	MDB     MDB      `toml:"mdb"`
 
@@ -308,6 +317,7 @@ func (c *Config) validate() error {
 	if c.Control.Socket == "" {
 		bad("control.socket is empty")
 	}
+	errs = append(errs, c.validateUpdate()...)
 
 	if p, err := c.BoardProfile(); err != nil {
 		bad("board.kind: %v", err)
@@ -387,4 +397,26 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateUpdate checks [update]. The commands are not looked up on
+// PATH here: a kiosk without RAUC still runs and sells, and `kioskd
+// update` says what is missing when it is asked.
+func (c *Config) validateUpdate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	u := &c.Update
+	if u.Rauc == "" {
+		bad("update.rauc is empty: want the rauc command (\"rauc\" or a path)")
+	}
+	if len(u.Reboot) == 0 || u.Reboot[0] == "" {
+		bad("update.reboot is empty: want the command that reboots the board (argv, [\"reboot\"])")
+	}
+	if w := u.Wait.Duration; w < time.Second || w > 24*time.Hour {
+		bad("update.wait %s: want 1s to 24h", w)
+	}
+	if u.Cmdline == "" {
+		bad("update.cmdline is empty: want the kernel command line's path (/proc/cmdline)")
+	}
+	return errs
 }

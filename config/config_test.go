@@ -276,3 +276,20 @@ func TestProvisionFleetFiles(t *testing.T) {
 		t.Errorf("FleetConfig %+v", fc)
 	}
 }
+
+func TestUpdateSection(t *testing.T) {
+	cfg, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Update
+	if u.Rauc != "rauc" || len(u.Reboot) != 1 || u.Reboot[0] != "reboot" || u.Wait.Duration != 10*time.Minute || u.Cmdline != "/proc/cmdline" {
+		t.Errorf("defaults %+v", u)
+	}
+	_, err = Parse([]byte("[update]\nrauc = \"\"\nreboot = []\nwait = \"0s\"\ncmdline = \"\"\n"))
+	for _, want := range []string{"update.rauc is empty", "update.reboot is empty", "update.wait 0s", "update.cmdline is empty"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -284,3 +284,17 @@ func (c *Client) Pair(ctx context.Context) (PairPrinted, error) {
 	err := c.post(ctx, "/v1/pair/print", nil, &p)
 	return p, err
 }
+
+// Health is GET /v1/health?min_up=D.
+func (c *Client) Health(ctx context.Context, minUp time.Duration) (Health, error) {
+	var h Health
+	err := c.get(ctx, "/v1/health?min_up="+url.QueryEscape(minUp.String()), &h)
+	return h, err
+}
+
+// Update is POST /v1/update: the update as it started.
+func (c *Client) Update(ctx context.Context, req UpdateRequest) (Update, error) {
+	var u Update
+	err := c.post(ctx, "/v1/update", req, &u)
+	return u, err
+}

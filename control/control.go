@@ -69,6 +69,9 @@ type SettleRequest struct {
 // Error is the body of every refusal (4xx, 5xx) the daemon writes itself.
 type Error struct {
 	Error string `json:"error"`
+	// Reason is why new payments are refused for now (503), e.g.
+	// "updating: installing /data/update.raucb"; absent otherwise.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Check is one result of POST /v1/selftest.
@@ -103,6 +106,10 @@ type Status struct {
 	// part of Hardware: the reader is a way of selling, beside the
 	// board's devices rather than one of them.
 	MDB *MDBStatus `json:"mdb,omitempty"`
+	// Slot is the RAUC slot booted ("" when not booted through RAUC),
+	// Update the update's state and the last one rolled back.
+	Slot   string `json:"slot"`
+	Update Update `json:"update"`
 }
 
 // MDBStatus is the MDB cashless reader ([mdb]): its bus, the device's

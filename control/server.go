@@ -85,6 +85,11 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
+	var pe *payment.PausedError
+	if errors.As(err, &pe) {
+		writeJSON(w, http.StatusServiceUnavailable, Error{Error: err.Error(), Reason: pe.Reason})
+		return
+	}
 	writeJSON(w, code, Error{Error: err.Error()})
 }
 

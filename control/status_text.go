@@ -31,6 +31,10 @@ func (s Status) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "watchdog: %s, timeout %s, %s\n", wd.Device, wd.Timeout, feeding)
 	}
+	if s.Slot != "" {
+		fmt.Fprintf(w, "booted from slot %s\n", s.Slot)
+	}
+	s.Update.writeText(w)
 	// The faults behind the red LED, one line each, so that a technician
 	// at the console reads what the LED cannot say.
 	for _, name := range slices.Sorted(maps.Keys(s.Hardware.Faults)) {
@@ -102,4 +106,18 @@ func (m MDBStatus) Text() string {
 		line += fmt.Sprintf("; %d connects, %d drops, %d framing errors", m.Connects, m.Drops, m.FramingErrors)
 	}
 	return line
+}
+
+// writeText is the update's lines of `kioskd status`: nothing while idle
+// with no failure on record.
+func (u Update) writeText(w io.Writer) {
+	switch u.State {
+	case UpdateWaiting, UpdateInstalling, UpdateRebooting:
+		fmt.Fprintf(w, "update %s: %s (%s)\n", u.State, u.Bundle, u.Reason)
+	case UpdateFailed:
+		fmt.Fprintf(w, "update of %s failed: %s\n", u.Bundle, u.Reason)
+	}
+	if f := u.LastFailed; f != nil {
+		fmt.Fprintf(w, "update to %s failed and was rolled back at %s; not retried\n", f.Version, f.At.UTC().Format(time.RFC3339))
+	}
 }

@@ -342,8 +342,12 @@ func statusLine(st *Status) string {
 	if st.DiskFreeMiB != nil {
 		disk = fmt.Sprintf("%dMiB", *st.DiskFreeMiB)
 	}
-	return fmt.Sprintf("%s %s online version=%s uptime=%ds pos=%s printer=%s watchdog=%s faults=%v reviews=%d disk_free=%s shipped=%d",
+	line := fmt.Sprintf("%s %s online version=%s uptime=%ds pos=%s printer=%s watchdog=%s faults=%v reviews=%d disk_free=%s shipped=%d",
 		st.At.UTC().Format(time.RFC3339), st.KioskID, st.Version, st.UptimeS, st.POS, st.Printer, st.Watchdog, st.Faults, st.PendingReviews, disk, st.ShippedSeq)
+	if f := st.UpdateFailed; f != nil {
+		line += fmt.Sprintf(" update_failed=%s@%s", f.Version, f.At.UTC().Format(time.RFC3339))
+	}
+	return line
 }
 
 // Audit listens for window (or until ctx ends) and reports, per kiosk,

@@ -104,3 +104,22 @@ func TestWatch(t *testing.T) {
 		}
 	}
 }
+
+// update_failed is optional within schema 1: absent without a rolled-back
+// update, and shown by watch when there is one.
+func TestStatusUpdateFailed(t *testing.T) {
+	st := Status{Schema: Schema, KioskID: "k1", Online: true, Version: "1.4.0"}
+	b, _ := json.Marshal(st)
+	if strings.Contains(string(b), "update_failed") {
+		t.Errorf("update_failed without one: %s", b)
+	}
+	at := time.Date(2026, 11, 30, 2, 10, 44, 0, time.UTC)
+	st.UpdateFailed = &UpdateFailed{Version: "1.5.0", At: at, From: "1.4.0"}
+	b, _ = json.Marshal(st)
+	if !strings.Contains(string(b), `"update_failed":{"version":"1.5.0","at":"2026-11-30T02:10:44Z","from":"1.4.0"}`) {
+		t.Errorf("status JSON %s", b)
+	}
+	if l := statusLine(&st); !strings.HasSuffix(l, " update_failed=1.5.0@2026-11-30T02:10:44Z") {
+		t.Errorf("watch line %q", l)
+	}
+}

@@ -35,6 +35,13 @@ type Refused struct {
 	TxnID  string `json:"txn_id,omitempty"`
 }
 
+// UpdateFailed is an update that booted, failed and was rolled back.
+type UpdateFailed struct {
+	Version string    `json:"version"` // the bundle's, which failed
+	At      time.Time `json:"at"`      // when the rollback was seen
+	From    string    `json:"from"`    // the version running again
+}
+
 // Status is the kiosk's health as published, retained, on
 // kioskd/<kiosk_id>/status. The daemon fills what it knows (POS link,
 // printer, watchdog, faults, pending reviews); the shipper sets Schema,
@@ -54,8 +61,11 @@ type Status struct {
 	// DiskFreeMiB is the data partition's free space (nil: not looked
 	// at yet): whole MiB, so that a filling card changes the status a
 	// few times a day, not every minute.
-	DiskFreeMiB *uint64        `json:"disk_free_mib,omitempty"`
-	ShippedSeq  uint64         `json:"shipped_seq,omitempty"`
-	Extra       map[string]any `json:"extra,omitempty"` // anything else the daemon reports
-	At          time.Time      `json:"at,omitzero"`
+	DiskFreeMiB *uint64 `json:"disk_free_mib,omitempty"`
+	ShippedSeq  uint64  `json:"shipped_seq,omitempty"`
+	// UpdateFailed is the last update that was rolled back (absent when
+	// there is none): added within schema 1, optional.
+	UpdateFailed *UpdateFailed  `json:"update_failed,omitempty"`
+	Extra        map[string]any `json:"extra,omitempty"` // anything else the daemon reports
+	At           time.Time      `json:"at,omitzero"`
 }

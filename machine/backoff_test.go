@@ -17,7 +17,7 @@ func crashLooping(t *testing.T) (*Machine, *watchdog.Fake, CrashGuard) {
 	t.Helper()
 	cfg := testConfig(t)
 	m := openSim(t, cfg, nil)
-	guard := NewCrashGuard(cfg.DataDir)
+	guard := NewCrashGuard(cfg.DataDir, "v1", "A")
 	for range 9 {
 		if _, _, err := guard.begin(time.Now()); err != nil {
 			t.Fatal(err)
@@ -103,7 +103,7 @@ func TestCrashBackoffFirstStarts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := testConfig(t)
 		m := openSim(t, cfg, nil)
-		guard := NewCrashGuard(cfg.DataDir)
+		guard := NewCrashGuard(cfg.DataDir, "v1", "A")
 		start := time.Now()
 		for i := range 3 {
 			if m.CrashBackoff(context.Background(), guard, discard) || time.Since(start) != 0 {
@@ -118,7 +118,7 @@ func TestCrashBackoffFirstStarts(t *testing.T) {
 // ends the wait at once.
 func TestRefusalBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		guard := NewCrashGuard(t.TempDir())
+		guard := NewCrashGuard(t.TempDir(), "v1", "A")
 		cause := errors.New("relay pin missing")
 		waits := []time.Duration{0, 0, 0, 5 * time.Second, 10 * time.Second}
 		for i, want := range waits {

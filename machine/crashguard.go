@@ -24,18 +24,41 @@ import (
 // crashing, and the board's own boot already spaces those out: counted,
 // a few brown-outs in ten minutes kept a machine from selling for a
 // minute and more after the power came back (seen on the virtual board).
+//
+// Nor do starts of another version or slot: an update that crashed in a
+// loop and was rolled back (or a new image after an old one's crash
+// loop) must not make the image now booted wait for the other's
+// crashes.
 type CrashGuard struct {
 	path      string
 	boot      string // the kernel's boot id, "" where there is none
+	version   string // kioskd's version, main.version
+	slot      string // the booted RAUC slot, "" when not booted through RAUC
 	window    time.Duration
 	threshold int
 	base, max time.Duration
 }
 
-// NewCrashGuard is the guard whose record lives in dataDir/restarts.
-func NewCrashGuard(dataDir string) CrashGuard {
-	return CrashGuard{path: filepath.Join(dataDir, "restarts"), boot: bootID(), window: 10 * time.Minute, threshold: 3,
-		base: 5 * time.Second, max: 5 * time.Minute}
+// NewCrashGuard is the guard whose record lives in dataDir/restarts,
+// counting the starts of this version from this slot.
+func NewCrashGuard(dataDir, version, slot string) CrashGuard {
+	return CrashGuard{path: filepath.Join(dataDir, "restarts"), boot: bootID(), version: version, slot: slot,
+		window: 10 * time.Minute, threshold: 3, base: 5 * time.Second, max: 5 * time.Minute}
+}
+
+// recordField is how a value is written in the record: one field,
+// never empty ("-"), with no space in it, so that a line splits back
+// into exactly its fields.
+func recordField(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
 }
 
 // bootID is the kernel's random id of this boot.
@@ -55,19 +78,25 @@ func (g CrashGuard) begin(now time.Time) (int, time.Duration, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, 0, fmt.Errorf("restart record: %w", err)
 	}
+	tail := " " + recordField(g.boot) + " " + recordField(g.version) + " " + recordField(g.slot)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		// "TIME BOOT_ID"; a line without the id is from before ids were
-		// kept, so from another boot.
-		stamp, boot, _ := strings.Cut(sc.Text(), " ")
-		t, err := time.Parse(time.RFC3339Nano, stamp)
-		if err == nil && boot == g.boot && now.Sub(t) < g.window && !t.After(now) {
+		// "TIME BOOT_ID VERSION SLOT". A line with fewer fields is from
+		// before they were kept: another boot, version or slot.
+		f := strings.Fields(sc.Text())
+		if len(f) != 4 || " "+strings.Join(f[1:], " ") != tail {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, f[0])
+		if err == nil && now.Sub(t) < g.window && !t.After(now) {
 			recent = append(recent, t)
 		}
 	}
+	// Only this boot's, version's and slot's lines are kept: the
+	// others can never count again.
 	var out bytes.Buffer
 	for _, t := range append(recent, now) {
-		out.WriteString(t.UTC().Format(time.RFC3339Nano) + " " + g.boot + "\n")
+		out.WriteString(t.UTC().Format(time.RFC3339Nano) + tail + "\n")
 	}
 	if err := atomicfile.Write(g.path, out.Bytes(), 0o600); err != nil {
 		return 0, 0, fmt.Errorf("restart record: %w", err)

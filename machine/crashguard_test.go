@@ -9,7 +9,7 @@ import (
 )
 
 func TestCrashGuard(t *testing.T) {
-	g := NewCrashGuard(t.TempDir())
+	g := NewCrashGuard(t.TempDir(), "v1", "A")
 	now := time.Unix(1795400000, 0)
 	want := []time.Duration{0, 0, 0, 5 * time.Second, 10 * time.Second, 20 * time.Second}
 	for i, w := range want {
@@ -54,12 +54,12 @@ func TestCrashGuard(t *testing.T) {
 func TestCrashGuardCountsThisBootOnly(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Unix(1795400000, 0)
-	before := NewCrashGuard(dir)
+	before := NewCrashGuard(dir, "v1", "A")
 	before.boot = "boot-1"
 	for i := range 5 {
 		before.begin(now.Add(time.Duration(i) * time.Second))
 	}
-	g := NewCrashGuard(dir)
+	g := NewCrashGuard(dir, "v1", "A")
 	g.boot = "boot-2"
 	if n, d, err := g.begin(now.Add(10 * time.Second)); err != nil || n != 0 || d != 0 {
 		t.Fatalf("first start of a new boot: %d unclean before, wait %s, %v; want 0, 0", n, d, err)
@@ -77,5 +77,40 @@ func TestCrashGuardCountsThisBootOnly(t *testing.T) {
 	}
 	if id := bootID(); runtime.GOOS == "linux" && len(id) != 36 {
 		t.Errorf("boot id %q, want the kernel's uuid", id)
+	}
+}
+
+// Issue 15: the starts of another version or slot do not count. A
+// rolled-back update that crashed in a loop leaves a record full of its
+// unclean starts; the old image booted again sells at once.
+func TestCrashGuardCountsThisVersionAndSlotOnly(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Unix(1795400000, 0)
+	for _, other := range []CrashGuard{NewCrashGuard(dir, "v2", "B"), NewCrashGuard(dir, "v2", "A"), NewCrashGuard(dir, "v1", "B")} {
+		for i := range 5 {
+			other.begin(now.Add(time.Duration(i) * time.Second))
+		}
+		g := NewCrashGuard(dir, "v1", "A")
+		if n, d, err := g.begin(now.Add(10 * time.Second)); err != nil || n != 0 || d != 0 {
+			t.Fatalf("after %s/%s's crash loop: %d unclean before, wait %s, %v; want 0, 0", other.version, other.slot, n, d, err)
+		}
+	}
+	// The old format, "TIME BOOT_ID", of this very boot: ignored.
+	g := NewCrashGuard(dir, "v1", "A")
+	var rec string
+	for i := range 5 {
+		rec += now.Add(time.Duration(i)*time.Second).UTC().Format(time.RFC3339Nano) + " " + g.boot + "\n"
+	}
+	os.WriteFile(g.path, []byte(rec), 0o600)
+	if n, _, _ := g.begin(now.Add(10 * time.Second)); n != 0 {
+		t.Fatalf("old-format lines counted: %d", n)
+	}
+	// No slot and a version with a space still round-trip.
+	g = NewCrashGuard(t.TempDir(), "dev build", "")
+	for i := range 4 {
+		g.begin(now.Add(time.Duration(i) * time.Second))
+	}
+	if n, d, _ := g.begin(now.Add(5 * time.Second)); n != 4 || d != 10*time.Second {
+		t.Fatalf("without a slot: %d, %s; want 4, 10s", n, d)
 	}
 }

@@ -157,6 +157,8 @@ type Service struct {
 	// keeping it up to date costs no allocation per step.
 	live    Txn
 	hasLive bool
+	// paused is why new payments are refused (Pause), "" to take them.
+	paused string
 }
 
 // NewService wires a service. Call Run to start it.

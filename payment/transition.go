@@ -161,6 +161,9 @@ func (s *Service) create(prov Provider, req CreateRequest) (Txn, bool, error) {
 			return Txn{}, false, err
 		}
 	}
+	if why := s.Paused(); why != "" {
+		return Txn{}, false, &PausedError{Reason: why}
+	}
 	if s.cur != nil {
 		return Txn{}, false, fmt.Errorf("%w: %s", ErrBusy, s.cur.ID)
 	}

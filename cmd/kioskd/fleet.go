@@ -30,10 +30,14 @@ import (
 // startFleet builds the shipper over the journal and has every journal
 // write wake it. The status it publishes is read from the service and
 // the machine, as `kioskd status` reads them.
-func startFleet(cfg *config.Config, j *payment.Journal, svc *payment.Service, hw *machine.Machine, log *slog.Logger) (*fleet.Shipper, error) {
+func startFleet(cfg *config.Config, j *payment.Journal, svc *payment.Service, hw *machine.Machine, upd *machine.Updater, log *slog.Logger) (*fleet.Shipper, error) {
 	reviews := &reviewCount{j: j}
 	sh, err := fleet.New(cfg.FleetConfig(version, log.With("component", "fleet")), j, func() fleet.Status {
-		return fleetStatus(svc, hw, reviews)
+		st := fleetStatus(svc, hw, reviews)
+		if f := upd.State().LastFailed; f != nil {
+			st.UpdateFailed = &fleet.UpdateFailed{Version: f.Version, At: f.At, From: f.From}
+		}
+		return st
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/machine"
 )
 
 type payResult struct {
@@ -64,6 +66,21 @@ func testBootID() string {
 		return ""
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// testRecordTail is what follows the time on a restart record's line of
+// a daemon started by these tests: this boot, this version (the test
+// binary's, "dev") and the slot on this machine's /proc/cmdline.
+func testRecordTail() string {
+	slot := machine.BootedSlot("/proc/cmdline")
+	if slot == "" {
+		slot = "-"
+	}
+	boot := testBootID()
+	if boot == "" {
+		boot = "-"
+	}
+	return " " + boot + " " + version + " " + slot
 }
 
 func readSim(t *testing.T, k *kiosk, name string) string {

@@ -63,7 +63,7 @@ func TestRunRefusalBacksOff(t *testing.T) {
 		"watchdog_device = \"/dev/watchdog\"\n")
 	var rec string
 	for i := 3; i > 0; i-- {
-		rec += time.Now().UTC().Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + " " + testBootID() + "\n"
+		rec += time.Now().UTC().Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + testRecordTail() + "\n"
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestCrashLoopAcrossRestarts(t *testing.T) {
 	now := time.Now().UTC()
 	var rec string
 	for i := 3; i > 0; i-- {
-		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + " " + testBootID() + "\n"
+		rec += now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano) + testRecordTail() + "\n"
 	}
 	os.WriteFile(record, []byte(rec), 0o600)
 	w := spawnDaemon(t, cfg)

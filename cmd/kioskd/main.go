@@ -60,6 +60,8 @@ func commands() []cli.Command {
 		{Name: "review", Usage: cl + " [-all] [-json]", Summary: "list payments that need an operator", Run: cmdReview, Subs: []cli.Command{
 			{Name: "settle", Usage: cl + " -note TEXT TXN_ID", Summary: "record how a payment under review was settled", Run: cmdReviewSettle},
 		}},
+		{Name: "health", Usage: cl + " [-min-up D] [-json]", Summary: "check that this boot is good (journal, pins, watchdog, uptime): exit 0 healthy, 1 not", Run: cmdHealth},
+		{Name: "update", Usage: cl + " [-wait D] [-force] [-json] BUNDLE", Summary: "install a RAUC bundle once no payment is in progress, then reboot", Run: cmdUpdate},
 		{Name: "logs", Usage: cl + " [-n N]", Summary: "show the running kioskd's recent log lines", Run: cmdLogs},
 		{Name: "selftest", Usage: cl + " [-relay] [-json]", Summary: "check LEDs, printer and watchdog (and the relay with -relay) through the running kioskd", Run: cmdSelftest},
 		{Name: "pair", Usage: cl + " [-print] [-light]", Summary: "show (and print) the address and QR code the POS terminal connects to", Run: cmdPair},

@@ -35,6 +35,8 @@ var apiNotProvoked = map[string]string{
 	"POST /v1/sim/buttons/{name}/press 503": "the sim board's pins are always there to drive",
 	"GET /v1/mdb/trace 200":                 "this kiosk has no [mdb]; TestMDBTraceThroughDaemon holds the stream's lines to the document",
 	"GET /v1/mdb/trace 429":                 "five streams at once; control's TestMDBTraceLimit",
+	"POST /v1/update 202":                   "installs a bundle; TestUpdateMatchesOpenAPI, with a fake rauc",
+	"POST /v1/update 409":                   "an update already running; TestUpdateMatchesOpenAPI",
 }
 
 // apiCall is one request the test makes and the status it expects.
@@ -297,6 +299,9 @@ func TestE2EControlAPIMatchesOpenAPI(t *testing.T) {
 	a.do(apiCall{op: "POST /v1/selftest", path: "/v1/selftest", status: 200})
 	a.do(apiCall{op: "POST /v1/pair/print", path: "/v1/pair/print", status: 200})
 	a.do(apiCall{op: "GET /v1/logs", path: "/v1/logs?n=5", status: 200})
+	a.do(apiCall{op: "GET /v1/health", path: "/v1/health?min_up=0s", status: 200})
+	a.do(apiCall{op: "GET /v1/health", path: "/v1/health?min_up=soon", status: 400})
+	a.do(apiCall{op: "POST /v1/update", path: "/v1/update", body: `{"bundle":"update.raucb"}`, status: 400})
 	a.do(apiCall{op: "GET /v1/mdb/trace", path: "/v1/mdb/trace?last=-1", status: 400})
 	a.do(apiCall{op: "GET /v1/mdb/trace", path: "/v1/mdb/trace?follow=0", status: 404}) // [mdb] off
 	const press = "POST /v1/sim/buttons/{name}/press"

@@ -122,7 +122,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	}
 	defer os.Remove(cfg.Control.Socket)
 	defer ctl.Close() // also closed by the HTTP server's shutdown; twice is harmless
-	guard := machine.NewCrashGuard(cfg.DataDir)
+	// The slot RAUC booted; the crash guard counts the starts of this
+	// version from this slot only, and an update is judged by it.
+	slot := machine.BootedSlot(cfg.Update.Cmdline)
+	guard := machine.NewCrashGuard(cfg.DataDir, version, slot)
+	// An update that rebooted into this start is judged before anything
+	// sells: took, or rolled back (and then never retried on its own).
+	lastFailed := machine.SettleUpdate(cfg.DataDir, version, slot, time.Now(), log)
 	hw, err := machine.Open(cfg.MachineConfig(), pv.Board, log)
 	if err != nil {
 		machine.RefusalBackoff(ctx, guard, err, log)
@@ -150,6 +156,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	if kp != nil {
 		kp.Bind(svc)
 	}
+	upd := hw.NewUpdater(ctx, machine.UpdateConfig{Rauc: cfg.Update.Rauc, Reboot: cfg.Update.Reboot, Wait: cfg.Update.Wait.Duration,
+		DataDir: cfg.DataDir, Version: version, Slot: slot}, svc, lastFailed)
 	srv, err := mobypay.NewServer(mobypay.ServerConfig{
 		Addr: cfg.POS.Listen, Secret: secret, Window: cfg.POS.TimestampWindow.Duration,
 		MaxFrame: cfg.POS.MaxFrame, AllowPeers: allow, Log: log,
@@ -163,7 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 	prov.Bind(srv, svc)
 	var ship *fleet.Shipper
 	if cfg.Fleet.Enabled {
-		if ship, err = startFleet(cfg, j, svc, hw, log); err != nil {
+		if ship, err = startFleet(cfg, j, svc, hw, upd, log); err != nil {
 			return err
 		}
 	}
@@ -186,11 +194,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ring *logs
 			POSListen: srv.Addr().String(), POSConnectTo: control.ConnectAddrs(srv.Addr()),
 			POSStats: control.POSStatsOf(srv.Stats()), UptimeS: int64(time.Since(startedAt).Seconds()),
 			KPOSListen: kposAddr, Hardware: hw.State(), Fleet: fleetState(cfg, ship),
-			MDB: mdbState,
+			MDB: mdbState, Slot: slot, Update: upd.State(),
 		}
 	}
 	routes := append(api.Routes(), hw.Routes(svc, func() []string { return control.ConnectAddrs(srv.Addr()) })...)
-	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: control.LogsHandler(ring.Last)})
+	routes = append(routes, control.Route{Pattern: "GET /v1/logs", Handler: control.LogsHandler(ring.Last)},
+		control.Route{Pattern: "POST /v1/update", Handler: control.UpdateHandler(upd)},
+		control.Route{Pattern: "GET /v1/health", Handler: control.HealthHandler(func(minUp time.Duration) control.Health {
+			up := time.Since(startedAt)
+			h := control.Health{UpS: int64(up.Seconds()), MinUpS: int64(minUp.Seconds()), Version: version, Slot: slot,
+				Checks: machine.HealthChecks(j, hw.State(), up, minUp), Busy: svc.Current() != nil, Healthy: true}
+			for _, c := range h.Checks {
+				h.Healthy = h.Healthy && c.OK
+			}
+			return h
+		})})
 	var traceSrc control.MDBTraceSource // a nil *mdbReader would not be a nil interface
 	if reader != nil {
 		traceSrc = reader

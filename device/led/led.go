@@ -21,6 +21,7 @@ const (
 	Fault        Pattern = "fault"        // red slow blink, until cleared
 	Approved     Pattern = "approved"     // green fast blink, for Hold
 	Declined     Pattern = "declined"     // red solid, for Hold
+	Updating     Pattern = "updating"     // amber fast blink, green and red off: an update is installing, not selling
 	InProgress   Pattern = "in_progress"  // green solid, amber fast blink
 	Connected    Pattern = "connected"    // green solid
 	Disconnected Pattern = "disconnected" // green slow blink
@@ -40,6 +41,7 @@ type Panel struct {
 	mu        sync.Mutex
 	connected bool
 	paying    bool
+	updating  bool
 	outcome   Pattern
 	until     time.Time
 	faults    map[string]bool
@@ -69,6 +71,15 @@ func (p *Panel) SetLink(connected bool) {
 func (p *Panel) SetPaying(paying bool) {
 	p.mu.Lock()
 	p.paying = paying
+	p.mu.Unlock()
+}
+
+// SetUpdating records whether an update is being installed. It ranks
+// below a fault and a fresh outcome (the last customer still sees theirs)
+// and above everything else.
+func (p *Panel) SetUpdating(on bool) {
+	p.mu.Lock()
+	p.updating = on
 	p.mu.Unlock()
 }
 
@@ -115,6 +126,8 @@ func (p *Panel) pattern(now time.Time) Pattern {
 		return Fault
 	case p.outcome != "" && now.Before(p.until):
 		return p.outcome
+	case p.updating:
+		return Updating
 	case p.paying:
 		return InProgress
 	case p.connected:
@@ -140,6 +153,8 @@ func Levels(pt Pattern, now time.Time) [3]bool {
 		return [3]bool{false, false, true}
 	case InProgress:
 		return [3]bool{true, fast, false}
+	case Updating:
+		return [3]bool{false, fast, false}
 	case Connected:
 		return [3]bool{true, false, false}
 	}

@@ -58,6 +58,10 @@ func TestPaymentThroughThePatterns(t *testing.T) {
 		{func(time.Time) {}, 5600 * ms, [3]bool{false, false, false}, Fault},
 		{func(time.Time) { x.p.SetFault("printer", false) }, 9000 * ms, [3]bool{true, false, false}, Connected},
 		{func(time.Time) { x.p.SetLink(false) }, 9000 * ms, [3]bool{true, false, false}, Disconnected},
+		{func(time.Time) { x.p.SetUpdating(true) }, 10000 * ms, [3]bool{false, true, false}, Updating},
+		{func(time.Time) {}, 10150 * ms, [3]bool{false, false, false}, Updating}, // fast blink, off half
+		{func(time.Time) { x.p.SetFault("printer", true) }, 11000 * ms, [3]bool{false, false, true}, Fault},
+		{func(time.Time) { x.p.SetFault("printer", false); x.p.SetUpdating(false) }, 12000 * ms, [3]bool{true, false, false}, Disconnected},
 	}
 	for i, s := range steps {
 		now := t0.Add(s.at)
