@@ -1,52 +1,42 @@
 package gctune
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"runtime/debug"
-	"strings"
 	"testing"
 )
 
-// TestApply runs in a child process, so that the settings it makes and
-// the environment it varies stay there.
 func TestApply(t *testing.T) {
-	if os.Getenv("GCTUNE_CHILD") == "1" {
-		Apply()
-		gc := debug.SetGCPercent(-1)
-		limit := debug.SetMemoryLimit(-1)
-		fmt.Printf("%d %d\n", gc, limit)
-		return
-	}
+	// The process's settings, as they were, for the tests after this.
+	gc0, limit0 := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetGCPercent(gc0); debug.SetMemoryLimit(limit0) })
 	for _, c := range []struct {
-		env  []string
-		want string
+		env       map[string]string
+		gc        int
+		limit     int64
+		wantGC    int
+		wantLimit int64
 	}{
-		{nil, "400 134217728"},
-		{[]string{"GOGC=150"}, "150 134217728"},
-		{[]string{"GOMEMLIMIT=64MiB"}, "400 67108864"},
-		{[]string{"GOGC=off", "GOMEMLIMIT=1GiB"}, "-1 1073741824"},
+		{nil, 100, 1 << 40, Percent, MemoryLimit},
+		// An operator's GOGC or GOMEMLIMIT is the runtime's already (it
+		// read them at start); Apply leaves that one alone.
+		{map[string]string{"GOGC": "150"}, 150, 1 << 40, 150, MemoryLimit},
+		{map[string]string{"GOMEMLIMIT": "64MiB"}, 100, 64 << 20, Percent, 64 << 20},
+		{map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB"}, -1, 1 << 30, -1, 1 << 30},
 	} {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestApply$")
-		cmd.Env = append(cleanEnv(), append(c.env, "GCTUNE_CHILD=1")...)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%v: %v", c.env, err)
+		for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+			if v, ok := c.env[k]; ok {
+				t.Setenv(k, v)
+			} else {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
 		}
-		got, _, _ := strings.Cut(string(out), "\n")
-		if got != c.want {
-			t.Errorf("env %v: GOGC and limit %q, want %q", c.env, got, c.want)
-		}
-	}
-}
-
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
-			env = append(env, kv)
+		debug.SetGCPercent(c.gc)
+		debug.SetMemoryLimit(c.limit)
+		Apply()
+		if gc, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1); gc != c.wantGC || limit != c.wantLimit {
+			t.Errorf("env %v: GOGC %d, limit %d after Apply; want %d, %d", c.env, gc, limit, c.wantGC, c.wantLimit)
 		}
 	}
-	return env
 }
