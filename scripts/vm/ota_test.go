@@ -66,16 +66,15 @@ var slotStart = map[string]int64{"A": slotAStart, "B": slotBStart}
 // otaBoard is what the update tests add to a board, made once a run: the
 // test CA, the root slots and the bundles of each variant.
 type otaBoard struct {
-	b        *board
-	dir      string
-	ca       string // the keyring
-	cert     string // the signer's certificate and key
-	key      string
-	mu       sync.Mutex
-	slots    map[string]string // "variant version": ext4 image
-	bundles  map[string]string // variant: .raucb
-	prepared bool
-	err      error
+	b       *board
+	dir     string
+	ca      string // the keyring
+	cert    string // the signer's certificate and key
+	key     string
+	mu      sync.Mutex
+	slots   map[string]string // "variant version": ext4 image
+	bundles map[string]string // variant: .raucb
+	err     error
 }
 
 var (
@@ -104,7 +103,8 @@ func needOTA(t *testing.T, b *board) *otaBoard {
 	return o
 }
 
-func sh(dir string, name string, args ...string) error {
+// hostRun runs a command on the host in dir; its output goes in the error.
+func hostRun(dir, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -133,7 +133,7 @@ func (o *otaBoard) makeCA() error {
 		{"x509", "-req", "-in", "signer.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
 			"-out", "signer.pem", "-days", "2", "-extfile", "signer.ext"},
 	} {
-		if err := sh(o.dir, "openssl", args...); err != nil {
+		if err := hostRun(o.dir, "openssl", args...); err != nil {
 			return err
 		}
 	}
@@ -155,7 +155,7 @@ func (o *otaBoard) slot(t *testing.T, variant, version string) string {
 	}
 	img := filepath.Join(o.dir, "slot-"+variant+"-"+version+".ext4")
 	start := time.Now()
-	if err := sh(".", "sh", "mkslot.sh", o.b.name, bin, o.ca, variant, version, img); err != nil {
+	if err := hostRun(".", "sh", "mkslot.sh", o.b.name, bin, o.ca, variant, version, img); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: slot %s %s made in %s", o.b.name, variant, version, time.Since(start).Round(time.Second))
@@ -188,7 +188,7 @@ func (o *otaBoard) bundle(t *testing.T, variant string) string {
 	out := filepath.Join(o.dir, variant+".raucb")
 	os.Remove(out)
 	start := time.Now()
-	if err := sh(o.dir, "rauc", "--cert", o.cert, "--key", o.key, "--keyring", o.ca, "bundle", src, out); err != nil {
+	if err := hostRun(o.dir, "rauc", "--cert", o.cert, "--key", o.key, "--keyring", o.ca, "bundle", src, out); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(out)
@@ -244,7 +244,7 @@ func (o *otaBoard) newDisk(t *testing.T, variants ...string) *otaDisk {
 		{"dd", "if=" + data, "of=" + d.path, "bs=512", fmt.Sprintf("seek=%d", dataStart), "conv=notrunc,sparse", "status=none"},
 	}
 	for _, s := range steps {
-		if err := sh(d.dir, s[0], s[1:]...); err != nil {
+		if err := hostRun(d.dir, s[0], s[1:]...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,7 +259,7 @@ func (o *otaBoard) newDisk(t *testing.T, variants ...string) *otaDisk {
 	if err := os.WriteFile(def, []byte(fmt.Sprintf("BOOT_ORDER=A B\nBOOT_A_LEFT=%d\nBOOT_B_LEFT=%d\n", bootTries, bootTries)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := sh(d.dir, "fw_setenv", "-c", d.envCfg, "-f", def, "-s", def); err != nil {
+	if err := hostRun(d.dir, "fw_setenv", "-c", d.envCfg, "-f", def, "-s", def); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -289,7 +289,7 @@ func (d *otaDisk) setenv(t *testing.T, kv ...string) {
 	if err := os.WriteFile(f, []byte(strings.Join(kv, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := sh(d.dir, "fw_setenv", "-c", d.envCfg, "-s", f); err != nil {
+	if err := hostRun(d.dir, "fw_setenv", "-c", d.envCfg, "-s", f); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -346,7 +346,7 @@ func (d *otaDisk) bootNext(t *testing.T, name string) (*VM, string) {
 	}
 	fs := fmt.Sprintf("%s?offset=%d", d.path, slotStart[s]*512)
 	for _, f := range []string{"vmlinuz", "initrd"} {
-		if err := sh(dir, "debugfs", "-R", "dump /boot/"+f+" "+filepath.Join(dir, f), fs); err != nil {
+		if err := hostRun(dir, "debugfs", "-R", "dump /boot/"+f+" "+filepath.Join(dir, f), fs); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
