@@ -13,7 +13,7 @@
 #     (fetch-ota.sh), /etc/rauc/system.conf (slots A and B on /dev/vda2
 #     and /dev/vda3, U-Boot's env on /dev/vda1, see ota_test.go) and the
 #     test CA KEYRING;
-#   - /boot/vmlinuz (Debian's kernel, gzipped: QEMU unpacks it) and
+#   - /boot/vmlinuz (Debian's kernel; arm64's gzipped, QEMU unpacks it) and
 #     /boot/initrd (guest/ota/init and the modules), which the host's
 #     bootloader reads out of the slot it boots: they update with it;
 #   - VARIANT: good (kioskd as it is), or exits, crashes, hangs (the real
@@ -53,7 +53,13 @@ install -m 0755 "$here/guest/ota/init" "$ird/init"
 mkdir -p "$root/boot"
 (cd "$ird" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$root/boot/initrd"
 # shellcheck disable=SC2012 # one kernel, named for its release (no blanks)
-gzip -1 -c "$(ls "$cache"/kernel/boot/vmlinuz-* | head -n 1)" >"$root/boot/vmlinuz"
+kernel=$(ls "$cache"/kernel/boot/vmlinuz-* | head -n 1)
+# arm64's is a plain Image (33 MB), which QEMU also takes gzipped; the
+# armhf zImage is compressed already.
+case $arch in
+arm64) gzip -1 -c "$kernel" >"$root/boot/vmlinuz" ;;
+*) cp "$kernel" "$root/boot/vmlinuz" ;;
+esac
 
 # The root: busybox and its links.
 sh "$here/mkroot.sh" "$arch" "$root"
@@ -101,9 +107,17 @@ echo 0123456789abcdef0123456789abcdef >"$root/etc/machine-id"
 echo "VERSION=$version" >"$root/etc/vboard-release"
 
 # RAUC, D-Bus and the U-Boot env tools.
-cp -a "$ota/lib/." "$root/lib/"
+# The libraries merged into /usr/lib/TRIPLET, /lib/TRIPLET a link to it,
+# as Debian's merged /usr has them (the loader in /lib): with a separate
+# /lib/TRIPLET, armhf's loader under qemu-user's -L (the check below)
+# did not find libc.so.6 there.
 mkdir -p "$root/usr/lib/$triplet" "$root/usr/share"
 cp -a "$ota/usr/lib/$triplet/." "$root/usr/lib/$triplet/"
+cp -a "$ota/lib/$triplet/." "$root/usr/lib/$triplet/"
+ln -s "../usr/lib/$triplet" "$root/lib/$triplet"
+for f in "$ota"/lib/ld-linux*; do
+	cp -a "$f" "$root/lib/"
+done
 rm -rf "$root/usr/lib/$triplet/gconv" "$root/usr/lib/$triplet/perl"*
 cp -a "$ota/usr/share/dbus-1" "$root/usr/share/"
 cp -a "$ota/etc/dbus-1" "$root/etc/"
