@@ -11,6 +11,10 @@
 // ESC/POS printer model on the UART, the POS link through the host's POS
 // simulator on a forwarded loopback port. A technician's shell on the
 // second UART runs commands inside (kioskd pay, kill, status).
+//
+// ota_test.go (`make vm-ota`, not part of vm-test) boots the board from
+// A/B root slots on one partitioned disk instead of the initramfs, with
+// the test as its bootloader, for the signed-update tests of issue 15.
 package vm
 
 import (
