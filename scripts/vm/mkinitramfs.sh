@@ -3,7 +3,7 @@
 # gzipped cpio for QEMU's -initrd. It holds:
 #   - Debian's busybox-static for ARCH and the kernel modules the board
 #     needs (virtio PCI, disk and network, ext4, the watchdog drivers),
-#     from fetch.sh's cache;
+#     from fetch.sh's cache (mkroot.sh);
 #   - the kioskd binary KIOSKD;
 #   - the Buildroot overlay's own inittab, kiosk-mount-data and
 #     kioskd-run (buildroot/board/kiosk/rootfs-overlay), so those run for
@@ -17,40 +17,15 @@ bin=${2:?usage: mkinitramfs.sh ARCH KIOSKD OUT}
 out=${3:?usage: mkinitramfs.sh ARCH KIOSKD OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 overlay=$here/../../buildroot/board/kiosk/rootfs-overlay
-cache=$(sh "$here/fetch.sh" "$arch")
-# shellcheck disable=SC2012 # one directory, named for the kernel release (no blanks)
-kver=$(ls "$cache/kernel/lib/modules" | head -n 1)
-
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/etc/init.d" "$root/etc/kioskd" \
-	"$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/run" "$root/data" "$root/root" "$root/lib/modules/$kver"
-cp "$cache/busybox/bin/busybox" "$root/bin/busybox"
-
-# Each module with what it needs, in load order (modprobe's own answer),
-# then modules.dep for the busybox modprobe of the guest.
 # The watchdog: the i6300esb PCI card on arm64; Debian's armhf kernel has
 # no driver for it, so softdog there (the same /dev/watchdog ioctls).
 case $arch in
 arm64) wdt=i6300esb ;;
 *) wdt=softdog ;;
 esac
-mods="virtio_pci virtio_blk virtio_net ext4 $wdt"
-for m in $mods; do
-	if ! modprobe -d "$cache/kernel" -S "$kver" --show-depends "$m"; then
-		echo "mkinitramfs.sh: no module $m in $cache/kernel" >&2
-		exit 1
-	fi
-done >"$root/.mods"
-awk '$1 == "insmod" { print $2 }' "$root/.mods" | while read -r ko; do
-	rel=${ko#"$cache/kernel/lib/modules/$kver/"}
-	mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
-	cp "$ko" "$root/lib/modules/$kver/$rel"
-done
-rm "$root/.mods"
-cp "$cache/kernel/lib/modules/$kver/modules.builtin" "$cache/kernel/lib/modules/$kver/modules.order" \
-	"$cache/kernel/lib/modules/$kver/modules.builtin.modinfo" "$root/lib/modules/$kver/"
-depmod -b "$root" "$kver"
+sh "$here/mkroot.sh" "$arch" "$root" virtio_pci virtio_blk virtio_net ext4 "$wdt"
 
 cp "$bin" "$root/usr/bin/kioskd"
 chmod 0755 "$root/usr/bin/kioskd"

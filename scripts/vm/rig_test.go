@@ -11,6 +11,10 @@
 // ESC/POS printer model on the UART, the POS link through the host's POS
 // simulator on a forwarded loopback port. A technician's shell on the
 // second UART runs commands inside (kioskd pay, kill, status).
+//
+// ota_test.go (`make vm-ota`, not part of vm-test) boots the board from
+// A/B root slots on one partitioned disk instead of the initramfs, with
+// the test as its bootloader, for the signed-update tests of issue 15.
 package vm
 
 import (
@@ -271,6 +275,13 @@ type vmOpts struct {
 	plainDTB bool   // boot without the line names
 	iops     int    // throttle the disk to this many operations per second (0: not)
 	name     string // of the boot, for its files
+	// The update tests' board (ota_test.go): a kernel and initramfs of
+	// its own (read out of the root slot booted), more command line, and
+	// QEMU exiting at the guest's reset or reboot instead of restarting
+	// it, so that the host's bootloader chooses the next boot.
+	kernel, initrd string
+	cmdline        string
+	noReboot       bool
 }
 
 // VM is one running QEMU process: one boot, or several when the guest
@@ -319,13 +330,23 @@ func (b *board) boot(t *testing.T, o vmOpts) *VM {
 	if !o.plainDTB {
 		dtbArgs = []string{"-dtb", b.dtb}
 	}
+	kernel, initrd, cmdline := b.kernel, b.initrd, "console=ttyAMA0 kioskd.wdt="+b.wdt
+	if o.kernel != "" {
+		kernel, initrd = o.kernel, o.initrd
+	}
+	if o.cmdline != "" {
+		cmdline += " " + o.cmdline
+	}
+	if o.noReboot {
+		dtbArgs = append(dtbArgs, "-no-reboot")
+	}
 	drive := "file=" + o.disk + ",if=none,id=data,format=raw,cache=writeback"
 	if o.iops > 0 {
 		drive += fmt.Sprintf(",throttling.iops-total=%d", o.iops)
 	}
 	args := append(append(b.machineArgs(), dtbArgs...),
-		"-kernel", b.kernel, "-initrd", b.initrd,
-		"-append", "console=ttyAMA0 kioskd.wdt="+b.wdt,
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", cmdline,
 		"-serial", "stdio",
 		"-msg", "timestamp=on", "-trace", "pl061_update",
 		"-qmp", "unix:"+filepath.Join(dir, "qmp.sock")+",server=on,wait=off",
