@@ -68,7 +68,7 @@ sh "$here/mkroot.sh" "$arch" "$root"
 	mkdir -p "$root/$(dirname "$p")"
 	ln -s /bin/busybox "$root/$p"
 done
-mkdir -p "$root/var" "$root/mnt" "$root/usr/lib/kioskd-vm"
+mkdir -p "$root/var" "$root/mnt"
 ln -s ../run "$root/var/run"
 
 # kioskd, maybe behind its faulty wrapper.
@@ -79,7 +79,6 @@ else
 	install -m 0755 "$here/guest/ota/kioskd-faulty" "$root/usr/bin/kioskd"
 	echo "$variant" >"$root/etc/kioskd-faulty"
 fi
-install -m 0755 "$here/guest/ota/kioskd-health-stub" "$root/usr/lib/kioskd-vm/kioskd-health-stub"
 for f in kiosk-mount-data kioskd-run kioskd-health-gate; do
 	install -m 0755 "$overlay/usr/sbin/$f" "$root/usr/sbin/$f"
 done
