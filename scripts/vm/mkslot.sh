@@ -9,7 +9,8 @@
 #     (the console line made the technician's shell on ttyS1, the gate's
 #     line added when the overlay has none yet) and fstab (the data line
 #     on the disk's fourth partition, /dev/vda4);
-#   - rauc, dbus-daemon and fw_printenv/fw_setenv with their libraries
+#   - rauc, unsquashfs (rauc info of a plain bundle), dbus-daemon and
+#     fw_printenv/fw_setenv with their libraries
 #     (fetch-ota.sh), /etc/rauc/system.conf (slots A and B on /dev/vda2
 #     and /dev/vda3, U-Boot's env on /dev/vda1, see ota_test.go) and the
 #     test CA KEYRING;
@@ -120,7 +121,7 @@ done
 rm -rf "$root/usr/lib/$triplet/gconv" "$root/usr/lib/$triplet/perl"*
 cp -a "$ota/usr/share/dbus-1" "$root/usr/share/"
 cp -a "$ota/etc/dbus-1" "$root/etc/"
-for f in rauc dbus-daemon dbus-send fw_printenv fw_setenv; do
+for f in rauc unsquashfs dbus-daemon dbus-send fw_printenv fw_setenv; do
 	cp -a "$ota/usr/bin/$f" "$root/usr/bin/$f"
 	if ! "$qemu" -L "$root" "$root/usr/bin/$f" --version >/dev/null 2>"$tmp/err" &&
 		grep -q 'error while loading' "$tmp/err"; then
