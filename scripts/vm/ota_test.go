@@ -43,6 +43,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
 )
 
@@ -418,6 +419,66 @@ func (d *otaDisk) install(t *testing.T, v *VM, variant string) {
 	// the host reads the env after the guest is down.
 }
 
+// update installs a bundle from /data/bundles with `kioskd update` in
+// the guest's shell, as a technician does: kioskd stops selling, waits
+// for the payment in progress (wait says when the test's part of that is
+// done), runs rauc install, writes its pending-update record and reboots
+// the board. update follows kioskd's log and the command's states on the
+// console from line from, waits for QEMU to end and checks the record
+// on the data partition; it returns when kioskd began the install.
+func (d *otaDisk) update(t *testing.T, v *VM, variant string, from int, wait func()) time.Time {
+	t.Helper()
+	bundle := "/data/bundles/" + variant + ".raucb"
+	start := time.Now()
+	v.run("(kioskd update "+bundle+"; echo \"kioskd update: exit $?\") >/dev/console 2>&1 &", 20*time.Second)
+	v.waitConsole(from, "update: not taking new payments", 60*time.Second)
+	if wait != nil {
+		wait()
+	}
+	_, installing := v.waitConsole(from, "update: installing", 3*time.Minute)
+	v.waitConsole(from, "installing: rauc install", 30*time.Second)
+	_, installed := v.waitConsole(from, "update: installed; rebooting", 5*time.Minute)
+	t.Logf("%s: kioskd update %s: waiting %s, rauc install %s", d.o.b.name, variant,
+		installing.Sub(start).Round(100*time.Millisecond), installed.Sub(installing).Round(100*time.Millisecond))
+	v.waitExit(90*time.Second, "the reboot after kioskd update")
+	// The guest's fw_setenv and kioskd wrote through its page cache to
+	// the disk before the reboot synced it; the host reads them now.
+	var p struct {
+		FromSlot      string `json:"from_slot"`
+		Bundle        string `json:"bundle"`
+		BundleVersion string `json:"bundle_version"`
+	}
+	raw := d.dataFile(t, "kioskd/update-pending.json")
+	if err := json.Unmarshal(raw, &p); err != nil || p.FromSlot != "A" || p.Bundle != bundle || p.BundleVersion != "2.0-"+variant {
+		t.Errorf("update-pending.json after kioskd update: %s (%v); want from A, %s, version 2.0-%s", raw, err, bundle, variant)
+	}
+	return installing
+}
+
+// dataFile reads a file of the data partition (/dev/vda4) out of the
+// disk image with debugfs; the guest must be down.
+func (d *otaDisk) dataFile(t *testing.T, path string) []byte {
+	t.Helper()
+	out, err := exec.Command("debugfs", "-R", "cat /"+path, fmt.Sprintf("%s?offset=%d", d.path, int64(dataStart)*512)).Output()
+	if err != nil {
+		t.Fatalf("debugfs cat /%s: %v", path, err)
+	}
+	return out
+}
+
+// updateState is the update in `kioskd status -json`.
+func (v *VM) updateState() control.Update {
+	v.t.Helper()
+	out, rc := v.run("kioskd status -json", 20*time.Second)
+	var st struct {
+		Update control.Update `json:"update"`
+	}
+	if rc != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		v.t.Fatalf("kioskd status -json: exit %d: %s", rc, out)
+	}
+	return st.Update
+}
+
 // reboot reboots the guest and waits for QEMU to end.
 func (v *VM) reboot(what string) {
 	v.t.Helper()
@@ -519,8 +580,7 @@ func TestVMOTAGood(t *testing.T) {
 		v, _ := d.bootA(t)
 		before := v.journal()
 		start := time.Now()
-		d.install(t, v, "good")
-		v.reboot("reboot after the install")
+		d.update(t, v, "good", v.console.len(), nil)
 		if e := d.env(t); e["BOOT_ORDER"] != "B A" {
 			t.Fatalf("after the install: env %s, want BOOT_ORDER \"B A\"", d.envString(t))
 		}
@@ -529,10 +589,14 @@ func TestVMOTAGood(t *testing.T) {
 			t.Fatalf("after the install: booted slot %s, want B", s)
 		}
 		v.waitConsole(0, "vboard: slot B, version 2.0-good", bootWait)
+		v.waitConsole(0, "booted; committed once the health gate marks slot B good", bootWait)
 		v.ready(bootWait)
 		_, at := v.waitConsole(0, gateGood, 90*time.Second)
-		t.Logf("%s: update committed %s after the install started (%s after B's power-on)", b.name,
+		t.Logf("%s: update committed %s after kioskd update started (%s after B's power-on)", b.name,
 			time.Since(start).Round(time.Second), at.Sub(v.start).Round(time.Second))
+		if u := v.updateState(); u.State != control.UpdateIdle || u.LastFailed != nil {
+			t.Errorf("update state on B: %+v, want idle, no failure", u)
+		}
 		if booted, boot := v.raucStatus(); booted != "B" || boot["B"] != "good" {
 			t.Errorf("rauc status after the update: booted %q, boot status %v; want B, good", booted, boot)
 		}
