@@ -45,6 +45,7 @@ import (
 
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/payment"
+	"github.com/kioskd/kioskd/protocol/mobypay/possim"
 )
 
 // The disk's layout, in 512-byte sectors.
@@ -729,8 +730,105 @@ func TestVMOTAPowerCut(t *testing.T) {
 	})
 }
 
-// TestVMOTADuringPayment: `kioskd update` during a payment waits for it
-// and its vend, then installs.
+// duringPaymentDelay is how long the POS holds each payment of
+// TestVMOTADuringPayment (possim's slow: ack, then the result after it):
+// room for kioskd update to start and a second payment to be refused
+// while the first is in progress, under TCG on shared cores.
+const duringPaymentDelay = 40 * time.Second
+
+// TestVMOTADuringPayment: `kioskd update` during a payment. A payment is
+// at the POS when the update starts: a second payment meanwhile is
+// refused with the update's reason, the install waits for the first
+// payment's end and its vend (the relay pulse ends before rauc starts),
+// then B boots and is committed, and the journal on B has every payment
+// from A, the one that was in progress approved and released.
 func TestVMOTADuringPayment(t *testing.T) {
-	t.Skip("needs `kioskd update` and `kioskd health -json` busy (branch h/otago), not in main yet")
+	eachBoard(t, func(t *testing.T, b *board) {
+		o := needOTA(t, b)
+		d := o.newDisk(t, "good")
+		v, s := d.bootNext(t, "slot-a")
+		if s != "A" {
+			t.Fatalf("first boot from slot %s, want A", s)
+		}
+		v.waitConsole(0, "vboard: slot A, version 1.0", bootWait)
+		v.ready(bootWait)
+		pos := newPOSSim()
+		pos.behaviour, pos.delay = possim.Slow, duringPaymentDelay
+		startPOS(t, v, pos)
+		v.waitLinked(30 * time.Second)
+		if txn := v.pay("1.50"); txn.State != payment.Approved || txn.Vend != payment.VendReleased {
+			t.Fatalf("payment before the update: %s %s, want approved, released", txn.State, txn.Vend)
+		}
+		v.waitConsole(0, gateGood, 60*time.Second)
+		before := v.journal()
+
+		// The payment in progress: at the POS, which holds it.
+		from, reqs := v.console.len(), len(pos.requests())
+		since := time.Now()
+		v.run("kioskd pay -amount 2.00 -timeout 3m -json >/data/held.json 2>&1 &", 20*time.Second)
+		if !pos.waitRequest(reqs, 60*time.Second, v.done) {
+			t.Fatal("the POS did not get the payment within 60s")
+		}
+		held := pos.requests()[reqs]
+		bundle := "/data/bundles/good.raucb"
+		var pulse pulse
+		installing := d.update(t, v, "good", from, func() {
+			// The update waits: the payment is in progress, nothing
+			// installs, a new payment is refused with the reason.
+			if u := v.updateState(); u.State != control.UpdateWaiting {
+				t.Errorf("update with a payment in progress: %+v, want waiting", u)
+			}
+			out, rc := v.run("kioskd pay -amount 1.00 -timeout 30s -json 2>&1", 60*time.Second)
+			if rc != 1 || !strings.Contains(out, "updating: installing "+bundle) {
+				t.Errorf("a payment during the update: exit %d: %s; want exit 1, refused \"updating: installing %s\"", rc, out, bundle)
+			}
+			if txn := v.txn(held); txn.State.Final() {
+				t.Fatalf("the held payment ended (%s) before the test saw the update wait: raise duringPaymentDelay", txn.Summary())
+			}
+			if _, _, ok := v.console.wait(from, func(l string) bool { return strings.Contains(l, "update: installing") }, 0, v.done); ok {
+				t.Error("rauc install began while the payment was in progress")
+			}
+			// The payment ends and vends; only then does the install begin.
+			ps := v.gpio.waitPulses(lineRelay, true, since, 1, duringPaymentDelay+60*time.Second)
+			if len(ps) != 1 || ps[0].off.IsZero() {
+				t.Fatalf("relay pulses of the held payment: %v, want one", ps)
+			}
+			pulse = ps[0]
+		})
+		if !installing.After(pulse.off) {
+			t.Errorf("rauc install began at %s, the held payment's vend pulse ended at %s", installing.Format(time.StampMilli), pulse.off.Format(time.StampMilli))
+		}
+		t.Logf("%s: the held payment's vend ended %s after it began; the install began %s after the vend", b.name,
+			pulse.off.Sub(since).Round(100*time.Millisecond), installing.Sub(pulse.off).Round(100*time.Millisecond))
+		if ps := v.gpio.pulses(lineRelay, true, since); len(ps) != 1 {
+			t.Errorf("relay pulses on A since the held payment: %v, want one", ps)
+		}
+
+		v, s = d.bootNext(t, "slot-b")
+		if s != "B" {
+			t.Fatalf("after the update: booted slot %s, want B (env %s)", s, d.envString(t))
+		}
+		v.waitConsole(0, "vboard: slot B, version 2.0-good", bootWait)
+		v.ready(bootWait)
+		v.waitConsole(0, gateGood, 90*time.Second)
+		if booted, boot := v.raucStatus(); booted != "B" || boot["B"] != "good" {
+			t.Errorf("rauc status after the update: booted %q, boot status %v; want B, good", booted, boot)
+		}
+		out, _ := v.run("cat /data/held.json", 20*time.Second)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var got payment.Txn
+		if json.Unmarshal([]byte(lines[len(lines)-1]), &got) != nil || got.ID != held || got.State != payment.Approved || got.Vend != payment.VendReleased {
+			t.Errorf("kioskd pay of the held payment %s printed: %s; want it approved, released", held, out)
+		}
+		after := v.journal()
+		checkKept(t, before, after)
+		if len(after) != len(before)+1 || after[0].ID != held || after[0].State != payment.Approved || after[0].Vend != payment.VendReleased {
+			t.Errorf("journal on B: %d payments, newest %+v; want the %d from before and %s approved, released", len(after), after[0], len(before), held)
+		}
+		v.run("sync", 30*time.Second)
+		v.kill()
+		if e := d.env(t); e["BOOT_ORDER"] != "B A" || e["BOOT_B_LEFT"] != strconv.Itoa(bootTries) {
+			t.Errorf("env after the commit: %s, want BOOT_ORDER \"B A\", BOOT_B_LEFT=%d", d.envString(t), bootTries)
+		}
+	})
 }
