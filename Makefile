@@ -180,10 +180,12 @@ test-arm64:
 #                              (TestVMCompactCut: at most 10, each a boot)
 #   make vm-powercut N=300     the power-cut trial alone, N cuts per board
 #   make vm-ota                the A/B update tests alone (scripts/vm/ota_test.go,
-#                              issue 15): arm64, about 9 minutes on two cores;
-#                              OTA_ARCH=arm64,armv7 both (armv7 passes too, 9 min
-#                              alone); host packages: rauc libubootenv-tool fdisk
-#                              qemu-user squashfs-tools openssl, besides vm-test's
+#                              issue 15): arm64, about 11 minutes on two cores
+#                              (alone: Good 1m40s, Crashes 1m25s, DuringPayment
+#                              2m); OTA_ARCH=arm64,armv7 both (armv7 passed the
+#                              five before DuringPayment, 9 min); host packages:
+#                              rauc libubootenv-tool fdisk qemu-user
+#                              squashfs-tools openssl, besides vm-test's
 VM_ARCH  ?= arm64,armv7
 OTA_ARCH ?= arm64
 N        ?= 30

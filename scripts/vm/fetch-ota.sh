@@ -1,9 +1,12 @@
 #!/bin/sh
 # fetch-ota.sh ARCH: what the virtual board's update tests (ota_test.go)
 # add to a root slot, for ARCH (arm64 or armv7): Debian's rauc (and
-# rauc-service, for its D-Bus policy), dbus-daemon and libubootenv-tool
-# (fw_printenv, fw_setenv) with the libraries they load, downloaded once into fetch.sh's cache, through its private
-# APT_CONFIG, and unpacked into one tree:
+# rauc-service, for its D-Bus policy), squashfs-tools (unsquashfs: rauc
+# info reads a plain bundle's manifest with it, as `kioskd update` asks;
+# Debian's rauc only suggests it), dbus-daemon and libubootenv-tool
+# (fw_printenv, fw_setenv) with the libraries they load, downloaded once
+# into fetch.sh's cache, through its private APT_CONFIG, and unpacked
+# into one tree:
 #
 #   $CACHE/ARCH/ota/root/      usr/bin/rauc, usr/bin/dbus-daemon, ...
 #
@@ -26,7 +29,7 @@ armv7) deb_arch=armhf ;;
 esac
 export APT_CONFIG="$dir/apt/apt.conf"
 
-want="rauc rauc-service dbus-daemon dbus-system-bus-common libubootenv-tool"
+want="rauc rauc-service squashfs-tools dbus-daemon dbus-system-bus-common libubootenv-tool"
 prune=" adduser cdebconf debconf dpkg install-info passwd mount tar systemd libsystemd-shared dbus
  libelogind0 libdebian-installer4 libnewt0.52 libslang2 libtextwrap1 libpam-modules libpam-modules-bin
  libpam0g libpam-runtime libsemanage-common libsemanage2 libsepol2 readline-common libreadline8

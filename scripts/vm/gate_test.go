@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +80,28 @@ func TestHealthGate(t *testing.T) {
 			`[ "$n" -ge 4 ] && { echo '{"healthy": false, "busy": false}'; exit 1; }; echo '{"healthy":false,"busy":true}'; exit 1`,
 			"exit 0")
 		want := "kioskd health -min-up 10s\nkioskd health -json\nkioskd health -json\nkioskd health -json\nreboot"
+		if calls != want {
+			t.Errorf("calls:\n%s\nwant:\n%s\noutput:\n%s", calls, want, out)
+		}
+	})
+	t.Run("never healthy, busy, kioskd's JSON", func(t *testing.T) {
+		// The answer as kioskd health -json writes it (encoding/json, no
+		// blanks, checks before busy, a detail that names busy): busy
+		// holds the reboot until it is false.
+		j := `{"healthy":false,"up_s":4,"min_up_s":10,"version":"1.5.0","slot":"B","checks":[{"name":"uptime","ok":false,"detail":"up 4s, not \"busy\":true yet"}],"busy":%s}`
+		calls, out := gateRun(t, "0", "exit 1",
+			`[ "$n" -ge 3 ] && { echo '`+fmt.Sprintf(j, "false")+`'; exit 1; }; echo '`+fmt.Sprintf(j, "true")+`'; exit 1`,
+			"exit 0")
+		want := "kioskd health -min-up 10s\nkioskd health -json\nkioskd health -json\nreboot"
+		if calls != want {
+			t.Errorf("calls:\n%s\nwant:\n%s\noutput:\n%s", calls, want, out)
+		}
+	})
+	t.Run("never healthy, no busy field", func(t *testing.T) {
+		// An answer that does not say busy does not hold the board in a
+		// slot that is not healthy.
+		calls, out := gateRun(t, "0", "exit 1", `echo 'kioskd: unexpected answer'; exit 1`, "exit 0")
+		want := "kioskd health -min-up 10s\nkioskd health -json\nreboot"
 		if calls != want {
 			t.Errorf("calls:\n%s\nwant:\n%s\noutput:\n%s", calls, want, out)
 		}

@@ -9,7 +9,8 @@
 #     (the console line made the technician's shell on ttyS1, the gate's
 #     line added when the overlay has none yet) and fstab (the data line
 #     on the disk's fourth partition, /dev/vda4);
-#   - rauc, dbus-daemon and fw_printenv/fw_setenv with their libraries
+#   - rauc, unsquashfs (rauc info of a plain bundle), dbus-daemon and
+#     fw_printenv/fw_setenv with their libraries
 #     (fetch-ota.sh), /etc/rauc/system.conf (slots A and B on /dev/vda2
 #     and /dev/vda3, U-Boot's env on /dev/vda1, see ota_test.go) and the
 #     test CA KEYRING;
@@ -68,7 +69,7 @@ sh "$here/mkroot.sh" "$arch" "$root"
 	mkdir -p "$root/$(dirname "$p")"
 	ln -s /bin/busybox "$root/$p"
 done
-mkdir -p "$root/var" "$root/mnt" "$root/usr/lib/kioskd-vm"
+mkdir -p "$root/var" "$root/mnt"
 ln -s ../run "$root/var/run"
 
 # kioskd, maybe behind its faulty wrapper.
@@ -79,7 +80,6 @@ else
 	install -m 0755 "$here/guest/ota/kioskd-faulty" "$root/usr/bin/kioskd"
 	echo "$variant" >"$root/etc/kioskd-faulty"
 fi
-install -m 0755 "$here/guest/ota/kioskd-health-stub" "$root/usr/lib/kioskd-vm/kioskd-health-stub"
 for f in kiosk-mount-data kioskd-run kioskd-health-gate; do
 	install -m 0755 "$overlay/usr/sbin/$f" "$root/usr/sbin/$f"
 done
@@ -121,7 +121,7 @@ done
 rm -rf "$root/usr/lib/$triplet/gconv" "$root/usr/lib/$triplet/perl"*
 cp -a "$ota/usr/share/dbus-1" "$root/usr/share/"
 cp -a "$ota/etc/dbus-1" "$root/etc/"
-for f in rauc dbus-daemon dbus-send fw_printenv fw_setenv; do
+for f in rauc unsquashfs dbus-daemon dbus-send fw_printenv fw_setenv; do
 	cp -a "$ota/usr/bin/$f" "$root/usr/bin/$f"
 	if ! "$qemu" -L "$root" "$root/usr/bin/$f" --version >/dev/null 2>"$tmp/err" &&
 		grep -q 'error while loading' "$tmp/err"; then
