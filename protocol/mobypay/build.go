@@ -35,23 +35,43 @@ func (c *Codec) AppendTransactionRequest(dst []byte, h Header, amountSen int64, 
 	if !ValidMode(mode) {
 		return dst, errorf("unknown payment mode %q", mode)
 	}
+	// Constants of up to 16 bytes are copied inline; a longer or
+	// variable-length append calls memmove, a few nanoseconds each, which
+	// is why the envelope's head and the first key are appended apart.
 	start := len(dst) + len(envelopeHead)
-	b := append(dst, envelopeHead+`{"amount":`...)
+	b := append(dst, envelopeHead...)
+	b = append(b, `{"amount":`...)
 	b = appendAmount(b, amountSen)
 	b = append(b, `,"kiosk_id":`...)
 	b = AppendPyString(b, h.KioskID)
 	b = append(b, `,"nonce":`...)
 	b = AppendPyString(b, h.Nonce)
-	b = append(b, `,"payment_mode":"`...)
-	b = append(b, mode...) // a known mode: plain (TestBuilderWordsArePlain)
-	b = append(b, '"')
+	b = append(b, `,"payment_mode":`...)
+	b = appendMode(b, mode)
 	return c.finish(b, start, h, TypeTransactionRequest), nil
+}
+
+// appendMode appends a known mode, quoted (the modes are plain:
+// TestBuilderWordsArePlain), each as a constant.
+func appendMode(b []byte, mode string) []byte {
+	switch mode {
+	case ModeCard:
+		return append(b, `"`+ModeCard+`"`...)
+	case ModeBNPL:
+		return append(b, `"`+ModeBNPL+`"`...)
+	case ModeDuitNowQR:
+		return append(b, `"`+ModeDuitNowQR+`"`...)
+	case ModeIPP:
+		return append(b, `"`+ModeIPP+`"`...)
+	}
+	return AppendPyString(b, mode)
 }
 
 // AppendPlanSelection appends a signed ipp_plan_selection.
 func (c *Codec) AppendPlanSelection(dst []byte, h Header, planID string) []byte {
 	start := len(dst) + len(envelopeHead)
-	b := append(dst, envelopeHead+`{"kiosk_id":`...)
+	b := append(dst, envelopeHead...)
+	b = append(b, `{"kiosk_id":`...)
 	b = AppendPyString(b, h.KioskID)
 	b = append(b, `,"nonce":`...)
 	b = AppendPyString(b, h.Nonce)
@@ -63,7 +83,8 @@ func (c *Codec) AppendPlanSelection(dst []byte, h Header, planID string) []byte 
 // AppendCancel appends a signed cancel_transaction.
 func (c *Codec) AppendCancel(dst []byte, h Header) []byte {
 	start := len(dst) + len(envelopeHead)
-	b := append(dst, envelopeHead+`{"kiosk_id":`...)
+	b := append(dst, envelopeHead...)
+	b = append(b, `{"kiosk_id":`...)
 	b = AppendPyString(b, h.KioskID)
 	b = append(b, `,"nonce":`...)
 	b = AppendPyString(b, h.Nonce)
@@ -78,7 +99,7 @@ func (c *Codec) AppendCancel(dst []byte, h Header) []byte {
 // appends into the caller's buffer through it.
 func (c *Codec) finish(b []byte, start int, h Header, typ string) []byte {
 	b = append(b, `,"timestamp":"`...)
-	b = appendDecimal(b, h.Timestamp)
+	b = c.appendTimestamp(b, h.Timestamp)
 	b = append(b, `","txn_id":`...)
 	b = AppendPyString(b, h.TxnID)
 	b = append(b, `,"type":"`...)
@@ -91,6 +112,26 @@ func (c *Codec) finish(b []byte, start int, h Header, typ string) []byte {
 // appendAmount writes sen as Python's repr(sen / 100) would: 10.0, 12.5,
 // 0.05. See MaxAmountSen for why this equals the repr.
 func appendAmount(b []byte, sen int64) []byte {
+	if sen >= 0 && sen < 1e7 {
+		// Below RM 100,000 the answer fits a word: sen's eight digits,
+		// the leading zeros shifted out down to three digits ("0.05"),
+		// the point put in before the last two, and a trailing 0 of the
+		// fraction dropped ("12.5", "1.0"). It was a twentieth of Sign
+		// as two appendDecimal calls.
+		const zeros = 0x3030303030303030
+		d := digits8(uint64(sen)) // sen < 1e7: the first digit is 0
+		z := min(bits.TrailingZeros64(d^zeros)>>3, 5)
+		w := d >> (8 * z)
+		k := 6 - z // digits before the point, 1 to 5
+		low := uint64(1)<<(8*k) - 1
+		n := len(b)
+		b = slices.Grow(b, 8)[:n+8]
+		binary.LittleEndian.PutUint64(b[n:], w&low|'.'<<(8*k)|(w>>(8*k))<<(8*(k+1)))
+		if sen%10 == 0 {
+			return b[:n+k+2]
+		}
+		return b[:n+k+3]
+	}
 	b = appendDecimal(b, sen/100)
 	b = append(b, '.')
 	frac := sen % 100
@@ -128,6 +169,34 @@ func appendDecimal(b []byte, v int64) []byte {
 	binary.LittleEndian.PutUint64(b[n:], hi>>(8*z)|lo<<(64-8*z))
 	binary.LittleEndian.PutUint64(b[n+8:], lo>>(8*z))
 	return b[:n+16-z]
+}
+
+// appendTimestamp is appendDecimal for epoch milliseconds, with the
+// digits of v/1e8 kept from the last call: they change once a day and
+// were half of the timestamp's cost.
+func (c *Codec) appendTimestamp(b []byte, v int64) []byte {
+	if v < 1e8 || v >= 1e16 {
+		return appendDecimal(b, v)
+	}
+	if hi := uint64(v) / 1e8; hi != c.ts.hi {
+		const zeros = 0x3030303030303030
+		d := digits8(hi)
+		z := bits.TrailingZeros64(d^zeros) >> 3 // hi is not 0: z < 8
+		c.ts = tsDigits{hi: hi, word: d >> (8 * z), z: uint8(z)}
+	}
+	n, z := len(b), uint(c.ts.z)
+	b = slices.Grow(b, 16)[:n+16]
+	lo := digits8(uint64(v) % 1e8)
+	binary.LittleEndian.PutUint64(b[n:], c.ts.word|lo<<(64-8*z))
+	binary.LittleEndian.PutUint64(b[n+8:], lo>>(8*z))
+	return b[:n+16-int(z)]
+}
+
+// tsDigits are the digits of a timestamp's high part, as appendDecimal
+// stores them: the leading zeros shifted out, z of them.
+type tsDigits struct {
+	hi, word uint64
+	z        uint8
 }
 
 // digits8 returns the eight decimal digits of x < 1e8 as ASCII, the most

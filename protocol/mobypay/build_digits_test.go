@@ -22,10 +22,25 @@ func TestDigits8Constants(t *testing.T) {
 	}
 }
 
+// tsCodec's appendTimestamp sees every value checkAppendDecimal checks,
+// in the order checked, so its cached high digits are both reused and
+// replaced.
+var tsCodec = NewCodec([]byte(DevSecret))
+
 func checkAppendDecimal(t *testing.T, v int64) {
 	t.Helper()
-	if got, want := string(appendDecimal([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
+	want := "x" + strconv.FormatInt(v, 10)
+	if got := string(appendDecimal([]byte("x"), v)); got != want {
 		t.Fatalf("appendDecimal(%d) = %q, want %q", v, got, want)
+	}
+	if got := string(tsCodec.appendTimestamp([]byte("x"), v)); got != want {
+		t.Fatalf("appendTimestamp(%d) = %q, want %q", v, got, want)
+	}
+	if v < math.MaxInt64 {
+		next := "x" + strconv.FormatInt(v+1, 10)
+		if got := string(tsCodec.appendTimestamp([]byte("x"), v+1)); got != next {
+			t.Fatalf("appendTimestamp(%d) after %d = %q, want %q", v+1, v, got, next)
+		}
 	}
 }
 

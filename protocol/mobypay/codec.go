@@ -29,7 +29,8 @@ type Codec struct {
 	canon []byte // the payload signed or checked last: in buf, or a builder's output
 	buf   []byte // owned buffer for the canonical payloads of Open and Seal
 	sum   [sha256.Size]byte
-	root  int32 // payload node of the last Open, -1 if none to decode
+	ts    tsDigits // the last timestamp's high digits, for appendTimestamp
+	root  int32    // payload node of the last Open, -1 if none to decode
 }
 
 // NewCodec returns a codec for the shared secret.
@@ -178,22 +179,27 @@ func (c *Codec) appendSig(dst []byte) []byte {
 	return appendHex32(dst, c.macOf(c.canon))
 }
 
-// appendHex32 appends the lower-case hex of a 32-byte sum, four bytes a
-// step: it was a tenth of Sign as hex.AppendEncode, a byte a step. Each
-// byte's two nibbles are spread into two output bytes n, which become
-// '0'+n, plus 'a'-'0'-10 where n > 9 (n+6 carries into bit 4 exactly
-// then). TestAppendHex32 holds it to encoding/hex.
+// appendHex32 appends the lower-case hex of a 32-byte sum, each byte's
+// two digits from a table of pairs, four pairs to a word store: half the
+// time of the shift-and-mask arithmetic it replaced, which was itself a
+// tenth of Sign less than hex.AppendEncode (a nibble lookup and a store
+// per digit). TestAppendHex32 holds it to encoding/hex.
 func appendHex32(dst, sum []byte) []byte {
 	n := len(dst)
 	dst = slices.Grow(dst, 64)[:n+64]
-	out := dst[n : n+64]
+	out, sum := dst[n:n+64], sum[:32]
 	for i := 0; i < 32; i += 4 {
-		v := uint64(binary.LittleEndian.Uint32(sum[i:])) // one load, spread by shifts
-		v = (v | v<<16) & 0x0000ffff0000ffff
-		v = (v | v<<8) & 0x00ff00ff00ff00ff
-		x := (v>>4)&0x000f000f000f000f | (v&0x000f000f000f000f)<<8
-		x += 0x3030303030303030 + ((x+0x0606060606060606)>>4&0x0101010101010101)*('a'-'0'-10)
-		binary.LittleEndian.PutUint64(out[2*i:], x)
+		binary.LittleEndian.PutUint64(out[2*i:], uint64(hexPairs[sum[i]])|uint64(hexPairs[sum[i+1]])<<16|
+			uint64(hexPairs[sum[i+2]])<<32|uint64(hexPairs[sum[i+3]])<<48)
 	}
 	return dst
 }
+
+// hexPairs[b] is the hex of b as two bytes, little-endian.
+var hexPairs = func() (t [256]uint16) {
+	const digits = "0123456789abcdef"
+	for b := range t {
+		t[b] = uint16(digits[b>>4]) | uint16(digits[b&15])<<8
+	}
+	return t
+}()

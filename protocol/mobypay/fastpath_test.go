@@ -228,6 +228,11 @@ func TestBuilderWordsArePlain(t *testing.T) {
 			t.Errorf("%q is written %s by json.dumps", w, got)
 		}
 	}
+	for _, m := range []string{ModeCard, ModeBNPL, ModeDuitNowQR, ModeIPP, "new\"mode"} {
+		if got, want := string(appendMode(nil, m)), string(AppendPyString(nil, m)); got != want {
+			t.Errorf("appendMode(%q) = %s, want %s", m, got, want)
+		}
+	}
 }
 
 func plainLenRef(w uint64) int {
