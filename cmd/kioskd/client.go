@@ -87,14 +87,21 @@ func payExit(t payment.Txn) int {
 // client of the daemon they name (nothing is sent yet); or the exit
 // code to return.
 func dial(e *cli.Env, fs *flag.FlagSet, args []string, min, max int) (*control.Client, int, bool) {
-	var cf clientFlags
+	c, _, code, ok := dialFlags(e, fs, args, min, max)
+	return c, code, ok
+}
+
+// dialFlags is dial for a command that needs more of the config than
+// the socket: it returns the parsed -config/-control too.
+func dialFlags(e *cli.Env, fs *flag.FlagSet, args []string, min, max int) (*control.Client, *clientFlags, int, bool) {
+	cf := new(clientFlags)
 	cf.register(fs)
 	if code, ok := e.Parse(fs, args, min, max); !ok {
-		return nil, code, false
+		return nil, nil, code, false
 	}
 	c, err := cf.client()
 	if err != nil {
-		return nil, clientFail(e, err), false
+		return nil, nil, clientFail(e, err), false
 	}
-	return c, 0, true
+	return c, cf, 0, true
 }

@@ -10,15 +10,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/kioskd/kioskd/config"
 	"github.com/kioskd/kioskd/control"
 	"github.com/kioskd/kioskd/internal/cli"
+	"github.com/kioskd/kioskd/machine"
 )
 
 // updatePoll is how often kioskd update looks at the daemon's status:
 // the update takes minutes, its states change a few times.
 const updatePoll = 250 * time.Millisecond
+
+// installedBeforeGone reports whether the daemon that stopped answering
+// had installed the bundle of this update: its pending-update record,
+// written after rauc install and before the reboot command, names the
+// bundle and is not older than the update. The reboot stops kioskd
+// (rcK) before rebooting, and may do so before a poll sees the
+// rebooting state; the record on the data partition still says so.
+func installedBeforeGone(cf *clientFlags, bundle string, started time.Time) bool {
+	cfg, err := config.Load(cf.configPath())
+	if err != nil || started.IsZero() {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, machine.PendingUpdateFile))
+	if err != nil {
+		return false
+	}
+	var p machine.PendingUpdate
+	return json.Unmarshal(b, &p) == nil && p.Bundle == bundle && !p.At.Before(started)
+}
 
 // cmdHealth exits 0 when healthy, 1 when not or when the daemon does not
 // answer (a boot whose kioskd is down is not good), 2 on a usage error.
@@ -75,7 +98,7 @@ func cmdUpdate(e *cli.Env, args []string) int {
 	wait := fs.Duration("wait", 0, "how long to wait for the payment in progress (default [update] wait, 10m)")
 	force := fs.Bool("force", false, "install even a version that failed and was rolled back before")
 	asJSON := fs.Bool("json", false, "print the update's last state as JSON")
-	c, code, ok := dial(e, fs, args, 1, 1)
+	c, cf, code, ok := dialFlags(e, fs, args, 1, 1)
 	if !ok {
 		return code
 	}
@@ -94,8 +117,16 @@ func cmdUpdate(e *cli.Env, args []string) int {
 	}
 	u, err := c.UpdateAndWait(context.Background(), req, updatePoll, progress)
 	var na *control.NoAnswerError
-	if err != nil && errors.As(err, &na) && u.State == control.UpdateRebooting {
-		err = nil // the reboot took the daemon away
+	if err != nil && errors.As(err, &na) {
+		switch {
+		case u.State == control.UpdateRebooting:
+			err = nil // the reboot took the daemon away
+		case installedBeforeGone(cf, req.Bundle, u.StartedAt):
+			// The reboot stopped kioskd before a poll saw it coming.
+			u.State, u.Reason = control.UpdateRebooting, "kioskd went away after "+machine.PendingUpdateFile+" was written: the bundle is installed"
+			progress(u)
+			err = nil
+		}
 	}
 	if *asJSON && !u.StartedAt.IsZero() {
 		json.NewEncoder(e.Stdout).Encode(u)
