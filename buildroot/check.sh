@@ -315,6 +315,8 @@ checkx "system.conf: two slots, uboot backend, keyring, /data/rauc, mountprefix 
 	grep -qx "bootloader=uboot" "$sc" && grep -qx "path=/etc/rauc/keyring.pem" "$sc" &&
 	grep -qx "data-directory=/data/rauc" "$sc" && grep -qx "mountprefix=/run/rauc" "$sc" &&
 	grep -qx "compatible=@COMPATIBLE@" "$sc"'
+checkx "system.conf: the pre-install handler is the overlay's, executable" \
+	'h=$(sed -n "/^\[handlers\]$/,/^\[/s/^pre-install=//p" "$sc") && [ -n "$h" ] && [ -x "$ov$h" ]'
 datadev=$(awk '$1 !~ /^#/ && $2 == "/data" { print $1 }' "$ov/etc/fstab")
 check "fstab: the data partition $datadev is not a RAUC slot" test -z "$(grep -x "device=$datadev" "$sc")"
 check "fstab: the data partition $datadev is genimage's data" \

@@ -19,12 +19,32 @@ const gatePath = "../../buildroot/board/kiosk/rootfs-overlay/usr/sbin/kioskd-hea
 // gateRun runs the gate with fakes, each a sh body in which $n is the
 // number of that fake's calls so far, this one included: health answers
 // `kioskd health -min-up`, healthJSON `kioskd health -json` (one fake
-// kioskd: $n counts both), markGood `rauc status mark-good`. It returns
-// the calls made, one per line ("kioskd ARGS", "rauc ARGS", "reboot"),
-// and the gate's output.
+// kioskd: $n counts both), markGood `rauc status mark-good`. The booted
+// slot is B (rauc.slot=B); B is on trial, as after an update wrote it.
+// It returns the calls made, one per line ("kioskd ARGS", "rauc ARGS",
+// "reboot"), and the gate's output.
 func gateRun(t *testing.T, deadline, health, healthJSON, markGood string) (string, string) {
 	t.Helper()
+	calls, out, _ := gateRunTrial(t, "B", deadline, health, healthJSON, markGood)
+	return calls, out
+}
+
+// gateRunTrial is gateRun with the trial record naming trial ("" for
+// none); it also returns whether the record is there after the gate.
+func gateRunTrial(t *testing.T, trial, deadline, health, healthJSON, markGood string) (string, string, bool) {
+	t.Helper()
 	dir := t.TempDir()
+	cmdline := filepath.Join(dir, "cmdline")
+	trialFile := filepath.Join(dir, "data", "kioskd-trial")
+	if err := os.WriteFile(cmdline, []byte("console=ttyAMA0 root=/dev/mmcblk0p3 ro rauc.slot=B\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if trial != "" {
+		os.MkdirAll(filepath.Dir(trialFile), 0o755)
+		if err := os.WriteFile(trialFile, []byte(trial+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	log := filepath.Join(dir, "calls")
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -47,13 +67,15 @@ exit 1`)
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", gatePath)
-	cmd.Env = append(os.Environ(), "KIOSKD="+kioskd, "RAUC="+rauc, "REBOOT="+reboot, "KIOSKD_HEALTH_GATE_DEFAULTS="+defaults)
+	cmd.Env = append(os.Environ(), "KIOSKD="+kioskd, "RAUC="+rauc, "REBOOT="+reboot, "KIOSKD_HEALTH_GATE_DEFAULTS="+defaults,
+		"KIOSKD_CMDLINE="+cmdline, "KIOSKD_TRIAL_FILE="+trialFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("gate: %v\n%s", err, out)
 	}
 	calls, _ := os.ReadFile(log)
-	return strings.TrimSpace(string(calls)), string(out)
+	_, err = os.Stat(trialFile)
+	return strings.TrimSpace(string(calls)), string(out), err == nil
 }
 
 func TestHealthGate(t *testing.T) {
@@ -114,4 +136,45 @@ func TestHealthGate(t *testing.T) {
 			t.Errorf("calls:\n%s\nwant:\n%s\noutput:\n%s", calls, want, out)
 		}
 	})
+	t.Run("healthy on trial", func(t *testing.T) {
+		// The commit ends the trial: the record goes.
+		calls, out, kept := gateRunTrial(t, "B", "600", "exit 0", "", "exit 0")
+		if calls != "kioskd health -min-up 10s\nrauc status mark-good" || kept || !strings.Contains(out, "its trial over") {
+			t.Errorf("calls:\n%s\ntrial record kept: %v; output:\n%s", calls, kept, out)
+		}
+	})
+	for name, trial := range map[string]string{
+		"committed":              "",  // a new card, or a trial committed before
+		"committed, rolled back": "A", // the trial was of the other slot
+	} {
+		t.Run(name+", not healthy by the deadline", func(t *testing.T) {
+			// A slot proven before is not rebooted (a reboot only uses
+			// up its tries): the gate says so once, keeps asking, and
+			// marks it good once kioskd is healthy.
+			calls, out, kept := gateRunTrial(t, trial, "0", `[ "$n" -ge 4 ] && exit 0; exit 1`, `echo '{"busy":false}'; exit 1`, "exit 0")
+			want := "kioskd health -min-up 10s\nkioskd health -min-up 10s\nkioskd health -min-up 10s\nkioskd health -min-up 10s\nrauc status mark-good"
+			if calls != want || strings.Count(out, "not rebooting") != 1 {
+				t.Errorf("calls:\n%s\nwant:\n%s\noutput:\n%s", calls, want, out)
+			}
+			if kept != (trial != "") {
+				t.Errorf("trial record of slot %q kept: %v", trial, kept)
+			}
+		})
+	}
+}
+
+// The pre-install handler names the root slot RAUC is about to write.
+func TestRaucPreInstall(t *testing.T) {
+	trialFile := filepath.Join(t.TempDir(), "rauc", "kioskd-trial")
+	cmd := exec.Command("sh", "../../buildroot/board/kiosk/rootfs-overlay/usr/sbin/kioskd-rauc-pre-install")
+	cmd.Env = append(os.Environ(), "KIOSKD_TRIAL_FILE="+trialFile, "RAUC_SLOTS=0 1 2 3", "RAUC_TARGET_SLOTS=1 3",
+		"RAUC_SLOT_CLASS_0=rootfs", "RAUC_SLOT_BOOTNAME_0=A", "RAUC_SLOT_CLASS_1=rootfs", "RAUC_SLOT_BOOTNAME_1=B",
+		"RAUC_SLOT_CLASS_2=appfs", "RAUC_SLOT_BOOTNAME_2=", "RAUC_SLOT_CLASS_3=appfs", "RAUC_SLOT_BOOTNAME_3=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("handler: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(trialFile); err != nil || string(b) != "B\n" {
+		t.Errorf("trial record %q (%v), want B; output:\n%s", b, err, out)
+	}
 }

@@ -5,7 +5,8 @@
 # whole read-only root:
 #   - busybox-static with its applet links (listed by running it under
 #     qemu-user), the kioskd binary KIOSKD, the Buildroot overlay's
-#     kiosk-mount-data, kioskd-run and kioskd-health-gate, its inittab
+#     kiosk-mount-data, kioskd-run, kioskd-health-gate and
+#     kioskd-rauc-pre-install (system.conf's pre-install handler), its inittab
 #     (the console line made the technician's shell on ttyS1, the gate's
 #     line added when the overlay has none yet) and fstab (the data line
 #     on the disk's fourth partition, /dev/vda4);
@@ -80,7 +81,7 @@ else
 	install -m 0755 "$here/guest/ota/kioskd-faulty" "$root/usr/bin/kioskd"
 	echo "$variant" >"$root/etc/kioskd-faulty"
 fi
-for f in kiosk-mount-data kioskd-run kioskd-health-gate; do
+for f in kiosk-mount-data kioskd-run kioskd-health-gate kioskd-rauc-pre-install; do
 	install -m 0755 "$overlay/usr/sbin/$f" "$root/usr/sbin/$f"
 done
 sed 's|^#ttyAMA0::respawn:.*|ttyS1::respawn:/bin/sh -l|' "$overlay/etc/inittab" >"$root/etc/inittab"
@@ -138,6 +139,9 @@ compatible=kioskd-vboard-$arch
 bootloader=uboot
 mountprefix=/run/rauc
 data-directory=/data/rauc
+
+[handlers]
+pre-install=/usr/sbin/kioskd-rauc-pre-install
 
 [keyring]
 path=/etc/rauc/keyring.pem

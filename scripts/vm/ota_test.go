@@ -399,6 +399,7 @@ func (v *VM) payOnce(amount string) payment.Txn {
 
 const (
 	gateGood   = "booted slot marked good"
+	trialFile  = "rauc/kioskd-trial" // on the data partition: the slot on trial (kioskd-rauc-pre-install)
 	gateReboot = "rebooting: the bootloader counts this try"
 	bootWait   = 150 * time.Second // power-on to kioskd listening, under TCG
 )
@@ -601,6 +602,11 @@ func TestVMOTAGood(t *testing.T) {
 		if e := d.env(t); e["BOOT_ORDER"] != "B A" {
 			t.Fatalf("after the install: env %s, want BOOT_ORDER \"B A\"", d.envString(t))
 		}
+		// rauc's pre-install handler put B on trial: the gate may reboot
+		// it until it commits it.
+		if got := string(d.dataFile(t, trialFile)); got != "B\n" {
+			t.Errorf("%s after the install: %q, want B", trialFile, got)
+		}
 		v, s := d.bootNext(t, "slot-b")
 		if s != "B" {
 			t.Fatalf("after the install: booted slot %s, want B", s)
@@ -624,6 +630,9 @@ func TestVMOTAGood(t *testing.T) {
 		}
 		v.run("sync", 30*time.Second)
 		v.kill()
+		if got := string(d.dataFile(t, trialFile)); got != "" {
+			t.Errorf("%s after the commit: %q, want none: B's trial is over", trialFile, got)
+		}
 		e := d.env(t)
 		t.Logf("%s: env after the update: %s", b.name, d.envString(t))
 		if e["BOOT_ORDER"] != "B A" || e["BOOT_B_LEFT"] != strconv.Itoa(bootTries) {

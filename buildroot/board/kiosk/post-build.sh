@@ -56,7 +56,7 @@ conf=$TARGET_DIR/etc/kioskd/kioskd.toml
 [ -f "$conf" ] || die "no /etc/kioskd/kioskd.toml (installed by the kioskd package)"
 grep -Eq '^kind = "(rpi3|rpi4|rpi5|generic|sim)"$' "$conf" ||
 	die "/etc/kioskd/kioskd.toml: no valid [board] kind (BR2_PACKAGE_KIOSKD_BOARD)"
-for f in usr/sbin/kioskd-run usr/sbin/kiosk-mount-data usr/sbin/kioskd-health-gate etc/init.d/S31rauc; do
+for f in usr/sbin/kioskd-run usr/sbin/kiosk-mount-data usr/sbin/kioskd-health-gate usr/sbin/kioskd-rauc-pre-install etc/init.d/S31rauc; do
 	[ -f "$TARGET_DIR/$f" ] || die "no /$f: is board/kiosk/rootfs-overlay in BR2_ROOTFS_OVERLAY?"
 	chmod 0755 "$TARGET_DIR/$f"
 done
