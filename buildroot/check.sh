@@ -578,6 +578,13 @@ if command -v rauc >/dev/null && command -v mksquashfs >/dev/null && command -v 
 			grep -q "Bundle Format:.*verity" "$mbt/info" && grep -q "Version:.*.1\.2\.3.$" "$mbt/info" &&
 			grep -q "Filename:.*rootfs\.ext4" "$mbt/info"'
 		check "mkbundle.sh leaves no work directory" test ! -e "$mbt/images/rauc-bundle.tmp"
+		# The image has no unsquashfs: kioskd update's rauc info must
+		# read a verity bundle's version without it.
+		mkdir -p "$mbt/nosquash"
+		ln -sf "$(command -v rauc)" "$mbt/nosquash/rauc"
+		checkx "rauc info --output-format=json of the bundle, no unsquashfs on PATH: version 1.2.3" \
+			'env -i PATH="$mbt/nosquash" HOME="$mbt" rauc --keyring="$mbt/cert.pem" info --output-format=json \
+				"$mbt/images/kioskd-rpi3.raucb" 2>/dev/null | grep -q "\"version\":\"1\.2\.3\""'
 	else
 		fail "mkbundle.sh with a throwaway key: $(echo "$out" | tail -n 5)"
 	fi
