@@ -1,9 +1,7 @@
 #!/bin/sh
 # fetch-ota.sh ARCH: what the virtual board's update tests (ota_test.go)
 # add to a root slot, for ARCH (arm64 or armv7): Debian's rauc (and
-# rauc-service, for its D-Bus policy), squashfs-tools (unsquashfs: rauc
-# info reads a plain bundle's manifest with it, as `kioskd update` asks;
-# Debian's rauc only suggests it), dbus-daemon and libubootenv-tool
+# rauc-service, for its D-Bus policy), dbus-daemon and libubootenv-tool
 # (fw_printenv, fw_setenv) with the libraries they load, downloaded once
 # into fetch.sh's cache, through its private APT_CONFIG, and unpacked
 # into one tree:
@@ -14,7 +12,8 @@
 # only) less the packages a read-only root started by BusyBox init never
 # runs: systemd (rauc's unit file is all it needs it for), the package
 # tools and their maintainer-script helpers, PAM, device-mapper and
-# cryptsetup (plain bundles need neither: see ota_test.go). A library one
+# cryptsetup (rauc sets up dm-verity with its own ioctls: verity bundles
+# need neither; see ota_test.go). A library one
 # of those pruned packages would have brought and a binary needs shows
 # up as a loader error when the slot is built (mkslot.sh runs each binary
 # under qemu-user). Prints the tree's directory.
@@ -29,7 +28,7 @@ armv7) deb_arch=armhf ;;
 esac
 export APT_CONFIG="$dir/apt/apt.conf"
 
-want="rauc rauc-service squashfs-tools dbus-daemon dbus-system-bus-common libubootenv-tool"
+want="rauc rauc-service dbus-daemon dbus-system-bus-common libubootenv-tool"
 prune=" adduser cdebconf debconf dpkg install-info passwd mount tar systemd libsystemd-shared dbus
  libelogind0 libdebian-installer4 libnewt0.52 libslang2 libtextwrap1 libpam-modules libpam-modules-bin
  libpam0g libpam-runtime libsemanage-common libsemanage2 libsepol2 readline-common libreadline8

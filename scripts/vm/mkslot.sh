@@ -10,7 +10,8 @@
 #     (the console line made the technician's shell on ttyS1, the gate's
 #     line added when the overlay has none yet) and fstab (the data line
 #     on the disk's fourth partition, /dev/vda4);
-#   - rauc, unsquashfs (rauc info of a plain bundle), dbus-daemon and
+#   - rauc (no unsquashfs: the bundles are verity ones, as the image's
+#     are, and their manifest is in the signature), dbus-daemon and
 #     fw_printenv/fw_setenv with their libraries
 #     (fetch-ota.sh), /etc/rauc/system.conf (slots A and B on /dev/vda2
 #     and /dev/vda3, U-Boot's env on /dev/vda1, see ota_test.go) and the
@@ -50,7 +51,7 @@ root=$tmp/root
 ird=$tmp/initrd
 
 # The slot's initramfs.
-sh "$here/mkroot.sh" "$arch" "$ird" virtio_pci virtio_blk virtio_net ext4 loop squashfs "$wdt"
+sh "$here/mkroot.sh" "$arch" "$ird" virtio_pci virtio_blk virtio_net ext4 loop squashfs dm_verity "$wdt"
 install -m 0755 "$here/guest/ota/init" "$ird/init"
 mkdir -p "$root/boot"
 (cd "$ird" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$root/boot/initrd"
@@ -122,7 +123,7 @@ done
 rm -rf "$root/usr/lib/$triplet/gconv" "$root/usr/lib/$triplet/perl"*
 cp -a "$ota/usr/share/dbus-1" "$root/usr/share/"
 cp -a "$ota/etc/dbus-1" "$root/etc/"
-for f in rauc unsquashfs dbus-daemon dbus-send fw_printenv fw_setenv; do
+for f in rauc dbus-daemon dbus-send fw_printenv fw_setenv; do
 	cp -a "$ota/usr/bin/$f" "$root/usr/bin/$f"
 	if ! "$qemu" -L "$root" "$root/usr/bin/$f" --version >/dev/null 2>"$tmp/err" &&
 		grep -q 'error while loading' "$tmp/err"; then

@@ -36,10 +36,11 @@ package vm
 // with root= and rauc.slot=. In the guest, rauc's uboot backend edits
 // the same env with its own fw_setenv (/etc/fw_env.config on /dev/vda1).
 //
-// Bundles are plain (squashfs + CMS signature), not verity: plain needs
-// only the loop and squashfs modules; verity (rauc 1.8's other format,
-// the one to ship) needs dm-verity too, and proves nothing more about
-// the slot switching tested here. They are signed by a CA made with
+// Bundles are verity bundles, as the image ships them (mkbundle.sh):
+// rauc mounts the squashfs through loop and dm-verity, each block
+// checked as it is read, and reads the manifest from the signature, so
+// the slots have no unsquashfs, as the image has none (kioskd update's
+// rauc info works without it). They are signed by a CA made with
 // openssl for each run (no key in the repository); the slots' keyring
 // is its certificate.
 
@@ -192,7 +193,7 @@ func (o *otaBoard) bundle(t *testing.T, variant string) string {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	manifest := fmt.Sprintf("[update]\ncompatible=kioskd-vboard-%s\nversion=2.0-%s\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.ext4\n", o.b.name, variant)
+	manifest := fmt.Sprintf("[update]\ncompatible=kioskd-vboard-%s\nversion=2.0-%s\n\n[bundle]\nformat=verity\n\n[image.rootfs]\nfilename=rootfs.ext4\n", o.b.name, variant)
 	if err := os.WriteFile(filepath.Join(src, "manifest.raucm"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
