@@ -112,26 +112,6 @@ func (c *Codec) finish(b []byte, start int, h Header, typ string) []byte {
 // appendAmount writes sen as Python's repr(sen / 100) would: 10.0, 12.5,
 // 0.05. See MaxAmountSen for why this equals the repr.
 func appendAmount(b []byte, sen int64) []byte {
-	if sen >= 0 && sen < 1e7 {
-		// Below RM 100,000 the answer fits a word: sen's eight digits,
-		// the leading zeros shifted out down to three digits ("0.05"),
-		// the point put in before the last two, and a trailing 0 of the
-		// fraction dropped ("12.5", "1.0"). It was a twentieth of Sign
-		// as two appendDecimal calls.
-		const zeros = 0x3030303030303030
-		d := digits8(uint64(sen)) // sen < 1e7: the first digit is 0
-		z := min(bits.TrailingZeros64(d^zeros)>>3, 5)
-		w := d >> (8 * z)
-		k := 6 - z // digits before the point, 1 to 5
-		low := uint64(1)<<(8*k) - 1
-		n := len(b)
-		b = slices.Grow(b, 8)[:n+8]
-		binary.LittleEndian.PutUint64(b[n:], w&low|'.'<<(8*k)|(w>>(8*k))<<(8*(k+1)))
-		if sen%10 == 0 {
-			return b[:n+k+2]
-		}
-		return b[:n+k+3]
-	}
 	b = appendDecimal(b, sen/100)
 	b = append(b, '.')
 	frac := sen % 100
