@@ -10,7 +10,7 @@ BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 10s
 RACE     := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-race,)
 
-.PHONY: all build run test lint bench bench-all fuzz sim cross test-arm test-armv7 test-arm64 vm-test vm-powercut vm-ota clean
+.PHONY: all build run test lint bench bench-all fuzz sim cross test-arm test-armv7 test-arm64 vm-test vm-powercut vm-ota vm-ota-cuts clean
 
 # The boards: the Pi 3 image is armv7 (GOARM=7), the Pi 4 image arm64.
 ARMV7    := GOOS=linux GOARCH=arm GOARM=7
@@ -196,6 +196,12 @@ vm-test: cross
 
 vm-ota: cross
 	cd scripts/vm && $(GO) test -count=1 -timeout 30m -v -run '^TestVMOTA' . -args -vm -vm.arch=$(OTA_ARCH)
+
+# `make vm-ota-cuts N=6`: TestVMOTAPowerCut alone, N power cuts during the
+# slot write (the first a second in, the rest at random in its first two
+# seconds), on OTA_ARCH.
+vm-ota-cuts: cross
+	cd scripts/vm && $(GO) test -count=1 -timeout 0 -v -run '^TestVMOTAPowerCut$$' . -args -vm -vm.arch=$(OTA_ARCH) -vm.otacuts=$(N)
 
 vm-powercut: cross
 	cd scripts/vm && $(GO) test -count=1 -timeout 0 -v -run '^TestVMPowerCut$$' . -args -vm -vm.arch=$(VM_ARCH) -vm.cuts=$(N)

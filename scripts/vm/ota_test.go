@@ -47,6 +47,7 @@ package vm
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -716,33 +717,55 @@ func TestVMOTACrashes(t *testing.T) {
 	})
 }
 
-// TestVMOTAPowerCut: the power goes a second into the slot write of an
-// install. RAUC marked B unbootable before writing it, so A boots; the
-// install again then commits B.
+// TestVMOTAPowerCut: the power goes during the slot write of an install,
+// -vm.otacuts times (default 1): the first cut a second into the write,
+// the others at random points of its first two seconds (the seed is
+// logged). RAUC marked B unbootable before writing it, so A boots after
+// every cut, with its journal; the install again then commits B, and its
+// write's length is logged, to show where the cuts fell in it.
 func TestVMOTAPowerCut(t *testing.T) {
 	eachBoard(t, func(t *testing.T, b *board) {
 		o := needOTA(t, b)
 		d := o.newDisk(t, "good")
 		v, _ := d.bootA(t)
 		before := v.journal()
-		v.send("rauc install /data/bundles/good.raucb >/dev/console 2>&1 &")
-		_, at := v.waitConsole(0, "Copying image to rootfs.1", 2*time.Minute)
-		<-time.After(time.Second) // the cut's instant, a second into the write: not a wait for anything
-		v.kill()
-		t.Logf("%s: power cut %s after the write began; env %s", b.name, time.Since(at).Round(10*time.Millisecond), d.envString(t))
-		v, s := d.bootNext(t, "slot-a-after-cut")
-		if s != "A" {
-			t.Fatalf("after a cut during the write of B: booted slot %s, want A (env %s)", s, d.envString(t))
+		seed := time.Now().UnixNano()
+		rng := rand.New(rand.NewPCG(uint64(seed), 0))
+		var cuts []string
+		for cut := 1; cut <= *vmOTACuts; cut++ {
+			from := v.console.len()
+			v.send("rauc install /data/bundles/good.raucb >/dev/console 2>&1 &")
+			_, at := v.waitConsole(from, "Copying image to rootfs.1", 2*time.Minute)
+			delay := time.Second
+			if cut > 1 {
+				delay = time.Duration(rng.Int64N(int64(2 * time.Second)))
+			}
+			<-time.After(delay) // the cut's instant in the write: not a wait for anything
+			v.kill()
+			cuts = append(cuts, time.Since(at).Round(10*time.Millisecond).String())
+			t.Logf("%s: power cut %d %s after the write began; env %s", b.name, cut, cuts[len(cuts)-1], d.envString(t))
+			var s string
+			v, s = d.bootNext(t, fmt.Sprintf("slot-a-after-cut%d", cut))
+			if s != "A" {
+				t.Fatalf("after cut %d, %s into the write of B: booted slot %s, want A (env %s)", cut, cuts[len(cuts)-1], s, d.envString(t))
+			}
+			v.waitConsole(0, "vboard: slot A, version 1.0", bootWait)
+			v.ready(bootWait)
+			v.waitConsole(0, gateGood, 60*time.Second)
+			checkKept(t, before, v.journal())
 		}
-		v.waitConsole(0, "vboard: slot A, version 1.0", bootWait)
-		v.ready(bootWait)
-		v.waitConsole(0, gateGood, 60*time.Second)
-		checkKept(t, before, v.journal())
-		d.install(t, v, "good")
-		v.reboot("reboot after the second install")
-		v, s = d.bootNext(t, "slot-b")
+		// The install again, whole, on the console: from the write's
+		// start to rauc's exit is what the cuts fell in.
+		from := v.console.len()
+		v.send(`rauc install /data/bundles/good.raucb >/dev/console 2>&1; echo "rauc install: exit" $? >/dev/console`)
+		_, began := v.waitConsole(from, "Copying image to rootfs.1", 2*time.Minute)
+		_, ended := v.waitConsole(from, "rauc install: exit 0", 5*time.Minute)
+		t.Logf("%s: %d power cuts (seed %d) at %s into the write; slot A booted after each; uncut, the write to rauc's exit takes %s",
+			b.name, len(cuts), seed, strings.Join(cuts, ", "), ended.Sub(began).Round(10*time.Millisecond))
+		v.reboot("reboot after the install")
+		v, s := d.bootNext(t, "slot-b")
 		if s != "B" {
-			t.Fatalf("after the second install: booted slot %s, want B", s)
+			t.Fatalf("after the install: booted slot %s, want B", s)
 		}
 		v.waitConsole(0, "vboard: slot B, version 2.0-good", bootWait)
 		v.waitConsole(0, gateGood, bootWait)

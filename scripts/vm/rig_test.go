@@ -42,11 +42,12 @@ import (
 )
 
 var (
-	vmOn    = flag.Bool("vm", false, "run the virtual board tests (make vm-test)")
-	vmArchs = flag.String("vm.arch", "arm64,armv7", "boards to boot: arm64, armv7")
-	vmDist  = flag.String("vm.dist", "../../dist", "directory with kioskd-linux-arm64 and kioskd-linux-armv7")
-	vmCuts  = flag.Int("vm.cuts", 30, "power cuts per board in TestVMPowerCut (TestVMCompactCut: at most 10)")
-	vmKeep  = flag.Bool("vm.keep", false, "keep each VM's directory (console, trace, disk) after the test")
+	vmOn      = flag.Bool("vm", false, "run the virtual board tests (make vm-test)")
+	vmArchs   = flag.String("vm.arch", "arm64,armv7", "boards to boot: arm64, armv7")
+	vmDist    = flag.String("vm.dist", "../../dist", "directory with kioskd-linux-arm64 and kioskd-linux-armv7")
+	vmCuts    = flag.Int("vm.cuts", 30, "power cuts per board in TestVMPowerCut (TestVMCompactCut: at most 10)")
+	vmOTACuts = flag.Int("vm.otacuts", 1, "power cuts during the slot write in TestVMOTAPowerCut (make vm-ota N=...)")
+	vmKeep    = flag.Bool("vm.keep", false, "keep each VM's directory (console, trace, disk) after the test")
 )
 
 // The virtual board's wiring: PL061 line offsets, named by the rig's
