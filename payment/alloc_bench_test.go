@@ -287,6 +287,7 @@ func newFloor(tb testing.TB, shape []saleCommit, timed func(i int, d time.Durati
 					meta.Get(keyLastMillis)
 					txns.Get(id)
 					tx.Bucket(bucketQuar).Get(id)
+					tx.Bucket(bucketNonces).Cursor().First() // the sweep of the expired
 					last := cut(8)
 					binary.BigEndian.PutUint64(last, uint64(ms))
 					if err := meta.Put(keyLastMillis, last); err != nil {
@@ -307,7 +308,6 @@ func newFloor(tb testing.TB, shape []saleCommit, timed func(i int, d time.Durati
 						}
 						if r.nonce > 0 {
 							nonces := tx.Bucket(bucketNonces)
-							nonces.Cursor().First()
 							nonceSeq++
 							nk := cut(8 + r.nonce)
 							binary.BigEndian.PutUint64(nk, uint64(ms)+1<<40)

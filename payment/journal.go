@@ -84,6 +84,10 @@ type Journal struct {
 	// progress (see arena); used only inside write transactions.
 	scratch arena
 
+	// noncePuts counts the nonce inserts since the last sweep of the
+	// expired (putNonce); used only inside write transactions.
+	noncePuts int
+
 	unreadable atomic.Uint64 // see UnreadableRecords
 	onWrite    atomic.Pointer[func()]
 	commits    atomic.Uint64 // see Commits
@@ -156,6 +160,11 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 			if id := keys.Get(key); id != nil {
 				return fmt.Errorf("%w: %q is %s", ErrDuplicateKey, t.Key, id)
 			}
+		}
+		// The sweep of the expired nonces rides here, in the commit made
+		// before the request leaves, rather than in the approval's.
+		if err := j.sweepNonces(tx, now); err != nil {
+			return err
 		}
 		meta := tx.Bucket(bucketMeta)
 		ms := now.UnixMilli()
@@ -315,7 +324,7 @@ func (j *Journal) updateSteps(id string, view *Txn, steps []Step) (Txn, error) {
 				if unchanged(old, nu) {
 					kind = RecordEvidence
 				}
-				if evb, err = addEvidence(&j.scratch, tx, st.Ev, st.At); err != nil {
+				if evb, err = j.addEvidence(tx, st.Ev, st.At); err != nil {
 					return err
 				}
 				nu.Evidence++

@@ -47,7 +47,7 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 		maxAge = DefaultUnknownMaxAge
 	}
 	return j.update(func(tx *bolt.Tx) error {
-		v, err := stampEvidence(&j.scratch, tx, ev, now)
+		v, err := j.stampEvidence(tx, ev, now)
 		if err != nil {
 			return err
 		}
@@ -100,9 +100,10 @@ func (j *Journal) UnknownEvidence(n int) ([]Evidence, error) {
 // Evidence is keyed txn_id + 0x00 + big-endian sequence, so one prefix
 // scan lists a transaction's messages in arrival order. It returns the
 // encoding, which the outbox record of the write reuses. Keys and values
-// are a's.
-func addEvidence(a *arena, tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
-	v, err := stampEvidence(a, tx, ev, now)
+// are in the journal's scratch arena.
+func (j *Journal) addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
+	a := &j.scratch
+	v, err := j.stampEvidence(tx, ev, now)
 	if err != nil {
 		return nil, err
 	}
@@ -111,14 +112,15 @@ func addEvidence(a *arena, tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, er
 
 // stampEvidence gives ev its sequence number (one sequence for all
 // evidence, known or not) and time, journals its nonce, and encodes it.
-func stampEvidence(a *arena, tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
+func (j *Journal) stampEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
+	a := &j.scratch
 	seq, err := tx.Bucket(bucketEvidence).NextSequence()
 	if err != nil {
 		return nil, err
 	}
 	ev.Seq, ev.At = seq, now
 	if ev.Nonce != "" && !ev.Forget.IsZero() {
-		if err := putNonce(a, tx, ev.Nonce, ev.Forget, now); err != nil {
+		if err := j.putNonce(tx, ev.Nonce, ev.Forget, now); err != nil {
 			return nil, err
 		}
 	}
@@ -132,8 +134,12 @@ func stampEvidence(a *arena, tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, 
 func encodeEvidence(ev *Evidence) ([]byte, error) { return appendEvidence(nil, ev) }
 
 // The nonce set is keyed big-endian forget time in epoch milliseconds +
-// nonce, so the expired ones are always at the front: each insert deletes
-// them, which bounds the set by what is inside the replay window.
+// nonce, so the expired ones are always at the front and inserts land at
+// the back. The expired are deleted in bulk (sweepNonces): by the commit
+// that creates a payment, and by every nonceSweepEvery-th insert, so a
+// flood of messages with no payment is bounded too. The set is therefore
+// what is inside the replay window plus at most one payment's nonces or
+// nonceSweepEvery, whichever is more.
 func appendNonceKey(b []byte, nonce string, forget time.Time) []byte {
 	ms := max(forget.UnixMilli(), 0)
 	return append(binary.BigEndian.AppendUint64(b, uint64(ms)), nonce...)
@@ -143,18 +149,38 @@ func nonceExpired(k []byte, now time.Time) bool {
 	return int64(binary.BigEndian.Uint64(k[:8])) <= now.UnixMilli()
 }
 
-func putNonce(a *arena, tx *bolt.Tx, nonce string, forget, now time.Time) error {
-	b := tx.Bucket(bucketNonces)
-	c := b.Cursor()
-	for k, _ := c.First(); len(k) >= 8 && nonceExpired(k, now); k, _ = c.First() {
-		if err := c.Delete(); err != nil {
+// nonceSweepEvery bounds the inserts between two sweeps. A payment's
+// messages are a handful, so the approval commit, the one the customer
+// waits on, normally only appends: the sweep touches the set's first
+// page as well as its last, and that page is most of a sweep's cost.
+const nonceSweepEvery = 32
+
+func (j *Journal) putNonce(tx *bolt.Tx, nonce string, forget, now time.Time) error {
+	if j.noncePuts++; j.noncePuts >= nonceSweepEvery {
+		if err := j.sweepNonces(tx, now); err != nil {
 			return err
 		}
 	}
 	if !forget.After(now) {
 		return nil // already outside the window
 	}
-	return b.Put(a.take(appendNonceKey(a.tail(tx), nonce, forget)), nil)
+	a := &j.scratch
+	return tx.Bucket(bucketNonces).Put(a.take(appendNonceKey(a.tail(tx), nonce, forget)), nil)
+}
+
+// sweepNonces deletes the nonces that have expired by now, and keys too
+// short to be a nonce's, which only a damaged file holds.
+func (j *Journal) sweepNonces(tx *bolt.Tx, now time.Time) error {
+	c := tx.Bucket(bucketNonces).Cursor()
+	for k, _ := c.First(); k != nil && (len(k) < 8 || nonceExpired(k, now)); k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	// Counted from here whether or not the write commits: a rolled back
+	// sweep only means the next one comes sooner than it would.
+	j.noncePuts = 0
+	return nil
 }
 
 // Nonces returns the journaled nonces whose forget time is after now, each
@@ -179,15 +205,7 @@ func (j *Journal) Nonces(now time.Time) (map[string]time.Time, error) {
 	if err != nil || !expired {
 		return out, err
 	}
-	err = j.write(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketNonces).Cursor()
-		for k, _ := c.First(); k != nil && (len(k) < 8 || nonceExpired(k, now)); k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = j.write(func(tx *bolt.Tx) error { return j.sweepNonces(tx, now) })
 	return out, err
 }
 

@@ -581,11 +581,36 @@ func TestNoncesPersist(t *testing.T) {
 	if kept != 2 {
 		t.Errorf("%d nonces kept after Nonces, want the 2 live ones", kept)
 	}
-	// Each insert also drops what has expired, which bounds the set.
-	if _, err := j.Update(a.ID, t0.Add(90*time.Second), ev("n-new", t0.Add(3*time.Minute)), nil); err != nil {
+	// The expired are swept by the commit that creates a payment, and
+	// by every nonceSweepEvery-th insert, which bounds the set with or
+	// without payments; inserts in between only append.
+	keys := func() (n int) {
+		j.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketNonces).Stats().KeyN; return nil })
+		return n
+	}
+	later := t0.Add(90 * time.Second) // n-live has expired, n-unknown has not
+	if _, err := j.Update(a.ID, later, ev("n-new", t0.Add(3*time.Minute)), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := j.Nonces(t0.Add(90 * time.Second)); len(got) != 2 || got["n-live"] != (time.Time{}) {
+	if n := keys(); n != 3 {
+		t.Errorf("%d nonces after an insert, want 3: the approval's insert swept", n)
+	}
+	newTxn(t, j, later)
+	if n := keys(); n != 2 {
+		t.Errorf("%d nonces after a payment was created, want the 2 live ones", n)
+	}
+	// A flood with no payment: the set never exceeds what is live plus
+	// nonceSweepEvery.
+	for i := range 3 * nonceSweepEvery {
+		at := later.Add(time.Duration(i) * time.Second)
+		if err := j.AddEvidence(&Evidence{TxnID: "TXN999", Nonce: fmt.Sprint("flood-", i), Forget: at.Add(time.Second)}, at); err != nil {
+			t.Fatal(err)
+		}
+		if n := keys(); n > 2+nonceSweepEvery {
+			t.Fatalf("%d nonces after %d inserts of one second each", n, i+1)
+		}
+	}
+	if got, _ := j.Nonces(later.Add(time.Hour)); len(got) != 0 {
 		t.Errorf("after expiry: %v", got)
 	}
 }
