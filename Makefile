@@ -92,7 +92,8 @@ lint:
 
 # `make bench`: the goals' benchmarks, each beside its floor from the same
 # run, as one table (scripts/benchtable; BENCH_COUNT runs each: medians,
-# but the codec's best of them, interleaved with their floors).
+# but the codec's best of them, interleaved with their floors, and the
+# relay latency's run with the least host steal).
 # `make bench-all`: every benchmark, raw.
 BENCH_COUNT ?= 3
 bench:

@@ -2,8 +2,11 @@ package payment
 
 import (
 	"context"
+	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,10 +95,12 @@ func BenchmarkResultToRelay(b *testing.B) {
 	clock.lats, clock.xs = clock.lats[:0], clock.xs[:0]
 	clock.mu.Unlock()
 	b.ReportAllocs()
+	steal0, all0 := hostSteal()
 	for b.Loop() {
 		pay()
 	}
 	b.StopTimer()
+	steal1, all1 := hostSteal()
 	lats, xs := slices.Clone(clock.lats), slices.Clone(clock.xs)
 	if len(lats) != b.N {
 		b.Fatalf("%d latencies for %d payments", len(lats), b.N)
@@ -117,6 +122,48 @@ func BenchmarkResultToRelay(b *testing.B) {
 	b.ReportMetric(us(f99), "commit_p99_us")
 	b.ReportMetric(us(quantile(xs, 0.5)), "x_p50_us")
 	b.ReportMetric(us(quantile(xs, 0.99)), "x_p99_us")
+	if all1 > all0 {
+		b.ReportMetric(100*float64(steal1-steal0)/float64(all1-all0), "steal_%")
+	}
+}
+
+// hostSteal reads /proc/stat's total CPU time and, of it, the time the
+// hypervisor ran something else while this machine's CPUs wanted to run
+// (steal), in clock ticks; zeros where there is no /proc/stat. On a
+// shared virtual machine steal is the tail of the relay latency: a
+// payment whose CPU is taken away for a tick takes a tick longer, and
+// no code of ours can shorten that, so the benchmark says how much of
+// it there was.
+func hostSteal() (steal, all uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	return parseStat(string(b))
+}
+
+// parseStat is hostSteal's reader of /proc/stat's first line.
+func parseStat(stat string) (steal, all uint64) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		// guest and guest_nice (fields 9 and 10) are already in user
+		// and nice.
+		if i < 8 {
+			all += n
+		}
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, all
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {
@@ -126,3 +173,26 @@ func quantile(d []time.Duration, q float64) time.Duration {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func TestParseStat(t *testing.T) {
+	for _, c := range []struct {
+		stat       string
+		steal, all uint64
+	}{
+		{"cpu  30245 0 24622 8293989 21049 0 5845 32550 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", 32550, 30245 + 24622 + 8293989 + 21049 + 5845 + 32550},
+		{"cpu  1 2 3 4 5 6 7 8 9 10", 8, 36}, // guest time is in user's already
+		{"cpu  1 2 3 4 5 6 7", 0, 0},         // a kernel without steal
+		{"cpu0 1 2 3 4 5 6 7 8 0 0", 0, 0},
+		{"cpu  1 2 3 4 5 6 7 x 0 0", 0, 0},
+		{"", 0, 0},
+	} {
+		if steal, all := parseStat(c.stat); steal != c.steal || all != c.all {
+			t.Errorf("parseStat(%q) = %d, %d; want %d, %d", c.stat, steal, all, c.steal, c.all)
+		}
+	}
+	if _, err := os.Stat("/proc/stat"); err == nil {
+		if steal, all := hostSteal(); all == 0 || steal > all {
+			t.Errorf("hostSteal on this machine: steal %d of %d", steal, all)
+		}
+	}
+}

@@ -65,9 +65,14 @@ func run(out io.Writer, count, relay int) error {
 			}
 		}
 	}
-	if err := res.gotest(bench{"./payment", "^BenchmarkResultToRelay$", fmt.Sprintf("%dx", relay), false}, 1); err != nil {
-		return err
+	// The relay's runs one at a time too: each is a minute of a shared
+	// machine, and the table takes the quietest (see results.quietest).
+	for range count {
+		if err := res.gotest(bench{"./payment", "^BenchmarkResultToRelay$", fmt.Sprintf("%dx", relay), false}, 1); err != nil {
+			return err
+		}
 	}
+	steals := res.quietest("ResultToRelay", "steal_%")
 	py, err := python()
 	if err != nil {
 		return err
@@ -77,7 +82,7 @@ func run(out io.Writer, count, relay int) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(out, "\n`make bench` on %s (%s/%s, %d CPUs, %s), %d runs (the sign and verify rows: the best of them, interleaved with their floors; the rest: medians), %s:\n\n",
+	fmt.Fprintf(out, "\n`make bench` on %s (%s/%s, %d CPUs, %s), %d runs (the sign and verify rows: the best of them, interleaved with their floors; the relay rows: the run with the least host steal; the rest: medians), %s:\n\n",
 		host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), count, time.Since(start).Round(time.Second))
 	t := &table{w: out}
 	t.head()
@@ -107,7 +112,14 @@ func run(out io.Writer, count, relay int) error {
 	t.row("verified success to relay call, p99", us(res.get("ResultToRelay", "p99_us")), "the approval commit, bbolt alone, p99", us(res.get("ResultToRelay", "commit_p99_us")),
 		res.get("ResultToRelay", "p99_us")/res.get("ResultToRelay", "commit_p99_us"), -1)
 	t.row("  = its own commit's disk time + x, x p50 / p99", fmt.Sprintf("%s / %s", us(res.get("ResultToRelay", "x_p50_us")), us(res.get("ResultToRelay", "x_p99_us"))),
-		"goal for x", "300 µs", res.get("ResultToRelay", "x_p50_us")/300, -1)
+		"goal for x", "300 µs", res.get("ResultToRelay", "x_p99_us")/300, -1)
+	if st := res["ResultToRelay"]["steal_%"]; len(st) > 0 {
+		all := make([]string, len(steals))
+		for i, v := range steals {
+			all[i] = fmt.Sprintf("%.2f", v)
+		}
+		t.row(fmt.Sprintf("  host CPU stolen in that run (of %d: %s %%)", len(all), strings.Join(all, ", ")), fmt.Sprintf("%.2f %%", st[0]), "an idle host", "0 %", -1, -1)
+	}
 	t.row("fsync-class calls per payment (strace)", fmt.Sprintf("%.2f", fsyncs), "three commits, two each", "6", fsyncs/6, -1)
 	if p := res.get("ReplyLatency/fake", "p99-µs"); p > 0 {
 		t.row("MDB reply latency over the fake, p99", us(p), "the standard's budget", "5000 µs", p/5000, res.get("ReplyLatency/fake", "allocs/op"))
@@ -169,6 +181,27 @@ func (r results) best(name, unit string) float64 {
 		return 0
 	}
 	return slices.Min(v)
+}
+
+// quietest keeps, of a benchmark's runs, only the one with the least of
+// unit, and returns unit as every run had it. For the relay latency unit
+// is the host's steal: its tail is the moments the hypervisor gave this
+// machine's CPUs to another, which adds to any code's time, so the run
+// with the least of it is the one that says most about the code, as the
+// least time does for the codec's rows (best). A benchmark that did not
+// report unit is left as it is.
+func (r results) quietest(name, unit string) []float64 {
+	all := slices.Clone(r[name][unit])
+	if len(all) == 0 {
+		return nil
+	}
+	q := slices.Index(all, slices.Min(all))
+	for u, v := range r[name] {
+		if len(v) == len(all) {
+			r[name][u] = []float64{v[q]}
+		}
+	}
+	return all
 }
 
 // get is the median of a metric, 0 if the benchmark did not report it.
@@ -250,7 +283,11 @@ func (t *table) row(figure, value, floor, floorValue string, ratio, allocs float
 	if allocs >= 0 {
 		a = strconv.FormatFloat(allocs, 'f', 0, 64)
 	}
-	fmt.Fprintf(t.w, "| %s | %s | %s | %s | %.2f | %s |\n", figure, value, floor, floorValue, ratio, a)
+	r := "–"
+	if ratio >= 0 {
+		r = strconv.FormatFloat(ratio, 'f', 2, 64)
+	}
+	fmt.Fprintf(t.w, "| %s | %s | %s | %s | %s | %s |\n", figure, value, floor, floorValue, r, a)
 }
 
 func ns(v float64) string {
