@@ -280,7 +280,7 @@ func newFloor(tb testing.TB, shape []saleCommit, timed func(i int, d time.Durati
 				began = time.Now()
 			}
 			must(j.db.Update(func(tx *bolt.Tx) error {
-				txns := tx.Bucket(bucketTxns)
+				txns := appendBucket(tx, bucketTxns)
 				if c.create {
 					keys, meta := tx.Bucket(bucketKeys), tx.Bucket(bucketMeta)
 					keys.Get(key)
@@ -301,13 +301,13 @@ func newFloor(tb testing.TB, shape []saleCommit, timed func(i int, d time.Durati
 				}
 				for _, r := range c.records {
 					if r.evidence > 0 {
-						evs := tx.Bucket(bucketEvidence)
+						evs := appendBucket(tx, bucketEvidence)
 						seq, err := evs.NextSequence()
 						if err != nil {
 							return err
 						}
 						if r.nonce > 0 {
-							nonces := tx.Bucket(bucketNonces)
+							nonces := appendBucket(tx, bucketNonces)
 							nonceSeq++
 							nk := cut(8 + r.nonce)
 							binary.BigEndian.PutUint64(nk, uint64(ms)+1<<40)
@@ -323,8 +323,7 @@ func newFloor(tb testing.TB, shape []saleCommit, timed func(i int, d time.Durati
 							return err
 						}
 					}
-					recs := tx.Bucket(bucketRecords)
-					recs.FillPercent = recordsFill
+					recs := appendBucket(tx, bucketRecords)
 					seq, err := recs.NextSequence()
 					if err != nil {
 						return err

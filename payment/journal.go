@@ -173,7 +173,7 @@ func (j *Journal) Create(t *Txn, now time.Time) error {
 				ms = l + 1
 			}
 		}
-		txns, quar := tx.Bucket(bucketTxns), tx.Bucket(bucketQuar)
+		txns, quar := appendBucket(tx, bucketTxns), tx.Bucket(bucketQuar)
 		id := a.take(strconv.AppendInt(append(a.tail(tx), "TXN"...), ms, 10))
 		for txns.Get(id) != nil || quar.Get(id) != nil {
 			ms++
@@ -291,7 +291,7 @@ func (j *Journal) UpdateSteps(id string, steps []Step) (Txn, error) {
 func (j *Journal) updateSteps(id string, view *Txn, steps []Step) (Txn, error) {
 	var out Txn
 	err := j.update(func(tx *bolt.Tx) error {
-		txns := tx.Bucket(bucketTxns)
+		txns := appendBucket(tx, bucketTxns)
 		// Each step edits a copy of the one before: two values, used in
 		// turn, are one allocation however many steps there are.
 		var pair [2]Txn

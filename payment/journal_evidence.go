@@ -54,7 +54,7 @@ func (j *Journal) AddEvidence(ev *Evidence, now time.Time) error {
 		// Keys are the bucket's own sequence and only the oldest are ever
 		// deleted, so the keys are contiguous and the count is
 		// new key - first key.
-		b := tx.Bucket(bucketUnknown)
+		b := appendBucket(tx, bucketUnknown)
 		n, err := b.NextSequence()
 		if err != nil {
 			return err
@@ -114,7 +114,7 @@ func (j *Journal) addEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte,
 // evidence, known or not) and time, journals its nonce, and encodes it.
 func (j *Journal) stampEvidence(tx *bolt.Tx, ev *Evidence, now time.Time) ([]byte, error) {
 	a := &j.scratch
-	seq, err := tx.Bucket(bucketEvidence).NextSequence()
+	seq, err := appendBucket(tx, bucketEvidence).NextSequence()
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (j *Journal) putNonce(tx *bolt.Tx, nonce string, forget, now time.Time) err
 		return nil // already outside the window
 	}
 	a := &j.scratch
-	return tx.Bucket(bucketNonces).Put(a.take(appendNonceKey(a.tail(tx), nonce, forget)), nil)
+	return appendBucket(tx, bucketNonces).Put(a.take(appendNonceKey(a.tail(tx), nonce, forget)), nil)
 }
 
 // sweepNonces deletes the nonces that have expired by now, and keys too
