@@ -137,9 +137,8 @@ func encodeEvidence(ev *Evidence) ([]byte, error) { return appendEvidence(nil, e
 // nonce, so the expired ones are always at the front and inserts land at
 // the back. The expired are deleted in bulk (sweepNonces): by the commit
 // that creates a payment, and by every nonceSweepEvery-th insert, so a
-// flood of messages with no payment is bounded too. The set is therefore
-// what is inside the replay window plus at most one payment's nonces or
-// nonceSweepEvery, whichever is more.
+// flood of messages with no payment is bounded too: the set never holds
+// more than what is inside the replay window plus nonceSweepEvery.
 func appendNonceKey(b []byte, nonce string, forget time.Time) []byte {
 	ms := max(forget.UnixMilli(), 0)
 	return append(binary.BigEndian.AppendUint64(b, uint64(ms)), nonce...)
