@@ -65,8 +65,9 @@ func run(out io.Writer, count, relay int) error {
 			}
 		}
 	}
-	// The relay's runs one at a time too: each is a minute of a shared
-	// machine, and the table takes the quietest (see results.quietest).
+	// The relay also runs count times with -count 1: each run is half a
+	// minute of a shared machine, and the table takes the quietest
+	// (results.quietest).
 	for range count {
 		if err := res.gotest(bench{"./payment", "^BenchmarkResultToRelay$", fmt.Sprintf("%dx", relay), false}, 1); err != nil {
 			return err
@@ -113,12 +114,12 @@ func run(out io.Writer, count, relay int) error {
 		res.get("ResultToRelay", "p99_us")/res.get("ResultToRelay", "commit_p99_us"), -1)
 	t.row("  = its own commit's disk time + x, x p50 / p99", fmt.Sprintf("%s / %s", us(res.get("ResultToRelay", "x_p50_us")), us(res.get("ResultToRelay", "x_p99_us"))),
 		"goal for x", "300 µs", res.get("ResultToRelay", "x_p99_us")/300, -1)
-	if st := res["ResultToRelay"]["steal_%"]; len(st) > 0 {
+	if len(steals) > 0 {
 		all := make([]string, len(steals))
 		for i, v := range steals {
 			all[i] = fmt.Sprintf("%.2f", v)
 		}
-		t.row(fmt.Sprintf("  host CPU stolen in that run (of %d: %s %%)", len(all), strings.Join(all, ", ")), fmt.Sprintf("%.2f %%", st[0]), "an idle host", "0 %", -1, -1)
+		t.row(fmt.Sprintf("  host CPU stolen in that run (of %d: %s %%)", len(all), strings.Join(all, ", ")), fmt.Sprintf("%.2f %%", slices.Min(steals)), "an idle host", "0 %", -1, -1)
 	}
 	t.row("fsync-class calls per payment (strace)", fmt.Sprintf("%.2f", fsyncs), "three commits, two each", "6", fsyncs/6, -1)
 	if p := res.get("ReplyLatency/fake", "p99-µs"); p > 0 {
