@@ -3,6 +3,7 @@ package mobypay
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -178,6 +179,65 @@ func TestDecodeResultAndPlans(t *testing.T) {
 	}
 	if m.IsSuccess() {
 		t.Error("ipp_plans taken for success")
+	}
+}
+
+// A canonical payload is checked and decoded from the frame's own bytes,
+// any other from the canonical copy Open writes; a payload decodes the
+// same either way, however much of it the peer wrote canonically.
+func TestDecodeCanonicalFrame(t *testing.T) {
+	c := NewCodec([]byte(DevSecret))
+	decode := func(payload string) (Message, string) {
+		t.Helper()
+		sig, err := c.AppendSignature(nil, []byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire := []byte(`{"payload":` + payload + `,"signature":"` + string(sig) + `"}`)
+		if err := c.Open(wire); err != nil {
+			t.Fatalf("%s: %v", payload, err)
+		}
+		var m Message
+		if err := c.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m, string(c.Canonical())
+	}
+	base, err := Canonical([]byte(plansPayload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon := string(base)
+	want, got := decode(canon)
+	if got != canon || c.wire < 0 || len(want.Plans) != 3 || want.Plans[1].Raw == "" {
+		t.Fatalf("canonical frame: %s (from the frame: %v) decoded to %+v", got, c.wire >= 0, want)
+	}
+	for name, p := range map[string]string{
+		"wire order":           plansPayload,
+		"one space at the top": strings.Replace(canon, `"amount":`, `"amount": `, 1),
+		"json.dumps spacing":   strings.NewReplacer(",", ", ", ":", ": ").Replace(plansPayload),
+	} {
+		m, got := decode(p)
+		if got != canon || c.wire >= 0 {
+			t.Errorf("%s: canonical %s (from the frame: %v), want %s", name, got, c.wire >= 0, canon)
+		}
+		if !reflect.DeepEqual(m, want) {
+			t.Errorf("%s: decoded\n%+v\nwant\n%+v", name, m, want)
+		}
+	}
+	// Canonical, taken from the frame, cannot be appended into it.
+	sig, err := c.AppendSignature(nil, []byte(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := []byte(`{"payload":{"a":1},"signature":"` + string(sig) + `"}`)
+	if err := c.Open(frame); err != nil {
+		t.Fatal(err)
+	}
+	keep := string(frame)
+	_ = append(c.Canonical(), "xxxxxxxxxxxx"...)
+	if string(frame) != keep {
+		t.Fatal("appending to Canonical wrote into the frame")
 	}
 }
 

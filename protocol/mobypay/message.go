@@ -209,7 +209,7 @@ func (c *Codec) Decode(m *Message) error {
 		return errNotOpened
 	}
 	root := c.p.nodes[c.root]
-	if root.oStart != 0 || int(root.oEnd) != len(c.canon) { // a builder ran since
+	if s, e := c.span(c.root); s != 0 || e != len(c.canon) { // a builder ran since
 		return errNotOpened
 	}
 	*m = Message{Payload: string(c.canon)}
@@ -293,10 +293,21 @@ func (m *Message) odd(plan int, field, what string) {
 	m.Odd = append(m.Odd, field+" is "+what)
 }
 
+// span is where node n's canonical text lies in the canonical payload:
+// its span in the frame when Open took the payload from there, else where
+// AppendCanonical wrote it.
+func (c *Codec) span(n int32) (start, end int) {
+	nd := &c.p.nodes[n]
+	if c.wire >= 0 {
+		return int(nd.start - c.wire), int(nd.end - c.wire)
+	}
+	return int(nd.oStart), int(nd.oEnd)
+}
+
 // canonText is the canonical JSON text of node n in the payload copy.
 func (c *Codec) canonText(canon string, n int32) string {
-	nd := &c.p.nodes[n]
-	return canon[nd.oStart:nd.oEnd]
+	s, e := c.span(n)
+	return canon[s:e]
 }
 
 // describe names the type, and for a scalar the value, of node n:
@@ -371,7 +382,8 @@ func (c *Codec) str(m *Message, dst *string, plan int, field string, n int32, ho
 // stringValue returns the decoded value of string node n.
 func (c *Codec) stringValue(canon string, n int32) string {
 	nd := &c.p.nodes[n]
-	s := canon[nd.oStart+1 : nd.oEnd-1]
+	start, end := c.span(n)
+	s := canon[start+1 : end-1]
 	if !strings.Contains(s, `\`) {
 		return s
 	}
@@ -417,7 +429,7 @@ func (c *Codec) plans(m *Message, n int32) {
 			m.Odd = append(m.Odd, fmt.Sprintf("plan %d is not an object", i))
 			continue
 		}
-		pl := Plan{Raw: m.Payload[en.oStart:en.oEnd]}
+		pl := Plan{Raw: c.canonText(m.Payload, e)}
 		idOK := true
 		for _, k := range c.p.kids[en.kids : en.kids+en.nkids] {
 			switch string(c.p.key(k)) {
