@@ -109,17 +109,33 @@ func (c *Codec) Open(frame []byte) error {
 	// Hex digits need no JSON escapes; a signature that uses them is
 	// refused rather than decoded.
 	raw := frame[sn.start+1 : sn.end-1]
-	var got [sha256.Size]byte
 	if len(raw) != 2*sha256.Size {
 		return errorf("%w: signature has %d characters, want %d hex digits", ErrSignature, len(raw), 2*sha256.Size)
 	}
-	if _, err := hex.Decode(got[:], raw); err != nil {
-		return errorf("%w: signature is not hex", ErrSignature)
-	}
-	if !hmac.Equal(got[:], c.sum[:]) {
+	if !hexEqual(raw, c.sum[:]) {
+		if _, err := hex.Decode(make([]byte, sha256.Size), raw); err != nil {
+			return errorf("%w: signature is not hex", ErrSignature)
+		}
 		return errorf("%w: does not match the payload", ErrSignature)
 	}
 	return nil
+}
+
+// hexEqual reports, in time independent of the contents, whether sig (64
+// characters) is the hex of the 32-byte sum, in either case. It compares
+// text, not bytes: the sum's hex is a table lookup per byte, where
+// decoding sig went a character at a time, 2% of Verify. Setting bit 5
+// folds A-F onto a-f and leaves the digits be; the only other bytes it
+// folds onto a hex digit are control characters, which a JSON string
+// cannot hold raw.
+func hexEqual(sig, sum []byte) bool {
+	var want [2 * sha256.Size]byte
+	appendHex32(want[:0], sum)
+	var diff uint64
+	for i := 0; i < len(want); i += 8 {
+		diff |= (binary.LittleEndian.Uint64(sig[i:]) | 0x2020202020202020) ^ binary.LittleEndian.Uint64(want[i:])
+	}
+	return diff == 0
 }
 
 // Canonical returns the canonical payload of the last Open (or of the

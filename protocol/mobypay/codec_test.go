@@ -123,6 +123,29 @@ func TestTampering(t *testing.T) {
 	}
 }
 
+// Every byte value in every place of the signature: Open takes the frame
+// only with the right digit there, in either case.
+func TestSignatureCharacters(t *testing.T) {
+	c := NewCodec([]byte(DevSecret))
+	const sig = "fc8d4da75e3930f296d2dae8edaac62ec9a5059a5ea912cebcf8a9433852f761"
+	at := strings.Index(resultWire, sig)
+	if at < 0 {
+		t.Fatal("no signature in resultWire")
+	}
+	wire := []byte(resultWire)
+	for i := range len(sig) {
+		for v := range 256 {
+			wire[at+i] = byte(v)
+			d := sig[i]
+			want := byte(v) == d || d >= 'a' && byte(v) == d-'a'+'A'
+			if err := c.Open(wire); (err == nil) != want {
+				t.Fatalf("signature with %q for %q at %d: %v", byte(v), d, i, err)
+			}
+		}
+		wire[at+i] = sig[i]
+	}
+}
+
 // TestAppendSignature: the signature a peer puts beside a payload it wrote
 // its own way is the one Seal puts beside the canonical form, and Open
 // takes the peer's envelope as it is.
