@@ -208,12 +208,18 @@ func (p *Parser) value(i int) (int32, int, error) {
 	}
 }
 
+// enter counts a level of nesting. Its error is built out of line so that
+// enter inlines into object and array.
 func (p *Parser) enter(i int) error {
-	p.depth++
-	if p.depth > MaxDepth {
-		return &SyntaxError{i, fmt.Sprintf("nesting deeper than %d", MaxDepth)}
+	if p.depth++; p.depth > MaxDepth {
+		return tooDeep(i)
 	}
 	return nil
+}
+
+//go:noinline
+func tooDeep(i int) error {
+	return &SyntaxError{i, fmt.Sprintf("nesting deeper than %d", MaxDepth)}
 }
 
 // finish moves the children collected on the stack since mark into kids.
