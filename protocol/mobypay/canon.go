@@ -296,15 +296,22 @@ func (p *Parser) object(start int) (int32, int, error) {
 				}
 				v = p.add(kString, plain, vs, next)
 			} else if vs < len(b) && b[vs] >= '1' && b[vs] <= '9' { // and most numbers
-				var isFloat bool
-				if next, isFloat, err = scanNumber(b, vs); err != nil {
-					return 0, vs, err
+				var n int
+				var isFloat, plain bool
+				if vs+8 <= len(b) {
+					n, isFloat, plain = shortNumber(binary.LittleEndian.Uint64(b[vs:]))
 				}
+				if next = vs + n; n == 0 {
+					if next, isFloat, err = scanNumber(b, vs); err != nil {
+						return 0, vs, err
+					}
+					plain = !isFloat || floatIsRepr(b[vs:next]) // no sign, so not -0
+				}
+				k := kNumber
 				if isFloat {
-					v = p.add(kFloat, floatIsRepr(b[vs:next]), vs, next)
-				} else {
-					v = p.add(kNumber, true, vs, next) // no sign, so not -0
+					k = kFloat
 				}
+				v = p.add(k, plain, vs, next)
 			} else if v, next, err = p.value(vs); err != nil {
 				return 0, next, err
 			}

@@ -5,6 +5,7 @@ package mobypay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 	"slices"
@@ -360,4 +361,69 @@ func checkPlainContainers(t *testing.T, in []byte) {
 			t.Fatalf("%q: node %d at %v verbatim, %v written", in, i, spans[i], span{n.oStart, n.oEnd})
 		}
 	}
+}
+
+// shortNumberRef is what shortNumber must return for the word w: the
+// number scanNumber reads at its first byte when it ends inside the word
+// without an exponent, else nothing.
+func shortNumberRef(w uint64) (end int, isFloat, plain bool) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], w)
+	end, isFloat, err := scanNumber(b[:], 0)
+	if err != nil || end == len(b) || bytes.ContainsAny(b[:end], "eE") {
+		return 0, false, false
+	}
+	return end, isFloat, !isFloat || floatIsRepr(b[:end])
+}
+
+func checkShortNumber(t *testing.T, w uint64) {
+	t.Helper()
+	if c := byte(w); c < '1' || c > '9' {
+		w = w&^0xff | uint64('1'+c%9)
+	}
+	e, f, p := shortNumber(w)
+	we, wf, wp := shortNumberRef(w)
+	if e != we || f != wf || p != wp {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], w)
+		t.Fatalf("shortNumber(%q) = %d, %v, %v, want %d, %v, %v", b, e, f, p, we, wf, wp)
+	}
+}
+
+// TestShortNumber tries every word of the bytes that matter to a number
+// in each place (a digit, both exponents, the point, a byte that ends the
+// number, one that carries): 2 * 7^7 words.
+func TestShortNumber(t *testing.T) {
+	const alphabet = "07.eE,\xff"
+	var b [8]byte
+	fast := 0
+	var try func(i int)
+	try = func(i int) {
+		if i == len(b) {
+			w := binary.LittleEndian.Uint64(b[:])
+			checkShortNumber(t, w)
+			if n, _, _ := shortNumber(w); n > 0 {
+				fast++
+			}
+			return
+		}
+		for _, c := range []byte(alphabet) {
+			b[i] = c
+			try(i + 1)
+		}
+	}
+	for _, c := range []byte("19") {
+		b[0] = c
+		try(1)
+	}
+	if fast < 5e5 {
+		t.Fatalf("only %d words took the fast path", fast)
+	}
+}
+
+func FuzzShortNumber(f *testing.F) {
+	for _, s := range []string{"16.67,\"n", "100.0}}x", "6,\"plans", "1.50,xxx", "1e5,xxxx", "1234567,", "12345678", "1.}xxxxx"} {
+		f.Add(binary.LittleEndian.Uint64([]byte(s)))
+	}
+	f.Fuzz(checkShortNumber)
 }
