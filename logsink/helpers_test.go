@@ -11,15 +11,23 @@ import (
 
 // stuckWriter blocks every Write until release is closed, like a serial
 // console nobody drains (flow control held, a hung getty).
+// entered is signalled when a Write is first blocked.
 type stuckWriter struct {
 	release chan struct{}
+	entered chan struct{}
 	mu      sync.Mutex
 	out     bytes.Buffer
 }
 
-func newStuckWriter() *stuckWriter { return &stuckWriter{release: make(chan struct{})} }
+func newStuckWriter() *stuckWriter {
+	return &stuckWriter{release: make(chan struct{}), entered: make(chan struct{}, 1)}
+}
 
 func (w *stuckWriter) Write(p []byte) (int, error) {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
 	<-w.release
 	w.mu.Lock()
 	defer w.mu.Unlock()
