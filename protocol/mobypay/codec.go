@@ -113,7 +113,8 @@ func (c *Codec) Open(frame []byte) error {
 		return errorf("%w: signature has %d characters, want %d hex digits", ErrSignature, len(raw), 2*sha256.Size)
 	}
 	if !hexEqual(raw, c.sum[:]) {
-		if _, err := hex.Decode(make([]byte, sha256.Size), raw); err != nil {
+		var got [sha256.Size]byte // decoded only to name the refusal
+		if _, err := hex.Decode(got[:], raw); err != nil {
 			return errorf("%w: signature is not hex", ErrSignature)
 		}
 		return errorf("%w: does not match the payload", ErrSignature)
