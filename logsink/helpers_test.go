@@ -11,10 +11,9 @@ import (
 
 // stuckWriter blocks every Write until release is closed, like a serial
 // console nobody drains (flow control held, a hung getty).
-// entered is signalled when a Write is first blocked.
 type stuckWriter struct {
 	release chan struct{}
-	entered chan struct{}
+	entered chan struct{} // signalled when a Write is first blocked
 	mu      sync.Mutex
 	out     bytes.Buffer
 }
